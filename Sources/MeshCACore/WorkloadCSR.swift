@@ -1,0 +1,128 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// Certificate signing requests for workload identities: building them (for `meshca issue` and the
+/// agent) and checking the ones the CA receives.
+public enum WorkloadCSR {
+    /// A CSR the way istio-agent builds one: a critical SAN with the single SPIFFE URI, signed with `key`.
+    /// The subject is empty; the CA decides every field of the certificate anyway.
+    public static func make(for identity: SPIFFEID, key: Certificate.PrivateKey) throws -> CertificateSigningRequest {
+        let extensions = try Certificate.Extensions {
+            Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.uri)]))
+        }
+        return try CertificateSigningRequest(
+            version: .v1,
+            subject: DistinguishedName(),
+            privateKey: key,
+            attributes: CertificateSigningRequest.Attributes([
+                try .init(ExtensionRequest(extensions: extensions))
+            ]),
+            signatureAlgorithm: try KeyType.signatureAlgorithm(for: key.publicKey)
+        )
+    }
+
+    /// PEM text (`CERTIFICATE REQUEST`) of a CSR, ending in a newline.
+    public static func pem(_ csr: CertificateSigningRequest) throws -> String {
+        try csr.serializeAsPEM().pemString + "\n"
+    }
+
+    /// A parsed, signature-checked CSR together with the facts the ledger records about it.
+    public struct Checked: Sendable {
+        /// The request itself.
+        public let request: CertificateSigningRequest
+        /// SHA-256 of the CSR's DER encoding, lowercase hex.
+        public let sha256: String
+        /// The key type of the public key in the CSR (`ec-p256`, `rsa-2048`, ...).
+        public let keyType: String
+    }
+
+    /// Parses PEM (CRLF line ends and a missing final newline are accepted), verifies the signature,
+    /// checks the key type, and checks that the request asks for `identity` and nothing else.
+    ///
+    /// A CSR without any SAN is accepted (the certificate carries the authenticated identity, as istiod
+    /// does); a CSR naming a different SPIFFE ID, several URIs, DNS/IP/e-mail SANs or CA=true is refused.
+    public static func check(pem text: String, for identity: SPIFFEID) throws -> Checked {
+        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !normalized.isEmpty else {
+            throw IssuanceError(.malformedCSR, "The CSR is empty. Send a PEM-encoded PKCS#10 certificate request.")
+        }
+        let document: PEMDocument
+        do {
+            document = try PEMDocument(pemString: normalized)
+        } catch {
+            throw IssuanceError(
+                .malformedCSR,
+                "The CSR is not valid PEM (expected one \"-----BEGIN CERTIFICATE REQUEST-----\" block): \(error)."
+            )
+        }
+        guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST" else {
+            throw IssuanceError(
+                .malformedCSR,
+                "The PEM block is a \"\(document.discriminator)\", not a \"CERTIFICATE REQUEST\". Send the CSR, not a key or certificate."
+            )
+        }
+        let csr: CertificateSigningRequest
+        do {
+            csr = try CertificateSigningRequest(derEncoded: document.derBytes)
+        } catch {
+            if let bits = CSRKeySize.rsaBits(csrDER: document.derBytes), bits < 2048 {
+                throw IssuanceError(.unsupportedKey, "The CSR's key is RSA-\(bits); RSA keys must have 2048 to 8192 bits. Generate a larger key (or use ECDSA P-256).")
+            }
+            throw IssuanceError(.malformedCSR, "The CSR could not be parsed as PKCS#10 (\(error)).")
+        }
+        guard csr.publicKey.isValidSignature(csr.signature, for: csr) else {
+            throw IssuanceError(
+                .badCSRSignature,
+                "The CSR's signature does not verify with the public key it carries; it was altered or signed with another key. Build a new CSR."
+            )
+        }
+        guard let keyType = KeyType.of(csr.publicKey) else {
+            throw IssuanceError(.unsupportedKey, "The CSR's key is not accepted: \(KeyType.refusal(for: csr.publicKey)).")
+        }
+        try checkExtensions(of: csr, for: identity)
+        return Checked(request: csr, sha256: Hex.encode(SHA256.hash(data: document.derBytes)), keyType: keyType)
+    }
+
+    private static func checkExtensions(of csr: CertificateSigningRequest, for identity: SPIFFEID) throws {
+        let extensionRequest: ExtensionRequest?
+        do {
+            extensionRequest = try csr.attributes.extensionRequest
+        } catch {
+            throw IssuanceError(.malformedCSR, "The CSR's extension request could not be parsed (\(error)).")
+        }
+        guard let extensions = extensionRequest?.extensions else { return }
+        if case .isCertificateAuthority = try? extensions.basicConstraints {
+            throw IssuanceError(
+                .caRequested,
+                "The CSR asks to be a certificate authority (BasicConstraints CA=true); meshca issues workload certificates only."
+            )
+        }
+        guard let names = try? extensions.subjectAlternativeNames else { return }
+        var uris: [String] = []
+        for name in names {
+            guard case .uniformResourceIdentifier(let uri) = name else {
+                throw IssuanceError(
+                    .forbiddenSAN,
+                    "The CSR asks for \(GeneralName.describe(name)), but workload certificates carry only the SPIFFE ID "
+                        + "\(identity.uri). Remove DNS, IP and e-mail SANs from the CSR."
+                )
+            }
+            uris.append(uri)
+        }
+        if uris.count > 1 {
+            throw IssuanceError(
+                .forbiddenSAN,
+                "The CSR asks for \(uris.count) URI SANs (\(uris.joined(separator: ", "))); an X509-SVID has exactly one. Ask for \(identity.uri) only."
+            )
+        }
+        if let uri = uris.first, uri != identity.uri {
+            throw IssuanceError(
+                .identityMismatch,
+                "The CSR asks for \(uri), but the caller is authenticated as \(identity.uri). A workload can only get "
+                    + "a certificate for its own identity; fix the agent's namespace, service account or trust domain."
+            )
+        }
+    }
+}
