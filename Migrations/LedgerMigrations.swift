@@ -1,0 +1,24 @@
+/// One schema step of the issuance ledger: a numbered SQL file from the top-level `Migrations/` folder.
+public struct LedgerMigration: Sendable, Equatable {
+    /// The number the file starts with; migrations run in ascending order.
+    public let version: Int
+    /// The file name, e.g. `0001_create_ledger.sql`.
+    public let fileName: String
+    /// The SQL text, run in one transaction.
+    public let sql: String
+}
+
+/// Every migration this build knows, in order. The SQL is embedded in the binary at build time, so an
+/// installed `meshca` needs no resource folder beside it.
+public enum LedgerMigrations {
+    public static let all: [LedgerMigration] = [
+        make(1, "0001_create_ledger.sql", PackageResources._001_create_ledger_sql)
+    ]
+
+    /// The newest schema version this build can read and write.
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+
+    private static func make(_ version: Int, _ fileName: String, _ bytes: [UInt8]) -> LedgerMigration {
+        LedgerMigration(version: version, fileName: fileName, sql: String(decoding: bytes, as: UTF8.self))
+    }
+}

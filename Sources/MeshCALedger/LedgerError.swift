@@ -1,0 +1,128 @@
+import CSQLite
+import Foundation
+
+/// A ledger operation that failed, with a message an operator can act on without reading the source.
+///
+/// `code` is for programs (retry on `.locked`, alert on `.diskFull`); `message` is for people: a full sentence
+/// naming the ledger file, what went wrong and what to do next, with SQLite's own text in parentheses.
+public struct LedgerError: Error, CustomStringConvertible, LocalizedError, Sendable {
+    /// The stable, machine-readable kind of a `LedgerError`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The file could not be opened or created (missing directory, no permission).
+        public static let cannotOpen = Code(rawValue: "cannot-open")
+        /// The file is not an SQLite database, is corrupt, or is some other program's database.
+        public static let notALedger = Code(rawValue: "not-a-ledger")
+        /// Another connection held the write lock for longer than the configured busy timeout.
+        public static let locked = Code(rawValue: "locked")
+        /// The ledger was migrated by a newer meshca than this one.
+        public static let newerSchema = Code(rawValue: "newer-schema")
+        /// A schema migration failed; it was rolled back.
+        public static let migrationFailed = Code(rawValue: "migration-failed")
+        /// The filesystem (or the configured page limit) is full; the write was rolled back.
+        public static let diskFull = Code(rawValue: "disk-full")
+        /// The file or its directory is not writable.
+        public static let readOnly = Code(rawValue: "read-only")
+        /// An issuance with the same serial number is already recorded.
+        public static let duplicateSerial = Code(rawValue: "duplicate-serial")
+        /// The operating system reported an I/O error.
+        public static let ioError = Code(rawValue: "io-error")
+        /// Anything else, including values the ledger refuses to store.
+        public static let other = Code(rawValue: "other")
+
+        /// The code as a stable kebab-case string, suitable for logs and JSON.
+        public let rawValue: String
+
+        /// Creates a code; the set above is closed for callers outside the package.
+        package init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The raw value.
+        public var description: String { rawValue }
+    }
+
+    /// What kind of failure this is.
+    public let code: Code
+    /// A full sentence naming the file or value, what went wrong, and what to do next.
+    public let message: String
+
+    /// Creates an error; ledger implementations build their messages with the helpers below.
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The message.
+    public var description: String { message }
+
+    /// The message, so `localizedDescription` shows it rather than a generic Foundation text.
+    public var errorDescription: String? { message }
+}
+
+extension LedgerError {
+    /// Translates an SQLite result code into the error an operator can act on.
+    ///
+    /// - Parameters:
+    ///   - resultCode: the extended result code (extended codes are enabled on every connection).
+    ///   - sqliteMessage: `sqlite3_errmsg` text, kept in parentheses for experts.
+    ///   - operation: what was being done, as a verb phrase: "record certificate 0a1b".
+    static func sqlite(
+        _ resultCode: Int32, sqliteMessage: String, path: String, operation: String, busyTimeout: Duration
+    ) -> LedgerError {
+        let detail = "(sqlite: \(sqliteMessage))"
+        let prefix = "Could not \(operation)"
+        switch resultCode & 0xff {
+        case SQLITE_NOTADB, SQLITE_CORRUPT:
+            return LedgerError(
+                code: .notALedger,
+                message: "\(prefix): \(path) is not a meshca ledger or is corrupt \(detail). Move it aside and "
+                    + "restore it from a backup, or point meshca at a new ledger path; meshca does not write to it.")
+        case SQLITE_BUSY, SQLITE_LOCKED:
+            return LedgerError(
+                code: .locked,
+                message: "\(prefix): the ledger at \(path) is locked by another process for more than "
+                    + "\(describe(busyTimeout)) \(detail). Another meshca or an sqlite3 shell is holding a "
+                    + "transaction open; end it and retry. Nothing was recorded.")
+        case SQLITE_FULL:
+            return LedgerError(
+                code: .diskFull,
+                message: "\(prefix): no space left for the ledger at \(path) \(detail). Free space on that "
+                    + "filesystem and retry; nothing was recorded.")
+        case SQLITE_READONLY, SQLITE_PERM:
+            return LedgerError(
+                code: .readOnly,
+                message: "\(prefix): the ledger at \(path) is read-only \(detail). Make the file, its directory "
+                    + "and its -wal and -shm files writable by the user running meshca; nothing was recorded.")
+        case SQLITE_CANTOPEN:
+            let directory = (path as NSString).deletingLastPathComponent
+            return LedgerError(
+                code: .cannotOpen,
+                message: "\(prefix): cannot open or create \(path) \(detail). The directory "
+                    + "\(directory.isEmpty ? "." : directory) must exist and be writable by the user running "
+                    + "meshca; create it or fix its permissions, then retry.")
+        case SQLITE_CONSTRAINT where resultCode == constraintPrimaryKey:
+            return LedgerError(
+                code: .duplicateSerial,
+                message: "\(prefix): that serial number is already in the ledger at \(path) \(detail). Serials "
+                    + "must be unique, so nothing was recorded; issue the certificate again with a fresh serial.")
+        case SQLITE_IOERR:
+            return LedgerError(
+                code: .ioError,
+                message: "\(prefix): the disk reported an I/O error on the ledger at \(path) \(detail). Check "
+                    + "the disk and the system log before retrying; nothing was recorded.")
+        default:
+            return LedgerError(
+                code: .other,
+                message: "\(prefix): the ledger at \(path) reported an unexpected error \(detail). Nothing was "
+                    + "recorded; report this message to the meshca maintainers.")
+        }
+    }
+
+    /// SQLITE_CONSTRAINT_PRIMARYKEY, which Swift cannot import because the C macro is an expression.
+    private static let constraintPrimaryKey: Int32 = SQLITE_CONSTRAINT | (6 << 8)
+
+    /// A short human form of a timeout: "10s", "200ms".
+    static func describe(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+}

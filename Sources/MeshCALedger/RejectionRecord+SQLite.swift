@@ -1,0 +1,44 @@
+import Foundation
+
+/// How a `RejectionRecord` maps onto a row of the `rejections` table (see `0001_create_ledger.sql`).
+extension RejectionRecord {
+    /// Inserts one rejection; `id` is left to SQLite (INTEGER PRIMARY KEY is the rowid).
+    static let insertSQL = """
+        INSERT INTO rejections (occurred_at, requester, auth_method, requested_identity, reason_code, message)
+        VALUES (?, ?, ?, ?, ?, ?)
+        """
+
+    /// The values for `insertSQL`; `id` is deliberately not among them.
+    func parameters() -> [SQLiteStatement.Value] {
+        [
+            .integer(UnixTime.floor(occurredAt)), .text(requester), .text(authMethod),
+            .text(requestedIdentity), .text(reasonCode), .text(message),
+        ]
+    }
+
+    /// The SELECT for `IssuanceLedger.rejections(since:limit:)`. With a `limit` it selects the newest rows
+    /// newest-first, so the caller reverses them to return oldest first.
+    static func selectStatement(since: Date?, limit: Int?) -> (sql: String, parameters: [SQLiteStatement.Value]) {
+        var sql = "SELECT id, occurred_at, requester, auth_method, requested_identity, reason_code, message FROM rejections"
+        var parameters: [SQLiteStatement.Value] = []
+        if let since {
+            // occurred_at is whole seconds, so "at or after a fractional instant" starts at its ceiling.
+            sql += " WHERE occurred_at >= ?"
+            parameters.append(.integer(UnixTime.ceiling(since)))
+        }
+        if let limit {
+            sql += " ORDER BY occurred_at DESC, id DESC LIMIT ?"
+            parameters.append(.integer(Int64(limit)))
+        } else {
+            sql += " ORDER BY occurred_at, id"
+        }
+        return (sql, parameters)
+    }
+
+    /// Reads the current row of a statement built by `selectStatement`.
+    init(row: SQLiteStatement) {
+        self.init(
+            id: row.integer(0), occurredAt: UnixTime.date(row.integer(1)), requester: row.text(2),
+            authMethod: row.text(3), requestedIdentity: row.text(4), reasonCode: row.text(5), message: row.text(6))
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import MeshCALedger
+import MeshCAMigrations
+import Testing
+
+@Suite("Opening and migrating a ledger")
+struct MigrationTests {
+    @Test("Opening a new file applies every migration, uses WAL, and creates the file with mode 0600")
+    func newLedger() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = ledgerPath(in: directory)
+            let ledger = try SQLiteLedger(path: path)
+            #expect(try ledger.schemaVersion == LedgerMigrations.latestVersion)
+            #expect(ledger.path == path)
+
+            let raw = try RawDatabase(path: path)
+            #expect(try raw.integers("SELECT version FROM schema_migrations ORDER BY version")
+                == LedgerMigrations.all.map { Int64($0.version) })
+            #expect(try raw.strings("SELECT file_name FROM schema_migrations ORDER BY version")
+                == LedgerMigrations.all.map(\.fileName))
+            #expect(try raw.strings("PRAGMA journal_mode") == ["wal"])
+            #expect(try raw.strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                == ["issuances", "rejections", "schema_migrations"])
+
+            for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+                let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+                #expect(mode == 0o600, "\(file) has mode \(String(mode ?? 0, radix: 8))")
+            }
+            #expect(FileManager.default.fileExists(atPath: path + "-wal"))
+        }
+    }
+
+    @Test("Re-opening an existing ledger keeps its rows and applies nothing twice")
+    func reopen() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = ledgerPath(in: directory)
+            let record = IssuanceRecord.fixture(serial: "0a1b")
+            do {
+                let ledger = try SQLiteLedger(path: path)
+                try await ledger.record(record)
+            }
+            let before = try RawDatabase(path: path).strings("SELECT version || ':' || applied_at FROM schema_migrations")
+
+            let reopened = try SQLiteLedger(path: path)
+            #expect(try await reopened.allIssuances() == [record])
+            let after = try RawDatabase(path: path).strings("SELECT version || ':' || applied_at FROM schema_migrations")
+            #expect(after == before)
+            #expect(after.count == LedgerMigrations.all.count)
+        }
+    }
+
+    @Test("A ledger migrated by a newer meshca is refused with both versions in the message")
+    func newerSchema() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = ledgerPath(in: directory)
+            _ = try SQLiteLedger(path: path)
+            try RawDatabase(path: path).execute(
+                "INSERT INTO schema_migrations (version, file_name, applied_at) VALUES (7, '0007_future.sql', 0)")
+
+            let error = try #require(throws: LedgerError.self) { try SQLiteLedger(path: path) }
+            #expect(error.code == .newerSchema)
+            #expect(error.message.contains(path))
+            #expect(error.message.contains("schema version 7"))
+            #expect(error.message.contains("up to \(LedgerMigrations.latestVersion)"))
+            #expect(error.message.contains("upgrade meshca"))
+        }
+    }
+
+    @Test("An SQLite database belonging to another program is refused, not written to")
+    func foreignDatabase() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = ledgerPath(in: directory)
+            #expect(FileManager.default.createFile(atPath: path, contents: nil))
+            try RawDatabase(path: path).execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+
+            let error = try #require(throws: LedgerError.self) { try SQLiteLedger(path: path) }
+            #expect(error.code == .notALedger)
+            #expect(error.message.contains(path))
+            #expect(try RawDatabase(path: path).strings("SELECT name FROM sqlite_master WHERE type = 'table'") == ["photos"])
+        }
+    }
+
+    @Test("The embedded migrations are exactly the numbered SQL files in the Migrations folder")
+    func embeddedMatchFolder() throws {
+        let folder = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent()  // MeshCALedgerTests
+            .deletingLastPathComponent()  // Tests
+            .deletingLastPathComponent()  // package root
+            .appendingPathComponent("Migrations", isDirectory: true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            .filter { $0.hasSuffix(".sql") }
+            .sorted()
+        try #require(!files.isEmpty, "no .sql files in \(folder.path)")
+
+        #expect(LedgerMigrations.all.map(\.fileName) == files, "add .embedInCode for every file, in Package.swift and LedgerMigrations.all")
+        #expect(LedgerMigrations.all.map(\.version) == Array(1...files.count), "versions must be 1...n without gaps")
+        for migration in LedgerMigrations.all {
+            #expect(migration.fileName.hasPrefix(String(format: "%04d_", migration.version)))
+            let onDisk = try String(contentsOf: folder.appendingPathComponent(migration.fileName), encoding: .utf8)
+            #expect(migration.sql == onDisk, "\(migration.fileName) differs from its embedded copy")
+        }
+        #expect(LedgerMigrations.latestVersion == files.count)
+    }
+}
