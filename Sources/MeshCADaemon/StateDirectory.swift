@@ -1,0 +1,98 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The directory holding one CA's state: its certificate and key, its trust bundle and its ledger.
+///
+/// Layout (Istio's `cacerts` names where they exist):
+/// - `ca-cert.pem`: the signing CA certificate (the root, for a self-signed CA)
+/// - `ca-key.pem`: its private key, mode 0600
+/// - `root-cert.pem`: the trust bundle handed to workloads
+/// - `trust-domain`: the trust domain, one line
+/// - `ledger.db` (+ `-wal`, `-shm`): the issuance ledger
+/// - `.lock`: taken while a CA is being created, so two first commands do not both create one
+public struct StateDirectory: Sendable {
+    /// The absolute path of the directory.
+    public let path: String
+
+    /// Uses `path` as the state directory.
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// Where the state lives: `explicit` (`--state-dir`), else `MESHCA_STATE_DIR`, else
+    /// `${XDG_DATA_HOME:-~/.local/share}/meshca`.
+    public static func resolve(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> StateDirectory {
+        if let explicit, !explicit.isEmpty { return StateDirectory(path: absolute(explicit)) }
+        if let fromEnv = environment["MESHCA_STATE_DIR"], !fromEnv.isEmpty { return StateDirectory(path: absolute(fromEnv)) }
+        let dataHome = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
+        return StateDirectory(path: absolute(dataHome) + "/meshca")
+    }
+
+    /// `ca-cert.pem`.
+    public var caCertificatePath: String { path + "/ca-cert.pem" }
+    /// `ca-key.pem`.
+    public var caKeyPath: String { path + "/ca-key.pem" }
+    /// `root-cert.pem`.
+    public var bundlePath: String { path + "/root-cert.pem" }
+    /// `trust-domain`.
+    public var trustDomainPath: String { path + "/trust-domain" }
+    /// `ledger.db`.
+    public var ledgerPath: String { path + "/ledger.db" }
+
+    /// Whether a CA has been created here (`ca-cert.pem` is written last, so it marks a finished init).
+    public var hasCA: Bool { FileManager.default.fileExists(atPath: caCertificatePath) }
+
+    /// Creates the directory (and its parents) when missing, mode 0700. An existing directory is left as is.
+    public func create() throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw DaemonError(.stateDirectoryUnusable, "The state directory \(path) exists but is not a directory. Remove it or choose another --state-dir.")
+            }
+            guard access(path, R_OK | W_OK | X_OK) == 0 else {
+                throw DaemonError(.stateDirectoryUnusable, "The state directory \(path) is not readable and writable by this user. Fix its ownership/permissions (it should be 0700 and owned by the user running meshca) or choose another --state-dir.")
+            }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw DaemonError(.stateDirectoryUnusable, "Cannot create the state directory \(path) (\(Self.reason(error))). Choose a writable location with --state-dir or MESHCA_STATE_DIR.")
+        }
+        // Another process may have created it between the check and the call; both are fine.
+        chmod(path, 0o700)
+    }
+
+    /// Runs `body` while holding an exclusive lock on `.lock` in the directory (flock; released on exit,
+    /// even when the process dies).
+    public func withLock<T>(_ body: () throws -> T) throws -> T {
+        let fd = open(path + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw DaemonError(.stateDirectoryUnusable, "Cannot open \(path)/.lock (\(String(cString: strerror(errno)))). Check the permissions of \(path).")
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { break }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    /// `path` made absolute against the current directory, with `~` expanded.
+    public static func absolute(_ path: String) -> String {
+        let expanded = (path as NSString).expandingTildeInPath
+        if expanded.hasPrefix("/") { return (expanded as NSString).standardizingPath }
+        return ((FileManager.default.currentDirectoryPath + "/" + expanded) as NSString).standardizingPath
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(posix.code)))
+        }
+        return (error as NSError).localizedDescription
+    }
+}

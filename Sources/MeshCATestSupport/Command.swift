@@ -1,0 +1,80 @@
+import Foundation
+
+/// Runs programs for tests: the built `meshca` binary and independent tools such as `openssl`.
+public enum Command {
+    /// The outcome of one run.
+    public struct Result: Sendable {
+        /// The exit status (or 128 + signal).
+        public let status: Int32
+        /// Everything written to standard output.
+        public let stdout: String
+        /// Everything written to standard error.
+        public let stderr: String
+    }
+
+    /// Runs `executable` (a path, or a name looked up on PATH) with `arguments`, waits, and collects output.
+    public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        directory: String? = nil,
+        stdin: String? = nil
+    ) throws -> Result {
+        let process = Process()
+        if executable.contains("/") {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [executable] + arguments
+        }
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
+        let group = DispatchGroup()
+        nonisolated(unsafe) var errData = Data()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self)
+        )
+    }
+
+    /// The `meshca` executable built next to the running test bundle (or `$MESHCA_BIN`).
+    public static var meshcaBinary: String {
+        if let explicit = ProcessInfo.processInfo.environment["MESHCA_BIN"] { return explicit }
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // On Linux the test runner is `<build dir>/meshcaPackageTests.xctest`; on macOS it is nested in a bundle.
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("meshca").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return ".build/debug/meshca"
+    }
+
+    /// Runs the built `meshca` with `arguments`, with `MESHCA_STATE_DIR` unset unless given in `environment`.
+    public static func meshca(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws -> Result {
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "MESHCA_STATE_DIR")
+        env.merge(environment) { _, new in new }
+        return try run(meshcaBinary, arguments, environment: env, directory: directory)
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import MeshCACore
+import MeshCADaemon
+import MeshCALedger
+import SwiftASN1
+import X509
+
+/// `meshca init`: creates the CA (self-signed root) and its ledger.
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a CA: a self-signed root for a trust domain, and an empty issuance ledger.",
+        discussion: "Refuses to touch a state directory that already holds a CA."
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Option(help: "The SPIFFE trust domain; a lowercase DNS-style name.")
+    var trustDomain: String = "cluster.local"
+
+    @Option(help: ArgumentHelp("The root key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
+    var keyType: String = KeyType.ecP256.rawValue
+
+    @Option(help: ArgumentHelp("How long the root is valid, e.g. 87600h (10 years) or 3650d.", valueName: "duration"))
+    var rootTTL: String = "87600h"
+
+    func run() async throws {
+        let options: CAState.Options
+        do {
+            options = CAState.Options(
+                trustDomain: try TrustDomain(trustDomain),
+                keyType: try KeyType(parsing: keyType),
+                rootTTL: try parseDuration(rootTTL, flag: "--root-ttl")
+            )
+        } catch let error as IssuanceError {
+            throw ValidationError(error.message)
+        }
+        let directory = state.directory
+        let ca = try CAState.create(in: directory, options: options, now: Date())
+        _ = try SQLiteLedger(path: directory.ledgerPath)
+        let root = ca.signer.certificate
+        print("created a CA for trust domain \(ca.trustDomain.name) in \(directory.path)")
+        print("  root       \(options.keyType), valid until \(root.notValidAfter.rfc3339)")
+        print("  sha256     \(root.sha256Fingerprint)")
+        print("  bundle     \(directory.bundlePath)")
+        print("  ledger     \(directory.ledgerPath)")
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import MeshCACore
+import MeshCADaemon
+import MeshCALedger
+import SwiftASN1
+import X509
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `meshca issue`: a key, a CSR and a certificate for one workload identity, written as Istio's three files.
+struct Issue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue a workload certificate and write cert-chain.pem, key.pem and root-cert.pem.",
+        discussion: """
+            The key is generated here and never leaves this machine; the CSR goes through the same checks, \
+            signing and ledger record as a request to the daemon. With no CA in the state directory, one is \
+            created with the defaults first.
+            """
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Option(name: .customLong("sa"), help: ArgumentHelp("The Kubernetes service account name.", valueName: "name"))
+    var serviceAccount: String
+
+    @Option(name: .customLong("ns"), help: ArgumentHelp("The Kubernetes namespace.", valueName: "name"))
+    var namespace: String = "default"
+
+    @Option(help: ArgumentHelp("The certificate lifetime, e.g. 90s, 30m, 24h, 7d (at most 90d).", valueName: "duration"))
+    var ttl: String = "24h"
+
+    @Option(help: ArgumentHelp("The directory to write the three files into (created when missing).", valueName: "dir"))
+    var out: String = "."
+
+    @Option(help: ArgumentHelp("The workload key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
+    var keyType: String = KeyType.ecP256.rawValue
+
+    func validate() throws {
+        do {
+            try KubernetesName.validate(namespace, as: .namespace)
+            try KubernetesName.validate(serviceAccount, as: .serviceAccount)
+            _ = try KeyType(parsing: keyType)
+        } catch let error as IssuanceError {
+            throw ValidationError(error.message)
+        }
+        _ = try parseDuration(ttl, flag: "--ttl")
+    }
+
+    func run() async throws {
+        let keyType = try KeyType(parsing: keyType)
+        let requestedTTL = try parseDuration(ttl, flag: "--ttl")
+        let directory = state.directory
+        let now = Date()
+        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
+        if created {
+            printError(
+                "meshca: no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name) "
+                    + "(ec-p256, root valid until \(ca.signer.certificate.notValidAfter.rfc3339))"
+            )
+        }
+        ca.warnings.forEach(printError)
+        let ledger = try SQLiteLedger(path: directory.ledgerPath)
+        let service = IssuanceService(authority: CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer), ledger: ledger)
+
+        let identity = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
+        let key = try keyType.generate()
+        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key))
+        let issuance = try await service.issue(
+            IssuanceRequest(csrPEM: csr, identity: identity, requestedTTL: requestedTTL),
+            requester: Requester(name: Self.localUser(), authMethod: "local"),
+            at: now
+        )
+        let outDirectory = StateDirectory.absolute(out)
+        try CredentialFiles.write(
+            to: outDirectory,
+            certChainPEM: issuance.certChainPEM,
+            keyPEM: try key.serializeAsPEM().pemString + "\n",
+            bundlePEM: issuance.bundlePEM
+        )
+        let leaf = issuance.certificate
+        print("issued \(identity.uri)")
+        print("  serial     \(leaf.serialHex)")
+        print("  valid      \(leaf.notValidBefore.rfc3339) to \(leaf.notValidAfter.rfc3339) (\(HumanDuration.format(issuance.grantedTTL)))")
+        print("  key        \(keyType), \(outDirectory)/key.pem (0600)")
+        print("  chain      \(outDirectory)/cert-chain.pem")
+        print("  roots      \(outDirectory)/root-cert.pem")
+    }
+
+    /// `local:<user>(uid N)`: the ledger's requester for commands run on the CA host.
+    static func localUser() -> String {
+        let uid = getuid()
+        let name = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "unknown"
+        return "local:\(name)(uid \(uid))"
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import MeshCACore
+import MeshCADaemon
+import MeshCALedger
+
+/// `--state-dir`, shared by every command that uses the CA's state.
+struct StateOptions: ParsableArguments {
+    @Option(
+        name: .customLong("state-dir"),
+        help: ArgumentHelp(
+            "The CA's state directory (default: $MESHCA_STATE_DIR, else ${XDG_DATA_HOME:-~/.local/share}/meshca).",
+            valueName: "dir"
+        )
+    )
+    var stateDir: String?
+
+    var directory: StateDirectory { StateDirectory.resolve(explicit: stateDir) }
+
+    /// Opens the ledger of an existing state directory (never creates a CA).
+    func openLedger() throws -> SQLiteLedger {
+        let directory = self.directory
+        guard directory.hasCA || FileManager.default.fileExists(atPath: directory.ledgerPath) else {
+            _ = try CAState.load(from: directory)  // throws the "no CA here, run meshca init" message
+            throw DaemonError(.noCA, "There is no ledger in \(directory.path).")
+        }
+        return try SQLiteLedger(path: directory.ledgerPath)
+    }
+}
+
+/// Reads a duration flag such as `24h`, turning a parse error into a usage error (exit 64).
+func parseDuration(_ text: String, flag: String) throws -> Duration {
+    do {
+        return try HumanDuration.parse(text)
+    } catch let error as IssuanceError {
+        throw ValidationError("\(flag): \(error.message)")
+    }
+}
+
+/// Prints a line to standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+extension Date {
+    /// RFC 3339 in UTC, whole seconds.
+    var rfc3339: String { formatted(.iso8601) }
+}
