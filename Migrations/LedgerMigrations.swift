@@ -12,7 +12,8 @@ public struct LedgerMigration: Sendable, Equatable {
 /// installed `meshca` needs no resource folder beside it.
 public enum LedgerMigrations {
     public static let all: [LedgerMigration] = [
-        make(1, "0001_create_ledger.sql", PackageResources._001_create_ledger_sql)
+        make(1, "0001_create_ledger.sql", PackageResources._001_create_ledger_sql),
+        make(2, "0002_join_tokens_and_peers.sql", PackageResources._002_join_tokens_and_peers_sql),
     ]
 
     /// The newest schema version this build can read and write.

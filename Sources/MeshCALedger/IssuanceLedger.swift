@@ -1,13 +1,21 @@
 import Foundation
 
-/// Where the CA writes down every certificate it issues and every request it refuses.
+/// Where the CA writes down every certificate it issues, every request it refuses, and the join tokens that
+/// let workloads ask.
 ///
 /// This protocol is a seam: `SQLiteLedger` serves a single CA process; a PostgreSQL implementation will be
 /// added for CA replicas that share one ledger. Every implementation throws `LedgerError`.
 public protocol IssuanceLedger: Sendable {
-    /// Durably records one issued certificate; returns only after the row is committed (fsynced), so the
-    /// caller may hand the certificate out. Throws `.duplicateSerial` when the serial is already recorded.
-    func record(_ issuance: IssuanceRecord) async throws
+    /// Durably records one issued certificate and, in the same transaction, consumes one use of `token` when
+    /// given; returns only after the commit reached the disk, so the caller may hand the certificate out.
+    ///
+    /// The token use is consumed as
+    /// `UPDATE join_tokens SET uses = uses + 1, last_used_at = ? WHERE id = ? AND secret_sha256 = ?
+    /// AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses`. When that changes no row, nothing is
+    /// recorded and `.tokenRejected` is thrown, its message saying why (unknown or wrong secret, expired, used up,
+    /// revoked); so a single-use token can never be used twice, even by concurrent requests. Throws
+    /// `.duplicateSerial` when the serial is already recorded (the token use is then not consumed either).
+    func record(_ issuance: IssuanceRecord, consuming token: TokenUse?) async throws
 
     /// Records one refused request; the ledger assigns its `id` (a non-nil `id` passed in is ignored).
     func record(_ rejection: RejectionRecord) async throws
@@ -18,4 +26,27 @@ public protocol IssuanceLedger: Sendable {
     /// Rejections that occurred at or after `since` (all when nil), oldest first by (`occurredAt`, `id`).
     /// With a `limit`, the newest `limit` rejections, still oldest first.
     func rejections(since: Date?, limit: Int?) async throws -> [RejectionRecord]
+
+    /// Durably records a new join token. Throws `.duplicateToken` when its id is already recorded, and `.other`
+    /// for values that cannot be stored (an id that is not lowercase hex, a malformed hash, `maxUses` below 1).
+    func createToken(_ token: JoinTokenRecord) async throws
+
+    /// The join token with this id, or nil when there is none.
+    func token(id: String) async throws -> JoinTokenRecord?
+
+    /// Every join token, oldest first by (`createdAt`, creation order).
+    func tokens() async throws -> [JoinTokenRecord]
+
+    /// Durably marks the token revoked as of `at`, so no further use is accepted. Returns false, changing
+    /// nothing, when the id is unknown or the token is already revoked.
+    func revokeToken(id: String, at: Date) async throws -> Bool
+}
+
+extension IssuanceLedger {
+    /// Durably records one issued certificate without a join token; returns only after the row is committed
+    /// (fsynced), so the caller may hand the certificate out. Throws `.duplicateSerial` when the serial is
+    /// already recorded.
+    public func record(_ issuance: IssuanceRecord) async throws {
+        try await record(issuance, consuming: nil)
+    }
 }

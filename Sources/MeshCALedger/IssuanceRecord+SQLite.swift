@@ -1,13 +1,14 @@
 import Foundation
 
-/// How an `IssuanceRecord` maps onto a row of the `issuances` table (see `0001_create_ledger.sql`).
+/// How an `IssuanceRecord` maps onto a row of the `issuances` table (see `0001_create_ledger.sql`,
+/// `0002_join_tokens_and_peers.sql`).
 extension IssuanceRecord {
     /// The columns in the order `parameters` binds them and `init(row:)` reads them.
     static let columns = [
         "serial", "spiffe_id", "trust_domain", "namespace", "service_account", "sans",
         "not_before", "not_after", "issued_at", "requested_ttl_seconds", "granted_ttl_seconds",
         "key_type", "public_key_sha256", "csr_sha256", "certificate_der", "issuer_fingerprint",
-        "requester", "auth_method", "revoked_at", "revocation_reason",
+        "requester", "auth_method", "revoked_at", "revocation_reason", "peer",
     ]
 
     /// `SELECT <columns> FROM issuances`, to be followed by a WHERE clause.
@@ -26,7 +27,7 @@ extension IssuanceRecord {
             .integer(requestedTTLSeconds), .integer(grantedTTLSeconds),
             .text(keyType), .text(publicKeySHA256), .text(csrSHA256), .blob(certificateDER), .text(issuerFingerprint),
             .text(requester), .text(authMethod),
-            .integer(revokedAt.map(UnixTime.floor)), .text(revocationReason),
+            .integer(revokedAt.map(UnixTime.floor)), .text(revocationReason), .text(peer),
         ]
     }
 
@@ -53,7 +54,8 @@ extension IssuanceRecord {
             requester: row.text(16),
             authMethod: row.text(17),
             revokedAt: row.optionalInteger(18).map(UnixTime.date),
-            revocationReason: row.optionalText(19)
+            revocationReason: row.optionalText(19),
+            peer: row.text(20)
         )
     }
 

@@ -55,6 +55,9 @@ public struct IssuanceRecord: Sendable, Equatable, Codable {
     public var revokedAt: Date?
     /// Why it was revoked, or nil.
     public var revocationReason: String?
+    /// The network peer the request came from, e.g. "ipv4:127.0.0.1:53412"; "" for local CLI use and for
+    /// issuances recorded before schema version 2.
+    public var peer: String
 
     /// Creates a record; a fresh issuance leaves `revokedAt` and `revocationReason` nil.
     public init(
@@ -77,7 +80,8 @@ public struct IssuanceRecord: Sendable, Equatable, Codable {
         requester: String,
         authMethod: String,
         revokedAt: Date? = nil,
-        revocationReason: String? = nil
+        revocationReason: String? = nil,
+        peer: String = ""
     ) {
         self.serial = serial
         self.spiffeID = spiffeID
@@ -99,6 +103,7 @@ public struct IssuanceRecord: Sendable, Equatable, Codable {
         self.authMethod = authMethod
         self.revokedAt = revokedAt
         self.revocationReason = revocationReason
+        self.peer = peer
     }
 
     /// The certificate's status at `now`: revoked once `revokedAt` has passed (even when also expired),

@@ -24,6 +24,11 @@ public struct LedgerError: Error, CustomStringConvertible, LocalizedError, Senda
         public static let readOnly = Code(rawValue: "read-only")
         /// An issuance with the same serial number is already recorded.
         public static let duplicateSerial = Code(rawValue: "duplicate-serial")
+        /// A join token with the same id is already recorded.
+        public static let duplicateToken = Code(rawValue: "duplicate-token")
+        /// The join token presented with an issuance is unknown, has the wrong secret, is expired, used up or
+        /// revoked; the message says which. Nothing was recorded.
+        public static let tokenRejected = Code(rawValue: "token-rejected")
         /// The operating system reported an I/O error.
         public static let ioError = Code(rawValue: "io-error")
         /// Anything else, including values the ledger refuses to store.
@@ -43,6 +48,8 @@ public struct LedgerError: Error, CustomStringConvertible, LocalizedError, Senda
     public let code: Code
     /// A full sentence naming the file or value, what went wrong, and what to do next.
     public let message: String
+    /// What `sqlite(...)` built this error from, so `reworded(for:)` can describe the same failure again.
+    private var origin: Origin?
 
     /// Creates an error; ledger implementations build their messages with the helpers below.
     public init(code: Code, message: String) {
@@ -65,6 +72,36 @@ extension LedgerError {
     ///   - sqliteMessage: `sqlite3_errmsg` text, kept in parentheses for experts.
     ///   - operation: what was being done, as a verb phrase: "record certificate 0a1b".
     static func sqlite(
+        _ resultCode: Int32, sqliteMessage: String, path: String, operation: String, busyTimeout: Duration
+    ) -> LedgerError {
+        var error = sqliteError(
+            resultCode, sqliteMessage: sqliteMessage, path: path, operation: operation, busyTimeout: busyTimeout)
+        error.origin = Origin(
+            resultCode: resultCode, sqliteMessage: sqliteMessage, path: path, busyTimeout: busyTimeout)
+        return error
+    }
+
+    /// The same failure described for `operation` instead of the one it happened in.
+    ///
+    /// When a failure ends a group commit, every write in it failed for the same reason; each caller is told in
+    /// terms of its own write ("Could not record certificate 0a1b: ..."). Errors not built by `sqlite(...)`
+    /// are returned unchanged.
+    func reworded(for operation: String) -> LedgerError {
+        guard let origin else { return self }
+        return .sqlite(
+            origin.resultCode, sqliteMessage: origin.sqliteMessage, path: origin.path, operation: operation,
+            busyTimeout: origin.busyTimeout)
+    }
+
+    /// The inputs of `sqlite(...)`.
+    private struct Origin: Sendable {
+        let resultCode: Int32
+        let sqliteMessage: String
+        let path: String
+        let busyTimeout: Duration
+    }
+
+    private static func sqliteError(
         _ resultCode: Int32, sqliteMessage: String, path: String, operation: String, busyTimeout: Duration
     ) -> LedgerError {
         let detail = "(sqlite: \(sqliteMessage))"

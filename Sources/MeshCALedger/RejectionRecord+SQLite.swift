@@ -1,25 +1,27 @@
 import Foundation
 
-/// How a `RejectionRecord` maps onto a row of the `rejections` table (see `0001_create_ledger.sql`).
+/// How a `RejectionRecord` maps onto a row of the `rejections` table (see `0001_create_ledger.sql`,
+/// `0002_join_tokens_and_peers.sql`).
 extension RejectionRecord {
     /// Inserts one rejection; `id` is left to SQLite (INTEGER PRIMARY KEY is the rowid).
     static let insertSQL = """
-        INSERT INTO rejections (occurred_at, requester, auth_method, requested_identity, reason_code, message)
-        VALUES (?, ?, ?, ?, ?, ?)
+        INSERT INTO rejections (occurred_at, requester, auth_method, requested_identity, reason_code, message, peer)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
         """
 
     /// The values for `insertSQL`; `id` is deliberately not among them.
     func parameters() -> [SQLiteStatement.Value] {
         [
             .integer(UnixTime.floor(occurredAt)), .text(requester), .text(authMethod),
-            .text(requestedIdentity), .text(reasonCode), .text(message),
+            .text(requestedIdentity), .text(reasonCode), .text(message), .text(peer),
         ]
     }
 
     /// The SELECT for `IssuanceLedger.rejections(since:limit:)`. With a `limit` it selects the newest rows
     /// newest-first, so the caller reverses them to return oldest first.
     static func selectStatement(since: Date?, limit: Int?) -> (sql: String, parameters: [SQLiteStatement.Value]) {
-        var sql = "SELECT id, occurred_at, requester, auth_method, requested_identity, reason_code, message FROM rejections"
+        var sql = "SELECT id, occurred_at, requester, auth_method, requested_identity, reason_code, message, peer "
+            + "FROM rejections"
         var parameters: [SQLiteStatement.Value] = []
         if let since {
             // occurred_at is whole seconds, so "at or after a fractional instant" starts at its ceiling.
@@ -39,6 +41,7 @@ extension RejectionRecord {
     init(row: SQLiteStatement) {
         self.init(
             id: row.integer(0), occurredAt: UnixTime.date(row.integer(1)), requester: row.text(2),
-            authMethod: row.text(3), requestedIdentity: row.text(4), reasonCode: row.text(5), message: row.text(6))
+            authMethod: row.text(3), requestedIdentity: row.text(4), reasonCode: row.text(5), message: row.text(6),
+            peer: row.text(7))
     }
 }

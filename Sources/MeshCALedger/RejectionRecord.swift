@@ -18,6 +18,9 @@ public struct RejectionRecord: Sendable, Equatable, Codable {
     public var reasonCode: String
     /// The message the requester was given.
     public var message: String
+    /// The network peer the request came from, e.g. "ipv4:127.0.0.1:53412"; "" for local CLI use and for
+    /// rejections recorded before schema version 2.
+    public var peer: String
 
     /// Creates a rejection; leave `id` nil, the ledger assigns it.
     public init(
@@ -27,7 +30,8 @@ public struct RejectionRecord: Sendable, Equatable, Codable {
         authMethod: String,
         requestedIdentity: String,
         reasonCode: String,
-        message: String
+        message: String,
+        peer: String = ""
     ) {
         self.id = id
         self.occurredAt = occurredAt
@@ -36,5 +40,6 @@ public struct RejectionRecord: Sendable, Equatable, Codable {
         self.requestedIdentity = requestedIdentity
         self.reasonCode = reasonCode
         self.message = message
+        self.peer = peer
     }
 }

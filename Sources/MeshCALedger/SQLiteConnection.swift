@@ -76,6 +76,29 @@ final class SQLiteConnection {
         }
     }
 
+    /// Runs `body` inside `SAVEPOINT write ... RELEASE write`, within the transaction that is already open, so that
+    /// a throwing `body` undoes only its own changes and the transaction can go on with other work.
+    ///
+    /// Some errors (SQLITE_FULL, SQLITE_IOERR) make SQLite roll back the whole transaction itself; then there is
+    /// no savepoint left to undo, and `isInTransaction` is false when this throws.
+    func savepoint(operation: String, _ body: () throws -> Void) throws {
+        try execute("SAVEPOINT write", operation: operation)
+        do {
+            try body()
+            try execute("RELEASE write", operation: operation)
+        } catch {
+            if isInTransaction, sqlite3_exec(handle, "ROLLBACK TO write; RELEASE write", nil, nil, nil) != SQLITE_OK {
+                // Left in place, this write's partial changes would be committed with the others' work;
+                // giving up the whole transaction is the only safe way out.
+                sqlite3_exec(handle, "ROLLBACK", nil, nil, nil)
+            }
+            throw error
+        }
+    }
+
+    /// How many rows the most recent INSERT, UPDATE or DELETE on this connection changed.
+    var changes: Int { Int(sqlite3_changes64(handle)) }
+
     /// The error for `resultCode`, with this connection's latest SQLite message.
     func failure(_ resultCode: Int32, operation: String) -> LedgerError {
         LedgerError.sqlite(

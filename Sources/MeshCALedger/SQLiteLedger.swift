@@ -7,18 +7,25 @@ import Synchronization
 /// The issuance ledger in one SQLite file, for a single CA process (other processes, such as `meshca audit`,
 /// may open the same file at the same time).
 ///
-/// Durability: WAL journal with `synchronous=FULL`, so `record` returns only after the commit reached the
-/// disk; every write runs in `BEGIN IMMEDIATE ... COMMIT` and is rolled back completely on any error. The
-/// file is created with mode 0600 (its -wal and -shm files inherit that mode).
+/// Durability: WAL journal with `synchronous=FULL`, so a write returns only after the commit reached the
+/// disk; every write runs in `BEGIN IMMEDIATE ... COMMIT` and a failed write leaves no trace. The file is
+/// created with mode 0600 (its -wal and -shm files inherit that mode).
+///
+/// Issuances and rejections are recorded by group commit (see `SQLiteLedger+GroupCommit.swift`): writes that
+/// arrive while a commit is in progress are committed together by the next one, each in its own savepoint,
+/// so concurrent callers share one fsync instead of queueing for one each. A call still returns success only
+/// once the transaction holding its row has committed, and one write's failure (a duplicate serial, a
+/// rejected token) fails that write alone.
 ///
 /// Calls never block Swift's cooperative thread pool: SQLite work (fsync, waiting up to `busyTimeout` for
 /// another process's lock) runs on this ledger's own serial dispatch queue.
 ///
 /// Schema versions, applied in order on open and recorded in `schema_migrations`:
 ///
-/// | version | file                     | change                                                     |
-/// |---------|--------------------------|------------------------------------------------------------|
-/// | 1       | `0001_create_ledger.sql` | `issuances` and `rejections` tables and their indexes       |
+/// | version | file                             | change                                                             |
+/// |---------|----------------------------------|--------------------------------------------------------------------|
+/// | 1       | `0001_create_ledger.sql`         | `issuances` and `rejections` tables and their indexes              |
+/// | 2       | `0002_join_tokens_and_peers.sql` | `peer` column on `issuances` and `rejections`; `join_tokens` table |
 public final class SQLiteLedger: IssuanceLedger {
     /// How a `SQLiteLedger` connection behaves.
     public struct Configuration: Sendable {
@@ -37,8 +44,12 @@ public final class SQLiteLedger: IssuanceLedger {
     /// The ledger file, as given to `init`.
     public let path: String
 
-    private let connection: Mutex<SQLiteConnection>
-    private let queue: DispatchQueue
+    /// The one connection; only code running on `queue` takes the lock, except `init` and `schemaVersion`.
+    let connection: Mutex<SQLiteConnection>
+    /// Serializes all SQLite work of this ledger, off the cooperative thread pool.
+    let queue: DispatchQueue
+    /// Writes waiting for the next group commit; see `SQLiteLedger+GroupCommit.swift`.
+    let groupCommit = Mutex(GroupCommit())
 
     /// Opens (creating when absent) the ledger file at `path` and applies pending migrations.
     ///
@@ -64,27 +75,32 @@ public final class SQLiteLedger: IssuanceLedger {
         get throws { try connection.withLock { try Self.appliedVersion($0) ?? 0 } }
     }
 
-    /// Durably records one issued certificate; returns only after the row is committed (fsynced).
-    /// Throws `.duplicateSerial` when the serial is already recorded, leaving the ledger unchanged.
-    public func record(_ issuance: IssuanceRecord) async throws {
+    /// Durably records one issued certificate and, in the same transaction, consumes one use of `token` when
+    /// given; returns only after the transaction holding the row has committed (fsynced).
+    ///
+    /// Throws `.duplicateSerial` when the serial is already recorded and `.tokenRejected` when the token cannot
+    /// be used (the message says why); in both cases nothing is recorded and no token use is consumed. A
+    /// failure of the shared commit itself (`.diskFull`, `.locked`, `.ioError`, ...) is thrown to every write of
+    /// that commit, and none of them is recorded. Cancelling the calling task does not withdraw the write.
+    public func record(_ issuance: IssuanceRecord, consuming token: TokenUse?) async throws {
         try issuance.validateSerial(path: path)
         let parameters = try issuance.parameters()
         let operation = "record certificate \(issuance.serial)"
-        try await perform { connection in
-            try connection.writeTransaction(operation: operation) {
-                try connection.prepare(IssuanceRecord.insertSQL, parameters, operation: operation).run()
+        let path = self.path
+        try await write(operation) { connection in
+            if let token {
+                try Self.consume(token, for: operation, on: connection, path: path)
             }
+            try connection.prepare(IssuanceRecord.insertSQL, parameters, operation: operation).run()
         }
     }
 
-    /// Records one refused request; the ledger assigns its id.
+    /// Durably records one refused request, by group commit like issuances; the ledger assigns its id.
     public func record(_ rejection: RejectionRecord) async throws {
         let operation = "record a rejection for \(rejection.requester)"
         let parameters = rejection.parameters()
-        try await perform { connection in
-            try connection.writeTransaction(operation: operation) {
-                try connection.prepare(RejectionRecord.insertSQL, parameters, operation: operation).run()
-            }
+        try await write(operation) { connection in
+            try connection.prepare(RejectionRecord.insertSQL, parameters, operation: operation).run()
         }
     }
 
@@ -113,7 +129,7 @@ public final class SQLiteLedger: IssuanceLedger {
     }
 
     /// Runs `body` with the connection on this ledger's queue and resumes the caller with its result.
-    private func perform<Result: Sendable>(
+    func perform<Result: Sendable>(
         _ body: @escaping @Sendable (SQLiteConnection) throws -> Result
     ) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in

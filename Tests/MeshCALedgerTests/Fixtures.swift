@@ -58,3 +58,77 @@ extension SQLiteLedger {
         try await issuances(matching: query).map(\.serial)
     }
 }
+
+/// A stand-in for the SHA-256 of a token secret: 64 lowercase hex digits. The ledger only compares them.
+func secretHash(_ byte: String) -> String { String(repeating: byte, count: 32) }
+
+extension JoinTokenRecord {
+    /// A single-use token for payments/api, created at `epoch` and valid for an hour, unless told otherwise.
+    static func fixture(
+        id: String = "3f9a0c12",
+        secretSHA256: String = secretHash("5e"),
+        namespace: String = "payments",
+        serviceAccount: String = "api",
+        createdAt: Date = epoch,
+        expiresAt: Date = at(3600),
+        maxUses: Int = 1
+    ) -> JoinTokenRecord {
+        JoinTokenRecord(
+            id: id, secretSHA256: secretSHA256, namespace: namespace, serviceAccount: serviceAccount,
+            createdAt: createdAt, expiresAt: expiresAt, maxUses: maxUses, createdBy: "local:root(uid 0)")
+    }
+
+    /// A use of this token with its own secret hash, at `date`.
+    func use(at date: Date) -> TokenUse {
+        TokenUse(id: id, secretSHA256: secretSHA256, at: date)
+    }
+}
+
+/// Runs `body(0)` ... `body(count - 1)` concurrently and returns each call's outcome, in index order.
+func concurrently(
+    _ count: Int, _ body: @escaping @Sendable (Int) async throws -> Void
+) async -> [Result<Void, any Error>] {
+    await withTaskGroup(of: (Int, Result<Void, any Error>).self) { group in
+        for index in 0..<count {
+            group.addTask {
+                do {
+                    try await body(index)
+                    return (index, .success(()))
+                } catch {
+                    return (index, .failure(error))
+                }
+            }
+        }
+        var outcomes = [Result<Void, any Error>](repeating: .success(()), count: count)
+        for await (index, outcome) in group { outcomes[index] = outcome }
+        return outcomes
+    }
+}
+
+/// Like `concurrently`, but holds the ledger's queue until all `count` writes are waiting, so they are committed
+/// as one batch. Every `body` must make exactly one group-commit write (`record`) on `ledger`.
+func inOneBatch(
+    _ ledger: SQLiteLedger, _ count: Int, _ body: @escaping @Sendable (Int) async throws -> Void
+) async -> [Result<Void, any Error>] {
+    ledger.suspendOperations()
+    async let outcomes = concurrently(count, body)
+    while ledger.pendingWriteCount < count {
+        try? await Task.sleep(for: .milliseconds(1))
+    }
+    ledger.resumeOperations()
+    return await outcomes
+}
+
+extension Result {
+    /// The error of a failure, as a `LedgerError` when it is one.
+    var ledgerError: LedgerError? {
+        guard case .failure(let error) = self else { return nil }
+        return error as? LedgerError
+    }
+
+    /// Whether this is a success.
+    var succeeded: Bool {
+        if case .success = self { return true }
+        return false
+    }
+}

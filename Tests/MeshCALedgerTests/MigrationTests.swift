@@ -20,7 +20,7 @@ struct MigrationTests {
                 == LedgerMigrations.all.map(\.fileName))
             #expect(try raw.strings("PRAGMA journal_mode") == ["wal"])
             #expect(try raw.strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                == ["issuances", "rejections", "schema_migrations"])
+                == ["issuances", "join_tokens", "rejections", "schema_migrations"])
 
             for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
                 let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
@@ -46,6 +46,47 @@ struct MigrationTests {
             let after = try RawDatabase(path: path).strings("SELECT version || ':' || applied_at FROM schema_migrations")
             #expect(after == before)
             #expect(after.count == LedgerMigrations.all.count)
+        }
+    }
+
+    @Test("A version-1 ledger is migrated to version 2 and its rows survive with an empty peer")
+    func fromVersion1() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = ledgerPath(in: directory)
+            do {
+                let v1 = try SQLiteLedger(
+                    path: path, configuration: .init(), migrations: Array(LedgerMigrations.all.prefix(1)))
+                #expect(try v1.schemaVersion == 1)
+            }
+            // Rows as a version-1 meshca wrote them: no peer column exists yet.
+            let raw = try RawDatabase(path: path)
+            try raw.execute("""
+                INSERT INTO issuances (serial, spiffe_id, trust_domain, namespace, service_account, sans, not_before,
+                    not_after, issued_at, requested_ttl_seconds, granted_ttl_seconds, key_type, public_key_sha256,
+                    csr_sha256, certificate_der, issuer_fingerprint, requester, auth_method)
+                VALUES ('0a1b', 'spiffe://mesh.example/ns/payments/sa/api', 'mesh.example', 'payments', 'api',
+                    '["URI:spiffe://mesh.example/ns/payments/sa/api"]', 1749999940, 1750003600, 1750000000, NULL, 3600,
+                    'ec-p256', '\(String(repeating: "ab", count: 32))', '\(String(repeating: "cd", count: 32))',
+                    X'3082010000ff', '\(String(repeating: "ef", count: 32))', 'local:root(uid 0)', 'local');
+                INSERT INTO rejections (occurred_at, requester, auth_method, requested_identity, reason_code, message)
+                VALUES (1750000010, 'token:ci', 'token', '', 'bad-csr', 'The CSR signature does not verify.');
+                """)
+
+            let ledger = try SQLiteLedger(path: path)
+            #expect(try ledger.schemaVersion == 2)
+            let issuances = try await ledger.allIssuances()
+            #expect(issuances == [IssuanceRecord.fixture(serial: "0a1b")])
+            #expect(issuances.first?.peer == "")
+            let rejections = try await ledger.rejections(since: nil, limit: nil)
+            #expect(rejections == [RejectionRecord(
+                id: 1, occurredAt: at(10), requester: "token:ci", authMethod: "token", requestedIdentity: "",
+                reasonCode: "bad-csr", message: "The CSR signature does not verify.")])
+            #expect(try raw.integers("SELECT count(*) FROM join_tokens") == [0])
+            // The migrated ledger takes new rows with a peer.
+            var remote = IssuanceRecord.fixture(serial: "0a1c", issuedAt: at(1))
+            remote.peer = "ipv4:127.0.0.1:53412"
+            try await ledger.record(remote)
+            #expect(try await ledger.allIssuances().map(\.peer) == ["", "ipv4:127.0.0.1:53412"])
         }
     }
 

@@ -1,0 +1,109 @@
+import Foundation
+
+/// Join tokens: creating, reading and revoking them, and consuming a use together with an issuance.
+extension SQLiteLedger {
+    /// Consumes one use when, and only when, the token is active; see `IssuanceLedger.record(_:consuming:)`.
+    private static let consumeSQL = """
+        UPDATE join_tokens SET uses = uses + 1, last_used_at = ?
+        WHERE id = ? AND secret_sha256 = ? AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses
+        """
+
+    /// Durably records a new join token. Throws `.duplicateToken` when the id is taken, `.other` for values that
+    /// cannot be stored (see `JoinTokenRecord.validate`).
+    public func createToken(_ token: JoinTokenRecord) async throws {
+        try token.validate(path: path)
+        let parameters = token.parameters()
+        let operation = "create join token \(token.id)"
+        let path = self.path
+        try await perform { connection in
+            do {
+                try connection.writeTransaction(operation: operation) {
+                    try connection.prepare(JoinTokenRecord.insertSQL, parameters, operation: operation).run()
+                }
+            } catch let error as LedgerError where error.code == .duplicateSerial {
+                // The primary key here is the token id; the generic mapping of that constraint speaks of serials.
+                throw LedgerError(
+                    code: .duplicateToken,
+                    message: "Could not \(operation): a join token with that id is already in the ledger at "
+                        + "\(path). Token ids must be unique, so nothing was recorded; create the token again with "
+                        + "a fresh random id.")
+            }
+        }
+    }
+
+    /// The join token with this id, or nil when there is none.
+    public func token(id: String) async throws -> JoinTokenRecord? {
+        try await perform { connection in
+            try Self.storedToken(id: id, on: connection, operation: "read join token \(id)")
+        }
+    }
+
+    /// Every join token, oldest first by (`createdAt`, creation order).
+    public func tokens() async throws -> [JoinTokenRecord] {
+        try await perform { connection in
+            let sql = JoinTokenRecord.selectSQL + " ORDER BY created_at, rowid"
+            return try connection.prepare(sql, operation: "list join tokens").rows(JoinTokenRecord.init(row:))
+        }
+    }
+
+    /// Durably marks the token revoked as of `at`. Returns false, changing nothing, when the id is unknown or the
+    /// token is already revoked (its first revocation time is kept).
+    public func revokeToken(id: String, at: Date) async throws -> Bool {
+        let operation = "revoke join token \(id)"
+        return try await perform { connection in
+            try connection.writeTransaction(operation: operation) {
+                try connection.prepare(
+                    "UPDATE join_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    [.integer(UnixTime.floor(at)), .text(id)], operation: operation
+                ).run()
+                return connection.changes > 0
+            }
+        }
+    }
+
+    /// Consumes one use of `use` inside the caller's transaction, or throws `.tokenRejected` saying why not.
+    ///
+    /// `operation` is the write the token is presented for ("record certificate 0a1b"), for the message.
+    static func consume(_ use: TokenUse, for operation: String, on connection: SQLiteConnection, path: String) throws {
+        let secretSHA256 = use.secretSHA256.lowercased()
+        try connection.prepare(
+            consumeSQL,
+            [.integer(UnixTime.floor(use.at)), .text(use.id), .text(secretSHA256), .integer(UnixTime.floor(use.at))],
+            operation: operation
+        ).run()
+        guard connection.changes == 0 else { return }
+
+        // Same transaction, so this is exactly the row the UPDATE just refused.
+        let stored = try storedToken(id: use.id, on: connection, operation: operation)
+        let reason: String
+        if let stored, stored.secretSHA256 == secretSHA256 {
+            switch stored.state(at: use.at) {
+            case .revoked: reason = "was revoked at \(stored.revokedAt.map(Self.timestamp) ?? "an unknown time")"
+            case .usedUp: reason = "is used up: all \(stored.maxUses) of its uses have been consumed"
+            case .expired: reason = "expired at \(Self.timestamp(stored.expiresAt))"
+            // Unreachable while `state(at:)` and `consumeSQL` agree; kept so a disagreement still refuses.
+            case .active: reason = "could not be used"
+            }
+        } else {
+            // An unknown id and a wrong secret read the same, so a guesser learns nothing about which ids exist.
+            reason = "is unknown or its secret does not match"
+        }
+        throw LedgerError(
+            code: .tokenRejected,
+            message: "Could not \(operation) in the ledger at \(path): join token '\(use.id)' \(reason). Nothing "
+                + "was recorded and no token use was consumed, so the certificate must not be handed out; the "
+                + "requester needs a valid join token from an operator.")
+    }
+
+    private static func storedToken(
+        id: String, on connection: SQLiteConnection, operation: String
+    ) throws -> JoinTokenRecord? {
+        try connection.prepare(JoinTokenRecord.selectSQL + " WHERE id = ?", [.text(id)], operation: operation)
+            .rows(JoinTokenRecord.init(row:)).first
+    }
+
+    /// A stored time as RFC 3339 UTC, e.g. "2025-06-15T15:06:40Z".
+    private static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+}
