@@ -1,0 +1,148 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import MeshCACore
+import NIOCore
+import NIOSSL
+import SwiftASN1
+import SwiftProtobuf
+import X509
+
+/// A client of a meshca (or istiod) CA endpoint: `CreateCertificate` over TLS, optionally with a
+/// client certificate (renewal over mTLS).
+///
+/// The server is verified against `trust` (RFC 5280 path validation plus the host name or IP in the
+/// address): either a bundle of roots, or the SHA-256 fingerprint of a root carried by a join token,
+/// in which case the server must present that root in its chain. There is no way to skip verification.
+public struct CAClient: Sendable {
+    /// How the client decides to trust the server.
+    public enum Trust: Sendable {
+        /// Roots from a `root-cert.pem`.
+        case roots([Certificate])
+        /// A root identified by its SHA-256 fingerprint (hex), which the server must send in its chain.
+        case pinnedRoot(sha256: String)
+    }
+
+    /// A client certificate for mTLS: chain PEM (leaf first) and key PEM.
+    public struct ClientIdentity: Sendable {
+        public var chainPEM: String
+        public var keyPEM: String
+        public init(chainPEM: String, keyPEM: String) {
+            self.chainPEM = chainPEM
+            self.keyPEM = keyPEM
+        }
+    }
+
+    /// The server's host name or IP address.
+    public let host: String
+    /// The server's port.
+    public let port: Int
+    /// How the server is verified.
+    public let trust: Trust
+    /// The client certificate presented, if any.
+    public let identity: ClientIdentity?
+    /// The per-call deadline.
+    public var timeout: Duration = .seconds(15)
+
+    /// A client for `address` (`host:port`).
+    public init(address: String, trust: Trust, identity: ClientIdentity? = nil) throws {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), port > 0, port < 65536 else {
+            throw CAClientError("\"\(address)\" is not HOST:PORT (for example 127.0.0.1:15012).")
+        }
+        self.host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        self.port = port
+        self.trust = trust
+        self.identity = identity
+    }
+
+    /// Sends one `CreateCertificate` and returns Istio's `cert_chain` (leaf, intermediates, root bundle).
+    ///
+    /// `metadata` carries headers (`authorization`, ...); `requestMetadata` becomes the request's Struct,
+    /// which istio-agent always fills with `CertSigner`.
+    public func createCertificate(
+        csrPEM: String,
+        ttl: Duration?,
+        headers: Metadata = [:],
+        requestMetadata: [String: String] = ["CertSigner": ""]
+    ) async throws -> [String] {
+        var request = Istio_V1_Auth_IstioCertificateRequest()
+        request.csr = csrPEM
+        request.validityDuration = ttl?.components.seconds ?? 0
+        for (key, value) in requestMetadata {
+            request.metadata.fields[key] = Google_Protobuf_Value(stringValue: value)
+        }
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: try transportSecurity())
+        return try await withGRPCClient(transport: transport) { client in
+            let ca = Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
+            let response = try await ca.createCertificate(request, metadata: headers, options: options)
+            return response.certChain
+        }
+    }
+
+    private var target: any ResolvableTarget {
+        if let ipv4 = IPv4Address(host) { _ = ipv4; return .ipv4(address: host, port: port) }
+        if host.contains(":") { return .ipv6(address: host, port: port) }
+        return .dns(host: host, port: port)
+    }
+
+    private func transportSecurity() throws -> HTTP2ClientTransport.Posix.TransportSecurity {
+        let verify = ServerVerification(host: host, trust: trust)
+        let configure: (inout HTTP2ClientTransport.Posix.TransportSecurity.TLS) -> Void = { tls in
+            tls.serverCertificateVerification = .fullVerification
+            tls.customVerificationCallback = { certificates, promise in
+                // NIO's bridge from the event loop to the async verifier.
+                promise.completeWithTask { await verify.check(certificates) }
+            }
+        }
+        guard let identity else { return .tls(configure: configure) }
+        return .mTLS(
+            certificateChain: try Certificate.parseAll(pem: identity.chainPEM).map { .bytes($0.derBytes, format: .der) },
+            privateKey: .bytes(Array(identity.keyPEM.utf8), format: .pem),
+            configure: configure
+        )
+    }
+}
+
+/// The server check used by ``CAClient``, kept apart so its rules are visible in one place.
+struct ServerVerification: Sendable {
+    let host: String
+    let trust: CAClient.Trust
+
+    func check(_ presented: [NIOSSLCertificate]) async -> NIOSSLVerificationResultWithMetadata {
+        guard let chain = try? presented.map({ try Certificate(derEncoded: $0.toDERBytes()) }), let leaf = chain.first else {
+            return .failed
+        }
+        let roots: [Certificate]
+        switch trust {
+        case .roots(let bundle):
+            roots = bundle
+        case .pinnedRoot(let fingerprint):
+            roots = chain.filter { $0.sha256Fingerprint == fingerprint.lowercased() }
+        }
+        guard !roots.isEmpty else { return .failed }
+        let isIP = IPv4Address(host) != nil || host.contains(":")
+        var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
+            RFC5280Policy()
+            ServerIdentityPolicy(serverHostname: isIP ? nil : host, serverIP: isIP ? host : nil)
+        }
+        let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst()))
+        guard case .validCertificate = result else { return .failed }
+        return .certificateVerified(VerificationMetadata(nil))
+    }
+}
+
+/// Parses dotted IPv4 text.
+struct IPv4Address {
+    init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return nil }
+    }
+}
+
+/// A client-side problem before anything was sent (bad address, unreadable credentials).
+public struct CAClientError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
