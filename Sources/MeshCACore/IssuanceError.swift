@@ -38,6 +38,8 @@ public struct IssuanceError: Error, Sendable, CustomStringConvertible {
         public static let foreignTrustDomain = Code("foreign-trust-domain")
         /// The CA key cannot be used (it does not match its certificate, or is not a CA).
         public static let invalidSigner = Code("invalid-signer")
+        /// A credential that is not a well-formed join token.
+        public static let invalidToken = Code("invalid-token")
         /// Signing, or the check of the signed result, failed. A bug, not a user error.
         public static let signingFailed = Code("signing-failed")
     }

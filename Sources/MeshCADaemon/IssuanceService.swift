@@ -21,20 +21,30 @@ public struct IssuanceService: Sendable {
         self.ledger = ledger
     }
 
-    /// Issues a certificate for `request` on behalf of `requester`, as of `now`.
-    public func issue(_ request: IssuanceRequest, requester: Requester, at now: Date) async throws -> Issuance {
+    /// Issues a certificate for `request` on behalf of `requester` (connected from `peer`), as of `now`.
+    ///
+    /// When `token` is given, one use of that join token is consumed in the same ledger transaction as
+    /// the issuance record; if the token can no longer be used (a concurrent request took its last use),
+    /// nothing is recorded, the certificate is dropped, and ``AuthenticationFailure`` is thrown.
+    public func issue(
+        _ request: IssuanceRequest,
+        requester: Requester,
+        peer: String = "",
+        consuming token: TokenUse? = nil,
+        at now: Date
+    ) async throws -> Issuance {
         let issuance: Issuance
         do {
             issuance = try authority.issue(request, at: now)
         } catch let refusal as IssuanceError {
             let rejection = RejectionRecord(
-                id: nil,
                 occurredAt: now,
                 requester: requester.name,
                 authMethod: requester.authMethod,
                 requestedIdentity: request.identity.uri,
                 reasonCode: refusal.code.rawValue,
-                message: refusal.message
+                message: refusal.message,
+                peer: peer
             )
             // The refusal is what the caller must see; a ledger that cannot record it is reported
             // through the error text rather than replacing the refusal.
@@ -46,7 +56,20 @@ public struct IssuanceService: Sendable {
             throw refusal
         }
         do {
-            try await ledger.record(IssuanceRecord(issuance, requester: requester))
+            try await ledger.record(IssuanceRecord(issuance, requester: requester, peer: peer), consuming: token)
+        } catch let error as LedgerError where error.code == .tokenRejected {
+            try? await ledger.record(
+                RejectionRecord(
+                    occurredAt: now,
+                    requester: requester.name,
+                    authMethod: requester.authMethod,
+                    requestedIdentity: request.identity.uri,
+                    reasonCode: "token-rejected",
+                    message: error.message,
+                    peer: peer
+                )
+            )
+            throw AuthenticationFailure(method: "token", error.message)
         } catch {
             throw DaemonError(
                 .notRecorded,
@@ -59,7 +82,7 @@ public struct IssuanceService: Sendable {
 
 extension IssuanceRecord {
     /// The ledger row for an issuance.
-    public init(_ issuance: Issuance, requester: Requester) {
+    public init(_ issuance: Issuance, requester: Requester, peer: String = "") {
         let leaf = issuance.certificate
         let workload = issuance.identity.workload
         self.init(
@@ -80,7 +103,8 @@ extension IssuanceRecord {
             certificateDER: leaf.derBytes,
             issuerFingerprint: issuance.issuerFingerprint,
             requester: requester.name,
-            authMethod: requester.authMethod
+            authMethod: requester.authMethod,
+            peer: peer
         )
     }
 }

@@ -62,7 +62,7 @@ struct AuditList: AsyncParsableCommand {
         var table = TextTable(columns: ["SERIAL", "SPIFFE ID", "ISSUED", "EXPIRES", "STATUS", "REQUESTER"])
         for record in records {
             table.add([
-                record.serial, record.spiffeID, record.issuedAt.rfc3339, record.notAfter.rfc3339,
+                record.serial, record.spiffeID.isEmpty ? "(serving) " + record.sans.joined(separator: ",") : record.spiffeID, record.issuedAt.rfc3339, record.notAfter.rfc3339,
                 record.status(at: now).rawValue, record.requester,
             ])
         }

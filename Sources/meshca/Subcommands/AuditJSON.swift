@@ -27,6 +27,7 @@ enum AuditJSON {
         let issuerFingerprint: String
         let requester: String
         let authMethod: String
+        let peer: String
         let revokedAt: String?
         let revocationReason: String?
         let certificatePEM: String
@@ -51,6 +52,7 @@ enum AuditJSON {
             issuerFingerprint = record.issuerFingerprint
             requester = record.requester
             authMethod = record.authMethod
+            peer = record.peer
             revokedAt = record.revokedAt?.rfc3339
             revocationReason = record.revocationReason
             certificatePEM = PEMDocument(type: "CERTIFICATE", derBytes: record.certificateDER).pemString + "\n"
@@ -63,7 +65,7 @@ enum AuditJSON {
             case requestedTTLSeconds = "requested_ttl_seconds", grantedTTLSeconds = "granted_ttl_seconds"
             case keyType = "key_type", publicKeySHA256 = "public_key_sha256", csrSHA256 = "csr_sha256"
             case certificateSHA256 = "certificate_sha256", issuerFingerprint = "issuer_fingerprint"
-            case authMethod = "auth_method", revokedAt = "revoked_at", revocationReason = "revocation_reason"
+            case authMethod = "auth_method", peer, revokedAt = "revoked_at", revocationReason = "revocation_reason"
             case certificatePEM = "certificate_pem"
         }
 
@@ -89,6 +91,7 @@ enum AuditJSON {
             try c.encode(issuerFingerprint, forKey: .issuerFingerprint)
             try c.encode(requester, forKey: .requester)
             try c.encode(authMethod, forKey: .authMethod)
+            try c.encode(peer, forKey: .peer)
             try c.encode(revokedAt, forKey: .revokedAt)
             try c.encode(revocationReason, forKey: .revocationReason)
             try c.encode(certificatePEM, forKey: .certificatePEM)
@@ -102,6 +105,7 @@ enum AuditJSON {
         let requestedIdentity: String
         let reasonCode: String
         let message: String
+        let peer: String
 
         init(_ record: RejectionRecord) {
             occurredAt = record.occurredAt.rfc3339
@@ -110,10 +114,11 @@ enum AuditJSON {
             requestedIdentity = record.requestedIdentity
             reasonCode = record.reasonCode
             message = record.message
+            peer = record.peer
         }
 
         enum CodingKeys: String, CodingKey {
-            case requester, message
+            case requester, message, peer
             case occurredAt = "occurred_at", authMethod = "auth_method"
             case requestedIdentity = "requested_identity", reasonCode = "reason_code"
         }

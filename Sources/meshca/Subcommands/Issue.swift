@@ -15,9 +15,10 @@ struct Issue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Issue a workload certificate and write cert-chain.pem, key.pem and root-cert.pem.",
         discussion: """
-            The key is generated here and never leaves this machine; the CSR goes through the same checks, \
-            signing and ledger record as a request to the daemon. With no CA in the state directory, one is \
-            created with the defaults first.
+            The key is generated here and never leaves this machine. Without --server, the CSR goes through the \
+            same checks, signing and ledger record as a request to the daemon, using the CA in the state directory \
+            (created with the defaults when there is none). With --server, it is sent to a running `meshca serve` \
+            (or istiod) with a join token.
             """
     )
 
@@ -38,7 +39,25 @@ struct Issue: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The workload key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
     var keyType: String = KeyType.ecP256.rawValue
 
+    @Option(help: ArgumentHelp("Ask a running CA daemon instead of the local CA.", valueName: "host:port"))
+    var server: String?
+
+    @Option(help: ArgumentHelp("Join token for --server (from `meshca token create`); it also pins the CA root.", valueName: "token"))
+    var token: String?
+
+    @Option(help: ArgumentHelp("Trust the --server against these roots instead of the token's pinned root.", valueName: "file"))
+    var rootCert: String?
+
+    @Option(help: ArgumentHelp("Trust domain of the identity requested from --server.", valueName: "name"))
+    var trustDomain: String = "cluster.local"
+
     func validate() throws {
+        if server != nil, token == nil {
+            throw ValidationError("--server needs --token (create one on the CA host with `meshca token create --sa \(serviceAccount)`).")
+        }
+        if server == nil, token != nil || rootCert != nil {
+            throw ValidationError("--token and --root-cert are used only with --server HOST:PORT.")
+        }
         do {
             try KubernetesName.validate(namespace, as: .namespace)
             try KubernetesName.validate(serviceAccount, as: .serviceAccount)
@@ -52,6 +71,10 @@ struct Issue: AsyncParsableCommand {
     func run() async throws {
         let keyType = try KeyType(parsing: keyType)
         let requestedTTL = try parseDuration(ttl, flag: "--ttl")
+        if let server, let token {
+            try await issueRemotely(server: server, token: token, keyType: keyType, ttl: requestedTTL)
+            return
+        }
         let directory = state.directory
         let now = Date()
         let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
@@ -80,13 +103,18 @@ struct Issue: AsyncParsableCommand {
             keyPEM: try key.serializeAsPEM().pemString + "\n",
             bundlePEM: issuance.bundlePEM
         )
-        let leaf = issuance.certificate
+        report(identity: identity, leaf: issuance.certificate, keyType: keyType, directory: outDirectory)
+    }
+
+    /// Prints what was issued and where the files are.
+    func report(identity: SPIFFEID, leaf: Certificate, keyType: KeyType, directory: String) {
+        let lifetime = Duration.seconds(Int64(leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore)) - 120)
         print("issued \(identity.uri)")
         print("  serial     \(leaf.serialHex)")
-        print("  valid      \(leaf.notValidBefore.rfc3339) to \(leaf.notValidAfter.rfc3339) (\(HumanDuration.format(issuance.grantedTTL)))")
-        print("  key        \(keyType), \(outDirectory)/key.pem (0600)")
-        print("  chain      \(outDirectory)/cert-chain.pem")
-        print("  roots      \(outDirectory)/root-cert.pem")
+        print("  valid      \(leaf.notValidBefore.rfc3339) to \(leaf.notValidAfter.rfc3339) (\(HumanDuration.format(lifetime)))")
+        print("  key        \(keyType), \(directory)/key.pem (0600)")
+        print("  chain      \(directory)/cert-chain.pem")
+        print("  roots      \(directory)/root-cert.pem")
     }
 
     /// `local:<user>(uid N)`: the ledger's requester for commands run on the CA host.

@@ -1,0 +1,36 @@
+import X509
+
+/// A workload's certificate chain split the way Istio's agents read a `CreateCertificate` answer:
+/// element 0 is the leaf, the middle elements are intermediates (one certificate each), and the last
+/// element is the root bundle (one or more roots).
+public struct CredentialBundle: Sendable {
+    /// The workload certificate.
+    public let leaf: Certificate
+    /// Intermediates, signing CA first.
+    public let intermediates: [Certificate]
+    /// The trust bundle.
+    public let roots: [Certificate]
+
+    /// Splits Istio's `cert_chain`; refuses an answer with fewer than two elements (pilot-agent's
+    /// "invalid empty CertChain") or unreadable PEM.
+    public init(istioChain elements: [String]) throws {
+        guard elements.count >= 2 else {
+            throw IssuanceError(.malformedCSR, "The CA answered with \(elements.count) certificate element(s); a chain needs the leaf and the root bundle.")
+        }
+        func parse(_ text: String, _ what: String) throws -> [Certificate] {
+            let certificates = (try? Certificate.parseAll(pem: text)) ?? []
+            guard !certificates.isEmpty else {
+                throw IssuanceError(.malformedCSR, "The CA's answer holds an unreadable \(what).")
+            }
+            return certificates
+        }
+        leaf = try parse(elements[0], "leaf certificate")[0]
+        intermediates = try elements.dropFirst().dropLast().flatMap { try parse($0, "intermediate certificate") }
+        roots = try parse(elements[elements.count - 1], "root bundle")
+    }
+
+    /// `cert-chain.pem`: leaf, intermediates, roots.
+    public var certChainPEM: String { ([leaf] + intermediates + roots).map(\.pem).joined() }
+    /// `root-cert.pem`: the roots only.
+    public var bundlePEM: String { roots.map(\.pem).joined() }
+}

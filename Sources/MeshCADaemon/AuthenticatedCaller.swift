@@ -1,0 +1,37 @@
+import MeshCACore
+import MeshCALedger
+
+/// Who a request comes from, once authenticated: the identity its certificate will carry, the
+/// requester the ledger records, and the join-token use to commit with the issuance, if any.
+public struct AuthenticatedCaller: Sendable {
+    /// The SPIFFE ID the caller proved.
+    public let identity: SPIFFEID
+    /// The ledger's requester (name and auth method).
+    public let requester: Requester
+    /// The join token to consume in the same transaction as the issuance record.
+    public let tokenUse: TokenUse?
+
+    /// Creates a caller.
+    public init(identity: SPIFFEID, requester: Requester, tokenUse: TokenUse? = nil) {
+        self.identity = identity
+        self.requester = requester
+        self.tokenUse = tokenUse
+    }
+}
+
+/// Why a request could not be authenticated. The message goes to the caller (gRPC `UNAUTHENTICATED`,
+/// which Istio's agent does not retry), so it names the credential and what to do, never a secret.
+public struct AuthenticationFailure: Error, Sendable, CustomStringConvertible {
+    /// Which method was tried: `token`, `jwt`, `mtls`, or `none`.
+    public let method: String
+    /// The sentence for the caller.
+    public let message: String
+
+    /// Creates a failure.
+    public init(method: String, _ message: String) {
+        self.method = method
+        self.message = message
+    }
+
+    public var description: String { message }
+}

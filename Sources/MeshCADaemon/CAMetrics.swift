@@ -1,0 +1,167 @@
+import Foundation
+import Prometheus
+
+/// The CA's Prometheus metrics, named as istiod names them where Istio has a name, so existing
+/// Istio dashboards and alerts keep working when meshca stands in for istiod's CA.
+///
+/// One instance per daemon. Every method is safe to call from any task: the underlying collectors
+/// are lock-protected by swift-prometheus. ``exposition()`` renders the text served at `/metrics`.
+///
+/// | Metric | Type | Moved by |
+/// |---|---|---|
+/// | `citadel_server_csr_count` | counter | ``csrReceived()`` |
+/// | `citadel_server_success_cert_issuance_count` | counter | ``issued(duration:)`` |
+/// | `citadel_server_authentication_failure_count` | counter | ``authenticationFailed()`` |
+/// | `citadel_server_csr_parsing_err_count` | counter | ``rejected(reason:)`` with `malformed-csr` or `bad-csr-signature` |
+/// | `citadel_server_csr_sign_err_count` | counter | ``signingFailed()`` |
+/// | `meshca_rejections_total{reason}` | counter | ``rejected(reason:)`` |
+/// | `citadel_server_root_cert_expiry_timestamp` | gauge, Unix seconds | ``setRootExpiry(_:)`` |
+/// | `citadel_server_cert_chain_expiry_timestamp` | gauge, Unix seconds | ``setChainExpiry(_:)`` |
+/// | `meshca_serving_cert_expiry_timestamp` | gauge, Unix seconds | ``setServingCertificateExpiry(_:)`` |
+/// | `meshca_issuance_duration_seconds` | histogram | ``issued(duration:)`` |
+public final class CAMetrics: Sendable {
+    /// The registry holding every metric below. Other components may register their own metrics here
+    /// so that one `/metrics` page shows everything; names must not collide with the ones above.
+    public let registry: PrometheusCollectorRegistry
+
+    /// The rejection reasons that also count as CSR parsing errors in Istio's terms.
+    public static let parsingReasons: Set<String> = ["malformed-csr", "bad-csr-signature"]
+
+    /// Histogram bounds for ``issued(duration:)``: 0.5 ms to 5 s in 1-2.5-5 steps. A signature takes
+    /// well under a millisecond; the ledger's fsync and a busy writer make up the rest.
+    public static let issuanceBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .milliseconds(2500), .seconds(5),
+    ]
+
+    private let csrCount: Counter
+    private let issuanceCount: Counter
+    private let authenticationFailures: Counter
+    private let parsingErrors: Counter
+    private let signingErrors: Counter
+    private let rootExpiry: Gauge
+    private let chainExpiry: Gauge
+    private let servingExpiry: Gauge
+    private let issuanceDuration: DurationHistogram
+
+    // Computed: MetricNameDescriptor is not Sendable, so it cannot be a stored static.
+    private static var rejectionsDescriptor: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "meshca_rejections",
+            unitName: "total",
+            helpText: "Certificate requests refused, by reason (ttl-too-long, identity-mismatch, rate-limited, ...)."
+        )
+    }
+
+    /// Creates the metrics in a fresh registry, or in `registry` when the daemon shares one.
+    ///
+    /// Calling this twice with the same registry returns collectors for the same series.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help))
+        }
+        func gauge(_ name: String, _ help: String) -> Gauge {
+            registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help))
+        }
+        csrCount = counter("citadel_server_csr_count", "The number of CSRs received by the CA.")
+        issuanceCount = counter(
+            "citadel_server_success_cert_issuance_count",
+            "The number of certificates issued successfully."
+        )
+        authenticationFailures = counter(
+            "citadel_server_authentication_failure_count",
+            "The number of requests whose caller could not be authenticated."
+        )
+        parsingErrors = counter(
+            "citadel_server_csr_parsing_err_count",
+            "The number of CSRs that could not be parsed or whose signature did not verify."
+        )
+        signingErrors = counter(
+            "citadel_server_csr_sign_err_count",
+            "The number of accepted CSRs that failed while signing or recording in the ledger."
+        )
+        rootExpiry = gauge(
+            "citadel_server_root_cert_expiry_timestamp",
+            "The Unix time, in seconds, at which the root certificate expires."
+        )
+        chainExpiry = gauge(
+            "citadel_server_cert_chain_expiry_timestamp",
+            "The Unix time, in seconds, at which the CA's signing certificate chain expires."
+        )
+        servingExpiry = gauge(
+            "meshca_serving_cert_expiry_timestamp",
+            "The Unix time, in seconds, at which the daemon's own TLS serving certificate expires."
+        )
+        issuanceDuration = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                metricName: "meshca_issuance_duration",
+                unitName: "seconds",
+                helpText: "Time spent in CreateCertificate for requests that were issued a certificate."
+            ),
+            buckets: Self.issuanceBuckets
+        )
+    }
+
+    /// Counts one CreateCertificate request, before authentication, as istiod does.
+    public func csrReceived() {
+        csrCount.increment()
+    }
+
+    /// Counts one issued certificate and records how long the request took, from receipt to response.
+    public func issued(duration: Duration) {
+        issuanceCount.increment()
+        issuanceDuration.record(duration)
+    }
+
+    /// Counts a caller that could not be authenticated (Istio's counter only). Call
+    /// ``rejected(reason:)`` as well to count it among meshca's rejections.
+    public func authenticationFailed() {
+        authenticationFailures.increment()
+    }
+
+    /// Counts a refused request in `meshca_rejections_total` under `reason`, a stable kebab-case code
+    /// such as `ttl-too-long`, `identity-mismatch`, `rate-limited` or `unauthenticated`.
+    ///
+    /// The reasons in ``parsingReasons`` also move `citadel_server_csr_parsing_err_count`. Each distinct
+    /// reason is a time series, so pass codes from a fixed set, never messages or caller input.
+    /// Characters other than `a-z 0-9 - _` are replaced by `_`.
+    public func rejected(reason: String) {
+        let label = Self.labelValue(reason)
+        registry.makeCounter(descriptor: Self.rejectionsDescriptor, labels: [("reason", label)]).increment()
+        if Self.parsingReasons.contains(label) { parsingErrors.increment() }
+    }
+
+    /// Counts a request that passed every check but failed while signing or recording in the ledger.
+    public func signingFailed() {
+        signingErrors.increment()
+    }
+
+    /// Publishes when the root certificate expires.
+    public func setRootExpiry(_ date: Date) {
+        rootExpiry.set(date.timeIntervalSince1970)
+    }
+
+    /// Publishes when the CA's signing chain (its own certificate up to the root) expires.
+    public func setChainExpiry(_ date: Date) {
+        chainExpiry.set(date.timeIntervalSince1970)
+    }
+
+    /// Publishes when the daemon's gRPC serving certificate expires.
+    public func setServingCertificateExpiry(_ date: Date) {
+        servingExpiry.set(date.timeIntervalSince1970)
+    }
+
+    /// Every metric in the Prometheus text format, version 0.0.4.
+    public func exposition() -> String {
+        registry.emitToString()
+    }
+
+    /// Keeps label values printable and bounded so a surprising reason cannot break the exposition.
+    private static func labelValue(_ reason: String) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+        let cleaned = String(reason.lowercased().prefix(64).map { allowed.contains($0) ? $0 : "_" })
+        return cleaned.isEmpty ? "unknown" : cleaned
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import MeshCACore
+import MeshCALedger
+import MeshCATransport
+import X509
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// `meshca serve`: the CA as a long-running service.
+///
+/// Start-up validates and prepares everything before binding a port (CA state, created on first
+/// start; ledger; JWT keys; serving certificate), then runs the gRPC listener, the monitoring endpoint
+/// and the serving-certificate renewal in one `ServiceGroup`. SIGTERM/SIGINT start a graceful
+/// shutdown: no new connections, in-flight requests finish (and are recorded) before exit.
+public struct Daemon: Sendable {
+    /// The validated configuration.
+    public let configuration: DaemonConfiguration
+    private let logger: Logger
+    /// Called once, with the bound gRPC and monitoring addresses, when the daemon is ready.
+    private let onReady: @Sendable (_ grpc: String, _ monitoring: String) -> Void
+
+    /// A daemon for `configuration`.
+    public init(configuration: DaemonConfiguration, logger: Logger, onReady: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    /// Runs until a shutdown signal (or a fatal error).
+    public func run() async throws {
+        let config = configuration
+        let directory = StateDirectory.resolve(explicit: config.stateDirectory)
+        let (state, created) = try CAState.loadOrCreate(
+            in: directory,
+            options: .init(trustDomain: try TrustDomain(config.trustDomain)),
+            now: Date()
+        )
+        if created {
+            logger.notice("created a new CA", metadata: ["state_dir": "\(directory.path)", "trust_domain": "\(state.trustDomain)"])
+        }
+        for warning in state.warnings { logger.warning("\(warning)") }
+        let ledger = try SQLiteLedger(path: directory.ledgerPath)
+        let authority = CertificateAuthority(
+            trustDomain: state.trustDomain,
+            signer: state.signer,
+            policy: try IssuancePolicy(defaultTTL: config.defaultTTL, maxTTL: config.maxTTL)
+        )
+        let metrics = CAMetrics()
+        metrics.setRootExpiry(state.signer.bundle.map(\.notValidAfter).min() ?? state.signer.certificate.notValidAfter)
+        metrics.setChainExpiry(state.signer.certificate.notValidAfter)
+
+        let jwt = try await config.jwtKeysFile.asyncMap {
+            try await JWTAuthenticator(keysFile: $0, issuer: config.jwtIssuer, audiences: config.jwtAudiences, trustDomain: state.trustDomain)
+        }
+        let authenticator = CallerAuthenticator(
+            authority: authority,
+            tokens: TokenAuthenticator(ledger: ledger, trustDomain: state.trustDomain),
+            jwt: jwt
+        )
+        let handler = CreateCertificateHandler(
+            service: IssuanceService(authority: authority, ledger: ledger),
+            authenticator: authenticator,
+            rateLimiter: config.rateLimit.map { RateLimiter(count: $0.count, per: $0.per) },
+            metrics: metrics,
+            logger: logger
+        )
+
+        let serving = ServingIdentity(authority: authority, ledger: ledger, names: config.dnsNames, ttl: config.servingCertificateTTL)
+        let now = Date()
+        let first = try await serving.issue(at: now)
+        let servingCertificate = try ServingCertificate(chainPEM: first.chainPEM, keyPEM: first.keyPEM)
+        metrics.setServingCertificateExpiry(first.leaf.notValidAfter)
+
+        let peers = PeerRegistry()
+        let transport = HTTP2ServerTransport.Custom(
+            listenerFactory: TLSListener(
+                host: config.listen.host,
+                port: config.listen.port,
+                certificate: servingCertificate,
+                peers: peers,
+                verifyClient: { await authenticator.verifyClientChain($0) }
+            )
+        )
+        let server = GRPCServer(transport: transport, services: [IstioCertificateService(signer: handler, peers: peers)])
+        let ready = Atomic<Bool>(false)
+        let monitoring = MonitoringServer(
+            host: config.monitoring.host,
+            port: config.monitoring.port,
+            metrics: metrics,
+            readiness: { ready.load(ordering: .relaxed) ? nil : "the gRPC listener is not serving" },
+            logger: logger
+        )
+        let announce = ReadinessAnnouncement(transport: transport, monitoring: monitoring, logger: logger) { grpc, http in
+            ready.store(true, ordering: .relaxed)
+            onReady(grpc, http)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: monitoring),
+                    .init(service: ServingCertificateRenewal(identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger, notAfter: first.leaf.notValidAfter, issuedAt: now)),
+                    .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed) })),
+                    .init(service: announce, successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// Runs a `GRPCServer` as a ServiceLifecycle service; a graceful shutdown stops accepting new RPCs and
+/// lets running ones finish.
+struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Custom<TLSListener>>
+    let onShutdown: @Sendable () -> Void
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            onShutdown()
+            server.beginGracefulShutdown()
+        }
+    }
+}
+
+/// Waits until both listeners are bound, then reports their addresses once.
+struct ReadinessAnnouncement: Service {
+    let transport: HTTP2ServerTransport.Custom<TLSListener>
+    let monitoring: MonitoringServer
+    let logger: Logger
+    let announce: @Sendable (String, String) -> Void
+
+    func run() async throws {
+        guard let address = await transport.listeningAddress, let grpc = address.ipv4.map({ "\($0.host):\($0.port)" }) ?? address.ipv6.map({ "[\($0.host)]:\($0.port)" }) else {
+            return
+        }
+        let http = try await monitoring.boundAddress
+        let httpText = http.host.contains(":") ? "[\(http.host)]:\(http.port)" : "\(http.host):\(http.port)"
+        logger.info("serving", metadata: ["grpc": "\(grpc)", "monitoring": "\(httpText)"])
+        announce(grpc, httpText)
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}

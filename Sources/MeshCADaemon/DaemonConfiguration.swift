@@ -1,0 +1,208 @@
+import Foundation
+import Logging
+import MeshCACore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Everything `meshca serve` can be told, with safe defaults: loopback only, 24h certificates, a rate limit.
+///
+/// Build one with ``load(flags:environment:configFile:)``, which reads flags, then `MESHCA_*` environment
+/// variables, then a YAML file, and validates every value before anything binds a port. `init()` gives
+/// the defaults, for tests and for callers that set fields themselves (they are not re-validated).
+///
+/// | Key | Field | Default |
+/// |---|---|---|
+/// | `listen` | ``listen`` | `127.0.0.1:15012` |
+/// | `monitoring` | ``monitoring`` | `127.0.0.1:15014` |
+/// | `state-dir` | ``stateDirectory`` | unset: the standard state directory |
+/// | `trust-domain` | ``trustDomain`` | `cluster.local` |
+/// | `dns-name` | ``dnsNames`` | `localhost` and this machine's host name |
+/// | `default-ttl` | ``defaultTTL`` | `24h` |
+/// | `max-ttl` | ``maxTTL`` | `90d` |
+/// | `serving-cert-ttl` | ``servingCertificateTTL`` | `7d` |
+/// | `rate-limit` | ``rateLimit`` | `100/m` per identity |
+/// | `jwt-keys` | ``jwtKeysFile`` | unset: no JWT authentication |
+/// | `jwt-issuer` | ``jwtIssuer`` | unset |
+/// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
+/// | `log-level` | ``logLevel`` | `info` |
+public struct DaemonConfiguration: Sendable {
+    /// Where the gRPC CA service (Istio's `IstioCertificateService`) listens. Key `listen`.
+    public var listen = HostPort(host: "127.0.0.1", port: 15012)
+    /// Where the plain-HTTP `/metrics`, `/healthz` and `/readyz` listen. Key `monitoring`.
+    public var monitoring = HostPort(host: "127.0.0.1", port: 15014)
+    /// The CA's state directory; `nil` means the standard resolution. Key `state-dir`.
+    public var stateDirectory: String? = nil
+    /// The trust domain for a CA created on first start; ignored once a CA exists. Key `trust-domain`.
+    public var trustDomain = "cluster.local"
+    /// DNS names for the daemon's serving certificate; IPv4 literals become IP SANs. Key `dns-name`.
+    public var dnsNames = DaemonConfiguration.defaultDNSNames()
+    /// The lifetime of a workload certificate when the request names none. Key `default-ttl`.
+    public var defaultTTL: Duration = .seconds(24 * 3600)
+    /// The longest lifetime granted; longer requests are refused. At most 365 days. Key `max-ttl`.
+    public var maxTTL: Duration = .seconds(90 * 86_400)
+    /// The lifetime of the daemon's own TLS serving certificate. Key `serving-cert-ttl`.
+    public var servingCertificateTTL: Duration = .seconds(7 * 86_400)
+    /// Issuances allowed per identity; `nil` turns limiting off. Key `rate-limit`.
+    public var rateLimit: RateLimit? = RateLimit(count: 100, per: .seconds(60))
+    /// A JWKS file with the keys that sign Kubernetes service-account tokens; `nil` disables JWT
+    /// authentication. A path, never the keys themselves. Key `jwt-keys`.
+    public var jwtKeysFile: String? = nil
+    /// The `iss` that tokens must carry; `nil` accepts any issuer the keys verify. Key `jwt-issuer`.
+    public var jwtIssuer: String? = nil
+    /// The `aud` values of which a token must carry at least one. Key `jwt-audience`.
+    public var jwtAudiences = ["istio-ca"]
+    /// The least severe log level written. Key `log-level`.
+    public var logLevel: Logger.Level = .info
+
+    /// The defaults listed above.
+    public init() {}
+
+    /// `localhost` and this machine's host name (lowercased, when it is a valid DNS name).
+    public static func defaultDNSNames() -> [String] {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return ["localhost"] }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).lowercased()
+        guard name != "localhost", Self.dnsNameProblem(name) == nil else { return ["localhost"] }
+        return ["localhost", name]
+    }
+
+    /// Why `name` is not usable as a DNS SAN or IPv4 literal, or `nil` when it is.
+    static func dnsNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "it is empty" }
+        if name.utf8.count > 253 { return "it is longer than 253 characters" }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+        if let bad = name.first(where: { !allowed.contains($0) }) { return "\"\(bad)\" is not allowed in a DNS name" }
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) {
+            // All digits: meant as an IPv4 address, which becomes an IP SAN, so it must be a valid one.
+            let valid = labels.count == 4 && labels.allSatisfy { (Int($0) ?? 256) <= 255 }
+            return valid ? nil : "it is not a valid IPv4 address"
+        }
+        for label in labels {
+            if label.isEmpty { return "it has an empty label" }
+            if label.count > 63 { return "the label \"\(label)\" is longer than 63 characters" }
+            if label.hasPrefix("-") || label.hasSuffix("-") {
+                return "the label \"\(label)\" starts or ends with \"-\""
+            }
+        }
+        return nil
+    }
+}
+
+extension DaemonConfiguration {
+    /// A listening address: a host name or IP address and a port, written `HOST:PORT` or `[IPv6]:PORT`.
+    public struct HostPort: Hashable, Sendable, CustomStringConvertible {
+        /// The host name or address, without brackets, e.g. `127.0.0.1`, `::1` or `localhost`.
+        public var host: String
+        /// The port, 0 through 65535; 0 lets the system choose.
+        public var port: Int
+
+        /// Creates an address from its parts, unchecked.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// Parses `HOST:PORT` or `[IPv6]:PORT` (port 0 allowed), throwing a ``ConfigurationError`` whose one
+        /// problem names the text, the rule it broke and an example.
+        public init(parsing text: String) throws {
+            do {
+                self = try Self.parse(text)
+            } catch {
+                throw ConfigurationError(problems: [
+                    "\"\(text)\" is not a HOST:PORT address: \(error.why). Example: 127.0.0.1:15012 or [::1]:15012."
+                ])
+            }
+        }
+
+        /// The parser behind ``init(parsing:)``, for the loader, which adds the key and source itself.
+        static func parse(_ text: String) throws(ValueProblem) -> HostPort {
+            let text = text.trimmingCharacters(in: .whitespaces)
+            let hostPart: Substring
+            let portPart: Substring
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]") else {
+                    throw ValueProblem("the \"[\" has no matching \"]\"")
+                }
+                hostPart = text[text.index(after: text.startIndex)..<close]
+                let rest = text[text.index(after: close)...]
+                guard rest.hasPrefix(":") else { throw ValueProblem("\":PORT\" must follow \"]\"") }
+                portPart = rest.dropFirst()
+            } else {
+                guard let colon = text.lastIndex(of: ":") else { throw ValueProblem("it has no \":PORT\"") }
+                hostPart = text[..<colon]
+                portPart = text[text.index(after: colon)...]
+                if hostPart.contains(":") { throw ValueProblem("an IPv6 address must be in brackets") }
+            }
+            guard !hostPart.isEmpty else { throw ValueProblem("the host is empty") }
+            guard !hostPart.contains(where: \.isWhitespace) else { throw ValueProblem("the host contains a space") }
+            guard portPart.allSatisfy(\.isASCII), let port = Int(portPart) else {
+                throw ValueProblem("the port \"\(portPart)\" is not a number")
+            }
+            guard (0...65_535).contains(port) else { throw ValueProblem("the port \(port) is outside 0-65535") }
+            return HostPort(host: String(hostPart), port: port)
+        }
+
+        /// `HOST:PORT`, with brackets around an IPv6 address.
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// How many certificates one identity may be issued per period, e.g. 100 per minute.
+    public struct RateLimit: Hashable, Sendable, CustomStringConvertible {
+        /// Issuances allowed per period; at least 1.
+        public var count: Int
+        /// The period: one second, minute or hour.
+        public var per: Duration
+
+        /// Creates a limit from its parts, unchecked.
+        public init(count: Int, per: Duration) {
+            self.count = count
+            self.per = per
+        }
+
+        /// Parses `N/s`, `N/m` or `N/h`; `off` or `0` mean no limit and return `nil`. Throws a
+        /// ``ConfigurationError`` whose one problem names the text, the rule and an example.
+        public static func parse(_ text: String) throws -> RateLimit? {
+            do {
+                return try parseValue(text)
+            } catch {
+                throw ConfigurationError(problems: [
+                    "\"\(text)\" is not a rate limit: \(error.why). Write COUNT/s, COUNT/m or COUNT/h, or off, e.g. 100/m."
+                ])
+            }
+        }
+
+        /// The parser behind ``parse(_:)``, for the loader, which adds the key and source itself.
+        static func parseValue(_ text: String) throws(ValueProblem) -> RateLimit? {
+            let text = text.trimmingCharacters(in: .whitespaces).lowercased()
+            if text == "off" || text == "0" { return nil }
+            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2 else { throw ValueProblem("it is not COUNT/UNIT") }
+            guard parts[0].allSatisfy(\.isASCII), let count = Int(parts[0]), count >= 0 else {
+                throw ValueProblem("the count \"\(parts[0])\" is not a whole number")
+            }
+            let period: Duration
+            switch parts[1] {
+            case "s": period = .seconds(1)
+            case "m": period = .seconds(60)
+            case "h": period = .seconds(3600)
+            default: throw ValueProblem("the unit \"\(parts[1])\" is not s, m or h")
+            }
+            return count == 0 ? nil : RateLimit(count: count, per: period)
+        }
+
+        /// `N/s`, `N/m` or `N/h`.
+        public var description: String {
+            let unit =
+                per == .seconds(1)
+                ? "s" : per == .seconds(60) ? "m" : per == .seconds(3600) ? "h" : HumanDuration.format(per)
+            return "\(count)/\(unit)"
+        }
+    }
+}

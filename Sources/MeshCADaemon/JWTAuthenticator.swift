@@ -1,0 +1,141 @@
+import Foundation
+import JWTKit
+import MeshCACore
+import SwiftASN1
+import X509
+
+/// Verifies Kubernetes service-account tokens (`authorization: Bearer <jwt>`) offline, against public
+/// keys from a file: PEM public keys or certificates, or a JWKS document (the API server's
+/// `/openid/v1/jwks`).
+///
+/// Checks: signature by one of the keys, `iss` (when configured), `aud` containing one of the accepted
+/// audiences (`istio-ca` by default), `exp` and `nbf` with one minute of clock skew. The identity comes
+/// from the `kubernetes.io` claim (namespace and service account name) or from
+/// `sub = system:serviceaccount:<ns>:<sa>`.
+public struct JWTAuthenticator: Sendable {
+    private let keys: JWTKeyCollection
+    private let issuer: String?
+    private let audiences: [String]
+    private let trustDomain: TrustDomain
+    /// Tolerated clock difference for `exp` and `nbf`.
+    static let skew: TimeInterval = 60
+
+    /// Loads the keys in `keysFile`. Throws ``DaemonError`` naming the file when nothing usable is in it.
+    public init(keysFile: String, issuer: String?, audiences: [String], trustDomain: TrustDomain) async throws {
+        guard let data = FileManager.default.contents(atPath: keysFile) else {
+            throw DaemonError(.unreadableFile, "Cannot read the JWT keys file \(keysFile) (jwt-keys). Check the path and its permissions.")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let keys = JWTKeyCollection()
+        do {
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
+                try await keys.add(jwksJSON: text)
+            } else {
+                let documents = try PEMDocument.parseMultiple(pemString: text)
+                guard !documents.isEmpty else { throw DaemonError(.unreadableFile, "no PEM block") }
+                for document in documents {
+                    try await Self.add(document, to: keys)
+                }
+            }
+        } catch {
+            throw DaemonError(
+                .unreadableFile,
+                "The JWT keys file \(keysFile) holds no usable key (\(error)). Give PEM public keys or certificates (ECDSA P-256/P-384 or RSA), "
+                    + "or the JWKS document from the API server: kubectl get --raw /openid/v1/jwks > \(keysFile)"
+            )
+        }
+        self.keys = keys
+        self.issuer = issuer
+        self.audiences = audiences
+        self.trustDomain = trustDomain
+    }
+
+    private static func add(_ document: PEMDocument, to keys: JWTKeyCollection) async throws {
+        let publicKey: Certificate.PublicKey
+        switch document.discriminator {
+        case "CERTIFICATE": publicKey = try Certificate(derEncoded: document.derBytes).publicKey
+        case "PUBLIC KEY": publicKey = try Certificate.PublicKey(derEncoded: document.derBytes)
+        default: throw DaemonError(.unreadableFile, "a \(document.discriminator) block is not a public key")
+        }
+        let pem = try publicKey.serializeAsPEM().pemString
+        switch KeyType.of(publicKey) {
+        case "ec-p256": await keys.add(ecdsa: try ES256PublicKey(pem: pem))
+        case "ec-p384": await keys.add(ecdsa: try ES384PublicKey(pem: pem))
+        case .some(let type) where type.hasPrefix("rsa-"): await keys.add(rsa: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: .sha256)
+        default: throw DaemonError(.unreadableFile, "only ECDSA P-256/P-384 and RSA keys are supported")
+        }
+    }
+
+    /// The caller a JWT stands for, as of `now`.
+    public func authenticate(_ jwt: String, at now: Date) async throws -> AuthenticatedCaller {
+        func fail(_ message: String) -> AuthenticationFailure { AuthenticationFailure(method: "jwt", message) }
+        let claims: ServiceAccountClaims
+        do {
+            claims = try await keys.verify(jwt, as: ServiceAccountClaims.self, iteratingKeys: true)
+        } catch {
+            throw fail("The service-account token's signature does not verify with the configured JWT keys (\(Self.reason(error))). Check --jwt-keys against the cluster's /openid/v1/jwks.")
+        }
+        if let issuer, claims.iss?.value != issuer {
+            throw fail("The service-account token's issuer is \(claims.iss?.value ?? "missing"), expected \(issuer) (--jwt-issuer).")
+        }
+        guard let aud = claims.aud?.value, aud.contains(where: audiences.contains) else {
+            throw fail("The service-account token's audience \(claims.aud?.value ?? []) does not include \(audiences.joined(separator: " or ")). Mount a projected token with audience \(audiences[0]).")
+        }
+        guard let exp = claims.exp?.value else { throw fail("The service-account token has no expiry (exp); only bound, expiring tokens are accepted.") }
+        guard now.timeIntervalSince(exp) <= Self.skew else {
+            throw fail("The service-account token expired at \(exp.formatted(.iso8601)). The kubelet refreshes projected tokens; check that the workload re-reads it.")
+        }
+        if let nbf = claims.nbf?.value, nbf.timeIntervalSince(now) > Self.skew {
+            throw fail("The service-account token is not valid before \(nbf.formatted(.iso8601)); check the clocks.")
+        }
+        guard let (namespace, serviceAccount) = claims.workload else {
+            throw fail("The token names no service account (no kubernetes.io claim and sub is not system:serviceaccount:<ns>:<sa>).")
+        }
+        let identity: SPIFFEID
+        do {
+            identity = try SPIFFEID(trustDomain: trustDomain, namespace: namespace, serviceAccount: serviceAccount)
+        } catch let error as IssuanceError {
+            throw fail(error.message)
+        }
+        return AuthenticatedCaller(
+            identity: identity,
+            requester: Requester(name: "jwt:system:serviceaccount:\(namespace):\(serviceAccount)", authMethod: "jwt")
+        )
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        if let jwt = error as? JWTError { return jwt.reason ?? "\(jwt.errorType)" }
+        return "\(error)"
+    }
+}
+
+/// The claims of a Kubernetes service-account token that meshca reads.
+struct ServiceAccountClaims: JWTPayload {
+    struct KubernetesClaim: Codable, Sendable {
+        struct Named: Codable, Sendable { var name: String }
+        var namespace: String?
+        var serviceaccount: Named?
+    }
+
+    var iss: IssuerClaim?
+    var sub: SubjectClaim?
+    var aud: AudienceClaim?
+    var exp: ExpirationClaim?
+    var nbf: NotBeforeClaim?
+    var kubernetes: KubernetesClaim?
+
+    enum CodingKeys: String, CodingKey {
+        case iss, sub, aud, exp, nbf
+        case kubernetes = "kubernetes.io"
+    }
+
+    /// Time and audience are checked by ``JWTAuthenticator`` with its clock and skew, not here.
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+
+    var workload: (String, String)? {
+        if let namespace = kubernetes?.namespace, let name = kubernetes?.serviceaccount?.name { return (namespace, name) }
+        let parts = sub?.value.split(separator: ":", omittingEmptySubsequences: false) ?? []
+        guard parts.count == 4, parts[0] == "system", parts[1] == "serviceaccount" else { return nil }
+        return (String(parts[2]), String(parts[3]))
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import MeshCACore
+import MeshCALedger
+import MeshCATransport
+import ServiceLifecycle
+import SwiftASN1
+import X509
+
+/// The daemon's own TLS certificate: issued by its CA at start, recorded in the ledger like every
+/// certificate that leaves the CA, and renewed at half its lifetime while the daemon runs.
+public struct ServingIdentity: Sendable {
+    /// The CA that signs it.
+    public let authority: CertificateAuthority
+    /// Where it is recorded.
+    public let ledger: any IssuanceLedger
+    /// DNS SANs; IPv4/IPv6 literals in this list become IP SANs. 127.0.0.1 is always included.
+    public let names: [String]
+    /// Lifetime of each serving certificate.
+    public let ttl: Duration
+
+    /// Creates the issuer of serving certificates.
+    public init(authority: CertificateAuthority, ledger: any IssuanceLedger, names: [String], ttl: Duration) {
+        self.authority = authority
+        self.ledger = ledger
+        self.names = names
+        self.ttl = ttl
+    }
+
+    /// A freshly issued and recorded serving certificate: chain PEM (leaf, then the roots, so a client
+    /// pinning the root by fingerprint finds it), key PEM, and the leaf.
+    public func issue(at now: Date) async throws -> (chainPEM: String, keyPEM: String, leaf: Certificate) {
+        let key = try KeyType.ecP256.generate()
+        var dnsNames: [String] = []
+        var addresses: [[UInt8]] = [[127, 0, 0, 1]]
+        for name in names {
+            if let bytes = Self.ipv4(name) {
+                if !addresses.contains(bytes) { addresses.append(bytes) }
+            } else if !dnsNames.contains(name) {
+                dnsNames.append(name)
+            }
+        }
+        let leaf = try authority.issueServingCertificate(publicKey: key.publicKey, dnsNames: dnsNames, ipAddresses: addresses, ttl: ttl, at: now)
+        let signer = authority.signingIdentity
+        try await ledger.record(
+            IssuanceRecord(
+                serial: leaf.serialHex, spiffeID: "", trustDomain: authority.trustDomain.name, namespace: "", serviceAccount: "",
+                sans: leaf.sanStrings, notBefore: leaf.notValidBefore, notAfter: leaf.notValidAfter, issuedAt: now,
+                requestedTTLSeconds: ttl.components.seconds,
+                grantedTTLSeconds: Int64(leaf.notValidAfter.timeIntervalSince(now).rounded(.down)),
+                keyType: KeyType.ecP256.rawValue, publicKeySHA256: leaf.publicKey.sha256Fingerprint, csrSHA256: "",
+                certificateDER: leaf.derBytes, issuerFingerprint: signer.certificate.sha256Fingerprint,
+                requester: "meshca-serve", authMethod: "internal"
+            )
+        )
+        let chain = ([leaf] + (signer.bundle.contains(signer.certificate) ? [] : [signer.certificate] + signer.intermediates) + signer.bundle)
+        return (chain.map(\.pem).joined(), try key.serializeAsPEM().pemString + "\n", leaf)
+    }
+
+    static func ipv4(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        let bytes = parts.compactMap { UInt8($0) }
+        return bytes.count == 4 ? bytes : nil
+    }
+}
+
+/// Renews the serving certificate at half its lifetime (retrying every minute on failure) and swaps it
+/// into the TLS listener; open connections keep the certificate they were opened with.
+struct ServingCertificateRenewal: Service {
+    let identity: ServingIdentity
+    let certificate: ServingCertificate
+    let metrics: CAMetrics
+    let logger: Logger
+    var notAfter: Date
+    var issuedAt: Date
+
+    func run() async throws {
+        var nextAttempt = Self.halfLife(from: issuedAt, to: notAfter)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let wait = max(0, nextAttempt.timeIntervalSinceNow)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
+            } catch {
+                return
+            }
+            let now = Date()
+            do {
+                let next = try await identity.issue(at: now)
+                try certificate.update(chainPEM: next.chainPEM, keyPEM: next.keyPEM)
+                nextAttempt = Self.halfLife(from: now, to: next.leaf.notValidAfter)
+                metrics.setServingCertificateExpiry(next.leaf.notValidAfter)
+                logger.info("renewed the serving certificate", metadata: ["serial": "\(next.leaf.serialHex)", "not_after": "\(next.leaf.notValidAfter.formatted(.iso8601))"])
+            } catch {
+                nextAttempt = now.addingTimeInterval(60)
+                logger.error("could not renew the serving certificate; retrying in 60s", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    static func halfLife(from start: Date, to end: Date) -> Date {
+        start.addingTimeInterval(end.timeIntervalSince(start) / 2)
+    }
+}

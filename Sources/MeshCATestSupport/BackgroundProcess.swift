@@ -1,0 +1,101 @@
+import Foundation
+import Synchronization
+
+/// A long-running child process (such as `meshca serve`) whose output a test can wait on.
+///
+/// Standard output and error are collected continuously; ``waitForLine(containing:timeout:)`` returns
+/// the first stdout line containing a marker. The timeout only guards against a hang; it is never a
+/// speed expectation.
+public final class BackgroundProcess: Sendable {
+    /// Text collected from one pipe, appended from the pipe's reader thread.
+    private final class Collected: Sendable {
+        let text = Mutex<String>("")
+    }
+
+    // Process is not Sendable, but after `run()` it is only asked for its state, which Foundation guards.
+    nonisolated(unsafe) private let process: Process
+    private let stdout = Collected()
+    private let stderr = Collected()
+
+    /// Starts `executable` with `arguments` and `environment` (merged over the current one).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "MESHCA_STATE_DIR")
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        self.process = process
+        let collectOut = stdout
+        let collectErr = stderr
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil } else { collectOut.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        err.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil } else { collectErr.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try process.run()
+    }
+
+    /// Everything written to standard output so far.
+    public var output: String { stdout.text.withLock { $0 } }
+    /// Everything written to standard error so far.
+    public var errorOutput: String { stderr.text.withLock { $0 } }
+    /// The process id.
+    public var pid: Int32 { process.processIdentifier }
+    /// Whether the process is still running.
+    public var isRunning: Bool { process.isRunning }
+
+    /// The first stdout line containing `marker`; throws when the process exits or `timeout` passes first.
+    public func waitForLine(containing marker: String, timeout: Duration = .seconds(120)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = output.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
+            if !process.isRunning {
+                throw BackgroundProcessError("exited with status \(process.terminationStatus) before printing \"\(marker)\"; stderr:\n\(errorOutput)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw BackgroundProcessError("did not print \"\(marker)\" within \(timeout); stderr:\n\(errorOutput)")
+    }
+
+    /// Sends `signal` (SIGTERM by default) and waits for the process to exit; returns its status.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(60)) async throws -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                throw BackgroundProcessError("did not exit within \(timeout) of signal \(signal)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return process.terminationStatus
+    }
+
+    /// Sends SIGTERM and blocks until the process exits (for `defer` blocks, which cannot await).
+    public func terminate() {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A background process that misbehaved.
+public struct BackgroundProcessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import MeshCACore
+import MeshCADaemon
+import MeshCATransport
+import SwiftASN1
+import X509
+
+extension Issue {
+    /// `meshca issue --server`: the same three files, from a running CA daemon.
+    func issueRemotely(server: String, token text: String, keyType: KeyType, ttl: Duration) async throws {
+        let token: JoinToken
+        do {
+            token = try JoinToken(parsing: text)
+        } catch let error as IssuanceError {
+            throw ValidationError("--token: \(error.message)")
+        }
+        let trust: CAClient.Trust
+        if let rootCert {
+            guard let data = FileManager.default.contents(atPath: rootCert), let roots = try? Certificate.parseAll(pem: String(decoding: data, as: UTF8.self)), !roots.isEmpty else {
+                throw ValidationError("--root-cert: \(rootCert) is not a readable PEM file of root certificates.")
+            }
+            trust = .roots(roots)
+        } else {
+            trust = .pinnedRoot(sha256: token.rootFingerprint)
+        }
+        let identity: SPIFFEID
+        do {
+            identity = try SPIFFEID(trustDomain: TrustDomain(trustDomain), namespace: namespace, serviceAccount: serviceAccount)
+        } catch let error as IssuanceError {
+            throw ValidationError(error.message)
+        }
+        let key = try keyType.generate()
+        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key))
+        let client = try CAClient(address: server, trust: trust)
+        let chain: [String]
+        do {
+            chain = try await client.createCertificate(csrPEM: csr, ttl: ttl, headers: ["authorization": "Bearer \(token.encoded)"])
+        } catch let error as RPCError {
+            throw RemoteIssueError(server: server, error: error)
+        }
+        let credentials = try CredentialBundle(istioChain: chain)
+        guard credentials.leaf.publicKey == key.publicKey else {
+            throw RemoteIssueError(message: "The CA at \(server) returned a certificate for a different key; refusing to write it.")
+        }
+        guard credentials.leaf.uriSANs == [identity.uri] else {
+            throw RemoteIssueError(message: "The CA at \(server) returned a certificate for \(credentials.leaf.uriSANs.joined(separator: ", ")), not \(identity.uri); refusing to write it.")
+        }
+        if case .pinnedRoot(let fingerprint) = trust, !credentials.roots.contains(where: { $0.sha256Fingerprint == fingerprint }) {
+            throw RemoteIssueError(message: "The root bundle from \(server) does not contain the root pinned by the token; refusing to write it.")
+        }
+        let outDirectory = StateDirectory.absolute(out)
+        try CredentialFiles.write(
+            to: outDirectory,
+            certChainPEM: credentials.certChainPEM,
+            keyPEM: try key.serializeAsPEM().pemString + "\n",
+            bundlePEM: credentials.bundlePEM
+        )
+        report(identity: identity, leaf: credentials.leaf, keyType: keyType, directory: outDirectory)
+    }
+}
+
+/// A refusal or failure from a remote CA, shown with its gRPC status and what to do.
+struct RemoteIssueError: Error, CustomStringConvertible {
+    let description: String
+
+    init(message: String) {
+        description = message
+    }
+
+    init(server: String, error: RPCError) {
+        let hint: String
+        switch error.code {
+        case .unavailable: hint = " Is `meshca serve` running at \(server), and does its certificate verify against the token's root (or --root-cert)?"
+        default: hint = ""
+        }
+        description = "The CA at \(server) answered \(error.code): \(error.message)\(hint)"
+    }
+}

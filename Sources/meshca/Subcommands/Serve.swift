@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshCADaemon
+
+/// `meshca serve`: the CSR-signing daemon (Istio's CA API over gRPC/TLS).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the CA daemon: Istio's IstioCertificateService/CreateCertificate over gRPC/TLS.",
+        discussion: """
+            Every setting can also come from the environment (MESHCA_<KEY>, e.g. MESHCA_MAX_TTL) or a YAML file \
+            (--config); flags win over the environment, which wins over the file. On an empty state directory a CA \
+            is created first. Stops gracefully on SIGTERM/SIGINT.
+            """
+    )
+
+    @Option(help: ArgumentHelp("A YAML file with settings (keys as the flag names, e.g. max-ttl: 7d).", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("gRPC/TLS listen address (default 127.0.0.1:15012).", valueName: "host:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Metrics and health listen address (default 127.0.0.1:15014).", valueName: "host:port"))
+    var monitoring: String?
+
+    @Option(help: ArgumentHelp("The CA's state directory.", valueName: "dir"))
+    var stateDir: String?
+
+    @Option(help: ArgumentHelp("Trust domain of a CA created on first start (default cluster.local).", valueName: "name"))
+    var trustDomain: String?
+
+    @Option(help: ArgumentHelp("A DNS name (or IPv4 address) for the serving certificate; repeatable (default: localhost and the host name).", valueName: "name"))
+    var dnsName: [String] = []
+
+    @Option(help: ArgumentHelp("Lifetime when the request asks for none (default 24h).", valueName: "duration"))
+    var defaultTTL: String?
+
+    @Option(help: ArgumentHelp("Longest lifetime granted; longer requests are refused (default 90d).", valueName: "duration"))
+    var maxTTL: String?
+
+    @Option(help: ArgumentHelp("Lifetime of the daemon's own TLS certificate, renewed at half-life (default 7d).", valueName: "duration"))
+    var servingCertTTL: String?
+
+    @Option(help: ArgumentHelp("Requests per identity: N/s, N/m or N/h, or off (default 100/m).", valueName: "rate"))
+    var rateLimit: String?
+
+    @Option(help: ArgumentHelp("Public keys for Kubernetes service-account JWTs: PEM keys/certificates or a JWKS file.", valueName: "file"))
+    var jwtKeys: String?
+
+    @Option(help: ArgumentHelp("Required `iss` of service-account JWTs.", valueName: "issuer"))
+    var jwtIssuer: String?
+
+    @Option(help: ArgumentHelp("Accepted `aud` of service-account JWTs, comma-separated (default istio-ca).", valueName: "aud"))
+    var jwtAudience: String?
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
+    var logLevel: String?
+
+    func run() async throws {
+        var flags: [String: String] = [:]
+        flags["listen"] = listen
+        flags["monitoring"] = monitoring
+        flags["state-dir"] = stateDir
+        flags["trust-domain"] = trustDomain
+        flags["dns-name"] = dnsName.isEmpty ? nil : dnsName.joined(separator: ",")
+        flags["default-ttl"] = defaultTTL
+        flags["max-ttl"] = maxTTL
+        flags["serving-cert-ttl"] = servingCertTTL
+        flags["rate-limit"] = rateLimit
+        flags["jwt-keys"] = jwtKeys
+        flags["jwt-issuer"] = jwtIssuer
+        flags["jwt-audience"] = jwtAudience
+        flags["log-level"] = logLevel
+        let environment = ProcessInfo.processInfo.environment
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try DaemonConfiguration.load(flags: flags, environment: environment, configFile: config ?? environment["MESHCA_CONFIG"])
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "meshca")
+        let daemon = Daemon(configuration: configuration, logger: logger) { grpc, monitoring in
+            print("meshca serve: listening on \(grpc) (gRPC, TLS); metrics and health on http://\(monitoring)")
+            fflush(nil)
+        }
+        try await daemon.run()
+    }
+}

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import MeshCACore
+import MeshCADaemon
+import MeshCALedger
+import X509
+
+/// `meshca token`: join tokens, the bootstrap credential for workloads outside Kubernetes.
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, list and revoke join tokens (bearer credentials bound to one identity).",
+        subcommands: [TokenCreate.self, TokenList.self, TokenRevoke.self]
+    )
+}
+
+/// `meshca token create`
+struct TokenCreate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create a join token for one identity and print it (only its hash is stored).",
+        discussion: "The token also carries the CA root's SHA-256, so a client holding it can verify the CA it connects to."
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Option(name: .customLong("sa"), help: ArgumentHelp("The service account the token stands for.", valueName: "name"))
+    var serviceAccount: String
+
+    @Option(name: .customLong("ns"), help: ArgumentHelp("Its namespace.", valueName: "name"))
+    var namespace: String = "default"
+
+    @Option(help: ArgumentHelp("How long the token can be used, e.g. 1h, 7d.", valueName: "duration"))
+    var ttl: String = "1h"
+
+    @Option(help: ArgumentHelp("How many certificates it can obtain.", valueName: "n"))
+    var uses: Int = 1
+
+    func validate() throws {
+        do {
+            try KubernetesName.validate(namespace, as: .namespace)
+            try KubernetesName.validate(serviceAccount, as: .serviceAccount)
+        } catch let error as IssuanceError {
+            throw ValidationError(error.message)
+        }
+        guard uses >= 1 else { throw ValidationError("--uses must be at least 1.") }
+        _ = try parseDuration(ttl, flag: "--ttl")
+    }
+
+    func run() async throws {
+        let directory = state.directory
+        let now = Date()
+        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
+        if created { printError("meshca: no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
+        let root = ca.signer.bundle.first ?? ca.signer.certificate
+        let token = JoinToken.generate(rootFingerprint: root.sha256Fingerprint)
+        let expires = now.addingTimeInterval(TimeInterval(try parseDuration(ttl, flag: "--ttl").components.seconds))
+        let ledger = try SQLiteLedger(path: directory.ledgerPath)
+        try await ledger.createToken(
+            JoinTokenRecord(
+                id: token.id, secretSHA256: token.secretSHA256, namespace: namespace, serviceAccount: serviceAccount,
+                createdAt: now, expiresAt: expires, maxUses: uses, createdBy: Issue.localUser()
+            )
+        )
+        let id = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
+        printError("token \(token.id) for \(id.uri): \(uses) use\(uses == 1 ? "" : "s"), expires \(expires.rfc3339)")
+        print(token.encoded)
+    }
+}
+
+/// `meshca token list`
+struct TokenList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List join tokens and their state.")
+
+    @OptionGroup var state: StateOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let now = Date()
+        let tokens = try await state.openLedger().tokens()
+        if json {
+            let rows: [[String: String]] = tokens.map {
+                [
+                    "id": $0.id, "namespace": $0.namespace, "service_account": $0.serviceAccount,
+                    "created_at": $0.createdAt.rfc3339, "expires_at": $0.expiresAt.rfc3339,
+                    "uses": String($0.uses), "max_uses": String($0.maxUses), "state": $0.state(at: now).rawValue,
+                    "created_by": $0.createdBy,
+                ]
+            }
+            print(try AuditJSON.encode(rows))
+            return
+        }
+        guard !tokens.isEmpty else {
+            print("no tokens")
+            return
+        }
+        var table = TextTable(columns: ["ID", "NAMESPACE", "SERVICE ACCOUNT", "EXPIRES", "USES", "STATE"])
+        for token in tokens {
+            table.add([token.id, token.namespace, token.serviceAccount, token.expiresAt.rfc3339, "\(token.uses)/\(token.maxUses)", token.state(at: now).rawValue])
+        }
+        print(table.render(), terminator: "")
+    }
+}
+
+/// `meshca token revoke`
+struct TokenRevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a join token so it can no longer be used.")
+
+    @OptionGroup var state: StateOptions
+
+    @Argument(help: "The token's id, as `meshca token list` shows it.")
+    var id: String
+
+    func run() async throws {
+        let ledger = try state.openLedger()
+        guard try await ledger.revokeToken(id: id.lowercased(), at: Date()) else {
+            throw AuditError("No active token with id \(id). See `meshca token list`.")
+        }
+        print("revoked token \(id.lowercased())")
+    }
+}

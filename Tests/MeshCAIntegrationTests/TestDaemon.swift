@@ -1,0 +1,125 @@
+import Foundation
+import GRPCCore
+import MeshCACore
+import MeshCATestSupport
+import MeshCATransport
+import Testing
+import X509
+
+/// A real `meshca serve` process on loopback with its own state directory, as a user would run it.
+final class TestDaemon: Sendable {
+    let directory: TemporaryDirectory
+    let process: BackgroundProcess
+    /// `127.0.0.1:PORT` of the gRPC/TLS listener.
+    let address: String
+    /// `127.0.0.1:PORT` of the metrics and health endpoint.
+    let monitoring: String
+
+    var stateDir: String { directory.file("state") }
+
+    /// Starts a daemon (on ports chosen by the kernel) and waits until it is serving.
+    static func start(_ extra: [String] = [], directory given: TemporaryDirectory? = nil) async throws -> TestDaemon {
+        let directory = try given ?? TemporaryDirectory("serve")
+        let process = try BackgroundProcess(
+            Command.meshcaBinary,
+            ["serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", directory.file("state")] + extra
+        )
+        let line = try await process.waitForLine(containing: "listening on")
+        // "meshca serve: listening on 127.0.0.1:41077 (gRPC, TLS); metrics and health on http://127.0.0.1:37569"
+        let words = line.split(separator: " ")
+        guard let at = words.firstIndex(of: "on"), let http = words.last?.replacingOccurrences(of: "http://", with: "") else {
+            throw BackgroundProcessError("unexpected ready line: \(line)")
+        }
+        return TestDaemon(directory: directory, process: process, address: String(words[at + 1]), monitoring: http)
+    }
+
+    private init(directory: TemporaryDirectory, process: BackgroundProcess, address: String, monitoring: String) {
+        self.directory = directory
+        self.process = process
+        self.address = address
+        self.monitoring = monitoring
+    }
+
+    /// Runs a `meshca` CLI command against this daemon's state directory.
+    @discardableResult
+    func meshca(_ arguments: String...) throws -> Command.Result {
+        try Command.meshca(arguments + ["--state-dir", stateDir], directory: directory.path)
+    }
+
+    /// Creates a join token with `meshca token create`.
+    func token(sa: String = "was", ns: String = "default", uses: Int = 1, ttl: String = "1h") throws -> String {
+        let result = try meshca("token", "create", "--sa", sa, "--ns", ns, "--uses", String(uses), "--ttl", ttl)
+        guard result.status == 0 else { throw BackgroundProcessError("token create failed: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The CA's roots, as the state directory holds them.
+    func roots() throws -> [Certificate] {
+        try Certificate.parseAll(pem: String(contentsOfFile: directory.file("state/root-cert.pem"), encoding: .utf8))
+    }
+
+    /// A client trusting this CA's roots.
+    func client(identity: CAClient.ClientIdentity? = nil) throws -> CAClient {
+        try CAClient(address: address, trust: .roots(roots()), identity: identity)
+    }
+
+    /// `meshca audit list --json`, decoded.
+    func ledger() throws -> [[String: Any]] {
+        let result = try meshca("audit", "list", "--json")
+        return (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    /// `meshca audit rejections --json`, decoded.
+    func rejections() throws -> [[String: Any]] {
+        let result = try meshca("audit", "rejections", "--json")
+        return (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    /// Stops the daemon with SIGTERM and removes its directory.
+    func shutdown(keepDirectory: Bool = false) async throws {
+        try await process.stop()
+        if !keepDirectory { directory.remove() }
+    }
+
+    /// Stops the daemon and removes its directory, blocking (for `defer`).
+    func stop() {
+        process.terminate()
+        directory.remove()
+    }
+}
+
+/// A fresh workload key and a CSR for `spiffe://cluster.local/ns/<ns>/sa/<sa>`.
+func workloadCSR(sa: String = "was", ns: String = "default", keyType: KeyType = .ecP256) throws -> (key: Certificate.PrivateKey, pem: String) {
+    let id = try SPIFFEID(trustDomain: TrustDomain("cluster.local"), namespace: ns, serviceAccount: sa)
+    let key = try keyType.generate()
+    return (key, try WorkloadCSR.pem(WorkloadCSR.make(for: id, key: key)))
+}
+
+/// `authorization: Bearer <credential>`.
+func bearer(_ credential: String) -> Metadata {
+    ["authorization": "Bearer \(credential)"]
+}
+
+/// The gRPC status code of an error thrown by a call, or nil when it is not an RPCError.
+func statusCode(_ body: () async throws -> Void) async -> RPCError.Code? {
+    do {
+        try await body()
+        return nil
+    } catch let error as RPCError {
+        return error.code
+    } catch {
+        return nil
+    }
+}
+
+/// Same as ``statusCode(_:)`` but also returns the message.
+func rpcFailure(_ body: () async throws -> Void) async -> RPCError? {
+    do {
+        try await body()
+        return nil
+    } catch let error as RPCError {
+        return error
+    } catch {
+        return RPCError(code: .unknown, message: "not an RPCError: \(error)")
+    }
+}
