@@ -10,5 +10,15 @@ if ! python3 -c "import cryptography" 2>/dev/null; then
     echo "meshca: installing the Python cryptography package (used as an independent checker)" >&2
     python3 -m pip install --quiet cryptography || python3 -m pip install --quiet --break-system-packages cryptography
 fi
+# Python grpcio is the independent gRPC client of the interoperability test.
+venv=.build/interop-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import grpc, grpc_tools, cryptography" 2>/dev/null; then
+    echo "meshca: preparing $venv (grpcio, grpcio-tools, cryptography)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools cryptography
+fi
+export MESHCA_INTEROP_PYTHON="$PWD/$venv/bin/python"
 swift build --build-tests
+# Keep the benchmark from rotting: a few issuances through the debug build (no timing claims).
+"$(swift build --show-bin-path)/meshca-bench" --requests 10 --concurrency 1,4
 swift test --skip-build "$@"

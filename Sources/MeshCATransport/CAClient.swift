@@ -55,29 +55,52 @@ public struct CAClient: Sendable {
         self.identity = identity
     }
 
-    /// Sends one `CreateCertificate` and returns Istio's `cert_chain` (leaf, intermediates, root bundle).
+    /// Sends one `CreateCertificate` over a new connection and returns Istio's `cert_chain` (leaf,
+    /// intermediates, root bundle).
     ///
-    /// `metadata` carries headers (`authorization`, ...); `requestMetadata` becomes the request's Struct,
-    /// which istio-agent always fills with `CertSigner`.
+    /// `headers` carries gRPC metadata (`authorization`, ...); `requestMetadata` becomes the request's
+    /// Struct, which istio-agent always fills with `CertSigner`.
     public func createCertificate(
         csrPEM: String,
         ttl: Duration?,
         headers: Metadata = [:],
         requestMetadata: [String: String] = ["CertSigner": ""]
     ) async throws -> [String] {
-        var request = Istio_V1_Auth_IstioCertificateRequest()
-        request.csr = csrPEM
-        request.validityDuration = ttl?.components.seconds ?? 0
-        for (key, value) in requestMetadata {
-            request.metadata.fields[key] = Google_Protobuf_Value(stringValue: value)
+        try await withConnection { connection in
+            try await connection.createCertificate(csrPEM: csrPEM, ttl: ttl, headers: headers, requestMetadata: requestMetadata)
         }
-        var options = CallOptions.defaults
-        options.timeout = timeout
+    }
+
+    /// Opens one connection (one TLS handshake) for many calls, closed when `body` returns.
+    public func withConnection<Result: Sendable>(_ body: (Connection) async throws -> Result) async throws -> Result {
         let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: try transportSecurity())
+        let timeout = self.timeout
         return try await withGRPCClient(transport: transport) { client in
-            let ca = Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
-            let response = try await ca.createCertificate(request, metadata: headers, options: options)
-            return response.certChain
+            try await body(Connection(client: Istio_V1_Auth_IstioCertificateService.Client(wrapping: client), timeout: timeout))
+        }
+    }
+
+    /// An open connection to the CA; calls on it may run concurrently (HTTP/2 streams).
+    public struct Connection: Sendable {
+        let client: Istio_V1_Auth_IstioCertificateService.Client<HTTP2ClientTransport.Posix>
+        let timeout: Duration
+
+        /// Sends one `CreateCertificate`; see ``CAClient/createCertificate(csrPEM:ttl:headers:requestMetadata:)``.
+        public func createCertificate(
+            csrPEM: String,
+            ttl: Duration?,
+            headers: Metadata = [:],
+            requestMetadata: [String: String] = ["CertSigner": ""]
+        ) async throws -> [String] {
+            var request = Istio_V1_Auth_IstioCertificateRequest()
+            request.csr = csrPEM
+            request.validityDuration = ttl?.components.seconds ?? 0
+            for (key, value) in requestMetadata {
+                request.metadata.fields[key] = Google_Protobuf_Value(stringValue: value)
+            }
+            var options = CallOptions.defaults
+            options.timeout = timeout
+            return try await client.createCertificate(request, metadata: headers, options: options).certChain
         }
     }
 

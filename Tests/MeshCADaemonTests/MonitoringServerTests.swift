@@ -26,7 +26,7 @@ struct MonitoringServerTests {
         readiness: Readiness = Readiness(),
         _ body: (Int) async throws -> Void
     ) async throws -> Int {
-        let logger = Logger(label: "meshca.test.monitoring")
+        let logger = Logger(label: "meshca.test.monitoring", factory: { _ in SwiftLogNoOpLogHandler() })
         let server = MonitoringServer(
             host: "127.0.0.1", port: 0, metrics: metrics,
             readiness: { readiness.reason.withLock { $0 } }, logger: logger
@@ -134,7 +134,7 @@ struct MonitoringServerTests {
         try await withServer { port in
             let second = MonitoringServer(
                 host: "127.0.0.1", port: port, metrics: CAMetrics(), readiness: { nil },
-                logger: Logger(label: "meshca.test.monitoring")
+                logger: Logger(label: "meshca.test.monitoring", factory: { _ in SwiftLogNoOpLogHandler() })
             )
             let error = await #expect(throws: ConfigurationError.self) { try await second.run() }
             #expect(error?.description.contains("monitoring: cannot listen on 127.0.0.1:\(port)") == true)
