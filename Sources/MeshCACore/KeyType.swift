@@ -1,5 +1,6 @@
 import Crypto
 import X509
+import SwiftASN1
 import _CryptoExtras
 
 /// The key algorithms meshca generates and accepts: ECDSA P-256 (the default) and P-384, RSA 2048-4096.
@@ -69,5 +70,18 @@ public enum KeyType: String, Sendable, CaseIterable, CustomStringConvertible {
             return "RSA keys must have 2048 to 8192 bits, this one has \(rsa.keySizeInBits)"
         }
         return "only ECDSA P-256, ECDSA P-384 and RSA (2048-8192 bits) keys are accepted"
+    }
+}
+
+extension Certificate.PrivateKey {
+    /// The key as unencrypted PKCS#8 DER, the format the SPIFFE Workload API requires (swift-crypto's
+    /// RSA PEM is PKCS#1, so RSA keys are re-encoded).
+    public func pkcs8DER() throws -> [UInt8] {
+        let pem = try serializeAsPEM()
+        switch pem.discriminator {
+        case "PRIVATE KEY": return pem.derBytes
+        case "RSA PRIVATE KEY": return Array(try _RSA.Signing.PrivateKey(derRepresentation: pem.derBytes).pkcs8DERRepresentation)
+        default: throw IssuanceError(.unsupportedKey, "A \(pem.discriminator) cannot be converted to PKCS#8.")
+        }
     }
 }

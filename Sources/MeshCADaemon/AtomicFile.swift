@@ -62,7 +62,7 @@ public enum AtomicFile {
     }
 
     /// fsyncs a directory so that entries created or renamed in it are durable.
-    static func syncDirectory(_ directory: String) {
+    package static func syncDirectory(_ directory: String) {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
         _ = fsync(fd)

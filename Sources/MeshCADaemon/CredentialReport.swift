@@ -1,6 +1,6 @@
 import Foundation
 import MeshCACore
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 /// What `meshca inspect` finds in a directory of workload credentials: identity, validity, whether the
 /// chain verifies to the bundle, whether the key matches the leaf, and the file modes.
@@ -118,7 +118,7 @@ public struct CredentialReport: Sendable {
         // Roots repeated at the end of cert-chain.pem (Istio's layout) are not intermediates.
         let intermediates = chain.filter { !bundle.contains($0) }
         var verifier = Verifier(rootCertificates: CertificateStore(bundle)) {
-            RFC5280Policy(validationTime: now)
+            RFC5280Policy(fixedExpiryValidationTime: now)
             SPIFFEVerifierPolicy(trustDomain: trustDomain)
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates))

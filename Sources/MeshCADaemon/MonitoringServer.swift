@@ -31,28 +31,38 @@ public final class MonitoringServer: Service {
     /// How long a connection may take to finish its current request once shutdown begins.
     static let drainTimeout: TimeAmount = .seconds(5)
 
-    /// Creates the server; nothing is bound until ``run()``.
+    /// Creates the CA's monitoring server; nothing is bound until ``run()``.
     ///
     /// - Parameter readiness: Called on every `GET /readyz`, on a NIO thread, so it must be quick and must
     ///   not block. Returns `nil` when the daemon is ready, else a short reason such as `ledger not open`.
-    public init(
+    public convenience init(
         host: String,
         port: Int,
         metrics: CAMetrics,
         readiness: @escaping @Sendable () -> String?,
         logger: Logger
     ) {
+        // One line per route. The closures run on a NIO thread for every request.
+        self.init(
+            host: host,
+            port: port,
+            routes: [
+                "/metrics": { .ok(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
+                "/healthz": { .ok("ok\n") },
+                "/readyz": {
+                    readiness().map { MonitoringResponse(.serviceUnavailable, "not ready: \($0)\n") } ?? .ok("ready\n")
+                },
+            ],
+            logger: logger
+        )
+    }
+
+    /// A server answering `GET` on each path in `routes` (the agent's status endpoint uses this too).
+    package init(host: String, port: Int, routes: [String: MonitoringRoute], logger: Logger) {
         self.host = host
         self.port = port
         self.logger = logger
-        // One line per route. The closures run on a NIO thread for every request.
-        self.routes = [
-            "/metrics": { .ok(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
-            "/healthz": { .ok("ok\n") },
-            "/readyz": {
-                readiness().map { MonitoringResponse(.serviceUnavailable, "not ready: \($0)\n") } ?? .ok("ready\n")
-            },
-        ]
+        self.routes = routes
     }
 
     deinit {
@@ -118,21 +128,23 @@ public final class MonitoringServer: Service {
 }
 
 /// Produces the answer for one path; runs on a NIO thread.
-typealias MonitoringRoute = @Sendable () -> MonitoringResponse
+package typealias MonitoringRoute = @Sendable () -> MonitoringResponse
 
 /// A complete, small response: everything the monitoring routes send fits in one buffer.
-struct MonitoringResponse: Sendable {
+package struct MonitoringResponse: Sendable {
     var status: HTTPResponseStatus
     var body: String
     var contentType = "text/plain; charset=utf-8"
     var extraHeaders: [(String, String)] = []
 
-    init(_ status: HTTPResponseStatus, _ body: String) {
+    /// A response with `status` and a plain-text `body`.
+    package init(_ status: HTTPResponseStatus, _ body: String) {
         self.status = status
         self.body = body
     }
 
-    static func ok(_ body: String, contentType: String = "text/plain; charset=utf-8") -> Self {
+    /// 200 with `body`.
+    package static func ok(_ body: String, contentType: String = "text/plain; charset=utf-8") -> Self {
         var response = Self(.ok, body)
         response.contentType = contentType
         return response

@@ -89,7 +89,8 @@ public struct StateDirectory: Sendable {
         return ((FileManager.default.currentDirectoryPath + "/" + expanded) as NSString).standardizingPath
     }
 
-    static func reason(_ error: any Error) -> String {
+    /// The POSIX reason (e.g. "Permission denied") behind a Foundation file error, for messages.
+    package static func reason(_ error: any Error) -> String {
         if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
             return String(cString: strerror(Int32(posix.code)))
         }

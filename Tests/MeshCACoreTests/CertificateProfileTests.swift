@@ -2,7 +2,7 @@ import Foundation
 import MeshCACore
 import SwiftASN1
 import Testing
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 @Suite("The X509-SVID profile of issued certificates")
 struct CertificateProfileTests {
@@ -112,7 +112,7 @@ struct CertificateProfileTests {
         let ca = try TestCA()
         let leaf = try ca.issue(TestCA.identity()).certificate
         var verifier = Verifier(rootCertificates: CertificateStore([ca.root])) {
-            RFC5280Policy(validationTime: TestCA.now)
+            RFC5280Policy(fixedExpiryValidationTime: TestCA.now)
             SPIFFEVerifierPolicy(trustDomain: TestCA.trustDomain, expectedID: try! TestCA.identity())
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore())
@@ -121,7 +121,7 @@ struct CertificateProfileTests {
             return
         }
         var wrongID = Verifier(rootCertificates: CertificateStore([ca.root])) {
-            RFC5280Policy(validationTime: TestCA.now)
+            RFC5280Policy(fixedExpiryValidationTime: TestCA.now)
             SPIFFEVerifierPolicy(trustDomain: TestCA.trustDomain, expectedID: try! TestCA.identity("other"))
         }
         guard case .couldNotValidate = await wrongID.validate(leaf: leaf, intermediates: CertificateStore()) else {

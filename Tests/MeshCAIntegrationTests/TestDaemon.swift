@@ -18,11 +18,11 @@ final class TestDaemon: Sendable {
     var stateDir: String { directory.file("state") }
 
     /// Starts a daemon (on ports chosen by the kernel) and waits until it is serving.
-    static func start(_ extra: [String] = [], directory given: TemporaryDirectory? = nil) async throws -> TestDaemon {
+    static func start(_ extra: [String] = [], directory given: TemporaryDirectory? = nil, listen: String = "127.0.0.1:0") async throws -> TestDaemon {
         let directory = try given ?? TemporaryDirectory("serve")
         let process = try BackgroundProcess(
             Command.meshcaBinary,
-            ["serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", directory.file("state")] + extra
+            ["serve", "--listen", listen, "--monitoring", "127.0.0.1:0", "--state-dir", directory.file("state")] + extra
         )
         let line = try await process.waitForLine(containing: "listening on")
         // "meshca serve: listening on 127.0.0.1:41077 (gRPC, TLS); metrics and health on http://127.0.0.1:37569"

@@ -1,0 +1,210 @@
+import Foundation
+import GRPCCore
+import Logging
+import MeshCACore
+import MeshCATransport
+import ServiceLifecycle
+import SwiftASN1
+import X509
+
+/// `meshca agent`'s renewal loop: obtains the workload's certificate, keeps the files and the Workload
+/// API current, and renews before expiry.
+///
+/// - At start it reuses valid files already in `--out` (no new issuance); otherwise it bootstraps with
+///   the join token or JWT.
+/// - It renews at the schedule's point (half-life ± jitter by default) over mTLS with its current
+///   certificate, so a single-use token is enough. A new key is made for every certificate.
+/// - On failure it keeps the current files, retries with capped exponential backoff (always before the
+///   certificate expires), and reports the error in its status. A certificate that expired while the
+///   CA was away is replaced through the bootstrap credential when that still works.
+public struct Agent: Service {
+    let configuration: AgentConfiguration
+    let broadcast: CredentialsBroadcast
+    let status: AgentStatusBox
+    let logger: Logger
+
+    /// The loop for `configuration`, publishing to `broadcast` and reporting to `status`.
+    public init(configuration: AgentConfiguration, broadcast: CredentialsBroadcast, status: AgentStatusBox, logger: Logger) {
+        self.configuration = configuration
+        self.broadcast = broadcast
+        self.status = status
+        self.logger = logger
+    }
+
+    /// A certificate the agent holds, with what it needs to renew it.
+    struct Held {
+        var credentials: WorkloadCredentials
+        var chainPEM: String
+        var receivedAt: Date
+    }
+
+    public func run() async throws {
+        let directory = CredentialDirectory(path: configuration.outDirectory, keyMode: configuration.keyMode, owner: configuration.fileOwner)
+        var held = reuse(from: directory, at: Date())
+        if let held {
+            broadcast.publish(held.credentials)
+            record(held, obtainedBy: "reused")
+            logger.info("reusing valid files", metadata: ["dir": "\(directory.path)", "serial": "\(held.credentials.leaf.serialHex)"])
+        }
+        var failures = 0
+        var nextAttempt = held.map(renewalTime) ?? Date()
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            status.update { $0.nextRenewal = nextAttempt }
+            do {
+                let wait = max(0, nextAttempt.timeIntervalSinceNow)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
+            } catch {
+                return
+            }
+            do {
+                let (next, method) = try await obtain(renewing: held, at: Date())
+                try directory.write(chainPEM: next.chainPEM, keyPEM: next.credentials.privateKeyPEM, bundlePEM: next.credentials.bundle.map(\.pem).joined())
+                broadcast.publish(next.credentials)
+                held = next
+                failures = 0
+                record(next, obtainedBy: method)
+                nextAttempt = renewalTime(next)
+                logger.info(
+                    "certificate written",
+                    metadata: ["serial": "\(next.credentials.leaf.serialHex)", "not_after": "\(next.credentials.leaf.notValidAfter.formatted(.iso8601))", "via": "\(method)"]
+                )
+                await runHook()
+            } catch {
+                let now = Date()
+                let explanation = AgentFailure.explain(error, held: held?.credentials.leaf, bootstrap: configuration.bootstrap, at: now)
+                let delay = configuration.schedule.backoff(attempt: failures, random: Double.random(in: 0...1), now: now, deadline: held?.credentials.leaf.notValidAfter)
+                failures += 1
+                nextAttempt = now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+                status.update {
+                    $0.state = explanation.expired ? "expired" : "renewing-failed"
+                    $0.lastError = explanation.message
+                    $0.lastErrorAt = now
+                    $0.consecutiveFailures = failures
+                }
+                logger.error("could not obtain a certificate; retrying", metadata: ["error": "\(explanation.message)", "retry_in": "\(delay)"])
+            }
+        }
+    }
+
+    private func renewalTime(_ held: Held) -> Date {
+        configuration.schedule.renewalTime(receivedAt: held.receivedAt, notAfter: held.credentials.leaf.notValidAfter, random: Double.random(in: -1...1))
+    }
+
+    private func record(_ held: Held, obtainedBy method: String) {
+        let leaf = held.credentials.leaf
+        status.update {
+            $0.state = "ok"
+            $0.serial = leaf.serialHex
+            $0.notBefore = leaf.notValidBefore
+            $0.notAfter = leaf.notValidAfter
+            $0.lastError = nil
+            $0.consecutiveFailures = 0
+            $0.obtainedBy = method
+            if method != "reused" { $0.renewals += 1 }
+        }
+    }
+
+    /// Valid files already on disk for this identity: key matching the leaf, not expired, a bundle.
+    func reuse(from directory: CredentialDirectory, at now: Date) -> Held? {
+        guard let files = directory.read(),
+            let chain = try? Certificate.parseAll(pem: files.chainPEM), let leaf = chain.first,
+            let roots = try? Certificate.parseAll(pem: files.bundlePEM), !roots.isEmpty,
+            let key = try? Certificate.PrivateKey(pemEncoded: files.keyPEM), key.publicKey == leaf.publicKey,
+            leaf.uriSANs == [configuration.identity.uri], now < leaf.notValidAfter,
+            let credentials = try? Self.credentials(identity: configuration.identity, chain: chain.filter { !roots.contains($0) }, key: key, bundle: roots)
+        else { return nil }
+        // The lifetime left is what matters for the schedule; the original receipt time is unknown.
+        return Held(credentials: credentials, chainPEM: files.chainPEM, receivedAt: min(now, leaf.notValidBefore.addingTimeInterval(120)))
+    }
+
+    /// One issuance: over mTLS while the current certificate is valid, else with the bootstrap credential.
+    func obtain(renewing held: Held?, at now: Date) async throws -> (Held, String) {
+        let key = try configuration.keyType.generate()
+        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: configuration.identity, key: key))
+        let trust = try self.trust(held: held)
+        let chain: [String]
+        let method: String
+        if let held, now < held.credentials.leaf.notValidAfter {
+            let identity = CAClient.ClientIdentity(chainPEM: held.chainPEM, keyPEM: held.credentials.privateKeyPEM)
+            chain = try await CAClient(address: configuration.caAddress, trust: trust, identity: identity).createCertificate(csrPEM: csr, ttl: configuration.ttl)
+            method = "mtls"
+        } else {
+            let (credential, kind) = try bootstrapCredential()
+            chain = try await CAClient(address: configuration.caAddress, trust: trust)
+                .createCertificate(csrPEM: csr, ttl: configuration.ttl, headers: ["authorization": "Bearer \(credential)"])
+            method = kind
+        }
+        let bundle = try CredentialBundle(istioChain: chain)
+        guard bundle.leaf.publicKey == key.publicKey, bundle.leaf.uriSANs == [configuration.identity.uri] else {
+            throw AgentFailure("The CA at \(configuration.caAddress) answered with a certificate for another key or identity; it was discarded.")
+        }
+        if case .pinnedRoot(let fingerprint) = trust, !bundle.roots.contains(where: { $0.sha256Fingerprint == fingerprint }) {
+            throw AgentFailure("The root bundle from \(configuration.caAddress) does not contain the root pinned by the join token; it was discarded.")
+        }
+        let credentials = try Self.credentials(identity: configuration.identity, chain: [bundle.leaf] + bundle.intermediates, key: key, bundle: bundle.roots)
+        return (Held(credentials: credentials, chainPEM: bundle.certChainPEM, receivedAt: now), method)
+    }
+
+    /// How to verify the CA: `--root-cert` (re-read each time, so a rotated bundle is picked up), else
+    /// the bundle of the current certificate, else the root pinned by the join token.
+    private func trust(held: Held?) throws -> CAClient.Trust {
+        if let file = configuration.rootCertFile {
+            guard let data = FileManager.default.contents(atPath: file), let roots = try? Certificate.parseAll(pem: String(decoding: data, as: UTF8.self)), !roots.isEmpty else {
+                throw AgentFailure("Cannot read root certificates from \(file) (--root-cert).")
+            }
+            return .roots(roots)
+        }
+        if let held { return .roots(held.credentials.bundle) }
+        let (credential, kind) = try bootstrapCredential()
+        guard kind == "token", let token = try? JoinToken(parsing: credential) else {
+            throw AgentFailure("Without --root-cert the agent can only verify the CA through a join token's pinned root; give --root-cert.")
+        }
+        return .pinnedRoot(sha256: token.rootFingerprint)
+    }
+
+    /// The bootstrap credential and its kind (`token` or `jwt`), read fresh from its file when it has one.
+    private func bootstrapCredential() throws -> (String, String) {
+        func read(_ path: String, _ flag: String) throws -> String {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw AgentFailure("Cannot read \(path) (\(flag)); check that the file exists and is readable by this user.")
+            }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        switch configuration.bootstrap {
+        case .token(let token): return (token, "token")
+        case .tokenFile(let path): return (try read(path, "--token-file"), "token")
+        case .jwtFile(let path): return (try read(path, "--jwt-file"), "jwt")
+        }
+    }
+
+    static func credentials(identity: SPIFFEID, chain: [Certificate], key: Certificate.PrivateKey, bundle: [Certificate]) throws -> WorkloadCredentials {
+        WorkloadCredentials(
+            spiffeID: identity, chain: chain, privateKeyPKCS8: try key.pkcs8DER(),
+            privateKeyPEM: try key.serializeAsPEM().pemString + "\n", bundle: bundle
+        )
+    }
+
+    /// Runs `--on-rotate` through `/bin/sh -c` and logs its exit status.
+    private func runHook() async {
+        guard let command = configuration.onRotate else { return }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        var environment = ProcessInfo.processInfo.environment
+        environment["MESHCA_CERT_DIR"] = configuration.outDirectory
+        environment["MESHCA_SPIFFE_ID"] = configuration.identity.uri
+        process.environment = environment
+        let status: Int32 = await withCheckedContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch {
+                process.terminationHandler = nil
+                continuation.resume(returning: -1)
+            }
+        }
+        if status == 0 {
+            logger.info("--on-rotate finished", metadata: ["command": "\(command)", "exit": "0"])
+        } else {
+            logger.warning("--on-rotate failed", metadata: ["command": "\(command)", "exit": "\(status)"])
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import MeshCACore
+import MeshCADaemon
+import NIOHTTP1
+import ServiceLifecycle
+import UnixSignals
+
+/// Everything `meshca agent` runs: the renewal loop, the status endpoint and the Workload API, in one
+/// `ServiceGroup` that stops gracefully on SIGTERM/SIGINT.
+public struct AgentRuntime: Sendable {
+    /// The validated configuration.
+    public let configuration: AgentConfiguration
+    private let logger: Logger
+    private let onStatusReady: @Sendable (_ address: String) -> Void
+
+    /// An agent for `configuration`; `onStatusReady` gets the bound status address (`HOST:PORT`).
+    public init(configuration: AgentConfiguration, logger: Logger, onStatusReady: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onStatusReady = onStatusReady
+    }
+
+    /// Runs until a shutdown signal.
+    public func run() async throws {
+        // An --out that can never be written is a configuration error: fail before asking the CA.
+        try CredentialDirectory(path: configuration.outDirectory).prepareDirectory()
+        let broadcast = CredentialsBroadcast()
+        let status = AgentStatusBox(spiffeID: configuration.identity.uri)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: Agent(configuration: configuration, broadcast: broadcast, status: status, logger: logger))
+        ]
+        if let address = configuration.statusAddress {
+            let server = MonitoringServer(
+                host: address.host,
+                port: address.port,
+                routes: [
+                    "/healthz": {
+                        // Healthy while there is an unexpired certificate; before the first one, while trying.
+                        let snapshot = status.current
+                        return snapshot.state == "expired" ? MonitoringResponse(.serviceUnavailable, "expired\n") : .ok("ok\n")
+                    },
+                    "/status": { .ok(status.current.json(at: Date()), contentType: "application/json") },
+                ],
+                logger: logger
+            )
+            services.append(.init(service: server))
+            services.append(.init(service: StatusAnnouncement(server: server, announce: onStatusReady), successTerminationBehavior: .ignore))
+        }
+        if let socket = configuration.workloadAPISocket {
+            services.append(.init(service: WorkloadAPIServer(socketPath: socket, credentials: broadcast, allowedUIDs: configuration.workloadUIDs, logger: logger)))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Reports the status endpoint's bound address once it is listening.
+struct StatusAnnouncement: Service {
+    let server: MonitoringServer
+    let announce: @Sendable (String) -> Void
+
+    func run() async throws {
+        let address = try await server.boundAddress
+        announce(address.host.contains(":") ? "[\(address.host)]:\(address.port)" : "\(address.host):\(address.port)")
+    }
+}

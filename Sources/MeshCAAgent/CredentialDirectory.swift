@@ -1,0 +1,134 @@
+import Foundation
+import MeshCADaemon
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's output directory, updated so that no reader ever pairs a key with the wrong chain.
+///
+/// Layout (the way kubelet updates projected volumes):
+/// ```
+/// DIR/..2026_11_27_11_48_00.123_ab12/   one complete version: cert-chain.pem, key.pem, root-cert.pem
+/// DIR/..data -> ..2026_11_27_11_48_00.123_ab12
+/// DIR/cert-chain.pem -> ..data/cert-chain.pem   (and key.pem, root-cert.pem)
+/// ```
+/// A new version is written and fsynced in full, then `..data` is replaced with one `rename(2)`, so the
+/// switch is atomic. A reader that must never mix versions resolves `..data` once and reads the files
+/// from that version directory; one that opens the top-level names sees each file whole, and the old
+/// version stays on disk until the next-but-one update.
+public struct CredentialDirectory: Sendable {
+    /// The directory (`--out`).
+    public let path: String
+    /// Permission bits of `key.pem` (`--file-mode`, default 0600).
+    public let keyMode: mode_t
+    /// Owner and group for the files (`--file-owner`), or nil to keep the agent's.
+    public let owner: (uid: uid_t, gid: gid_t)?
+
+    static let dataLink = "..data"
+    static let files = [CredentialFiles.chainFile, CredentialFiles.keyFile, CredentialFiles.bundleFile]
+
+    /// The directory at `path`.
+    public init(path: String, keyMode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil) {
+        self.path = path
+        self.keyMode = keyMode
+        self.owner = owner
+    }
+
+    /// Writes a complete new version and switches to it atomically; returns the version directory name.
+    @discardableResult
+    public func write(chainPEM: String, keyPEM: String, bundlePEM: String, at now: Date = Date()) throws -> String {
+        try prepareDirectory()
+        let stamp = now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+            .replacingOccurrences(of: "-", with: "_").replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "T", with: "_")
+            .replacingOccurrences(of: "Z", with: "")
+        let version = "..\(stamp)_\(UUID().uuidString.prefix(4).lowercased())"
+        let versionPath = path + "/" + version
+        guard mkdir(versionPath, 0o755) == 0 else { throw failure("creating \(versionPath)", errno) }
+        do {
+            try AtomicFile.write(keyPEM, to: versionPath + "/" + CredentialFiles.keyFile, mode: keyMode)
+            try AtomicFile.write(chainPEM, to: versionPath + "/" + CredentialFiles.chainFile, mode: 0o644)
+            try AtomicFile.write(bundlePEM, to: versionPath + "/" + CredentialFiles.bundleFile, mode: 0o644)
+            if let owner {
+                for name in Self.files + [""] where chown(versionPath + (name.isEmpty ? "" : "/" + name), owner.uid, owner.gid) != 0 {
+                    throw failure("changing the owner of \(versionPath)/\(name)", errno)
+                }
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: versionPath)
+            throw error
+        }
+        let previous = currentVersion
+        try replaceSymlink(Self.dataLink, pointingTo: version)
+        for name in Self.files where currentLinkTarget(name) != Self.dataLink + "/" + name {
+            try replaceSymlink(name, pointingTo: Self.dataLink + "/" + name)
+        }
+        removeVersions(except: [version, previous].compactMap { $0 })
+        return version
+    }
+
+    /// The version directory `..data` points to, if any.
+    public var currentVersion: String? { currentLinkTarget(Self.dataLink) }
+
+    /// The three files of the current version (or plain files left by `meshca issue`), if all exist.
+    public func read() -> (chainPEM: String, keyPEM: String, bundlePEM: String)? {
+        let base = currentVersion.map { path + "/" + $0 } ?? path
+        func text(_ name: String) -> String? {
+            FileManager.default.contents(atPath: base + "/" + name).map { String(decoding: $0, as: UTF8.self) }
+        }
+        guard let chain = text(CredentialFiles.chainFile), let key = text(CredentialFiles.keyFile), let bundle = text(CredentialFiles.bundleFile) else {
+            return nil
+        }
+        return (chain, key, bundle)
+    }
+
+    /// Creates the directory when missing and checks that it is a writable directory.
+    public func prepareDirectory() throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw DaemonError(.writeFailed, "The output path \(path) is a file, not a directory. Choose another --out.")
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            } catch {
+                throw DaemonError(.writeFailed, "Cannot create the output directory \(path) (\(StateDirectory.reason(error))). Choose a writable --out.")
+            }
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            throw DaemonError(.writeFailed, "The output directory \(path) is not writable by this user (uid \(getuid())). Fix its permissions or choose another --out.")
+        }
+    }
+
+    private func currentLinkTarget(_ name: String) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: path + "/" + name)
+    }
+
+    /// Points `name` at `target` atomically: a temporary symlink renamed over the old entry.
+    private func replaceSymlink(_ name: String, pointingTo target: String) throws {
+        let temporary = path + "/.\(name).tmp-\(UUID().uuidString.prefix(8))"
+        guard symlink(target, temporary) == 0 else { throw failure("creating a symlink for \(name)", errno) }
+        guard rename(temporary, path + "/" + name) == 0 else {
+            let err = errno
+            unlink(temporary)
+            throw failure("replacing \(path)/\(name)", err)
+        }
+        AtomicFile.syncDirectory(path)
+    }
+
+    private func removeVersions(except keep: [String]) {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for entry in entries where entry.hasPrefix("..") && entry != Self.dataLink && !keep.contains(entry) {
+            try? FileManager.default.removeItem(atPath: path + "/" + entry)
+        }
+    }
+
+    private func failure(_ what: String, _ err: Int32) -> DaemonError {
+        DaemonError(
+            .writeFailed,
+            "Cannot update \(path): \(what) failed (\(String(cString: strerror(err)))). "
+                + (err == ENOSPC ? "The disk is full; the previous files are unchanged." : "Check that --out is a writable directory; the previous files are unchanged.")
+        )
+    }
+}

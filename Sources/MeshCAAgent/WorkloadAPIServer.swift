@@ -1,0 +1,105 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The agent's SPIFFE Workload API endpoint: gRPC on a Unix socket, as a ServiceLifecycle service.
+///
+/// `run()` creates the socket's directory (0755) if missing, replaces a stale socket (never a file of
+/// another kind), binds, sets the socket's mode to 0666, and serves `SpiffeWorkloadAPI` until graceful
+/// shutdown or cancellation; it removes the socket on the way out unless another process has replaced
+/// it. Anyone may connect; each call is admitted by the caller's uid as the kernel reports it
+/// (`SO_PEERCRED`), checked against `allowedUIDs`. On graceful shutdown, open streams end with
+/// `UNAVAILABLE` so SPIFFE clients reconnect.
+///
+/// ```swift
+/// let api = WorkloadAPIServer(socketPath: "/run/meshca/agent.sock", credentials: broadcast,
+///                             allowedUIDs: [getuid()], logger: logger)
+/// try await ServiceGroup(services: [renewal, api], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+/// ```
+public final class WorkloadAPIServer: Service, Sendable {
+    /// The absolute path of the socket.
+    public let socketPath: String
+    /// The uids whose processes may use the API.
+    public let allowedUIDs: Set<UInt32>
+    private let credentials: CredentialsBroadcast
+    private let logger: Logger
+    private let listening = Mutex(false)
+
+    /// A server for `socketPath` (made absolute) handing out `credentials` to processes of `allowedUIDs`.
+    ///
+    /// - Parameters:
+    ///   - socketPath: Where to bind; clients use `unix://<absolute path>` (`SPIFFE_ENDPOINT_SOCKET`).
+    ///   - credentials: The agent's credentials; every change is pushed to open streams.
+    ///   - allowedUIDs: Admitted caller uids; an empty set refuses every caller.
+    ///   - logger: Receives stream and refusal events; keys are never logged.
+    public init(socketPath: String, credentials: CredentialsBroadcast, allowedUIDs: Set<UInt32>, logger: Logger) {
+        self.socketPath = WorkloadAPISocket(path: socketPath).path
+        self.credentials = credentials
+        self.allowedUIDs = allowedUIDs
+        self.logger = logger
+    }
+
+    /// Whether the socket is bound, has its final mode, and accepts calls.
+    public var isListening: Bool { listening.withLock { $0 } }
+
+    /// Serves until graceful shutdown or cancellation, then removes the socket.
+    ///
+    /// - Throws: ``WorkloadAPIError`` when the socket path or its directory is unusable, or the
+    ///   transport's error when binding fails.
+    public func run() async throws {
+        let socket = WorkloadAPISocket(path: socketPath)
+        try socket.prepare()
+        let shutdown = WorkloadAPIShutdown()
+        let service = WorkloadAPIService(
+            credentials: credentials,
+            allowedUIDs: allowedUIDs,
+            shutdown: shutdown,
+            logger: logger
+        )
+        let transport = HTTP2ServerTransport.Posix(
+            address: .unixDomainSocket(path: socket.path),
+            transportSecurity: .plaintext,
+            config: .defaults { config in
+                config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialsStamp.install(on:)
+            }
+        )
+        let server = GRPCServer(transport: transport, services: [service])
+        let bound = Mutex<WorkloadAPISocket.Identity?>(nil)
+        defer {
+            listening.withLock { $0 = false }
+            if let identity = bound.withLock({ $0 }) { socket.remove(ifStill: identity) }
+        }
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask {
+                    do {
+                        try await server.serve()
+                    } catch {
+                        // Shutdown before serving began makes gRPC refuse to start, which is fine.
+                        guard shutdown.isTriggered && !self.isListening else { throw error }
+                    }
+                }
+                // When binding fails this returns nothing, and the serving task's error is what `run()` throws.
+                guard (try? await transport.listeningAddress) != nil else { return }
+                let identity = try socket.adopt()
+                bound.withLock { $0 = identity }
+                listening.withLock { $0 = true }
+                logger.info(
+                    "Workload API listening",
+                    metadata: [
+                        "socket": "\(socket.path)",
+                        "allowed_uids": "\(allowedUIDs.sorted().map(String.init).joined(separator: ","))",
+                    ]
+                )
+            }
+        } onGracefulShutdown: {
+            // Streams first: gRPC's graceful shutdown waits for open RPCs, and these never end by themselves.
+            shutdown.trigger()
+            server.beginGracefulShutdown()
+        }
+        logger.info("Workload API stopped", metadata: ["socket": "\(socket.path)"])
+    }
+}

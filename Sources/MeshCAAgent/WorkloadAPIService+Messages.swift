@@ -1,0 +1,35 @@
+import Foundation
+import MeshCACore
+import MeshCATransport
+import X509
+
+/// The Workload API messages built from the agent's credentials (PROTOCOLS.md §5.2).
+extension WorkloadAPIService {
+    /// One `X509SVID` with the complete current state: the SPIFFE ID, the leaf and intermediates as
+    /// concatenated DER (leaf first, no root, as SPIRE sends), the key as unencrypted PKCS#8 DER, and the
+    /// roots of the SVID's own trust domain as concatenated DER. No federated bundles, no CRLs.
+    static func x509SVIDResponse(for credentials: WorkloadCredentials) -> X509SVIDResponse {
+        var svid = X509SVID()
+        svid.spiffeID = credentials.spiffeID.uri
+        svid.x509Svid = concatenatedDER(credentials.chain)
+        svid.x509SvidKey = Data(credentials.privateKeyPKCS8)
+        svid.bundle = concatenatedDER(credentials.bundle)
+        var response = X509SVIDResponse()
+        response.svids = [svid]
+        return response
+    }
+
+    /// The bundle map with the agent's own trust domain, keyed `spiffe://<td>` as SPIRE keys it.
+    static func x509BundlesResponse(for credentials: WorkloadCredentials) -> X509BundlesResponse {
+        var response = X509BundlesResponse()
+        response.bundles = [credentials.spiffeID.trustDomain.idString: concatenatedDER(credentials.bundle)]
+        return response
+    }
+
+    /// DER certificates back to back, nothing between them.
+    static func concatenatedDER(_ certificates: [Certificate]) -> Data {
+        var bytes: [UInt8] = []
+        for certificate in certificates { bytes += certificate.derBytes }
+        return Data(bytes)
+    }
+}

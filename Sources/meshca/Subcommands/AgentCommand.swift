@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshCAAgent
+import MeshCACore
+import MeshCADaemon
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `meshca agent`: runs beside a workload and keeps its certificate files current.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Keep a workload's cert-chain.pem, key.pem and root-cert.pem fresh, and serve the SPIFFE Workload API.",
+        subcommands: [AgentRun.self, AgentStatusCommand.self],
+        defaultSubcommand: AgentRun.self
+    )
+}
+
+/// `meshca agent [run] --ca HOST:PORT --sa NAME --out DIR --token T ...`
+struct AgentRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent (the default when no subcommand is given).",
+        discussion: """
+            The key never leaves this machine; every certificate gets a new key. The first certificate needs a \
+            join token (--token/--token-file) or a service-account JWT (--jwt-file); renewals use the current \
+            certificate over mTLS. Readers that must never mix a key with another chain should resolve DIR/..data \
+            once and read the three files from that directory.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The CA daemon's address.", valueName: "host:port")) var ca: String
+    @Option(name: .customLong("sa"), help: ArgumentHelp("Service account of the workload.", valueName: "name")) var serviceAccount: String
+    @Option(name: .customLong("ns"), help: ArgumentHelp("Namespace of the workload.", valueName: "name")) var namespace: String = "default"
+    @Option(help: ArgumentHelp("Trust domain of the identity.", valueName: "name")) var trustDomain: String = "cluster.local"
+    @Option(help: ArgumentHelp("Directory for the three files.", valueName: "dir")) var out: String
+    @Option(help: ArgumentHelp("Join token for the first certificate (also pins the CA root).", valueName: "token")) var token: String?
+    @Option(help: ArgumentHelp("File holding the join token.", valueName: "file")) var tokenFile: String?
+    @Option(help: ArgumentHelp("File holding a Kubernetes service-account JWT (re-read at each use).", valueName: "file")) var jwtFile: String?
+    @Option(help: ArgumentHelp("Roots to verify the CA with (default: the token's pinned root).", valueName: "file")) var rootCert: String?
+    @Option(help: ArgumentHelp("Requested lifetime.", valueName: "duration")) var ttl: String = "24h"
+    @Option(help: ArgumentHelp("Workload key type.", valueName: "type")) var keyType: String = KeyType.ecP256.rawValue
+    @Option(help: ArgumentHelp("Fraction of the lifetime left when renewing.", valueName: "ratio")) var graceRatio: Double = 0.5
+    @Option(help: ArgumentHelp("Random spread of the renewal time (fraction).", valueName: "fraction")) var jitter: Double = 0.1
+    @Option(help: ArgumentHelp("Unix socket for the SPIFFE Workload API (none by default).", valueName: "path")) var workloadAPISocket: String?
+    @Option(help: ArgumentHelp("Uid allowed on the Workload API; repeatable (default: the agent's uid).", valueName: "uid")) var workloadUID: [UInt32] = []
+    @Option(help: ArgumentHelp("Shell command run after each successful write (e.g. 'nginx -s reload').", valueName: "cmd")) var onRotate: String?
+    @Option(help: ArgumentHelp("Octal mode of key.pem.", valueName: "mode")) var fileMode: String = "0600"
+    @Option(help: ArgumentHelp("Owner of the files, as uid:gid.", valueName: "uid:gid")) var fileOwner: String?
+    @Option(help: ArgumentHelp("Status endpoint (/healthz, /status), or 'off'.", valueName: "host:port")) var statusAddr: String = "127.0.0.1:15020"
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level")) var logLevel: String = "info"
+
+    func makeConfiguration() throws -> AgentConfiguration {
+        let bootstraps = [token.map { AgentConfiguration.Bootstrap.token($0) }, tokenFile.map { .tokenFile($0) }, jwtFile.map { .jwtFile($0) }].compactMap { $0 }
+        guard bootstraps.count == 1, let bootstrap = bootstraps.first else {
+            throw ValidationError("Give exactly one of --token, --token-file or --jwt-file (create a token with `meshca token create --sa \(serviceAccount)` on the CA host).")
+        }
+        if case .jwtFile = bootstrap, rootCert == nil {
+            throw ValidationError("--jwt-file needs --root-cert: a JWT does not carry the CA's root (a join token does).")
+        }
+        if case .token(let text) = bootstrap {
+            do { _ = try JoinToken(parsing: text) } catch let error as IssuanceError { throw ValidationError("--token: \(error.message)") }
+        }
+        guard let mode = mode_t(fileMode, radix: 8), mode & ~0o777 == 0, mode & 0o400 != 0 else {
+            throw ValidationError("--file-mode \(fileMode) is not an octal file mode the owner can read, such as 0600 or 0640.")
+        }
+        var owner: (uid: uid_t, gid: gid_t)?
+        if let fileOwner {
+            let parts = fileOwner.split(separator: ":")
+            guard parts.count == 2, let uid = uid_t(parts[0]), let gid = gid_t(parts[1]) else {
+                throw ValidationError("--file-owner \(fileOwner) must be numeric uid:gid, such as 1000:1000.")
+            }
+            owner = (uid, gid)
+        }
+        var status: (host: String, port: Int)?
+        if statusAddr != "off" {
+            guard let colon = statusAddr.lastIndex(of: ":"), let port = Int(statusAddr[statusAddr.index(after: colon)...]), (0...65535).contains(port) else {
+                throw ValidationError("--status-addr \(statusAddr) is not HOST:PORT (or off).")
+            }
+            status = (String(statusAddr[..<colon]), port)
+        }
+        do {
+            return AgentConfiguration(
+                caAddress: ca,
+                identity: try SPIFFEID(trustDomain: TrustDomain(trustDomain), namespace: namespace, serviceAccount: serviceAccount),
+                outDirectory: StateDirectory.absolute(out),
+                bootstrap: bootstrap,
+                rootCertFile: rootCert,
+                ttl: try parseDuration(ttl, flag: "--ttl"),
+                keyType: try KeyType(parsing: keyType),
+                schedule: try RenewalSchedule(graceRatio: graceRatio, jitter: jitter),
+                workloadAPISocket: workloadAPISocket,
+                workloadUIDs: workloadUID.isEmpty ? [UInt32(getuid())] : Set(workloadUID),
+                onRotate: onRotate,
+                keyMode: mode,
+                fileOwner: owner,
+                statusAddress: status
+            )
+        } catch let error as IssuanceError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func validate() throws {
+        _ = try makeConfiguration()
+    }
+
+    func run() async throws {
+        let configuration = try makeConfiguration()
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical.")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let runtime = AgentRuntime(configuration: configuration, logger: Logger(label: "meshca-agent")) { address in
+            print("meshca agent: \(configuration.identity.uri) -> \(configuration.outDirectory); status on http://\(address)")
+            fflush(nil)
+        }
+        try await runtime.run()
+    }
+}
+
+/// `meshca agent status`
+struct AgentStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running agent's identity, expiry, next renewal, last error and outage budget."
+    )
+
+    @Option(help: ArgumentHelp("The agent's status endpoint.", valueName: "host:port")) var statusAddr: String = "127.0.0.1:15020"
+    @Flag(help: "Print the raw JSON.") var json = false
+
+    func run() async throws {
+        let url = URL(string: "http://\(statusAddr)/status")!
+        let body: Data
+        do {
+            body = try await HTTPGet.fetch(url)
+        } catch {
+            throw AuditError("No agent answers at \(statusAddr) (\(error)). Is `meshca agent` running with --status-addr \(statusAddr)?")
+        }
+        if json {
+            print(String(decoding: body, as: UTF8.self), terminator: "")
+            return
+        }
+        guard let status = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            throw AuditError("The agent at \(statusAddr) answered something that is not its status.")
+        }
+        func text(_ key: String) -> String { (status[key] as? String) ?? "-" }
+        let budget = (status["outage_budget_seconds"] as? Int) ?? 0
+        print("identity       \(text("spiffe_id"))")
+        print("state          \(text("state"))")
+        print("serial         \(text("serial"))")
+        print("not after      \(text("not_after"))")
+        print("next renewal   \(text("next_renewal"))")
+        print("outage budget  \(HumanDuration.format(.seconds(Int64(budget)))) (how long the CA can be down before this certificate expires)")
+        print("renewals       \((status["renewals"] as? Int) ?? 0), via \(text("obtained_by"))")
+        print("last error     \(text("last_error"))")
+        if text("state") != "ok" { throw ExitCode.failure }
+    }
+}

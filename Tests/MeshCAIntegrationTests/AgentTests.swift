@@ -1,0 +1,170 @@
+import Foundation
+import MeshCACore
+import MeshCATestSupport
+import Synchronization
+import Testing
+import X509
+
+/// A real `meshca agent` process.
+final class TestAgent: Sendable {
+    let process: BackgroundProcess
+    let statusAddress: String
+    let out: String
+
+    static func start(daemonAddress: String, token: String, out: String, extra: [String] = []) async throws -> TestAgent {
+        let process = try BackgroundProcess(
+            Command.meshcaBinary,
+            ["agent", "--ca", daemonAddress, "--sa", "was", "--out", out, "--token", token, "--status-addr", "127.0.0.1:0", "--jitter", "0"] + extra
+        )
+        let line = try await process.waitForLine(containing: "status on http://")
+        let address = String(line.split(separator: "/").last ?? "")
+        return TestAgent(process: process, statusAddress: address, out: out)
+    }
+
+    private init(process: BackgroundProcess, statusAddress: String, out: String) {
+        self.process = process
+        self.statusAddress = statusAddress
+        self.out = out
+    }
+
+    /// `/status`, decoded.
+    func status() throws -> [String: Any] {
+        let result = try Command.run("curl", ["-s", "http://\(statusAddress)/status"])
+        return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    /// Polls `/status` until `condition` holds (a hang guard, not a speed expectation).
+    func waitUntil(timeout: Duration = .seconds(90), _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let status = try self.status()
+            if condition(status) { return status }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw BackgroundProcessError("agent status never matched; last: \(try self.status()); stderr:\n\(process.errorOutput)")
+    }
+
+    func stop() { process.terminate() }
+}
+
+/// Reads the credentials the way the README tells readers to: resolve `..data` once, read all three.
+func readConsistently(_ out: String) -> (leaf: Certificate, keyMatches: Bool)? {
+    guard let version = try? FileManager.default.destinationOfSymbolicLink(atPath: out + "/..data") else { return nil }
+    let base = out + "/" + version
+    guard let chain = FileManager.default.contents(atPath: base + "/cert-chain.pem"),
+        let key = FileManager.default.contents(atPath: base + "/key.pem"),
+        let leaf = try? Certificate.parseAll(pem: String(decoding: chain, as: UTF8.self)).first,
+        let privateKey = try? Certificate.PrivateKey(pemEncoded: String(decoding: key, as: UTF8.self))
+    else { return nil }
+    return (leaf, privateKey.publicKey == leaf.publicKey)
+}
+
+@Suite("meshca agent against a real meshca serve", .serialized)
+struct AgentTests {
+    @Test("Bootstraps with a single-use token, renews over mTLS, swaps files atomically and runs --on-rotate")
+    func renewals() async throws {
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let out = daemon.directory.file("was")
+        let hookLog = daemon.directory.file("hook.log")
+        let agent = try await TestAgent.start(
+            daemonAddress: daemon.address, token: try daemon.token(uses: 1), out: out,
+            extra: ["--ttl", "6s", "--on-rotate", "echo rotated >> \(hookLog)"]
+        )
+        defer { agent.stop() }
+
+        // A reader loop runs throughout and must never see a key that does not belong to the chain.
+        let mismatches = Atomic<Int>(0)
+        let reads = Atomic<Int>(0)
+        let reader = Task.detached {
+            while !Task.isCancelled {
+                if let snapshot = readConsistently(out) {
+                    reads.add(1, ordering: .relaxed)
+                    if !snapshot.keyMatches { mismatches.add(1, ordering: .relaxed) }
+                }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        let status = try await agent.waitUntil { ($0["renewals"] as? Int ?? 0) >= 3 }
+        reader.cancel()
+        #expect(mismatches.load(ordering: .relaxed) == 0)
+        #expect(reads.load(ordering: .relaxed) > 0)
+        #expect(status["state"] as? String == "ok")
+        #expect(status["spiffe_id"] as? String == "spiffe://cluster.local/ns/default/sa/was")
+        #expect((status["outage_budget_seconds"] as? Int ?? 0) > 0)
+
+        let rows = try daemon.ledger().filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }
+        #expect(rows.filter { ($0["auth_method"] as? String) == "token" }.count == 1)
+        #expect(rows.filter { ($0["auth_method"] as? String) == "mtls" }.count >= 2)
+        let hookRuns = (try? String(contentsOfFile: hookLog, encoding: .utf8))?.split(separator: "\n").count ?? 0
+        #expect(hookRuns >= 3)
+        #expect(try Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
+        #expect(try daemon.directory.mode("was/..data/key.pem") == 0o600)
+        #expect(try Command.meshca(["inspect", out]).status == 0)
+    }
+
+    @Test("CA down at start, then up: the agent retries and succeeds; CA down at renewal: files kept, error shown, recovery")
+    func caOutages() async throws {
+        let first = try await TestDaemon.start()
+        let address = first.address
+        let token = try first.token(uses: 1)
+        try await first.shutdown(keepDirectory: true)
+
+        let out = first.directory.file("was")
+        let agent = try await TestAgent.start(daemonAddress: address, token: token, out: out, extra: ["--ttl", "8s"])
+        defer { agent.stop() }
+        let failing = try await agent.waitUntil { ($0["consecutive_failures"] as? Int ?? 0) >= 1 }
+        #expect((failing["last_error"] as? String)?.contains("unreachable") == true, "\(failing)")
+
+        let second = try await TestDaemon.start(directory: first.directory, listen: address)
+        let ok = try await agent.waitUntil { $0["state"] as? String == "ok" }
+        let serial = try #require(ok["serial"] as? String)
+        try await second.shutdown(keepDirectory: true)
+
+        // The CA is gone at renewal time: the files stay, the status says why, retries continue.
+        let down = try await agent.waitUntil { ($0["consecutive_failures"] as? Int ?? 0) >= 1 && $0["serial"] as? String == serial }
+        #expect(down["state"] as? String == "renewing-failed")
+        #expect(readConsistently(out)?.leaf.serialHex == serial)
+
+        let third = try await TestDaemon.start(directory: first.directory, listen: address)
+        defer { third.stop() }
+        let recovered = try await agent.waitUntil { $0["state"] as? String == "ok" && $0["serial"] as? String != serial }
+        #expect(recovered["obtained_by"] as? String == "mtls" || recovered["obtained_by"] as? String == "token")
+    }
+
+    @Test("A restarted agent reuses valid files instead of asking the CA again")
+    func restartReuses() async throws {
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let out = daemon.directory.file("was")
+        let token = try daemon.token(uses: 1)
+        let first = try await TestAgent.start(daemonAddress: daemon.address, token: token, out: out)
+        _ = try await first.waitUntil { $0["state"] as? String == "ok" }
+        first.stop()
+        let before = try daemon.ledger().count
+
+        // The token is used up: only reusing the files on disk can make this agent healthy.
+        let second = try await TestAgent.start(daemonAddress: daemon.address, token: token, out: out)
+        defer { second.stop() }
+        let status = try await second.waitUntil { $0["state"] as? String == "ok" }
+        #expect(status["obtained_by"] as? String == "reused")
+        #expect(try daemon.ledger().count == before)
+    }
+
+    @Test("A CA refusal is reported in the status; an unwritable --out stops the agent at start with what to do")
+    func refusals() async throws {
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let wrongIdentity = try daemon.token(sa: "admin", uses: 3)
+        let refused = try await TestAgent.start(daemonAddress: daemon.address, token: wrongIdentity, out: daemon.directory.file("a"))
+        defer { refused.stop() }
+        let status = try await refused.waitUntil { $0["last_error"] is String }
+        #expect((status["last_error"] as? String)?.contains("permissionDenied") == true, "\(status)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.directory.file("a/key.pem")))
+
+        try daemon.directory.write("occupied", "x")
+        let blocked = try Command.meshca(["agent", "--ca", daemon.address, "--sa", "was", "--out", daemon.directory.file("occupied"), "--token", try daemon.token(), "--status-addr", "off"])
+        #expect(blocked.status == 1)
+        #expect(blocked.stderr.contains("is a file, not a directory"), "\(blocked.stderr)")
+    }
+}
