@@ -15,10 +15,21 @@ extension SQLiteLedger {
         let parameters = token.parameters()
         let operation = "create join token \(token.id)"
         let path = self.path
+        let chain = self.chain
         try await perform { connection in
             do {
                 try connection.writeTransaction(operation: operation) {
                     try connection.prepare(JoinTokenRecord.insertSQL, parameters, operation: operation).run()
+                    try chain.append(
+                        .tokenCreation(id: token.id, parameters: parameters), on: connection, operation: operation)
+                    // A token created already used or revoked (an import) gets the state events it would have had.
+                    if token.uses > 0 || token.lastUsedAt != nil {
+                        try chain.appendCurrent(.tokenUse, subject: token.id, on: connection, operation: operation)
+                    }
+                    if token.revokedAt != nil {
+                        try chain.appendCurrent(
+                            .tokenRevocation, subject: token.id, on: connection, operation: operation)
+                    }
                 }
             } catch let error as LedgerError where error.code == .duplicateSerial {
                 // The primary key here is the token id; the generic mapping of that constraint speaks of serials.
@@ -50,13 +61,16 @@ extension SQLiteLedger {
     /// token is already revoked (its first revocation time is kept).
     public func revokeToken(id: String, at: Date) async throws -> Bool {
         let operation = "revoke join token \(id)"
+        let chain = self.chain
         return try await perform { connection in
             try connection.writeTransaction(operation: operation) {
                 try connection.prepare(
                     "UPDATE join_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                     [.integer(UnixTime.floor(at)), .text(id)], operation: operation
                 ).run()
-                return connection.changes > 0
+                guard connection.changes > 0 else { return false }
+                try chain.appendCurrent(.tokenRevocation, subject: id, on: connection, operation: operation)
+                return true
             }
         }
     }
@@ -64,14 +78,19 @@ extension SQLiteLedger {
     /// Consumes one use of `use` inside the caller's transaction, or throws `.tokenRejected` saying why not.
     ///
     /// `operation` is the write the token is presented for ("record certificate 0a1b"), for the message.
-    static func consume(_ use: TokenUse, for operation: String, on connection: SQLiteConnection, path: String) throws {
+    static func consume(
+        _ use: TokenUse, for operation: String, on connection: SQLiteConnection, path: String, chain: LedgerChain
+    ) throws {
         let secretSHA256 = use.secretSHA256.lowercased()
         try connection.prepare(
             consumeSQL,
             [.integer(UnixTime.floor(use.at)), .text(use.id), .text(secretSHA256), .integer(UnixTime.floor(use.at))],
             operation: operation
         ).run()
-        guard connection.changes == 0 else { return }
+        if connection.changes > 0 {
+            try chain.appendCurrent(.tokenUse, subject: use.id, on: connection, operation: operation)
+            return
+        }
 
         // Same transaction, so this is exactly the row the UPDATE just refused.
         let stored = try storedToken(id: use.id, on: connection, operation: operation)

@@ -22,21 +22,38 @@ import Synchronization
 ///
 /// Schema versions, applied in order on open and recorded in `schema_migrations`:
 ///
-/// | version | file                             | change                                                             |
-/// |---------|----------------------------------|--------------------------------------------------------------------|
-/// | 1       | `0001_create_ledger.sql`         | `issuances` and `rejections` tables and their indexes              |
-/// | 2       | `0002_join_tokens_and_peers.sql` | `peer` column on `issuances` and `rejections`; `join_tokens` table |
+/// | version | file                             | change                                                                  |
+/// |---------|----------------------------------|-------------------------------------------------------------------------|
+/// | 1       | `0001_create_ledger.sql`         | `issuances` and `rejections` tables and their indexes                   |
+/// | 2       | `0002_join_tokens_and_peers.sql` | `peer` column on `issuances` and `rejections`; `join_tokens` table      |
+/// | 3       | `0003_event_chain.sql`           | `ledger_events` hash chain, existing rows chained; `ledger_checkpoints` |
+///
+/// Every write also appends to the hash chain in its own transaction (see `LedgerChain`); `verifyChain()`
+/// checks it and `checkpoint()` signs its head with the ledger key.
 public final class SQLiteLedger: IssuanceLedger {
     /// How a `SQLiteLedger` connection behaves.
     public struct Configuration: Sendable {
         /// How long a write waits for another process's lock before failing with `LedgerError.Code.locked`.
         public var busyTimeout: Duration
+        /// Signs a checkpoint of the chain every `checkpointInterval` events, and is the default key of
+        /// `checkpoint()` and `verifyChain()`. Nil (the default) writes no automatic checkpoints. Pass a
+        /// `FileCheckpointSigner` for the state directory's `ledger-key.pem`, never the CA key.
+        public var checkpointSigner: (any CheckpointSigner)?
+        /// How many events apart automatic checkpoints are: one whenever an event's sequence number is a multiple
+        /// of this. Values below 1 count as 1.
+        public var checkpointInterval: Int
         /// Test knob: caps the database at this many pages (`PRAGMA max_page_count`) to simulate a full disk.
         package var maxPageCount: Int?
 
-        /// The defaults: a 10 second busy timeout and no page limit.
-        public init(busyTimeout: Duration = .seconds(10)) {
+        /// The defaults: a 10 second busy timeout, no checkpoint signer, a checkpoint every 1000 events (once a
+        /// signer is given), and no page limit.
+        public init(
+            busyTimeout: Duration = .seconds(10), checkpointSigner: (any CheckpointSigner)? = nil,
+            checkpointInterval: Int = 1000
+        ) {
             self.busyTimeout = busyTimeout
+            self.checkpointSigner = checkpointSigner
+            self.checkpointInterval = checkpointInterval
             self.maxPageCount = nil
         }
     }
@@ -50,8 +67,11 @@ public final class SQLiteLedger: IssuanceLedger {
     let queue: DispatchQueue
     /// Writes waiting for the next group commit; see `SQLiteLedger+GroupCommit.swift`.
     let groupCommit = Mutex(GroupCommit())
+    /// Appends every write's event to the hash chain; see `LedgerChain`.
+    let chain: LedgerChain
 
-    /// Opens (creating when absent) the ledger file at `path` and applies pending migrations.
+    /// Opens (creating when absent) the ledger file at `path` and applies pending migrations; rows written before
+    /// schema version 3 are then brought onto the hash chain, once (see `LedgerChain+Backfill.swift`).
     ///
     /// Throws `LedgerError`: `.cannotOpen` when the directory is missing or not writable, `.notALedger` for a
     /// file that is not a meshca ledger, `.newerSchema` for a ledger written by a newer meshca, `.locked` when
@@ -65,6 +85,10 @@ public final class SQLiteLedger: IssuanceLedger {
         let connection = try SQLiteConnection(
             path: path, busyTimeout: configuration.busyTimeout, maxPageCount: configuration.maxPageCount)
         try Self.migrate(connection, to: migrations)
+        try LedgerChain.chainPlaceholders(on: connection)
+        self.chain = LedgerChain(
+            isEnabled: try LedgerChain.hasChainTable(on: connection), signer: configuration.checkpointSigner,
+            checkpointInterval: configuration.checkpointInterval)
         self.path = path
         self.connection = Mutex(connection)
         self.queue = DispatchQueue(label: "meshca.ledger")
@@ -87,11 +111,18 @@ public final class SQLiteLedger: IssuanceLedger {
         let parameters = try issuance.parameters()
         let operation = "record certificate \(issuance.serial)"
         let path = self.path
+        let chain = self.chain
+        let revoked = issuance.revokedAt != nil
         try await write(operation) { connection in
             if let token {
-                try Self.consume(token, for: operation, on: connection, path: path)
+                try Self.consume(token, for: operation, on: connection, path: path, chain: chain)
             }
             try connection.prepare(IssuanceRecord.insertSQL, parameters, operation: operation).run()
+            try chain.append(
+                .issuance(serial: issuance.serial, parameters: parameters), on: connection, operation: operation)
+            if revoked {
+                try chain.appendCurrent(.revocation, subject: issuance.serial, on: connection, operation: operation)
+            }
         }
     }
 
@@ -99,8 +130,13 @@ public final class SQLiteLedger: IssuanceLedger {
     public func record(_ rejection: RejectionRecord) async throws {
         let operation = "record a rejection for \(rejection.requester)"
         let parameters = rejection.parameters()
+        let chain = self.chain
         try await write(operation) { connection in
             try connection.prepare(RejectionRecord.insertSQL, parameters, operation: operation).run()
+            let id = try connection.prepare("SELECT last_insert_rowid()", operation: operation)
+            _ = try id.step()
+            try chain.append(
+                .rejection(id: id.integer(0), parameters: parameters), on: connection, operation: operation)
         }
     }
 

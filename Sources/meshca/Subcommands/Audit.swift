@@ -7,7 +7,7 @@ import MeshCALedger
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read the issuance ledger: certificates issued, one certificate in detail, refused requests.",
-        subcommands: [AuditList.self, AuditShow.self, AuditRejections.self]
+        subcommands: [AuditList.self, AuditShow.self, AuditRejections.self, AuditVerify.self]
     )
 }
 
