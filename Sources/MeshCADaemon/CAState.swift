@@ -71,6 +71,29 @@ public struct CAState: Sendable {
         }
     }
 
+    /// Takes over a plug-in CA (Istio's `cacerts` layout, checked by ``PluginCA``) as this state
+    /// directory's CA: the files are copied in (key 0600), `ca-cert.pem` last. Refuses when a CA exists.
+    public static func importPlugin(from source: String, into directory: StateDirectory, trustDomain: TrustDomain, now: Date) async throws -> CAState {
+        let signer = try await PluginCA.load(from: source, now: now)
+        try directory.create()
+        return try directory.withLock {
+            if directory.hasCA || FileManager.default.fileExists(atPath: directory.caKeyPath) {
+                throw DaemonError(
+                    .caExists,
+                    "A CA already exists in \(directory.path); meshca never overwrites one. Use an empty --state-dir for the plug-in CA."
+                )
+            }
+            try AtomicFile.write(try signer.privateKey.serializeAsPEM().pemString + "\n", to: directory.caKeyPath, mode: 0o600)
+            if !signer.intermediates.isEmpty {
+                try AtomicFile.write(signer.intermediates.map(\.pem).joined(), to: directory.chainPath, mode: 0o644)
+            }
+            try AtomicFile.write(signer.bundle.map(\.pem).joined(), to: directory.bundlePath, mode: 0o644)
+            try AtomicFile.write(trustDomain.name + "\n", to: directory.trustDomainPath, mode: 0o644)
+            try AtomicFile.write(signer.certificate.pem, to: directory.caCertificatePath, mode: 0o644)
+            return CAState(trustDomain: trustDomain, signer: signer, warnings: [])
+        }
+    }
+
     /// Loads the CA in `directory`, or creates one with `options` when there is none yet (the first
     /// `meshca issue` on a machine). Safe when several processes do this at once: one creates, the
     /// others load what it created.
@@ -117,7 +140,15 @@ public struct CAState: Sendable {
         }
         let signer: SigningIdentity
         do {
-            signer = try SigningIdentity(certificate: certificate[0], privateKey: key, bundle: bundle)
+            // A plug-in CA keeps the certificates between its signing certificate and the roots here.
+            let chain = FileManager.default.fileExists(atPath: directory.chainPath)
+                ? try parseCertificates(at: directory.chainPath, in: directory) : []
+            signer = try SigningIdentity(
+                certificate: certificate[0],
+                privateKey: key,
+                intermediates: chain.filter { $0 != certificate[0] && !bundle.contains($0) },
+                bundle: bundle
+            )
         } catch let error as IssuanceError {
             throw DaemonError(.unreadableFile, "The CA in \(directory.path) cannot sign: \(error.message)")
         }

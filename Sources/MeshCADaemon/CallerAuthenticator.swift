@@ -69,7 +69,7 @@ public struct CallerAuthenticator: Sendable {
             RFC5280Policy()
             SPIFFEVerifierPolicy(trustDomain: authority.trustDomain)
         }
-        let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst() + signer.intermediates))
+        let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst() + [signer.certificate] + signer.intermediates))
         if case .validCertificate = result { return true }
         return false
     }

@@ -45,7 +45,11 @@ public struct Daemon: Sendable {
             logger.notice("created a new CA", metadata: ["state_dir": "\(directory.path)", "trust_domain": "\(state.trustDomain)"])
         }
         for warning in state.warnings { logger.warning("\(warning)") }
-        let ledger = try SQLiteLedger(path: directory.ledgerPath)
+        // Checkpoints of the ledger's hash chain are signed with a key of their own, never the CA key.
+        let ledger = try SQLiteLedger(
+            path: directory.ledgerPath,
+            configuration: .init(checkpointSigner: try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath))
+        )
         let authority = CertificateAuthority(
             trustDomain: state.trustDomain,
             signer: state.signer,

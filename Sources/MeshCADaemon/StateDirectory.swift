@@ -9,6 +9,7 @@ import Glibc
 /// Layout (Istio's `cacerts` names where they exist):
 /// - `ca-cert.pem`: the signing CA certificate (the root, for a self-signed CA)
 /// - `ca-key.pem`: its private key, mode 0600
+/// - `cert-chain.pem`: only for a plug-in CA, the certificates between `ca-cert.pem` and the roots
 /// - `root-cert.pem`: the trust bundle handed to workloads
 /// - `trust-domain`: the trust domain, one line
 /// - `ledger.db` (+ `-wal`, `-shm`): the issuance ledger
@@ -38,6 +39,8 @@ public struct StateDirectory: Sendable {
     public var caKeyPath: String { path + "/ca-key.pem" }
     /// `root-cert.pem`.
     public var bundlePath: String { path + "/root-cert.pem" }
+    /// `cert-chain.pem`: for a plug-in CA, the certificates between `ca-cert.pem` and the roots.
+    public var chainPath: String { path + "/cert-chain.pem" }
     /// `trust-domain`.
     public var trustDomainPath: String { path + "/trust-domain" }
     /// `ledger.db`.

@@ -168,3 +168,31 @@ struct AgentTests {
         #expect(blocked.stderr.contains("is a file, not a directory"), "\(blocked.stderr)")
     }
 }
+
+@Suite("meshca agent's Workload API, read by py-spiffe", .serialized)
+struct AgentWorkloadAPITests {
+    @Test("py-spiffe reads the agent's identity from the socket and sees its renewal")
+    func pySpiffe() async throws {
+        let python = GRPCInteropTests.python
+        #expect(FileManager.default.isExecutableFile(atPath: python), "no \(python): run scripts/test.sh, which creates it")
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let socket = daemon.directory.file("run/agent.sock")
+        let agent = try await TestAgent.start(
+            daemonAddress: daemon.address, token: try daemon.token(), out: daemon.directory.file("was"),
+            extra: ["--ttl", "6s", "--workload-api-socket", socket]
+        )
+        defer { agent.stop() }
+        _ = try await agent.waitUntil { $0["state"] as? String == "ok" }
+        let script = GRPCInteropTests.packageRoot + "/Tests/MeshCAAgentTests/interop/workload_api_client.py"
+        let result = try Command.run(python, [script, socket])
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = try #require(result.stdout.split(separator: "\n").last { $0.hasPrefix("RESULT ") })
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(line.dropFirst("RESULT ".count).utf8)) as? [String: Any])
+        #expect(summary["spiffe_id"] as? String == "spiffe://cluster.local/ns/default/sa/was")
+        #expect(summary["key_matches_leaf"] as? Bool == true)
+        #expect(summary["leaf_issuer_in_bundle"] as? Bool == true)
+        #expect(summary["rotation_seen"] as? Bool == true, "\(summary)")
+        #expect(summary["no_header_code"] as? String == "INVALID_ARGUMENT")
+    }
+}

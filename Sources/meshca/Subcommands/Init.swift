@@ -24,6 +24,9 @@ struct Init: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long the root is valid, e.g. 87600h (10 years) or 3650d.", valueName: "duration"))
     var rootTTL: String = "87600h"
 
+    @Option(help: ArgumentHelp("Sign under an existing CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) instead of creating a root.", valueName: "dir"))
+    var pluginCA: String?
+
     func run() async throws {
         let options: CAState.Options
         do {
@@ -36,6 +39,16 @@ struct Init: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         let directory = state.directory
+        if let pluginCA {
+            let ca = try await CAState.importPlugin(
+                from: StateDirectory.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, now: Date()
+            )
+            _ = try SQLiteLedger(path: directory.ledgerPath)
+            print("imported the plug-in CA from \(pluginCA) into \(directory.path) (trust domain \(ca.trustDomain.name))")
+            print("  signing CA \(ca.signer.certificate.subject), valid until \(ca.signer.certificate.notValidAfter.rfc3339)")
+            print("  chain      \(ca.signer.intermediates.count) intermediate(s) above it, \(ca.signer.bundle.count) root(s) in the bundle")
+            return
+        }
         let ca = try CAState.create(in: directory, options: options, now: Date())
         _ = try SQLiteLedger(path: directory.ledgerPath)
         let root = ca.signer.certificate
