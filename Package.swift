@@ -54,12 +54,18 @@ let package = Package(
             resources: [
                 .embedInCode("0001_create_ledger.sql"),
                 .embedInCode("0002_join_tokens_and_peers.sql"),
+                .embedInCode("0003_event_chain.sql"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "MeshCALedger",
-            dependencies: ["CSQLite", "MeshCAMigrations"],
+            dependencies: [
+                "CSQLite", "MeshCAMigrations",
+                // SHA-256 for the event chain, Ed25519 (with PEM files) for signed checkpoints.
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // gRPC: Istio's CA API and the SPIFFE Workload API (generated code committed in Generated/,
@@ -106,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "meshca",
             dependencies: [
-                "MeshCACore", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAAgent",
+                "MeshCACore", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAHarness", "MeshCAAgent",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -144,6 +150,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The system OpenSSL (apt: libssl-dev), used only by the handshake harness as an independent TLS stack.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // `meshca handshake`: mTLS between two workloads' credential files on system OpenSSL, with explanations.
+        .target(
+            name: "MeshCAHarness",
+            dependencies: [
+                "COpenSSL", "MeshCACore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -201,6 +219,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["interop"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshCAHarnessTests",
+            dependencies: [
+                "MeshCAHarness", "MeshCACore", "MeshCADaemon", "MeshCATestSupport",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

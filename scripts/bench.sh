@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# The issuance benchmark: release build, then meshca-bench drives a real `meshca serve` over gRPC/TLS.
-# Arguments go to meshca-bench, e.g. `scripts/bench.sh --requests 5000 --concurrency 1,8,64 --json results.json`.
+# The issuance benchmark: release build, then meshca-bench measures the crypto bound, drives a real
+# `meshca serve` over gRPC/TLS and `cfssl serve` over HTTP with the same CSRs, times one-shot issuance and
+# an audit query over a million-row ledger, and prints one table (also written as JSON).
+# Arguments go to meshca-bench, e.g. `scripts/bench.sh --requests 5000 --json results.json`; without --json
+# the results go to .build/bench-results.json. Set MESHCA_SCRATCH_PATH to build somewhere other than .build.
+# Run it on an otherwise idle machine: the benchmark and the servers it drives share the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_swift
-ensure_system_packages libssl-dev libsqlite3-dev pkg-config openssl
-swift build -c release --product meshca
-swift build -c release --product meshca-bench
-exec "$(swift build -c release --show-bin-path)/meshca-bench" "$@"
+# sqlite3: the shell that creates cfssl's certificate database and bulk-fills the large ledger.
+# (golang-cfssl itself is installed by meshca-bench when it is missing.)
+ensure_system_packages libssl-dev libsqlite3-dev pkg-config openssl sqlite3
+scratch="${MESHCA_SCRATCH_PATH:-.build}"
+swift build -c release --scratch-path "$scratch" --product meshca
+swift build -c release --scratch-path "$scratch" --product meshca-bench
+json=()
+case " $* " in *" --json "*|*" --json="*) ;; *) mkdir -p .build && json=(--json .build/bench-results.json) ;; esac
+exec "$(swift build -c release --scratch-path "$scratch" --show-bin-path)/meshca-bench" "${json[@]}" "$@"

@@ -1,133 +1,277 @@
 import ArgumentParser
 import Foundation
-import GRPCCore
 import MeshCACore
-import MeshCALedger
 import MeshCATestSupport
-import MeshCATransport
 import X509
 
-/// `meshca-bench`: issuance throughput and latency of a real `meshca serve` over gRPC/TLS.
+/// `meshca-bench`: meshca's issuance measured on this machine, in one run, against the crypto bound and
+/// against cfssl (`scripts/bench.sh` builds it in release mode and runs it).
 ///
-/// The daemon runs as its own process with a durable ledger (synchronous=FULL); this process is the
-/// load generator. CSRs are generated before timing starts. After each level the ledger is read back
-/// and must hold exactly the serials that were handed out.
+/// Phases, in order: (1) ECDSA P-256 sign/verify rates through swift-crypto; (2) a real `meshca serve`
+/// process driven over gRPC/TLS at each concurrency level; (5a) its peak RSS and (5b) a `meshca agent`'s
+/// steady RSS; (3) `cfssl serve` with its SQLite certificate database, given the same CSRs at the same
+/// levels over HTTP; (4) one-shot `meshca issue` against `cfssl gencert`; (6) `meshca audit list` over a
+/// ledger of a million issuances. This process is the load generator for both servers; CSRs are
+/// generated before timing starts. Prints one table and writes it, with every detail, as JSON.
 @main
 struct IssuanceBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshca-bench",
-        abstract: "Benchmark certificate issuance through meshca serve (build with -c release for real numbers)."
+        abstract: "Benchmark meshca's issuance against the crypto bound and cfssl (build with -c release for real numbers).",
+        discussion: """
+            Options left unset take full-size defaults, or tiny ones in a smoke run (--smoke, or --requests below 100): \
+            crypto 50 ms per figure, 2 one-shot runs, a 1,000-row ledger, and cfssl only when already installed.
+            """
     )
 
-    @Option(help: "Issuances per concurrency level.")
-    var requests: Int = 2000
+    @Option(help: "Issuances per concurrency level (default 2000; 10 in a smoke run).")
+    var requests: Int?
 
     @Option(help: "Comma-separated concurrency levels (requests in flight).")
     var concurrency: String = "1,8,64"
 
-    @Option(help: "The meshca binary to run as the daemon (default: the one next to this program).")
+    @Option(help: "The meshca binary to run (default: the one next to this program).")
     var meshca: String?
 
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
+    @Option(help: "Renewals to watch when measuring meshca agent's memory (default 3; 1 in a smoke run; 0 skips the agent).")
+    var agentRenewals: Int?
+
+    @Flag(help: "Do not compare with cfssl.")
+    var skipCFSSL = false
+
+    @Option(name: .customLong("cfssl"), help: "The cfssl binary (default: cfssl on PATH, installed with apt-get when absent).")
+    var cfsslBinary: String?
+
+    @Option(help: "Seconds each crypto figure is measured (default 1; 0.05 in a smoke run).")
+    var cryptoSeconds: Double?
+
+    @Option(help: "Runs of each one-shot command (default 9; 2 in a smoke run; 0 skips).")
+    var oneshotRuns: Int?
+
+    @Option(help: "Issuances in the ledger-at-scale phase (default 1000000; 1000 in a smoke run; 0 skips).")
+    var ledgerRows: Int?
+
+    @Option(help: "Timed runs of each audit query (default 7; 2 in a smoke run).")
+    var queryRuns: Int?
+
+    @Flag(help: "Tiny sizes everywhere, to check that the benchmark still runs (no timing claims).")
+    var smoke = false
+
     func run() async throws {
+        let small = smoke || (requests ?? 2000) < 100
+        let requests = self.requests ?? (small ? 10 : 2000)
         let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
         guard !levels.isEmpty, requests > 0 else { throw ValidationError("--requests and --concurrency must be positive.") }
         let binary = meshca ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("meshca").path
+        setenv("MESHCA_BIN", binary, 1)  // `meshca token create` and friends run this same binary
+        let cores = ProcessInfo.processInfo.activeProcessorCount
         let directory = try TemporaryDirectory("bench")
         defer { directory.remove() }
-        let state = directory.file("state")
-        let daemon = try BackgroundProcess(binary, ["serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", state, "--rate-limit", "off", "--log-level", "warning"])
-        defer { daemon.terminate() }
-        let line = try await daemon.waitForLine(containing: "listening on")
-        let words = line.split(separator: " ")
-        let address = String(words[(words.firstIndex(of: "on") ?? 0) + 1])
-        let roots = try Certificate.parseAll(pem: String(contentsOfFile: state + "/root-cert.pem", encoding: .utf8))
-        let client = try CAClient(address: address, trust: .roots(roots))
-        let ledger = try SQLiteLedger(path: state + "/ledger.db")
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n").first { $0.hasPrefix("model name") }
-            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
-        print("meshca-bench: \(requests) issuances per level, ECDSA P-256 CA and workload keys, durable ledger")
-        print("machine: \(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-        print("concurrency  issuances/s  p50 ms  p90 ms  p99 ms  ledger")
-        var results: [[String: Any]] = []
-        for level in levels {
-            let result = try await runLevel(level, client: client, directory: directory, state: state, ledger: ledger)
-            print(
-                String(level).padding(toLength: 13, withPad: " ", startingAt: 0)
-                    + String(format: "%11.0f  %6.2f  %6.2f  %6.2f  %@", result.rate, result.p50, result.p90, result.p99, result.ledgerOK ? "exact" : "MISMATCH")
-            )
-            results.append(["concurrency": level, "issuances_per_second": result.rate, "p50_ms": result.p50, "p90_ms": result.p90, "p99_ms": result.p99, "ledger_exact": result.ledgerOK])
-            guard result.ledgerOK else { throw ValidationError("the ledger does not hold exactly the issued serials at concurrency \(level)") }
-        }
-        let rss = Self.peakRSS(pid: daemon.pid)
-        print("daemon peak RSS: \(rss.map { "\($0 / 1024) MiB" } ?? "unknown")")
-        if let json {
-            let document: [String: Any] = ["cpu": cpu, "cores": ProcessInfo.processInfo.activeProcessorCount, "requests_per_level": requests, "levels": results, "daemon_peak_rss_kib": rss ?? -1]
-            try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
-        }
-    }
 
-    struct LevelResult {
-        var rate: Double
-        var p50: Double
-        var p90: Double
-        var p99: Double
-        var ledgerOK: Bool
-    }
+        let loadAtStart = ProcessStats.loadAverage
+        print("meshca-bench: ECDSA P-256 CA and workload keys; \(requests) issuances per level at concurrency \(levels.map(String.init).joined(separator: ", "))")
+        print("machine: \(ProcessStats.cpuModel), \(cores) cores; load average at start \(loadAtStart)")
 
-    func runLevel(_ level: Int, client: CAClient, directory: TemporaryDirectory, state: String, ledger: SQLiteLedger) async throws -> LevelResult {
-        let sa = "bench-\(level)"
-        let token = try Command.meshca(["token", "create", "--sa", sa, "--uses", String(requests), "--ttl", "1h", "--state-dir", state])
-        guard token.status == 0 else { throw ValidationError("token create failed: \(token.stderr)") }
-        let headers: Metadata = ["authorization": "Bearer \(token.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"]
-        let identity = try SPIFFEID(trustDomain: TrustDomain("cluster.local"), namespace: "default", serviceAccount: sa)
-        let csrs = try (0..<requests).map { _ in try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: KeyType.ecP256.generate())) }
-        let connections = min(level, 8)
-        let started = ContinuousClock.now
-        let outcomes = try await withThrowingTaskGroup(of: [(String, Double)].self) { group in
-            for connection in 0..<connections {
-                let workers = (0..<level).filter { $0 % connections == connection }
-                group.addTask {
-                    try await client.withConnection { open in
-                        try await withThrowingTaskGroup(of: [(String, Double)].self) { inner in
-                            for worker in workers {
-                                inner.addTask {
-                                    var done: [(String, Double)] = []
-                                    for index in stride(from: worker, to: csrs.count, by: level) {
-                                        let begin = ContinuousClock.now
-                                        let chain = try await open.createCertificate(csrPEM: csrs[index], ttl: nil, headers: headers)
-                                        let elapsed = ContinuousClock.now - begin
-                                        let serial = try Certificate.parseAll(pem: chain[0])[0].serialHex
-                                        done.append((serial, Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))
-                                    }
-                                    return done
-                                }
-                            }
-                            return try await inner.reduce(into: []) { $0 += $1 }
-                        }
-                    }
+        // 1. The crypto bound.
+        let crypto = try CryptoBound.measure(seconds: cryptoSeconds ?? (small ? 0.05 : 1), cores: cores)
+        print(String(format: "crypto: sign %.0f/s, verify %.0f/s on 1 core; %.0f/s, %.0f/s on %d", crypto.signOneCore, crypto.verifyOneCore, crypto.signAllCores, crypto.verifyAllCores, cores))
+
+        // CSRs for every level, before any timing; both CAs get the same ones.
+        let identities = try levels.indices.map { try SPIFFEID(trustDomain: TrustDomain("cluster.local"), namespace: "default", serviceAccount: "bench-\($0)-c\(levels[$0])") }
+        let csrs = try identities.map { identity in try (0..<requests).map { _ in try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: KeyType.ecP256.generate())) } }
+
+        // 2. meshca serve, then 5. memory (the daemon's peak; the agent renewing from it).
+        let daemon = try await MeshCAServe.start(binary: binary, directory: directory)
+        var meshcaLevels: [LevelResult] = []
+        var daemonRSS: Int?
+        var agentRSS: Int?
+        do {
+            for (index, level) in levels.enumerated() {
+                let result = try await daemon.run(level: level, csrs: csrs[index], serviceAccount: identities[index].workload?.serviceAccount ?? "")
+                print(Self.describe("meshca serve", result))
+                meshcaLevels.append(result)
+                guard result.recordedExactly else {
+                    throw BenchError("meshca's ledger does not hold exactly the \(result.serials.count) issued serials at concurrency \(level) (\(result.failures) failed: \(result.firstFailure ?? "-"))")
                 }
             }
-            return try await group.reduce(into: [(String, Double)]()) { $0 += $1 }
+            daemonRSS = daemon.peakRSS
+            let renewals = agentRenewals ?? (small ? 1 : 3)
+            if renewals > 0 {
+                agentRSS = try await AgentMemory.measure(binary: binary, daemon: daemon, directory: directory, renewals: renewals)
+            }
+        } catch {
+            daemon.stop()
+            throw error
         }
-        let wall = ContinuousClock.now - started
-        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
-        let latencies = outcomes.map(\.1).sorted()
-        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        let recorded = Set(try await ledger.issuances(matching: IssuanceQuery(serviceAccount: sa)).map(\.serial))
-        return LevelResult(
-            rate: Double(outcomes.count) / seconds, p50: percentile(0.5), p90: percentile(0.9), p99: percentile(0.99),
-            ledgerOK: recorded == Set(outcomes.map(\.0)) && outcomes.count == requests
+        daemon.stop()
+
+        // 3. cfssl serve with the same CSRs.
+        let cfssl = skipCFSSL ? nil : try CFSSLServe.locate(explicit: cfsslBinary, install: !small)
+        if !skipCFSSL, cfssl == nil { print("cfssl: not installed, skipped in this smoke run (a full run installs golang-cfssl)") }
+        var cfsslLevels: [LevelResult] = []
+        var cfsslRSS: Int?
+        if let cfssl {
+            let peer = try await CFSSLServe.start(binary: cfssl, directory: directory)
+            do {
+                for (index, level) in levels.enumerated() {
+                    let result = try await peer.run(level: level, csrs: csrs[index])
+                    print(Self.describe("cfssl serve", result))
+                    cfsslLevels.append(result)
+                }
+                cfsslRSS = peer.peakRSS
+            } catch {
+                peer.stop()
+                throw error
+            }
+            peer.stop()
+        }
+
+        // 4. One-shot issuance.
+        let oneshotRuns = self.oneshotRuns ?? (small ? 2 : 9)
+        let oneshot = oneshotRuns > 0 ? try OneShot.measure(meshcaBinary: binary, cfsslBinary: cfssl, directory: directory, runs: oneshotRuns) : nil
+        if let oneshot {
+            print(String(format: "one-shot: meshca issue %.1f ms, cfssl gencert %.1f ms (medians of %d)", median(oneshot.meshca), median(oneshot.cfssl), oneshotRuns))
+        }
+
+        // 6. The ledger at scale.
+        let rows = ledgerRows ?? (small ? 1000 : 1_000_000)
+        let ledger = rows > 0 ? try LedgerAtScale.measure(meshcaBinary: binary, directory: directory, rows: rows, runs: queryRuns ?? (small ? 2 : 7)) : nil
+        if let ledger {
+            print(String(format: "ledger: %d rows filled in %.1f s (%.0f MiB)", ledger.rows, ledger.fillSeconds, Double(ledger.fileBytes) / 1_048_576))
+        }
+
+        let loadAtEnd = ProcessStats.loadAverage
+        var report = Self.assemble(
+            crypto: crypto, levels: levels, meshca: meshcaLevels, cfssl: cfsslLevels, daemonRSS: daemonRSS, cfsslRSS: cfsslRSS,
+            agentRSS: agentRSS, oneshot: oneshot, ledger: ledger, requests: requests
+        )
+        print("")
+        print(report.render(), terminator: "")
+        report.notes.append("load average at start \(loadAtStart), at end \(loadAtEnd) (\(cores) cores)")
+        for note in report.notes { print("note: \(note)") }
+        for line in Self.targets(crypto: crypto, levels: levels, meshca: meshcaLevels, cfssl: cfsslLevels, daemonRSS: daemonRSS, agentRSS: agentRSS, oneshot: oneshot, ledger: ledger) {
+            print(line)
+        }
+        if let json {
+            let machine: [String: Any] = [
+                "cpu": ProcessStats.cpuModel, "cores": cores, "load_average_start": loadAtStart, "load_average_end": loadAtEnd,
+                "kernel": (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown",
+                "date": Date().formatted(.iso8601),
+            ]
+            try JSONSerialization.data(withJSONObject: report.json(machine: machine), options: [.prettyPrinted, .sortedKeys])
+                .write(to: URL(fileURLWithPath: json))
+            print("results written to \(json)")
+        }
+    }
+
+    static func describe(_ name: String, _ result: LevelResult) -> String {
+        String(
+            format: "%@ c=%d: %.0f issuances/s, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, %d failed, server %.2f cores, load generator %.2f cores, record %@",
+            name, result.concurrency, result.rate, result.percentile(0.5), result.percentile(0.9), result.percentile(0.99), result.failures,
+            result.serverCores ?? .nan, result.generatorCores, result.recordedExactly ? "exact" : "MISMATCH"
         )
     }
 
-    /// VmHWM of a process, in KiB.
-    static func peakRSS(pid: Int32) -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
-        else { return nil }
-        return Int(line.split(separator: " ").dropFirst().first ?? "")
+    /// Builds the table rows and the JSON details.
+    static func assemble(
+        crypto: CryptoBound, levels: [Int], meshca: [LevelResult], cfssl: [LevelResult], daemonRSS: Int?, cfsslRSS: Int?,
+        agentRSS: Int?, oneshot: OneShot?, ledger: LedgerAtScale?, requests: Int
+    ) -> BenchReport {
+        var report = BenchReport()
+        let n = crypto.cores
+        report.add("ECDSA P-256 sign, 1 core", "/s", bound: crypto.signOneCore)
+        report.add("ECDSA P-256 verify, 1 core", "/s", bound: crypto.verifyOneCore)
+        report.add("ECDSA P-256 sign, \(n) cores", "/s", bound: crypto.signAllCores)
+        report.add("ECDSA P-256 verify, \(n) cores", "/s", bound: crypto.verifyAllCores)
+        report.add("issuance bound (verify+sign), 1 core", "/s", bound: crypto.issuances(cores: false))
+        report.add("issuance bound (verify+sign), \(n) cores", "/s", bound: crypto.issuances(cores: true))
+        report.add("bound incl. self-check verify, \(n) cores", "/s", bound: crypto.issuancesWithSelfCheck(cores: true))
+        for (index, level) in levels.enumerated() {
+            let m = meshca.indices.contains(index) ? meshca[index] : nil
+            let c = cfssl.indices.contains(index) ? cfssl[index] : nil
+            report.add("issuances, c=\(level)", "/s", meshca: m?.rate, cfssl: c?.rate, bound: crypto.issuances(cores: true))
+            report.add("p50 latency, c=\(level)", "ms", meshca: m?.percentile(0.5), cfssl: c?.percentile(0.5))
+            report.add("p90 latency, c=\(level)", "ms", meshca: m?.percentile(0.9), cfssl: c?.percentile(0.9))
+            report.add("p99 latency, c=\(level)", "ms", meshca: m?.percentile(0.99), cfssl: c?.percentile(0.99))
+            report.add("server CPU per issuance, c=\(level)", "us", meshca: m?.serverMicrosecondsPerIssuance, cfssl: c?.serverMicrosecondsPerIssuance, bound: crypto.microsecondsPerIssuance)
+        }
+        if let top = levels.indices.last {
+            let m = meshca.indices.contains(top) ? meshca[top] : nil
+            let c = cfssl.indices.contains(top) ? cfssl[top] : nil
+            report.add("server cores busy, c=\(levels[top])", "cores", meshca: m?.serverCores, cfssl: c?.serverCores, bound: Double(n))
+            report.add("load generator cores busy, c=\(levels[top])", "cores", meshca: m?.generatorCores, cfssl: c?.generatorCores)
+        }
+        if let oneshot {
+            report.add("one-shot issue, median of \(oneshot.meshca.count)", "ms", meshca: median(oneshot.meshca), cfssl: oneshot.cfssl.isEmpty ? nil : median(oneshot.cfssl))
+        }
+        let mib = { (kib: Int?) in kib.map { Double($0) / 1024 } }
+        report.add("daemon peak RSS, after c=\(levels.last ?? 0)", "MiB", meshca: mib(daemonRSS), cfssl: mib(cfsslRSS))
+        report.add("agent steady RSS, Workload API on", "MiB", meshca: mib(agentRSS))
+        if let ledger {
+            for query in ledger.queries {
+                report.add("\(query.name), \(ledger.rows) rows", "ms", meshca: median(query.samples))
+            }
+            report.add("\(ledger.floor.name) (process floor)", "ms", meshca: median(ledger.floor.samples))
+        }
+
+        func levelsJSON(_ results: [LevelResult]) -> [[String: Any]] { results.map(\.json) }
+        report.details["settings"] = [
+            "requests_per_level": requests, "concurrency_levels": levels, "grpc_connections": levels.map { min($0, 8) },
+            "meshca_ledger": "SQLite WAL, synchronous=FULL, group commit; one join-token use consumed per issuance",
+            "cfssl_database": "SQLite WAL, synchronous=FULL (go-sqlite3 _sync=FULL), busy timeout 10 s; HTTP/1.1 keep-alive, one connection per worker",
+        ]
+        report.details["crypto"] = [
+            "sign_per_second_1_core": crypto.signOneCore, "verify_per_second_1_core": crypto.verifyOneCore,
+            "sign_per_second_all_cores": crypto.signAllCores, "verify_per_second_all_cores": crypto.verifyAllCores, "cores": crypto.cores,
+            "issuance_bound_1_core": crypto.issuances(cores: false), "issuance_bound_all_cores": crypto.issuances(cores: true),
+            "issuance_bound_with_self_check_all_cores": crypto.issuancesWithSelfCheck(cores: true),
+            "crypto_us_per_issuance": crypto.microsecondsPerIssuance,
+        ]
+        report.details["meshca_serve"] = levelsJSON(meshca)
+        report.details["cfssl_serve"] = levelsJSON(cfssl)
+        if let oneshot { report.details["one_shot_ms"] = ["meshca_issue": oneshot.meshca, "cfssl_gencert": oneshot.cfssl] }
+        report.details["memory_kib"] = ["meshca_daemon_peak": daemonRSS ?? -1, "cfssl_serve_peak": cfsslRSS ?? -1, "meshca_agent_steady": agentRSS ?? -1]
+        if let ledger {
+            report.details["ledger"] = [
+                "rows": ledger.rows, "fill_seconds": ledger.fillSeconds, "file_bytes": ledger.fileBytes,
+                "queries": (ledger.queries + [ledger.floor]).map { ["name": $0.name, "arguments": $0.arguments, "samples_ms": $0.samples, "listed": $0.resultCount] },
+                "verification": "not measured: this build has no tamper-evident chain to verify",
+            ]
+        }
+        report.notes.append("this process is the load generator and shares the \(n) cores with the server it drives")
+        if !cfssl.isEmpty { report.notes.append("cfssl 1.2 ignores the CSR's URI SAN, so its certificates carry no SPIFFE ID") }
+        if oneshot != nil { report.notes.append("one-shot: meshca issue also commits a ledger row (fsync) and writes 3 files; cfssl gencert prints JSON and records nothing") }
+        return report
+    }
+
+    /// The issue's targets, each with the measured value and whether it is met.
+    static func targets(
+        crypto: CryptoBound, levels: [Int], meshca: [LevelResult], cfssl: [LevelResult], daemonRSS: Int?, agentRSS: Int?,
+        oneshot: OneShot?, ledger: LedgerAtScale?
+    ) -> [String] {
+        var lines = ["targets:"]
+        func check(_ met: Bool?, _ text: String) { lines.append("  \(met.map { $0 ? "met   " : "MISSED" } ?? "n/a   ")  \(text)") }
+        if let best = meshca.max(by: { $0.rate < $1.rate }) {
+            let bound = crypto.issuances(cores: true)
+            check(best.rate >= 0.5 * bound, String(format: "throughput >= 50%% of the %d-core crypto bound: %.0f/s of %.0f/s (%.0f%%) at c=%d", crypto.cores, best.rate, bound, 100 * best.rate / bound, best.concurrency))
+        }
+        for (m, c) in zip(meshca, cfssl) {
+            check(m.rate >= 5 * c.rate, String(format: ">= 5x cfssl at c=%d: %.2fx", m.concurrency, m.rate / c.rate))
+        }
+        if let eight = meshca.first(where: { $0.concurrency == 8 }) {
+            check(eight.percentile(0.99) <= 2, String(format: "p99 at c=8 <= 2 ms: %.2f ms", eight.percentile(0.99)))
+        }
+        if let oneshot, !oneshot.cfssl.isEmpty {
+            check(median(oneshot.meshca) <= median(oneshot.cfssl), String(format: "one-shot no slower than cfssl gencert: %.1f vs %.1f ms", median(oneshot.meshca), median(oneshot.cfssl)))
+        }
+        if let daemonRSS { check(daemonRSS <= 64 * 1024, String(format: "daemon <= 64 MiB: %.1f MiB", Double(daemonRSS) / 1024)) }
+        if let agentRSS { check(agentRSS <= 12 * 1024, String(format: "agent <= 12 MiB: %.1f MiB", Double(agentRSS) / 1024)) }
+        if let ledger, let query = ledger.queries.first {
+            check(ledger.rows >= 1_000_000 ? median(query.samples) <= 50 : nil, String(format: "filtered audit query over 1M rows <= 50 ms: %.1f ms over %d rows", median(query.samples), ledger.rows))
+        }
+        return lines
     }
 }

@@ -1,0 +1,48 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What Linux's /proc says about a process (all its threads): resident memory and CPU time used.
+enum ProcessStats {
+    /// A memory field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in KiB.
+    static func memory(pid: Int32, field: String) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") })
+        else { return nil }
+        return Int(line.split(separator: " ").dropFirst().first ?? "")
+    }
+
+    /// User plus system CPU time the process has used so far, in seconds (`utime` + `stime` of `/proc/<pid>/stat`).
+    static func cpuSeconds(pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // After "pid (comm)" come the fields from number 3 (state) on; utime and stime are numbers 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// This process's own CPU time so far, in seconds.
+    static var ownCPUSeconds: Double { cpuSeconds(pid: getpid()) ?? 0 }
+
+    /// The 1-minute load average and the number of runnable tasks (from `/proc/loadavg`), e.g. "0.42 (1 running)".
+    static var loadAverage: String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+        let fields = text.split(separator: " ")
+        guard fields.count >= 4 else { return text.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let running = fields[3].split(separator: "/").first.map(String.init) ?? "?"
+        return "\(fields[0]) (\(running) running)"
+    }
+
+    /// The CPU model from /proc/cpuinfo.
+    static var cpuModel: String {
+        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n")
+            .first { $0.hasPrefix("model name") }
+            .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+    }
+}
