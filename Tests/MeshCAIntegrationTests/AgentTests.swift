@@ -11,10 +11,10 @@ final class TestAgent: Sendable {
     let statusAddress: String
     let out: String
 
-    static func start(daemonAddress: String, token: String, out: String, extra: [String] = []) async throws -> TestAgent {
+    static func start(daemonAddress: String, token: String, out: String, sa: String = "was", extra: [String] = []) async throws -> TestAgent {
         let process = try BackgroundProcess(
             Command.meshcaBinary,
-            ["agent", "--ca", daemonAddress, "--sa", "was", "--out", out, "--token", token, "--status-addr", "127.0.0.1:0", "--jitter", "0"] + extra
+            ["agent", "--ca", daemonAddress, "--sa", sa, "--out", out, "--token", token, "--status-addr", "127.0.0.1:0", "--jitter", "0"] + extra
         )
         let line = try await process.waitForLine(containing: "status on http://")
         let address = String(line.split(separator: "/").last ?? "")
@@ -194,5 +194,44 @@ struct AgentWorkloadAPITests {
         #expect(summary["leaf_issuer_in_bundle"] as? Bool == true)
         #expect(summary["rotation_seen"] as? Bool == true, "\(summary)")
         #expect(summary["no_header_code"] as? String == "INVALID_ARGUMENT")
+    }
+}
+
+@Suite("meshca handshake while meshca agent renews underneath", .serialized)
+struct HandshakeDuringRenewalTests {
+    @Test("A handshake loop between two agents' workloads keeps succeeding across renewals")
+    func handshakeLoop() async throws {
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let web = try await TestAgent.start(daemonAddress: daemon.address, token: try daemon.token(), out: daemon.directory.file("web"), extra: ["--ttl", "6s"])
+        defer { web.stop() }
+        let db = try await TestAgent.start(
+            daemonAddress: daemon.address, token: try daemon.token(sa: "db"), out: daemon.directory.file("db"),
+            sa: "db", extra: ["--ttl", "6s"]
+        )
+        defer { db.stop() }
+        _ = try await web.waitUntil { $0["state"] as? String == "ok" }
+        _ = try await db.waitUntil { $0["state"] as? String == "ok" }
+        let startSerials = (try web.status()["serial"] as? String, try db.status()["serial"] as? String)
+
+        var handshakes = 0
+        var failures: [String] = []
+        let deadline = ContinuousClock.now + .seconds(90)
+        while ContinuousClock.now < deadline {
+            let result = try Command.meshca([
+                "handshake", "--server", daemon.directory.file("db"), "--client", daemon.directory.file("web"),
+                "--expect-server-id", "spiffe://cluster.local/ns/default/sa/db",
+                "--expect-client-id", "spiffe://cluster.local/ns/default/sa/was",
+            ])
+            handshakes += 1
+            if result.status != 0 { failures.append(result.stdout + result.stderr) }
+            let webRenewals = try web.status()["renewals"] as? Int ?? 0
+            let dbRenewals = try db.status()["renewals"] as? Int ?? 0
+            if webRenewals >= 3 && dbRenewals >= 3 { break }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of \(handshakes) handshakes failed: \(failures.first ?? "")")
+        #expect(try web.status()["serial"] as? String != startSerials.0)
+        #expect(try db.status()["serial"] as? String != startSerials.1)
+        #expect(handshakes >= 5)
     }
 }
