@@ -44,13 +44,8 @@ public struct ServingIdentity: Sendable {
         let signer = authority.signingIdentity
         try await ledger.record(
             IssuanceRecord(
-                serial: leaf.serialHex, spiffeID: "", trustDomain: authority.trustDomain.name, namespace: "", serviceAccount: "",
-                sans: leaf.sanStrings, notBefore: leaf.notValidBefore, notAfter: leaf.notValidAfter, issuedAt: now,
-                requestedTTLSeconds: ttl.components.seconds,
-                grantedTTLSeconds: Int64(leaf.notValidAfter.timeIntervalSince(now).rounded(.down)),
-                keyType: KeyType.ecP256.rawValue, publicKeySHA256: leaf.publicKey.sha256Fingerprint, csrSHA256: "",
-                certificateDER: leaf.derBytes, issuerFingerprint: signer.certificate.sha256Fingerprint,
-                requester: "meshca-serve", authMethod: "internal"
+                certificate: leaf, trustDomain: authority.trustDomain, issuedAt: now, requestedTTL: ttl,
+                issuer: signer.certificate, requester: Requester(name: "meshca-serve", authMethod: "internal")
             )
         )
         let chain = ([leaf] + (signer.bundle.contains(signer.certificate) ? [] : [signer.certificate] + signer.intermediates) + signer.bundle)

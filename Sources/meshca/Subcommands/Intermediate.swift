@@ -56,13 +56,8 @@ struct IntermediateCreate: AsyncParsableCommand {
         let ledger = try SQLiteLedger(path: directory.ledgerPath)
         try await ledger.record(
             IssuanceRecord(
-                serial: certificate.serialHex, spiffeID: "", trustDomain: ca.trustDomain.name, namespace: "", serviceAccount: "",
-                sans: [], notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, issuedAt: now,
-                requestedTTLSeconds: ttl.components.seconds,
-                grantedTTLSeconds: Int64(certificate.notValidAfter.timeIntervalSince(now).rounded(.down)),
-                keyType: keyType.rawValue, publicKeySHA256: certificate.publicKey.sha256Fingerprint, csrSHA256: "",
-                certificateDER: certificate.derBytes, issuerFingerprint: ca.signer.certificate.sha256Fingerprint,
-                requester: Issue.localUser(), authMethod: "local"
+                certificate: certificate, trustDomain: ca.trustDomain, issuedAt: now, requestedTTL: ttl,
+                issuer: ca.signer.certificate, requester: Requester(name: Issue.localUser(), authMethod: "local")
             )
         )
         let output = StateDirectory.absolute(out)
