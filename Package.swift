@@ -55,6 +55,7 @@ let package = Package(
                 .embedInCode("0001_create_ledger.sql"),
                 .embedInCode("0002_join_tokens_and_peers.sql"),
                 .embedInCode("0003_event_chain.sql"),
+                .embedInCode("0004_index_issuances_by_service_account.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -15,6 +15,7 @@ public enum LedgerMigrations {
         make(1, "0001_create_ledger.sql", PackageResources._001_create_ledger_sql),
         make(2, "0002_join_tokens_and_peers.sql", PackageResources._002_join_tokens_and_peers_sql),
         make(3, "0003_event_chain.sql", PackageResources._003_event_chain_sql),
+        make(4, "0004_index_issuances_by_service_account.sql", PackageResources._004_index_issuances_by_service_account_sql),
     ]
 
     /// The newest schema version this build can read and write.

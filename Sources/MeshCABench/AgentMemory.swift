@@ -4,8 +4,10 @@ import MeshCATestSupport
 /// Phase 5 (second half): `meshca agent` with the SPIFFE Workload API serving, renewing 4-second
 /// certificates from the benchmark's daemon, and its resident memory once it has renewed a few times.
 enum AgentMemory {
-    /// Waits for `renewals` renewals and returns the agent's VmRSS in KiB.
-    static func measure(binary: String, daemon: MeshCAServe, directory: TemporaryDirectory, renewals: Int) async throws -> Int? {
+    /// Waits for `renewals` renewals and returns the agent's resident memory in KiB: all of it (VmRSS, which
+    /// counts the shared, clean pages of the binary and the Swift libraries it touched) and its private part
+    /// (RssAnon: heap, stacks, relocated data).
+    static func measure(binary: String, daemon: MeshCAServe, directory: TemporaryDirectory, renewals: Int) async throws -> (resident: Int?, anonymous: Int?) {
         let token = try daemon.token(for: "bench-agent", uses: 1)
         let out = directory.file("agent")
         let agent = try BackgroundProcess(binary, [
@@ -22,6 +24,6 @@ enum AgentMemory {
             try await Task.sleep(for: .milliseconds(100))
         }
         guard versions.count > renewals else { throw BenchError("the agent renewed \(versions.count - 1) times, expected \(renewals)") }
-        return ProcessStats.memory(pid: agent.pid, field: "VmRSS")
+        return (ProcessStats.memory(pid: agent.pid, field: "VmRSS"), ProcessStats.memory(pid: agent.pid, field: "RssAnon"))
     }
 }

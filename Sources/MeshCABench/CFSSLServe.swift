@@ -119,7 +119,7 @@ final class CFSSLServe: Sendable {
     func run(level: Int, csrs: [String]) async throws -> LevelResult {
         let bodies = try csrs.map { try [UInt8](JSONSerialization.data(withJSONObject: ["certificate_request": $0])) }
         let port = self.port
-        var result = await LevelResult.measure(concurrency: level, serverPID: process.pid) {
+        var result = try await LevelResult.measure(concurrency: level, serverPID: process.pid, serial: Self.serial(ofResponse:)) {
             await Self.onThreads(level) { worker in
                 var done: [LevelResult.Outcome] = []
                 let connection: HTTPConnection
@@ -143,22 +143,26 @@ final class CFSSLServe: Sendable {
         return result
     }
 
-    /// One sign request, timed from sending to the decoded response.
+    /// One sign request, timed from sending until the whole response has arrived.
     private static func sign(_ body: [UInt8], on connection: HTTPConnection) -> LevelResult.Outcome {
         let begin = ContinuousClock.now
         do {
             let (status, response) = try connection.post("/api/v1/cfssl/sign", json: body)
-            let object = try JSONSerialization.jsonObject(with: Data(response)) as? [String: Any]
             let elapsed = ContinuousClock.now - begin
-            guard status == 200, let result = object?["result"] as? [String: Any], let pem = result["certificate"] as? String,
-                let certificate = try Certificate.parseAll(pem: pem).first
-            else {
-                return .failure(BenchError("HTTP \(status): \(String(decoding: response.prefix(300), as: UTF8.self))"))
-            }
-            return .success((certificate.serialHex, elapsed.milliseconds))
+            guard status == 200 else { return .failure(BenchError("HTTP \(status): \(String(decoding: response.prefix(300), as: UTF8.self))")) }
+            return .success((String(decoding: response, as: UTF8.self), elapsed.milliseconds))
         } catch {
             return .failure(error as? BenchError ?? BenchError("\(error)"))
         }
+    }
+
+    /// The serial of the certificate in a sign response (`{"success": true, "result": {"certificate": "..."}}`).
+    static func serial(ofResponse response: String) throws -> String {
+        let object = try JSONSerialization.jsonObject(with: Data(response.utf8)) as? [String: Any]
+        guard let result = object?["result"] as? [String: Any], let pem = result["certificate"] as? String,
+            let certificate = try Certificate.parseAll(pem: pem).first
+        else { throw BenchError("no certificate in the response: \(response.prefix(300))") }
+        return certificate.serialHex
     }
 
     /// Runs `work(worker)` for workers 0..<count, each on its own thread, and gathers their outcomes.
@@ -182,6 +186,9 @@ final class CFSSLServe: Sendable {
 
     /// Peak resident memory so far (VmHWM), in KiB.
     var peakRSS: Int? { ProcessStats.memory(pid: process.pid, field: "VmHWM") }
+
+    /// Private resident memory now (RssAnon), in KiB.
+    var anonymousRSS: Int? { ProcessStats.memory(pid: process.pid, field: "RssAnon") }
 
     func stop() { process.terminate() }
 

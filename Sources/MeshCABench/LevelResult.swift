@@ -3,8 +3,9 @@ import Foundation
 /// What one concurrency level of closed-loop load produced against one CA: every request's latency,
 /// the serials handed out, failures, and the CPU time the server and this load generator used meanwhile.
 struct LevelResult: Sendable {
-    /// One request's outcome: the serial (lowercase hex) of the certificate received and the latency, or why it failed.
-    typealias Outcome = Result<(serial: String, milliseconds: Double), BenchError>
+    /// One request's outcome: the response (decoded only after the clock stops, so the load generator spends
+    /// less of the shared CPU while the server is measured) and the latency, or why it failed.
+    typealias Outcome = Result<(response: String, milliseconds: Double), BenchError>
 
     /// Requests in flight at all times.
     var concurrency: Int
@@ -41,8 +42,11 @@ struct LevelResult: Sendable {
     /// Cores the load generator kept busy on average.
     var generatorCores: Double { generatorCPUSeconds / seconds }
 
-    /// Runs `load` (which returns every request's outcome) and measures wall and CPU time around it.
-    static func measure(concurrency: Int, serverPID: Int32, _ load: () async throws -> [Outcome]) async rethrows -> LevelResult {
+    /// Runs `load` (which returns every request's outcome) and measures wall and CPU time around it; then
+    /// `serial` extracts each certificate's serial (lowercase hex) from its response.
+    static func measure(
+        concurrency: Int, serverPID: Int32, serial: (String) throws -> String, _ load: () async throws -> [Outcome]
+    ) async rethrows -> LevelResult {
         let serverBefore = ProcessStats.cpuSeconds(pid: serverPID)
         let ownBefore = ProcessStats.ownCPUSeconds
         let started = ContinuousClock.now
@@ -56,8 +60,12 @@ struct LevelResult: Sendable {
         for outcome in outcomes {
             switch outcome {
             case .success(let done):
-                latencies.append(done.milliseconds)
-                serials.append(done.serial)
+                do {
+                    serials.append(try serial(done.response))
+                    latencies.append(done.milliseconds)
+                } catch {
+                    failures.append(error as? BenchError ?? BenchError("unreadable response: \(error)"))
+                }
             case .failure(let error):
                 failures.append(error)
             }

@@ -21,13 +21,15 @@ struct MeshCAServe {
     let client: CAClient
     let ledger: SQLiteLedger
 
-    /// Starts `meshca serve` on a free port with a new CA in `directory`/state.
-    static func start(binary: String, directory: TemporaryDirectory) async throws -> MeshCAServe {
+    /// Starts `meshca serve` on a free port with a new CA in `directory`/state, under `prefix` when given
+    /// (a profiler such as `valgrind --tool=callgrind`, which keeps the process id).
+    static func start(binary: String, directory: TemporaryDirectory, prefix: [String] = []) async throws -> MeshCAServe {
         let state = directory.file("state")
-        let daemon = try BackgroundProcess(binary, [
+        let command = prefix + [binary] + [
             "serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", state,
             "--rate-limit", "off", "--log-level", "warning",
-        ])
+        ]
+        let daemon = try BackgroundProcess(CFSSLServe.which(command[0]) ?? command[0], Array(command.dropFirst()))
         do {
             let line = try await daemon.waitForLine(containing: "listening on")
             let words = line.split(separator: " ")
@@ -56,7 +58,7 @@ struct MeshCAServe {
         let headers: Metadata = ["authorization": "Bearer \(try token(for: serviceAccount, uses: csrs.count))"]
         let connections = min(level, 8)
         let client = self.client
-        var result = await LevelResult.measure(concurrency: level, serverPID: daemon.pid) {
+        var result = try await LevelResult.measure(concurrency: level, serverPID: daemon.pid, serial: Self.serial(ofLeaf:)) {
             await withTaskGroup(of: [LevelResult.Outcome].self) { group in
                 for connection in 0..<connections {
                     let workers = (0..<level).filter { $0 % connections == connection }
@@ -95,17 +97,24 @@ struct MeshCAServe {
         do {
             let chain = try await connection.createCertificate(csrPEM: csr, ttl: nil, headers: headers)
             let elapsed = ContinuousClock.now - begin
-            guard let leaf = chain.first, let certificate = try Certificate.parseAll(pem: leaf).first else {
-                return .failure(BenchError("the response carries no certificate"))
-            }
-            return .success((certificate.serialHex, elapsed.milliseconds))
+            guard let leaf = chain.first else { return .failure(BenchError("the response carries no certificate")) }
+            return .success((leaf, elapsed.milliseconds))
         } catch {
             return .failure(BenchError("\(error)"))
         }
     }
 
+    /// The serial of the leaf certificate in `pem`.
+    static func serial(ofLeaf pem: String) throws -> String {
+        guard let certificate = try Certificate.parseAll(pem: pem).first else { throw BenchError("the response carries no certificate") }
+        return certificate.serialHex
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB.
     var peakRSS: Int? { ProcessStats.memory(pid: daemon.pid, field: "VmHWM") }
+
+    /// Private resident memory now (RssAnon: heap, stacks, relocated data), in KiB.
+    var anonymousRSS: Int? { ProcessStats.memory(pid: daemon.pid, field: "RssAnon") }
 
     func stop() { daemon.terminate() }
 }

@@ -7,26 +7,84 @@ import X509
 /// Its only mutable state is the active signing identity, swapped by ``activate(_:)``; issuance takes a
 /// snapshot under a short lock and signs outside it, so concurrent requests sign in parallel. Time is an
 /// argument, never read from the wall clock, so tests can issue "in the future" or "in the past".
+///
+/// What every issuance derives from the signing identity alone (the CA's fingerprint and key identifier,
+/// and the PEM text of the chain handed out after each leaf) is computed once per activation, not per request.
 public final class CertificateAuthority: Sendable {
     /// The trust domain every issued identity must belong to.
     public let trustDomain: TrustDomain
     /// The lifetime rules.
     public let policy: IssuancePolicy
-    private let signer: Mutex<SigningIdentity>
+    private let active: Mutex<ActiveSigner>
+
+    /// The signing identity together with what each issuance takes from it unchanged.
+    struct ActiveSigner: Sendable {
+        let identity: SigningIdentity
+        /// SHA-256 of the CA certificate's DER, lowercase hex (the ledger's issuer fingerprint).
+        let fingerprint: String
+        /// The CA's subject key identifier, which every leaf carries as its authority key identifier.
+        let keyIdentifier: ArraySlice<UInt8>
+        /// The certificates between a leaf and the roots: the signing CA (unless it is itself a root in
+        /// the bundle), then the chain above it.
+        let intermediates: [Certificate]
+        /// Istio's `cert_chain` after the leaf: one PEM element per intermediate, then the whole bundle.
+        let chainTailPEM: [String]
+
+        init(_ identity: SigningIdentity) {
+            let ca = identity.certificate
+            self.identity = identity
+            self.fingerprint = ca.sha256Fingerprint
+            self.keyIdentifier = (try? ca.extensions.subjectKeyIdentifier)?.keyIdentifier
+                ?? SubjectKeyIdentifier(hash: ca.publicKey).keyIdentifier
+            self.intermediates = identity.bundle.contains(ca) ? identity.intermediates : [ca] + identity.intermediates
+            self.chainTailPEM = intermediates.map(\.pem) + [identity.bundle.map(\.pem).joined()]
+        }
+    }
 
     /// A CA for `trustDomain` that signs with `signer` under `policy`.
     public init(trustDomain: TrustDomain, signer: SigningIdentity, policy: IssuancePolicy = .standard) {
         self.trustDomain = trustDomain
         self.policy = policy
-        self.signer = Mutex(signer)
+        self.active = Mutex(ActiveSigner(signer))
     }
 
     /// The identity currently used for signing.
-    public var signingIdentity: SigningIdentity { signer.withLock { $0 } }
+    public var signingIdentity: SigningIdentity { active.withLock { $0.identity } }
 
     /// Switches signing to `next` for every later request.
     public func activate(_ next: SigningIdentity) {
-        signer.withLock { $0 = next }
+        let prepared = ActiveSigner(next)
+        active.withLock { $0 = prepared }
+    }
+
+    /// Istio's `cert_chain` for `issuance`, the same strings as ``Issuance/istioCertChain``: the leaf's PEM,
+    /// then each intermediate's, then the whole bundle. The part after the leaf comes from the active
+    /// signer's cache when the issuance was signed by it, which is every issuance but the few racing an
+    /// ``activate(_:)``.
+    public func istioCertChain(for issuance: Issuance) -> [String] {
+        let active = self.active.withLock { $0 }
+        guard issuance.intermediates == active.intermediates, issuance.bundle == active.identity.bundle else {
+            return issuance.istioCertChain
+        }
+        return [Self.pem(certificateDER: issuance.certificate.derBytes)] + active.chainTailPEM
+    }
+
+    /// One `CERTIFICATE` PEM block ending in a newline: the same text as `Certificate.pem`, built on bytes
+    /// (64-character base64 lines) instead of by splitting a `String`.
+    static func pem(certificateDER der: [UInt8]) -> String {
+        let base64 = Data(der).base64EncodedData()
+        var text: [UInt8] = []
+        text.reserveCapacity(base64.count + base64.count / 64 + 56)
+        text.append(contentsOf: "-----BEGIN CERTIFICATE-----\n".utf8)
+        var start = base64.startIndex
+        while start < base64.endIndex {
+            let end = base64.index(start, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
+            text.append(contentsOf: base64[start..<end])
+            text.append(UInt8(ascii: "\n"))
+            start = end
+        }
+        text.append(contentsOf: "-----END CERTIFICATE-----\n".utf8)
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Checks `request` and signs a certificate for its identity, as of `now`.
@@ -45,7 +103,8 @@ public final class CertificateAuthority: Sendable {
         }
         let csr = try WorkloadCSR.check(pem: request.csrPEM, for: identity)
         let ttl = try policy.grantedTTL(forRequested: request.requestedTTL)
-        let signer = self.signingIdentity
+        let active = self.active.withLock { $0 }
+        let signer = active.identity
         let ca = signer.certificate
         guard now >= ca.notValidBefore, now < ca.notValidAfter else {
             let state = now < ca.notValidBefore ? "is not valid before \(ca.notValidBefore)" : "expired at \(ca.notValidAfter)"
@@ -72,7 +131,7 @@ public final class CertificateAuthority: Sendable {
                     identity: identity,
                     publicKey: publicKey,
                     isRSA: csr.keyType.hasPrefix("rsa-"),
-                    issuer: ca
+                    issuerKeyIdentifier: active.keyIdentifier
                 ),
                 issuerPrivateKey: signer.privateKey
             )
@@ -85,14 +144,14 @@ public final class CertificateAuthority: Sendable {
         return Issuance(
             certificate: leaf,
             identity: identity,
-            intermediates: signer.bundle.contains(ca) ? signer.intermediates : [ca] + signer.intermediates,
+            intermediates: active.intermediates,
             bundle: signer.bundle,
             issuedAt: now,
             requestedTTL: request.requestedTTL.flatMap { $0 > .zero ? $0 : nil },
             grantedTTL: .seconds(Int64(notAfter.timeIntervalSince(now).rounded(.down))),
             keyType: csr.keyType,
             csrSHA256: csr.sha256,
-            issuerFingerprint: ca.sha256Fingerprint
+            issuerFingerprint: active.fingerprint
         )
     }
 }

@@ -44,7 +44,7 @@ public enum WorkloadCSR {
     /// A CSR without any SAN is accepted (the certificate carries the authenticated identity, as istiod
     /// does); a CSR naming a different SPIFFE ID, several URIs, DNS/IP/e-mail SANs or CA=true is refused.
     public static func check(pem text: String, for identity: SPIFFEID) throws -> Checked {
-        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        let normalized = normalizedPEM(text)
         guard !normalized.isEmpty else {
             throw IssuanceError(.malformedCSR, "The CSR is empty. Send a PEM-encoded PKCS#10 certificate request.")
         }
@@ -83,6 +83,31 @@ public enum WorkloadCSR {
         }
         try checkExtensions(of: csr, for: identity)
         return Checked(request: csr, sha256: Hex.encode(SHA256.hash(data: document.derBytes)), keyType: keyType)
+    }
+
+    /// `text` with CRLF line ends turned into LF and surrounding whitespace removed: the same result as
+    /// `replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)`, computed
+    /// on the UTF-8 bytes. Only when a non-ASCII character borders the text (it might be Unicode whitespace)
+    /// does Foundation decide.
+    static func normalizedPEM(_ text: String) -> String {
+        func isASCIIWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
+        var bytes = Array(text.utf8)
+        if bytes.contains(UInt8(ascii: "\r")) {
+            var joined: [UInt8] = []
+            joined.reserveCapacity(bytes.count)
+            for (index, byte) in bytes.enumerated() where !(byte == UInt8(ascii: "\r") && index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "\n")) {
+                joined.append(byte)
+            }
+            bytes = joined
+        }
+        var start = 0
+        var end = bytes.count
+        while start < end, isASCIIWhitespace(bytes[start]) { start += 1 }
+        while end > start, isASCIIWhitespace(bytes[end - 1]) { end -= 1 }
+        if start < end, bytes[start] >= 0x80 || bytes[end - 1] >= 0x80 {
+            return text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 
     private static func checkExtensions(of csr: CertificateSigningRequest, for identity: SPIFFEID) throws {

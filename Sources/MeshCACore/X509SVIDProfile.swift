@@ -13,16 +13,14 @@ enum X509SVIDProfile {
         identity: SPIFFEID,
         publicKey: Certificate.PublicKey,
         isRSA: Bool,
-        issuer: Certificate
+        issuerKeyIdentifier: ArraySlice<UInt8>
     ) throws -> Certificate.Extensions {
-        let issuerKeyID = (try? issuer.extensions.subjectKeyIdentifier)?.keyIdentifier
-            ?? SubjectKeyIdentifier(hash: issuer.publicKey).keyIdentifier
-        return try Certificate.Extensions {
+        try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true, keyEncipherment: isRSA))
             try ExtendedKeyUsage([.serverAuth, .clientAuth])
             Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.uri)]))
-            AuthorityKeyIdentifier(keyIdentifier: issuerKeyID)
+            AuthorityKeyIdentifier(keyIdentifier: issuerKeyIdentifier)
             SubjectKeyIdentifier(hash: publicKey)
         }
     }

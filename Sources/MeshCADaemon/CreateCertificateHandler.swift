@@ -67,7 +67,7 @@ public struct CreateCertificateHandler: CertificateSigner {
                     "not_after": "\(issuance.certificate.notValidAfter.formatted(.iso8601))",
                 ]
             )
-            return issuance.istioCertChain
+            return service.authority.istioCertChain(for: issuance)
         } catch let error as RPCError {
             throw error
         } catch {

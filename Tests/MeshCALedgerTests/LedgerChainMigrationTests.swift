@@ -36,7 +36,7 @@ struct LedgerChainMigrationTests {
             try await versionTwoLedger(at: path)
 
             let ledger = try SQLiteLedger(path: path)
-            #expect(try ledger.schemaVersion == 3)
+            #expect(try ledger.schemaVersion == LedgerMigrations.latestVersion)
             let raw = try RawDatabase(path: path)
             #expect(
                 try raw.strings("SELECT seq || ' ' || kind || ' ' || subject FROM ledger_events ORDER BY seq")
