@@ -61,8 +61,9 @@ struct WorkloadAPISocket: Sendable {
                     + "(mode 0755) or choose another --workload-api-socket."
             )
         }
-        var info = stat()
-        if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFSOCK {
+        // FileManager reads the entry itself (lstat), without following a symlink. Raw `stat` is avoided:
+        // several modules declare it, and which one a release build picks breaks MemberImportVisibility.
+        if let type = (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType, type != .typeSocket {
             throw WorkloadAPIError(
                 .badSocketPath,
                 "\(path) exists and is not a socket, so meshca will not replace it with the Workload API socket. "
@@ -92,8 +93,11 @@ struct WorkloadAPISocket: Sendable {
 
     /// The identity of the socket now at `path`, or `nil` when there is none.
     func currentIdentity() -> Identity? {
-        var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
-        return Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            attributes[.type] as? FileAttributeType == .typeSocket,
+            let device = (attributes[.systemNumber] as? NSNumber)?.uint64Value,
+            let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value
+        else { return nil }
+        return Identity(device: device, inode: inode)
     }
 }

@@ -47,6 +47,13 @@ final class TestAgent: Sendable {
     func stop() { process.terminate() }
 }
 
+/// Counters shared with the reader thread.
+final class ReaderCounts: Sendable {
+    let reads = Atomic<Int>(0)
+    let mismatches = Atomic<Int>(0)
+    let stopped = Atomic<Bool>(false)
+}
+
 /// Reads the credentials the way the README tells readers to: resolve `..data` once, read all three.
 func readConsistently(_ out: String) -> (leaf: Certificate, keyMatches: Bool)? {
     guard let version = try? FileManager.default.destinationOfSymbolicLink(atPath: out + "/..data") else { return nil }
@@ -73,22 +80,23 @@ struct AgentTests {
         )
         defer { agent.stop() }
 
-        // A reader loop runs throughout and must never see a key that does not belong to the chain.
-        let mismatches = Atomic<Int>(0)
-        let reads = Atomic<Int>(0)
-        let reader = Task.detached {
-            while !Task.isCancelled {
+        // A reader loop runs throughout and must never see a key that does not belong to the chain. It runs on
+        // its own thread: the test's process calls block cooperative threads and must not starve it.
+        let counts = ReaderCounts()
+        let reader = Thread {
+            while !counts.stopped.load(ordering: .relaxed) {
                 if let snapshot = readConsistently(out) {
-                    reads.add(1, ordering: .relaxed)
-                    if !snapshot.keyMatches { mismatches.add(1, ordering: .relaxed) }
+                    counts.reads.add(1, ordering: .relaxed)
+                    if !snapshot.keyMatches { counts.mismatches.add(1, ordering: .relaxed) }
                 }
-                try? await Task.sleep(for: .milliseconds(2))
+                usleep(2000)
             }
         }
+        reader.start()
         let status = try await agent.waitUntil { ($0["renewals"] as? Int ?? 0) >= 3 }
-        reader.cancel()
-        #expect(mismatches.load(ordering: .relaxed) == 0)
-        #expect(reads.load(ordering: .relaxed) > 0)
+        counts.stopped.store(true, ordering: .relaxed)
+        #expect(counts.mismatches.load(ordering: .relaxed) == 0)
+        #expect(counts.reads.load(ordering: .relaxed) > 0)
         #expect(status["state"] as? String == "ok")
         #expect(status["spiffe_id"] as? String == "spiffe://cluster.local/ns/default/sa/was")
         #expect((status["outage_budget_seconds"] as? Int ?? 0) > 0)
