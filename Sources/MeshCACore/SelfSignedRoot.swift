@@ -7,13 +7,18 @@ import X509
 /// Profile (as istiod's self-signed root, with cRLSign added for revocation): subject = issuer =
 /// `O=<trust domain>`, BasicConstraints CA=true (critical, no path length), KeyUsage keyCertSign + cRLSign
 /// (critical), SubjectKeyIdentifier, no SAN, notBefore backdated two minutes for clock skew.
+///
+/// A root made by a rotation (`meshca root prepare`) adds a common name to the subject, so the two roots
+/// of the overlap have different names and tools (and people) can tell them apart.
 public enum SelfSignedRoot {
-    /// Signs a new root for `trustDomain` with `key`, valid from `now - 2m` for `ttl`.
+    /// Signs a new root for `trustDomain` with `key`, valid from `now - 2m` for `ttl`; the subject is
+    /// `O=<trust domain>`, plus `CN=<commonName>` when one is given.
     public static func make(
         trustDomain: TrustDomain,
         key: Certificate.PrivateKey,
         ttl: Duration,
-        now: Date
+        now: Date,
+        commonName: String? = nil
     ) throws -> Certificate {
         guard ttl >= .seconds(86_400) else {
             throw IssuanceError(
@@ -21,7 +26,12 @@ public enum SelfSignedRoot {
                 "A root CA lifetime of \(HumanDuration.format(ttl)) is too short; use at least 1d (the default is 87600h, 10 years)."
             )
         }
-        let name = try DistinguishedName { OrganizationName(trustDomain.name) }
+        let name = try commonName.map { cn in
+            try DistinguishedName {
+                OrganizationName(trustDomain.name)
+                CommonName(cn)
+            }
+        } ?? DistinguishedName { OrganizationName(trustDomain.name) }
         let notBefore = now.addingTimeInterval(-120)
         let notAfter = now.addingTimeInterval(TimeInterval(ttl.components.seconds))
         let extensions = try Certificate.Extensions {

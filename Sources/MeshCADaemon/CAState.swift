@@ -44,7 +44,7 @@ public struct CAState: Sendable {
         try directory.create()
         return try directory.withLock {
             if directory.hasCA {
-                let existing = try? load(from: directory)
+                let existing = try? loadUnlocked(from: directory)
                 let what = existing.map { "trust domain \($0.trustDomain.name), root valid until \(Self.format($0.signer.certificate.notValidAfter))" } ?? "unreadable"
                 throw DaemonError(
                     .caExists,
@@ -107,7 +107,14 @@ public struct CAState: Sendable {
     }
 
     /// Loads the CA in `directory`, checking that every file is there, parses, and that the key matches.
+    /// Holds the directory's shared lock while reading, so a root activation is seen before or after, never
+    /// halfway.
     public static func load(from directory: StateDirectory) throws -> CAState {
+        try directory.withSharedLock { try loadUnlocked(from: directory) }
+    }
+
+    /// ``load(from:)`` for callers that already hold the directory's lock.
+    static func loadUnlocked(from directory: StateDirectory) throws -> CAState {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DaemonError(

@@ -15,8 +15,9 @@ import UnixSignals
 /// `meshca serve`: the CA as a long-running service.
 ///
 /// Start-up validates and prepares everything before binding a port (CA state, created on first
-/// start; ledger; JWT keys; serving certificate), then runs the gRPC listener, the monitoring endpoint
-/// and the serving-certificate renewal in one `ServiceGroup`. SIGTERM/SIGINT start a graceful
+/// start; ledger; JWT keys; serving certificate), then runs the gRPC listener, the monitoring endpoint,
+/// the serving-certificate renewal and the watcher that follows root rotations (``CAStateWatcher``) in one
+/// `ServiceGroup`. SIGTERM/SIGINT start a graceful
 /// shutdown: no new connections, in-flight requests finish (and are recorded) before exit.
 public struct Daemon: Sendable {
     /// The validated configuration.
@@ -109,6 +110,7 @@ public struct Daemon: Sendable {
                 services: [
                     .init(service: monitoring),
                     .init(service: ServingCertificateRenewal(identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger, notAfter: first.leaf.notValidAfter, issuedAt: now)),
+                    .init(service: CAStateWatcher(directory: directory, authority: authority, serving: serving, certificate: servingCertificate, metrics: metrics, logger: logger, interval: .seconds(1))),
                     .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed) })),
                     .init(service: announce, successTerminationBehavior: .ignore),
                 ],

@@ -23,6 +23,10 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
         public static let writeFailed = Code("write-failed")
         /// The certificate was signed but the ledger could not record it, so it was not handed out.
         public static let notRecorded = Code("not-recorded")
+        /// A root rotation step was asked for at the wrong stage (activate before prepare, ...).
+        public static let rotationStage = Code("rotation-stage")
+        /// A root rotation step was refused by its safety gate (identities lagging, live certificates).
+        public static let rotationRefused = Code("rotation-refused")
     }
 
     /// The machine-readable reason.

@@ -13,6 +13,9 @@ import Glibc
 /// - `root-cert.pem`: the trust bundle handed to workloads
 /// - `trust-domain`: the trust domain, one line
 /// - `ledger.db` (+ `-wal`, `-shm`): the issuance ledger
+/// - during a root rotation (`meshca root`): `rotation.json` (the stage), `next/ca-cert.pem` + `next/ca-key.pem`
+///   (the prepared root, until activated), `previous/ca-cert.pem` + `previous/ca-key.pem` (the old root, from
+///   activation until retired); `retired/` keeps the certificates (never the keys) of retired roots
 /// - `.lock`: taken while a CA is being created, so two first commands do not both create one
 public struct StateDirectory: Sendable {
     /// The absolute path of the directory.
@@ -45,6 +48,14 @@ public struct StateDirectory: Sendable {
     public var trustDomainPath: String { path + "/trust-domain" }
     /// `ledger.db`.
     public var ledgerPath: String { path + "/ledger.db" }
+    /// `rotation.json`: present while a root rotation is in progress.
+    public var rotationPath: String { path + "/rotation.json" }
+    /// `next/`: the prepared root of a rotation, until it is activated.
+    public var nextRootDirectory: String { path + "/next" }
+    /// `previous/`: the old root of a rotation, from activation until it is retired.
+    public var previousRootDirectory: String { path + "/previous" }
+    /// `retired/`: certificates of retired roots, for the record.
+    public var retiredDirectory: String { path + "/retired" }
 
     /// Whether a CA has been created here (`ca-cert.pem` is written last, so it marks a finished init).
     public var hasCA: Bool { FileManager.default.fileExists(atPath: caCertificatePath) }
@@ -71,7 +82,9 @@ public struct StateDirectory: Sendable {
     }
 
     /// Runs `body` while holding an exclusive lock on `.lock` in the directory (flock; released on exit,
-    /// even when the process dies).
+    /// even when the process dies). Taken by everything that changes the CA's files (init, root rotation).
+    ///
+    /// Not re-entrant: `body` must not call anything that takes the lock again (such as ``CAState/load(from:)``).
     public func withLock<T>(_ body: () throws -> T) throws -> T {
         let fd = open(path + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -79,6 +92,20 @@ public struct StateDirectory: Sendable {
         }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { break }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    /// Runs `body` while holding a shared lock on `.lock`, so it never reads the CA's files halfway through a
+    /// change made under ``withLock(_:)`` (a root activation replaces the certificate and the key). Without a
+    /// lock file (a directory this user cannot write, or one from before locking), `body` runs unlocked.
+    public func withSharedLock<T>(_ body: () throws -> T) rethrows -> T {
+        let fd = open(path + "/.lock", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return try body() }
+        defer { close(fd) }
+        while flock(fd, LOCK_SH) != 0 {
             guard errno == EINTR else { break }
         }
         defer { flock(fd, LOCK_UN) }

@@ -51,7 +51,9 @@ struct TokenCreate: AsyncParsableCommand {
         let now = Date()
         let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
         if created { printError("meshca: no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
-        let root = ca.signer.bundle.first ?? ca.signer.certificate
+        // The root the daemon's serving certificate chains to: the signing root (during a root rotation the bundle
+        // holds two), or for a plug-in intermediate the first root of its bundle.
+        let root = ca.signer.bundle.contains(ca.signer.certificate) ? ca.signer.certificate : (ca.signer.bundle.first ?? ca.signer.certificate)
         let token = JoinToken.generate(rootFingerprint: root.sha256Fingerprint)
         let expires = now.addingTimeInterval(TimeInterval(try parseDuration(ttl, flag: "--ttl").components.seconds))
         let ledger = try SQLiteLedger(path: directory.ledgerPath)

@@ -1,0 +1,203 @@
+import ArgumentParser
+import Foundation
+import MeshCACore
+import MeshCADaemon
+import MeshCALedger
+import X509
+
+/// `meshca root`: staged rotation of the CA's root (see `RootRotation`).
+struct Root: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rotate the CA's root without breaking traffic: prepare, activate, retire.",
+        discussion: """
+            prepare publishes a new root next to the old one; every certificate handed out from then on carries \
+            both. activate switches signing to the new root once every identity holding a live certificate has \
+            fetched one since prepare. retire drops the old root once no live certificate chains to it. A running \
+            `meshca serve` on the same state directory follows each step within a second. Every step is recorded \
+            in the ledger.
+            """,
+        subcommands: [RootStatus.self, RootPrepare.self, RootActivate.self, RootRetire.self]
+    )
+}
+
+/// `meshca root status`
+struct RootStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the roots, the rotation's stage, and which identities have caught up.",
+        discussion: "Exit status 0; the stage and gates are in the output (--json for scripts)."
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Flag(help: "Print JSON (stage, roots, identities, lagging, live_on_old_root).")
+    var json = false
+
+    func run() async throws {
+        let now = Date()
+        let status = try await RootRotation(directory: state.directory, ledger: try state.openLedger()).status(now: now)
+        if json {
+            print(try RootStatusJSON(status).encoded())
+            return
+        }
+        let stage = status.progress.map { $0.stage.rawValue } ?? "none"
+        print("rotation stage  \(stage)")
+        for root in status.bundle {
+            let role = root == status.signing ? "signing" : (status.progress.map { root.sha256Fingerprint == $0.oldRootFingerprint } == true ? "old" : "next")
+            print("root            \(root.sha256Fingerprint.prefix(16))  \(role.padding(toLength: 8, withPad: " ", startingAt: 0)) valid until \(root.notValidAfter.rfc3339)  \(root.subject)")
+        }
+        if !status.bundle.contains(status.signing) {
+            print("signing CA      \(status.signing.sha256Fingerprint.prefix(16))  (plug-in intermediate) valid until \(status.signing.notValidAfter.rfc3339)")
+        }
+        guard let progress = status.progress else {
+            print("\nNo rotation in progress. Start one with `meshca root prepare`.")
+            return
+        }
+        print("prepared at     \(progress.preparedAt.rfc3339)")
+        if let activated = progress.activatedAt { print("activated at    \(activated.rfc3339)\(progress.forced ? " (forced)" : "")") }
+        let lagging = status.lagging
+        print("\nidentities holding live certificates: \(status.identities.count), caught up: \(status.identities.count - lagging.count), lagging: \(lagging.count)")
+        if !status.identities.isEmpty {
+            var table = TextTable(columns: ["STATE", "IDENTITY", "LAST CONTACT", "VALID UNTIL"])
+            for identity in status.identities {
+                table.add([identity.contactedSince ? "caught up" : "LAGGING", identity.spiffeID, identity.lastIssuedAt.rfc3339, identity.notAfter.rfc3339])
+            }
+            print(table.render())
+        }
+        switch progress.stage {
+        case .prepared:
+            print(lagging.isEmpty
+                ? "\nEvery identity has the new bundle: `meshca root activate` is safe."
+                : "\nWait for the lagging identities to renew (or restart their agents), then `meshca root activate`.")
+        case .activated:
+            if let live = status.liveOnOldRoot, live.count > 0 {
+                print("\n\(live.count) live certificate(s) still chain to the old root; the last expires at \(live.lastNotAfter?.rfc3339 ?? "?"). `meshca root retire` is possible after that.")
+            } else {
+                print("\nNo live certificate chains to the old root: `meshca root retire` is safe.")
+            }
+        }
+    }
+}
+
+/// `meshca root prepare`
+struct RootPrepare: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prepare",
+        abstract: "Create the next root and publish it next to the current one (signing does not change)."
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Option(help: ArgumentHelp("Key type of the new root (default: the current root's).", valueName: "type"))
+    var keyType: String?
+
+    @Option(help: ArgumentHelp("Lifetime of the new root (default: the current root's).", valueName: "duration"))
+    var ttl: String?
+
+    func run() async throws {
+        let keyType: KeyType?
+        do { keyType = try self.keyType.map(KeyType.init(parsing:)) } catch let error as IssuanceError { throw ValidationError(error.message) }
+        let ttl = try self.ttl.map { try parseDuration($0, flag: "--ttl") }
+        let prepared = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
+            .prepare(keyType: keyType, ttl: ttl, actor: Issue.localUser(), now: Date())
+        print("prepared the next root \(prepared.newRoot.sha256Fingerprint.prefix(16))  \(prepared.newRoot.subject), valid until \(prepared.newRoot.notValidAfter.rfc3339)")
+        print("root-cert.pem now holds \(prepared.bundle.count) roots; every certificate issued from now on carries them.")
+        print("Next: watch `meshca root status` until no identity lags, then run `meshca root activate`.")
+    }
+}
+
+/// `meshca root activate`
+struct RootActivate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "activate",
+        abstract: "Switch signing to the prepared root (refused while identities lag, unless --force).",
+        discussion: "Exit status 1 when refused; the message lists the identities that have not caught up."
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Flag(help: "Activate even though identities lag (recorded in the ledger with their names).")
+    var force = false
+
+    func run() async throws {
+        let activated = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
+            .activate(force: force, actor: Issue.localUser(), now: Date())
+        if !activated.lagging.isEmpty {
+            printError("meshca: activated with --force although \(activated.lagging.count) identit\(activated.lagging.count == 1 ? "y lags" : "ies lag"); recorded in the ledger")
+        }
+        print("now signing with root \(activated.newRoot.sha256Fingerprint.prefix(16))  \(activated.newRoot.subject)")
+        print("the old root \(activated.oldRoot.sha256Fingerprint.prefix(16)) stays in root-cert.pem until `meshca root retire`.")
+    }
+}
+
+/// `meshca root retire`
+struct RootRetire: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retire",
+        abstract: "Remove the old root from the bundle and delete its key (refused while certificates it signed are live).",
+        discussion: "Exit status 1 when refused; the message says when the last of its certificates expires."
+    )
+
+    @OptionGroup var state: StateOptions
+
+    func run() async throws {
+        let retired = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
+            .retire(actor: Issue.localUser(), now: Date())
+        print("retired the old root \(retired.oldRoot.sha256Fingerprint.prefix(16)); its key is deleted, its certificate kept at \(retired.archivedAt)")
+        print("root-cert.pem now holds \(retired.bundle.count) root\(retired.bundle.count == 1 ? "" : "s").")
+    }
+}
+
+/// `meshca root status --json`: stable keys for scripts.
+struct RootStatusJSON: Encodable {
+    struct RootJSON: Encodable {
+        let sha256: String
+        let subject: String
+        let notAfter: String
+        let signing: Bool
+        enum CodingKeys: String, CodingKey { case sha256, subject, notAfter = "not_after", signing }
+    }
+    struct IdentityJSON: Encodable {
+        let spiffeID: String
+        let lastContact: String
+        let notAfter: String
+        let caughtUp: Bool
+        enum CodingKeys: String, CodingKey { case spiffeID = "spiffe_id", lastContact = "last_contact", notAfter = "not_after", caughtUp = "caught_up" }
+    }
+    let stage: String
+    let preparedAt: String?
+    let activatedAt: String?
+    let forced: Bool
+    let roots: [RootJSON]
+    let identities: [IdentityJSON]
+    let lagging: Int
+    let liveOnOldRoot: Int?
+    let oldRootLastNotAfter: String?
+
+    enum CodingKeys: String, CodingKey {
+        case stage, preparedAt = "prepared_at", activatedAt = "activated_at", forced, roots, identities, lagging
+        case liveOnOldRoot = "live_on_old_root", oldRootLastNotAfter = "old_root_last_not_after"
+    }
+
+    init(_ status: RootRotation.Status) {
+        stage = status.progress?.stage.rawValue ?? "none"
+        preparedAt = status.progress?.preparedAt.rfc3339
+        activatedAt = status.progress?.activatedAt?.rfc3339
+        forced = status.progress?.forced ?? false
+        roots = status.bundle.map {
+            RootJSON(sha256: $0.sha256Fingerprint, subject: "\($0.subject)", notAfter: $0.notValidAfter.rfc3339, signing: $0 == status.signing)
+        }
+        identities = status.identities.map {
+            IdentityJSON(spiffeID: $0.spiffeID, lastContact: $0.lastIssuedAt.rfc3339, notAfter: $0.notAfter.rfc3339, caughtUp: $0.contactedSince)
+        }
+        lagging = status.lagging.count
+        liveOnOldRoot = status.liveOnOldRoot?.count
+        oldRootLastNotAfter = status.liveOnOldRoot?.lastNotAfter?.rfc3339
+    }
+
+    func encoded() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
