@@ -68,3 +68,36 @@ enum RandomSerial {
         return Certificate.SerialNumber(bytes: bytes)
     }
 }
+
+/// The bridge of a root rotation: the new root's name and key certified by the old root.
+///
+/// A client that trusts only the old root can verify something the new root signed through it (leaf → bridge →
+/// old root), so `meshca serve` sends it after its serving certificate while both roots are published: agents
+/// that have not yet fetched the new bundle (a forced activation, or a join token pinning the old root) can still
+/// reach the CA to renew. Profile: the new root's subject, key, SubjectKeyIdentifier, constraints and key usage;
+/// issuer, AuthorityKeyIdentifier and signature from the old root; valid until the earlier of the two roots ends.
+public enum CrossCertificate {
+    /// Certifies `newRoot` with `oldRoot`'s key, as of `now`.
+    public static func make(newRoot: Certificate, oldRoot: Certificate, oldKey: Certificate.PrivateKey, now: Date) throws -> Certificate {
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            SubjectKeyIdentifier(hash: newRoot.publicKey)
+            AuthorityKeyIdentifier(
+                keyIdentifier: (try? oldRoot.extensions.subjectKeyIdentifier)?.keyIdentifier
+                    ?? SubjectKeyIdentifier(hash: oldRoot.publicKey).keyIdentifier)
+        }
+        return try Certificate(
+            version: .v3,
+            serialNumber: RandomSerial.make(),
+            publicKey: newRoot.publicKey,
+            notValidBefore: now.addingTimeInterval(-120),
+            notValidAfter: min(oldRoot.notValidAfter, newRoot.notValidAfter),
+            issuer: oldRoot.subject,
+            subject: newRoot.subject,
+            signatureAlgorithm: try KeyType.signatureAlgorithm(for: oldKey.publicKey),
+            extensions: extensions,
+            issuerPrivateKey: oldKey
+        )
+    }
+}

@@ -76,7 +76,7 @@ public struct Daemon: Sendable {
             logger: logger
         )
 
-        let serving = ServingIdentity(authority: authority, ledger: ledger, names: config.dnsNames, ttl: config.servingCertificateTTL)
+        let serving = ServingIdentity(authority: authority, ledger: ledger, names: config.dnsNames, ttl: config.servingCertificateTTL, bridgePath: directory.bridgePath)
         let now = Date()
         let first = try await serving.issue(at: now)
         let servingCertificate = try ServingCertificate(chainPEM: first.chainPEM, keyPEM: first.keyPEM)

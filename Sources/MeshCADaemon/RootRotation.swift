@@ -8,7 +8,10 @@ import X509
 ///
 /// 1. **prepare**: a new root is made (`next/`) and published next to the old one in `root-cert.pem`, so every
 ///    certificate handed out from now on (and every Workload API update) carries both roots. Signing is unchanged.
+///    A bridge certificate (the new root certified by the old one, see `CrossCertificate`) is made too.
 /// 2. **activate**: signing switches to the new root; the old one moves to `previous/` and stays in the bundle.
+///    The daemon sends the bridge after its serving certificate, so clients that still trust only the old root
+///    can renew.
 ///    Refused while an identity holding a live certificate has not fetched one since *prepare* (it would not
 ///    trust certificates from the new root yet), unless forced; the refusal lists them, a forced activation is
 ///    recorded with them.
@@ -122,14 +125,22 @@ public struct RootRotation: Sendable {
             trustDomain: state.trustDomain, key: key, ttl: ttl, now: now,
             commonName: "meshca root \(now.formatted(.iso8601.year().month().day())) \(keyID)")
         let bundle = signer.bundle + [newRoot]
+        let bridge = try CrossCertificate.make(newRoot: newRoot, oldRoot: oldRoot, oldKey: signer.privateKey, now: now)
 
         try await record("prepare", subject: newRoot.sha256Fingerprint, old: oldRoot, new: newRoot, at: now, actor: actor)
+        // The bridge leaves the CA (in the daemon's TLS chain), so like every certificate it is recorded first.
+        try await ledger.record(
+            IssuanceRecord(
+                certificate: bridge, trustDomain: state.trustDomain, issuedAt: now,
+                requestedTTL: .seconds(Int64(bridge.notValidAfter.timeIntervalSince(now))), issuer: oldRoot,
+                requester: Requester(name: actor, authMethod: "local")))
         let keyPEM = try key.serializeAsPEM().pemString + "\n"
         try directory.withLock {
             try requireNoRotation()
             try Self.makeDirectory(directory.nextRootDirectory)
             try AtomicFile.write(keyPEM, to: directory.nextRootDirectory + "/ca-key.pem", mode: 0o600)
             try AtomicFile.write(newRoot.pem, to: directory.nextRootDirectory + "/ca-cert.pem", mode: 0o644)
+            try AtomicFile.write(bridge.pem, to: directory.nextRootDirectory + "/cross-cert.pem", mode: 0o644)
             try writeProgress(
                 Progress(
                     stage: .prepared, preparedAt: now, activatedAt: nil, oldRootFingerprint: oldRoot.sha256Fingerprint,
@@ -168,7 +179,11 @@ public struct RootRotation: Sendable {
         } ?? []
         var live: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord])?
         if let progress, progress.stage == .activated {
-            live = try await ledger.liveCertificates(issuedBy: progress.oldRootFingerprint, now: now, limit: 10)
+            let bridge = FileManager.default.contents(atPath: directory.bridgePath).flatMap {
+                try? Certificate(pemEncoded: String(decoding: $0, as: UTF8.self))
+            }
+            live = try await ledger.liveCertificates(
+                issuedBy: progress.oldRootFingerprint, excluding: bridge.map { [$0.serialHex] } ?? [], now: now, limit: 10)
         }
         return Status(progress: progress, bundle: state.signer.bundle, signing: state.signer.certificate, identities: identities, liveOnOldRoot: live)
     }
@@ -218,6 +233,11 @@ public struct RootRotation: Sendable {
             let previousCertificate = directory.previousRootDirectory + "/ca-cert.pem"
             if !FileManager.default.fileExists(atPath: previousKey) { try AtomicFile.write(oldKeyText, to: previousKey, mode: 0o600) }
             if !FileManager.default.fileExists(atPath: previousCertificate) { try AtomicFile.write(oldCertificateText, to: previousCertificate, mode: 0o644) }
+            // The bridge (new root certified by the old one) lets clients that trust only the old root reach the
+            // daemon, whose serving certificate now comes from the new root; it is served until retire.
+            if let bridge = FileManager.default.contents(atPath: directory.nextRootDirectory + "/cross-cert.pem") {
+                try AtomicFile.write(String(decoding: bridge, as: UTF8.self), to: directory.bridgePath, mode: 0o644)
+            }
             let published = [next.certificate] + bundle.filter { $0 != next.certificate }
             try AtomicFile.write(published.map(\.pem).joined(), to: directory.bundlePath, mode: 0o644)
             try AtomicFile.write(next.keyText, to: directory.caKeyPath, mode: 0o600)
@@ -253,7 +273,12 @@ public struct RootRotation: Sendable {
         guard let text = FileManager.default.contents(atPath: previousCertificate), let oldRoot = try? Certificate(pemEncoded: String(decoding: text, as: UTF8.self)) else {
             throw DaemonError(.incompleteState, "\(previousCertificate) is missing or unreadable, so meshca cannot tell which root to retire. Restore it from a backup.")
         }
-        let live = try await ledger.liveCertificates(issuedBy: oldRoot.sha256Fingerprint, now: now, limit: 10)
+        // The bridge is the one certificate of the old root that retiring is meant to drop.
+        let bridge = FileManager.default.contents(atPath: directory.bridgePath).flatMap {
+            try? Certificate(pemEncoded: String(decoding: $0, as: UTF8.self))
+        }
+        let live = try await ledger.liveCertificates(
+            issuedBy: oldRoot.sha256Fingerprint, excluding: bridge.map { [$0.serialHex] } ?? [], now: now, limit: 10)
         if live.count > 0 {
             throw DaemonError(.rotationRefused, Self.liveMessage(live, oldRoot: oldRoot))
         }

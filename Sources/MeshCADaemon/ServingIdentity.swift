@@ -19,16 +19,24 @@ public struct ServingIdentity: Sendable {
     /// Lifetime of each serving certificate.
     public let ttl: Duration
 
+    /// Where a root rotation's bridge certificate is (`previous/cross-cert.pem`), read at each issuance.
+    public let bridgePath: String?
+
     /// Creates the issuer of serving certificates.
-    public init(authority: CertificateAuthority, ledger: any IssuanceLedger, names: [String], ttl: Duration) {
+    public init(authority: CertificateAuthority, ledger: any IssuanceLedger, names: [String], ttl: Duration, bridgePath: String? = nil) {
         self.authority = authority
         self.ledger = ledger
         self.names = names
         self.ttl = ttl
+        self.bridgePath = bridgePath
     }
 
     /// A freshly issued and recorded serving certificate: chain PEM (leaf, then the roots, so a client
     /// pinning the root by fingerprint finds it), key PEM, and the leaf.
+    ///
+    /// Between a root rotation's activation and retirement the chain also carries the bridge (the active root
+    /// certified by the old one) right after the leaf, so a client that trusts only the old root, or whose join
+    /// token pins it, still verifies the daemon and can renew onto the new bundle.
     public func issue(at now: Date) async throws -> (chainPEM: String, keyPEM: String, leaf: Certificate) {
         let key = try KeyType.ecP256.generate()
         var dnsNames: [String] = []
@@ -48,8 +56,18 @@ public struct ServingIdentity: Sendable {
                 issuer: signer.certificate, requester: Requester(name: "meshca-serve", authMethod: "internal")
             )
         )
-        let chain = ([leaf] + (signer.bundle.contains(signer.certificate) ? [] : [signer.certificate] + signer.intermediates) + signer.bundle)
+        let chain = [leaf] + bridge(for: signer.certificate)
+            + (signer.bundle.contains(signer.certificate) ? [] : [signer.certificate] + signer.intermediates) + signer.bundle
         return (chain.map(\.pem).joined(), try key.serializeAsPEM().pemString + "\n", leaf)
+    }
+
+    /// The bridge certificate for `signing`, when a rotation left one that certifies exactly that root.
+    private func bridge(for signing: Certificate) -> [Certificate] {
+        guard let bridgePath, let data = FileManager.default.contents(atPath: bridgePath),
+            let bridge = try? Certificate(pemEncoded: String(decoding: data, as: UTF8.self)),
+            bridge.subject == signing.subject, bridge.publicKey == signing.publicKey
+        else { return [] }
+        return [bridge]
     }
 
     static func ipv4(_ text: String) -> [UInt8]? {

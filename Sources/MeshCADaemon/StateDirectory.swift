@@ -14,8 +14,9 @@ import Glibc
 /// - `trust-domain`: the trust domain, one line
 /// - `ledger.db` (+ `-wal`, `-shm`): the issuance ledger
 /// - during a root rotation (`meshca root`): `rotation.json` (the stage), `next/ca-cert.pem` + `next/ca-key.pem`
-///   (the prepared root, until activated), `previous/ca-cert.pem` + `previous/ca-key.pem` (the old root, from
-///   activation until retired); `retired/` keeps the certificates (never the keys) of retired roots
+///   + `next/cross-cert.pem` (the prepared root and its bridge, until activated), `previous/ca-cert.pem` +
+///   `previous/ca-key.pem` + `previous/cross-cert.pem` (the old root and the bridge, from activation until
+///   retired); `retired/` keeps the certificates (never the keys) of retired roots
 /// - `.lock`: taken while a CA is being created, so two first commands do not both create one
 public struct StateDirectory: Sendable {
     /// The absolute path of the directory.
@@ -54,6 +55,8 @@ public struct StateDirectory: Sendable {
     public var nextRootDirectory: String { path + "/next" }
     /// `previous/`: the old root of a rotation, from activation until it is retired.
     public var previousRootDirectory: String { path + "/previous" }
+    /// `previous/cross-cert.pem`: the active root certified by the old one, served by the daemon until retire.
+    public var bridgePath: String { previousRootDirectory + "/cross-cert.pem" }
     /// `retired/`: certificates of retired roots, for the record.
     public var retiredDirectory: String { path + "/retired" }
 

@@ -39,12 +39,15 @@ extension SQLiteLedger {
     }
 
     /// The certificates signed by the CA certificate with SHA-256 `issuerFingerprint` that are unexpired and
-    /// unrevoked at `now`: how many, when the last of them expires, and the `limit` that expire last.
+    /// unrevoked at `now`, apart from the serials in `excluding`: how many, when the last of them expires, and
+    /// the `limit` that expire last.
     public func liveCertificates(
-        issuedBy issuerFingerprint: String, now: Date, limit: Int
+        issuedBy issuerFingerprint: String, excluding: [String] = [], now: Date, limit: Int
     ) async throws -> (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord]) {
         let condition = "issuer_fingerprint = ? AND not_after > ? AND revoked_at IS NULL"
-        let parameters: [SQLiteStatement.Value] = [.text(issuerFingerprint.lowercased()), .integer(UnixTime.floor(now))]
+            + String(repeating: " AND serial <> ?", count: excluding.count)
+        let parameters: [SQLiteStatement.Value] =
+            [.text(issuerFingerprint.lowercased()), .integer(UnixTime.floor(now))] + excluding.map { .text($0.lowercased()) }
         let path = self.path
         return try await perform { connection in
             let summary = try connection.prepare(

@@ -41,10 +41,14 @@ private struct RotatingCA {
 
     /// `openssl verify` of `leaf` against the PEM roots in `roots` (an independent path validator; the tests
     /// issue "in the future", so validity times are not checked).
-    func opensslVerifies(_ leaf: Certificate, roots: [Certificate]) throws -> Bool {
+    func opensslVerifies(_ leaf: Certificate, roots: [Certificate], untrusted: [Certificate] = []) throws -> Bool {
         try dir.write("verify-roots.pem", roots.map(\.pem).joined())
         try dir.write("verify-leaf.pem", leaf.pem)
-        return try Command.run("openssl", ["verify", "-no_check_time", "-CAfile", dir.file("verify-roots.pem"), dir.file("verify-leaf.pem")]).status == 0
+        try dir.write("verify-untrusted.pem", untrusted.map(\.pem).joined())
+        let untrustedArguments = untrusted.isEmpty ? [] : ["-untrusted", dir.file("verify-untrusted.pem")]
+        return try Command.run(
+            "openssl", ["verify", "-no_check_time", "-CAfile", dir.file("verify-roots.pem")] + untrustedArguments + [dir.file("verify-leaf.pem")]
+        ).status == 0
     }
 }
 
@@ -112,6 +116,10 @@ struct RootRotationTests {
         #expect(after.certificate.issuer == activated.newRoot.subject)
         #expect(try ca.opensslVerifies(after.certificate, roots: state.signer.bundle))
         #expect(!(try ca.opensslVerifies(after.certificate, roots: [activated.oldRoot])))
+        // The bridge (served by the daemon until retire) lets a client that trusts only the old root verify it.
+        let bridge = try Certificate(pemEncoded: ca.dir.read("state/previous/cross-cert.pem"))
+        #expect(bridge.subject == activated.newRoot.subject && bridge.issuer == activated.oldRoot.subject)
+        #expect(try ca.opensslVerifies(after.certificate, roots: [activated.oldRoot], untrusted: [bridge]))
         #expect(try await ca.ledger.verifyChain().isIntact)
     }
 
@@ -126,7 +134,7 @@ struct RootRotationTests {
         #expect(try RootRotation.progress(in: ca.state)?.forced == true)
         let report = try await ca.ledger.verifyChain()
         #expect(report.isIntact)
-        #expect(report.eventCount == 3)  // the issuance, prepare, and the forced activation
+        #expect(report.eventCount == 4)  // the issuance, prepare, the bridge's issuance, the forced activation
     }
 
     @Test("retire is refused while a certificate from the old root is live, then drops the root and deletes its key")
@@ -141,7 +149,7 @@ struct RootRotationTests {
         let refused = await #expect(throws: DaemonError.self) { try await ca.rotation.retire(actor: "test", now: ca.at(300)) }
         #expect(refused?.code == .rotationRefused)
         #expect(refused?.message.contains(early.certificate.serialHex) == true)
-        #expect(refused?.message.contains("2 unexpired") == true)
+        #expect(refused?.message.contains("2 unexpired") == true)  // the two workload certificates; not the bridge
         #expect(try ca.bundle().count == 2)
 
         let retired = try await ca.rotation.retire(actor: "test", now: ca.at(700))

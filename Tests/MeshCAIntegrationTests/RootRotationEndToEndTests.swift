@@ -1,0 +1,111 @@
+import Foundation
+import MeshCACore
+import MeshCATestSupport
+import Testing
+import X509
+
+/// What the agent's credential directory holds right now.
+private func credentials(_ out: String) -> (leaf: Certificate, roots: [Certificate])? {
+    guard let chain = FileManager.default.contents(atPath: out + "/cert-chain.pem"),
+        let roots = FileManager.default.contents(atPath: out + "/root-cert.pem"),
+        let leaf = try? Certificate.parseAll(pem: String(decoding: chain, as: UTF8.self)).first,
+        let bundle = try? Certificate.parseAll(pem: String(decoding: roots, as: UTF8.self))
+    else { return nil }
+    return (leaf, bundle)
+}
+
+@Suite("Root rotation under traffic: two agents, a handshake loop, prepare → activate → retire", .serialized)
+struct RootRotationEndToEndTests {
+    @Test("Every handshake between the two workloads succeeds through the whole rotation, and the daemon's own certificate follows the active root")
+    func zeroFailedHandshakes() async throws {
+        let daemon = try await TestDaemon.start(["--serving-cert-ttl", "8s"])
+        defer { daemon.stop() }
+        let web = try await TestAgent.start(daemonAddress: daemon.address, token: try daemon.token(), out: daemon.directory.file("web"), extra: ["--ttl", "6s"])
+        defer { web.stop() }
+        let db = try await TestAgent.start(
+            daemonAddress: daemon.address, token: try daemon.token(sa: "db"), out: daemon.directory.file("db"), sa: "db", extra: ["--ttl", "6s"])
+        defer { db.stop() }
+        _ = try await web.waitUntil { $0["state"] as? String == "ok" }
+        _ = try await db.waitUntil { $0["state"] as? String == "ok" }
+        let oldRoot = try #require(try daemon.roots().first)
+
+        var handshakes = 0
+        var failures: [String] = []
+        /// Runs handshakes (db serves, web connects, both verify each other) until `done` holds; a hang guard only.
+        func handshakeUntil(_ what: String, _ done: () throws -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(120)
+            while try !done() {
+                guard ContinuousClock.now < deadline else { throw BackgroundProcessError("never reached: \(what)") }
+                let result = try Command.meshca([
+                    "handshake", "--server", daemon.directory.file("db"), "--client", daemon.directory.file("web"),
+                    "--expect-server-id", "spiffe://cluster.local/ns/default/sa/db",
+                    "--expect-client-id", "spiffe://cluster.local/ns/default/sa/was",
+                ])
+                handshakes += 1
+                if result.status != 0 { failures.append("[\(what)] " + result.stdout + result.stderr) }
+            }
+        }
+        let agents = [daemon.directory.file("web"), daemon.directory.file("db")]
+        func everyAgent(_ check: (Certificate, [Certificate]) -> Bool) -> Bool {
+            agents.allSatisfy { credentials($0).map { check($0.leaf, $0.roots) } ?? false }
+        }
+
+        // Prepare: the agents pick up the two-root bundle at their next renewal.
+        #expect(try daemon.meshca("root", "prepare").status == 0)
+        let newRoot = try #require(try daemon.roots().last)
+        #expect(newRoot != oldRoot)
+        try await handshakeUntil("both agents hold both roots") {
+            everyAgent { _, roots in roots.contains(newRoot) && roots.contains(oldRoot) }
+        }
+        // ... and the ledger has seen both renew since prepare (the activation gate).
+        try await handshakeUntil("no identity lags") {
+            let status = try daemon.meshca("root", "status", "--json")
+            let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            return json?["lagging"] as? Int == 0
+        }
+        let activate = try daemon.meshca("root", "activate")
+        #expect(activate.status == 0, "\(activate.stderr)")
+
+        // Activate: renewals now come from the new root, while peers still on the old root keep verifying.
+        try await handshakeUntil("both agents hold certificates from the new root") {
+            everyAgent { leaf, _ in leaf.issuer == newRoot.subject }
+        }
+        // The daemon's serving certificate follows the active root (checked by OpenSSL, not by meshca).
+        let served = try Command.run("sh", ["-c", "openssl s_client -connect \(daemon.address) -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -issuer"])
+        #expect(served.stdout.contains("meshca root"), "serving certificate issuer: \(served.stdout)")
+
+        // Retire: refused until the old root's certificates (agents' and the daemon's own) have expired.
+        try await handshakeUntil("the old root retired") {
+            try daemon.meshca("root", "retire").status == 0
+        }
+        #expect(try daemon.roots() == [newRoot])
+        try await handshakeUntil("both agents hold only the new root") {
+            everyAgent { _, roots in roots == [newRoot] }
+        }
+
+        #expect(failures.isEmpty, "\(failures.count) of \(handshakes) handshakes failed: \(failures.first ?? "")")
+        #expect(handshakes >= 5)
+        let verify = try daemon.meshca("audit", "verify")
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+
+    @Test("After a forced activation an agent that never saw the new root still renews, through the daemon's bridge certificate")
+    func forcedActivationRecovers() async throws {
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let out = daemon.directory.file("web")
+        let web = try await TestAgent.start(daemonAddress: daemon.address, token: try daemon.token(), out: out, extra: ["--ttl", "6s"])
+        defer { web.stop() }
+        _ = try await web.waitUntil { $0["state"] as? String == "ok" }
+        let oldRoot = try #require(try daemon.roots().first)
+        #expect(try daemon.meshca("root", "prepare").status == 0)
+        let forced = try daemon.meshca("root", "activate", "--force")
+        #expect(forced.status == 0, "\(forced.stderr)")
+        let newRoot = try #require(try daemon.roots().first)
+        #expect(newRoot != oldRoot)
+        // The agent trusted only the old root when the daemon's certificate moved to the new one.
+        let renewals = try web.status()["renewals"] as? Int ?? 0
+        _ = try await web.waitUntil { ($0["renewals"] as? Int ?? 0) > renewals && $0["state"] as? String == "ok" }
+        _ = try await web.waitUntil { _ in credentials(out).map { $0.leaf.issuer == newRoot.subject && $0.roots.contains(oldRoot) } ?? false }
+    }
+}
