@@ -20,6 +20,12 @@ final class SQLiteConnection {
     let busyTimeout: Duration
     /// The raw handle; valid until deinit.
     let handle: OpaquePointer
+    /// Compiled statements not in use, by SQL text, so the statements every issuance runs (the insert, the chain's
+    /// head and event insert) are compiled once per connection instead of once per call. A statement is taken out
+    /// while in use and put back reset, with its bindings cleared; see `SQLiteStatement`.
+    private var idleStatements: [String: OpaquePointer] = [:]
+    /// At most this many idle statements are kept (the SQL of filtered queries varies).
+    private static let idleStatementLimit = 64
 
     /// Opens (creating with mode 0600 when absent) the database at `path` and configures the connection:
     /// WAL journal, synchronous=FULL, foreign keys, busy timeout, and the optional page limit.
@@ -41,7 +47,27 @@ final class SQLiteConnection {
         try configure(maxPageCount: maxPageCount)
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    deinit {
+        for statement in idleStatements.values { sqlite3_finalize(statement) }
+        sqlite3_close_v2(handle)
+    }
+
+    /// A compiled statement for `sql` that no one is using, or nil; the caller owns it until `returnStatement`.
+    func takeIdleStatement(_ sql: String) -> OpaquePointer? {
+        idleStatements.removeValue(forKey: sql)
+    }
+
+    /// Takes back a statement a `SQLiteStatement` is done with: reset (releasing any read it held) and kept for
+    /// the next use of the same SQL, or finalized when one is already kept or the cache is full.
+    func returnStatement(_ sql: String, _ statement: OpaquePointer) {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+        if idleStatements[sql] == nil && idleStatements.count < Self.idleStatementLimit {
+            idleStatements[sql] = statement
+        } else {
+            sqlite3_finalize(statement)
+        }
+    }
 
     /// Runs SQL that returns no rows and has no parameters (PRAGMAs, BEGIN, COMMIT).
     func execute(_ sql: String, operation: String) throws {

@@ -2,7 +2,8 @@ import CSQLite
 
 /// One prepared SQL statement: values go in through `bind`, never by splicing them into the SQL text.
 ///
-/// Not thread-safe; it lives only inside a call that holds the ledger's connection lock.
+/// Not thread-safe; it lives only inside a call that holds the ledger's connection lock (it hands its compiled
+/// statement back to the connection's cache when it goes away, so it must not outlive that call).
 final class SQLiteStatement {
     /// A value bound to a `?` placeholder.
     enum Value {
@@ -20,21 +21,28 @@ final class SQLiteStatement {
     private let handle: OpaquePointer
     private let connection: SQLiteConnection
     private let operation: String
+    private let sql: String
 
-    /// Compiles `sql`; `operation` names the caller's intent in any error ("query issuances").
+    /// Compiles `sql` (or reuses the connection's idle compilation of it); `operation` names the caller's intent
+    /// in any error ("query issuances").
     init(_ sql: String, on connection: SQLiteConnection, operation: String) throws {
-        var handle: OpaquePointer?
-        let resultCode = sqlite3_prepare_v2(connection.handle, sql, -1, &handle, nil)
-        guard resultCode == SQLITE_OK, let handle else {
-            sqlite3_finalize(handle)
-            throw connection.failure(resultCode, operation: operation)
+        if let idle = connection.takeIdleStatement(sql) {
+            self.handle = idle
+        } else {
+            var handle: OpaquePointer?
+            let resultCode = sqlite3_prepare_v2(connection.handle, sql, -1, &handle, nil)
+            guard resultCode == SQLITE_OK, let handle else {
+                sqlite3_finalize(handle)
+                throw connection.failure(resultCode, operation: operation)
+            }
+            self.handle = handle
         }
-        self.handle = handle
         self.connection = connection
         self.operation = operation
+        self.sql = sql
     }
 
-    deinit { sqlite3_finalize(handle) }
+    deinit { connection.returnStatement(sql, handle) }
 
     /// Binds `values` to the placeholders `?1`, `?2`, ... in order.
     func bind(_ values: [Value]) throws {
