@@ -58,8 +58,13 @@ public enum SelfSignedRoot {
 /// minimally encoded (RFC 5280 4.1.2.2: at most 20 octets; CA/B Forum: at least 64 bits of entropy).
 enum RandomSerial {
     static func make() -> Certificate.SerialNumber {
+        // Two 64-bit draws instead of sixteen 8-bit ones: each draw is a call into the system's random source.
         var rng = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for _ in 0..<2 {
+            withUnsafeBytes(of: rng.next().bigEndian) { bytes.append(contentsOf: $0) }
+        }
         // A zero first byte would shorten the number; forcing a non-zero byte keeps every serial
         // 121-128 bits long, which is still far above the 64-bit minimum.
         if bytes[0] == 0 { bytes[0] = 1 }
