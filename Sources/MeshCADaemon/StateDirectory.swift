@@ -13,6 +13,7 @@ import Glibc
 /// - `root-cert.pem`: the trust bundle handed to workloads
 /// - `trust-domain`: the trust domain, one line
 /// - `ledger.db` (+ `-wal`, `-shm`): the issuance ledger
+/// - `crl.pem`: the signing CA's certificate revocation list (PEM), rewritten by `meshca revoke` and `meshca serve`
 /// - `.lock`: taken while a CA is being created, so two first commands do not both create one
 public struct StateDirectory: Sendable {
     /// The absolute path of the directory.
@@ -45,6 +46,8 @@ public struct StateDirectory: Sendable {
     public var trustDomainPath: String { path + "/trust-domain" }
     /// `ledger.db`.
     public var ledgerPath: String { path + "/ledger.db" }
+    /// `crl.pem`: the current CRL of the signing CA (see ``CRLPublisher``).
+    public var crlPath: String { path + "/crl.pem" }
 
     /// Whether a CA has been created here (`ca-cert.pem` is written last, so it marks a finished init).
     public var hasCA: Bool { FileManager.default.fileExists(atPath: caCertificatePath) }
