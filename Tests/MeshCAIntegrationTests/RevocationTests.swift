@@ -64,3 +64,44 @@ struct RevocationTests {
         #expect(try String(contentsOfFile: pem, encoding: .utf8).hasPrefix("-----BEGIN X509 CRL-----"))
     }
 }
+
+@Suite("meshca agent --crl-url against a running meshca serve", .serialized)
+struct AgentCRLTests {
+    @Test("The agent writes the CA's CRL next to its files and follows a revocation made with the CLI")
+    func agentFetchesCRL() async throws {
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let out = daemon.directory.file("was")
+        let agent = try await TestAgent.start(
+            daemonAddress: daemon.address, token: try daemon.token(), out: out,
+            extra: ["--crl-url", "http://\(daemon.monitoring)/crl", "--crl-refresh", "1s"])
+        defer { agent.stop() }
+        _ = try await agent.waitUntil { $0["state"] as? String == "ok" }
+
+        // Another workload's certificate, then revoked with the CLI: the agent's copy must come to list it.
+        let token = try daemon.token(sa: "db")
+        let other = try await daemon.client().createCertificate(
+            csrPEM: try workloadCSR(sa: "db").pem, ttl: nil, headers: bearer(token))
+        let serial = try CredentialBundle(istioChain: other).leaf.serialHex
+        #expect(try daemon.meshca("revoke", serial, "--reason", "superseded").status == 0)
+
+        var text = ""
+        for _ in 0..<120 {
+            let result = try Command.run(
+                "openssl", ["crl", "-in", out + "/crl.pem", "-noout", "-text", "-CAfile", out + "/root-cert.pem"])
+            text = result.stdout + result.stderr
+            if text.contains("Serial Number: \(serial.uppercased())") { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        #expect(text.contains("Serial Number: \(serial.uppercased())"), "\(text)\n\(agent.process.errorOutput)")
+        #expect(text.contains("verify OK"))
+        #expect(try daemon.directory.mode("was/crl.pem") == 0o644)
+
+        let bad = try Command.meshca([
+            "agent", "--ca", daemon.address, "--sa", "was", "--out", out, "--token", try daemon.token(),
+            "--crl-url", "https://\(daemon.monitoring)/crl",
+        ])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("plain http://"))
+    }
+}
