@@ -57,7 +57,9 @@ public final class MonitoringServer: Service {
         ]
         if let crl {
             let unpublished = MonitoringResponse(.serviceUnavailable, "no CRL published yet; retry in a few seconds\n")
-            routes["/crl"] = { crl().map { .ok(bytes: $0.derBytes, contentType: "application/pkix-crl") } ?? unpublished }
+            routes["/crl"] = {
+                crl().map { .ok(bytes: $0.derBytes, contentType: "application/pkix-crl") } ?? unpublished
+            }
             routes["/crl.pem"] = { crl().map { .ok($0.pem, contentType: "application/x-pem-file") } ?? unpublished }
         }
         // One line per route. The closures run on a NIO thread for every request.

@@ -89,7 +89,8 @@ public final class HandshakeListener: Sendable {
         do {
             let loaded = try WorkloadCredentials.load(from: certificates, role: .server)
             credentials = loaded
-            let configuration = Self.configuration(loaded, mode: mode, expectedClientID: expectedClientID, revocations: revocations)
+            let configuration = Self.configuration(
+                loaded, mode: mode, expectedClientID: expectedClientID, revocations: revocations)
             let seen = HandshakeServer(kind: .tls(configuration, mode: mode), timeout: timeout).serve(connection)
             observation = seen
             failure = HandshakeDiagnosis(

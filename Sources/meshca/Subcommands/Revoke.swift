@@ -63,9 +63,7 @@ struct Revoke: AsyncParsableCommand {
         case .revoked(let record):
             let crl = try await CRLPublisher(directory: directory, ledger: ledger).publish(for: ca.signer, at: now)
             print("revoked \(record.serial) (\(Self.identity(of: record))), reason \(reason), at \(now.rfc3339)")
-            print(
-                "CRL #\(crl.number) with \(crl.entries.count) entr\(crl.entries.count == 1 ? "y" : "ies") written to \(directory.crlPath) (next update by \(crl.nextUpdate.rfc3339))"
-            )
+            print(Revoke.summary(of: crl, at: directory.crlPath))
             if record.issuerFingerprint != ca.signer.certificate.sha256Fingerprint {
                 printError(
                     "meshca: note: \(record.serial) was issued by another CA certificate (fingerprint "
@@ -73,6 +71,12 @@ struct Revoke: AsyncParsableCommand {
                         + "renewals with it are refused all the same.")
             }
         }
+    }
+
+    /// "CRL #N with K entries written to PATH (next update by T)".
+    static func summary(of crl: CertificateRevocationList, at path: String) -> String {
+        "CRL #\(crl.number) with \(crl.entries.count) entr\(crl.entries.count == 1 ? "y" : "ies") written to \(path) "
+            + "(next update by \(crl.nextUpdate.rfc3339))"
     }
 
     static func identity(of record: IssuanceRecord) -> String {
@@ -102,9 +106,7 @@ struct CRLCommand: AsyncParsableCommand {
         let ca = try CAState.load(from: directory)
         let crl = try await CRLPublisher(directory: directory, ledger: try state.openLedger()).publish(
             for: ca.signer, at: Date())
-        printError(
-            "CRL #\(crl.number) with \(crl.entries.count) entr\(crl.entries.count == 1 ? "y" : "ies") written to \(directory.crlPath) (next update by \(crl.nextUpdate.rfc3339))"
-        )
+        printError(Revoke.summary(of: crl, at: directory.crlPath))
         if let out {
             try AtomicFile.write(crl.pem, to: StateDirectory.absolute(out), mode: 0o644)
         } else {
