@@ -22,13 +22,20 @@ public struct Agent: Service {
     let broadcast: CredentialsBroadcast
     let status: AgentStatusBox
     let logger: Logger
+    /// Runs after every certificate published (reused at start or newly obtained): the CRL fetch.
+    let onNewCertificate: (@Sendable () async -> Void)?
 
-    /// The loop for `configuration`, publishing to `broadcast` and reporting to `status`.
-    public init(configuration: AgentConfiguration, broadcast: CredentialsBroadcast, status: AgentStatusBox, logger: Logger) {
+    /// The loop for `configuration`, publishing to `broadcast` and reporting to `status`; `onNewCertificate`
+    /// runs after each certificate is published.
+    public init(
+        configuration: AgentConfiguration, broadcast: CredentialsBroadcast, status: AgentStatusBox, logger: Logger,
+        onNewCertificate: (@Sendable () async -> Void)? = nil
+    ) {
         self.configuration = configuration
         self.broadcast = broadcast
         self.status = status
         self.logger = logger
+        self.onNewCertificate = onNewCertificate
     }
 
     /// A certificate the agent holds, with what it needs to renew it.
@@ -45,6 +52,7 @@ public struct Agent: Service {
             broadcast.publish(held.credentials)
             record(held, obtainedBy: "reused")
             logger.info("reusing valid files", metadata: ["dir": "\(directory.path)", "serial": "\(held.credentials.leaf.serialHex)"])
+            await onNewCertificate?()
         }
         var failures = 0
         var nextAttempt = held.map(renewalTime) ?? Date()
@@ -69,6 +77,7 @@ public struct Agent: Service {
                     metadata: ["serial": "\(next.credentials.leaf.serialHex)", "not_after": "\(next.credentials.leaf.notValidAfter.formatted(.iso8601))", "via": "\(method)"]
                 )
                 await runHook()
+                await onNewCertificate?()
             } catch {
                 let now = Date()
                 let explanation = AgentFailure.explain(error, held: held?.credentials.leaf, bootstrap: configuration.bootstrap, at: now)

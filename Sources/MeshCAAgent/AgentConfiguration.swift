@@ -45,6 +45,10 @@ public struct AgentConfiguration: Sendable {
     public var fileOwner: (uid: uid_t, gid: gid_t)?
     /// `HOST:PORT` of the status endpoint, or nil for none.
     public var statusAddress: (host: String, port: Int)?
+    /// The CA's CRL over plain HTTP (`meshca serve`'s `http://MONITORING/crl`), or nil to fetch none.
+    public var crlURL: URL?
+    /// How often the CRL is fetched again (it is also fetched after every new certificate).
+    public var crlRefreshInterval: Duration = .seconds(60)
 
     /// Creates a configuration.
     public init(
@@ -61,8 +65,10 @@ public struct AgentConfiguration: Sendable {
         onRotate: String? = nil,
         keyMode: mode_t = 0o600,
         fileOwner: (uid: uid_t, gid: gid_t)? = nil,
-        statusAddress: (host: String, port: Int)? = ("127.0.0.1", 15020)
+        statusAddress: (host: String, port: Int)? = ("127.0.0.1", 15020),
+        crlURL: URL? = nil
     ) {
+        self.crlURL = crlURL
         self.caAddress = caAddress
         self.identity = identity
         self.outDirectory = outDirectory

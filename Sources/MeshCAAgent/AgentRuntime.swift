@@ -6,7 +6,7 @@ import NIOHTTP1
 import ServiceLifecycle
 import UnixSignals
 
-/// Everything `meshca agent` runs: the renewal loop, the status endpoint and the Workload API, in one
+/// Everything `meshca agent` runs: the renewal loop, the CRL fetch, the status endpoint and the Workload API, in one
 /// `ServiceGroup` that stops gracefully on SIGTERM/SIGINT.
 public struct AgentRuntime: Sendable {
     /// The validated configuration.
@@ -27,9 +27,20 @@ public struct AgentRuntime: Sendable {
         try CredentialDirectory(path: configuration.outDirectory).prepareDirectory()
         let broadcast = CredentialsBroadcast()
         let status = AgentStatusBox(spiffeID: configuration.identity.uri)
+        let crls = configuration.crlURL.map {
+            CRLFetcher(
+                url: $0, directory: configuration.outDirectory, interval: configuration.crlRefreshInterval,
+                broadcast: broadcast, logger: logger)
+        }
+        var onNewCertificate: (@Sendable () async -> Void)?
+        if let crls { onNewCertificate = { _ = await crls.fetch() } }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: Agent(configuration: configuration, broadcast: broadcast, status: status, logger: logger))
+            .init(
+                service: Agent(
+                    configuration: configuration, broadcast: broadcast, status: status, logger: logger,
+                    onNewCertificate: onNewCertificate))
         ]
+        if let crls { services.append(.init(service: crls)) }
         if let address = configuration.statusAddress {
             let server = MonitoringServer(
                 host: address.host,

@@ -40,6 +40,10 @@ public struct IssuanceError: Error, Sendable, CustomStringConvertible {
         public static let invalidSigner = Code("invalid-signer")
         /// A credential that is not a well-formed join token.
         public static let invalidToken = Code("invalid-token")
+        /// A revocation reason that is not one of the RFC 5280 CRLReason names meshca accepts.
+        public static let invalidRevocationReason = Code("invalid-revocation-reason")
+        /// Data that should be an X.509 v2 CRL is not one.
+        public static let malformedCRL = Code("malformed-crl")
         /// Signing, or the check of the signed result, failed. A bug, not a user error.
         public static let signingFailed = Code("signing-failed")
     }

@@ -1,27 +1,39 @@
 import Foundation
 import MeshCACore
+import MeshCALedger
 import MeshCATransport
 import X509
 
 /// Decides who a `CreateCertificate` call comes from, in istiod's order: a verified client certificate
 /// first (renewal), then the bearer credential: a meshca join token (`mct1.…`) or, when JWT keys are
 /// configured, a Kubernetes service-account token. No credential means no certificate.
+///
+/// A client certificate the ledger records as revoked is refused (one primary-key lookup per renewal), so a
+/// revoked workload cannot renew its way back; it must bootstrap again with a new join token.
 public struct CallerAuthenticator: Sendable {
     private let authority: CertificateAuthority
     private let tokens: TokenAuthenticator
     private let jwt: JWTAuthenticator?
+    private let revocations: (any IssuanceLedger)?
 
-    /// Authenticates against `authority`'s bundle, join tokens, and optionally service-account tokens.
-    public init(authority: CertificateAuthority, tokens: TokenAuthenticator, jwt: JWTAuthenticator?) {
+    /// Authenticates against `authority`'s bundle, join tokens, and optionally service-account tokens; with
+    /// `revocations`, client certificates that ledger records as revoked are refused.
+    public init(
+        authority: CertificateAuthority, tokens: TokenAuthenticator, jwt: JWTAuthenticator?,
+        revocations: (any IssuanceLedger)? = nil
+    ) {
         self.authority = authority
         self.tokens = tokens
         self.jwt = jwt
+        self.revocations = revocations
     }
 
     /// The caller of `call` as of `now`, or ``AuthenticationFailure``.
     public func authenticate(_ call: CertificateCall, at now: Date) async throws -> AuthenticatedCaller {
         if let chain = call.clientChain, let leaf = chain.first {
-            return try clientCertificateCaller(leaf, at: now)
+            let caller = try clientCertificateCaller(leaf, at: now)
+            try await refuseIfRevoked(leaf, at: now)
+            return caller
         }
         guard let header = call.authorization else {
             throw AuthenticationFailure(
@@ -58,6 +70,20 @@ public struct CallerAuthenticator: Sendable {
             throw fail("The client certificate is not an X509-SVID of trust domain \(authority.trustDomain.name).")
         }
         return AuthenticatedCaller(identity: identity, requester: Requester(name: "mtls:\(leaf.serialHex)", authMethod: "mtls"))
+    }
+
+    /// Throws when the ledger records `leaf` as revoked at or before `now`.
+    private func refuseIfRevoked(_ leaf: Certificate, at now: Date) async throws {
+        guard let revocations, let record = try await revocations.issuance(serial: leaf.serialHex),
+            let revokedAt = record.revokedAt, revokedAt <= now
+        else { return }
+        throw AuthenticationFailure(
+            method: "mtls",
+            "The client certificate (serial \(leaf.serialHex), \(record.spiffeID)) was revoked at "
+                + "\(revokedAt.formatted(.iso8601)) (reason: \(record.revocationReason ?? "unspecified")), so it "
+                + "cannot renew. Bootstrap again with a new join token (`meshca token create`, then start the agent "
+                + "with it)."
+        )
     }
 
     /// The TLS-handshake check of a client chain (leaf first): RFC 5280 path validation to the CA's

@@ -15,9 +15,9 @@ import UnixSignals
 /// `meshca serve`: the CA as a long-running service.
 ///
 /// Start-up validates and prepares everything before binding a port (CA state, created on first
-/// start; ledger; JWT keys; serving certificate), then runs the gRPC listener, the monitoring endpoint,
-/// the serving-certificate renewal and the watcher that follows root rotations (``CAStateWatcher``) in one
-/// `ServiceGroup`. SIGTERM/SIGINT start a graceful
+/// start; ledger; JWT keys; serving certificate; the CRL), then runs the gRPC listener, the monitoring endpoint,
+/// the CRL refresh, the serving-certificate renewal and the watcher that follows root rotations
+/// (``CAStateWatcher``) in one `ServiceGroup`. SIGTERM/SIGINT start a graceful
 /// shutdown: no new connections, in-flight requests finish (and are recorded) before exit.
 public struct Daemon: Sendable {
     /// The validated configuration.
@@ -66,7 +66,8 @@ public struct Daemon: Sendable {
         let authenticator = CallerAuthenticator(
             authority: authority,
             tokens: TokenAuthenticator(ledger: ledger, trustDomain: state.trustDomain),
-            jwt: jwt
+            jwt: jwt,
+            revocations: ledger
         )
         let handler = CreateCertificateHandler(
             service: IssuanceService(authority: authority, ledger: ledger),
@@ -81,6 +82,12 @@ public struct Daemon: Sendable {
         let first = try await serving.issue(at: now)
         let servingCertificate = try ServingCertificate(chainPEM: first.chainPEM, keyPEM: first.keyPEM)
         metrics.setServingCertificateExpiry(first.leaf.notValidAfter)
+
+        // The CRL is published before anything is served, so a state directory that cannot hold it fails start-up.
+        let crls = CRLRefresh(
+            publisher: CRLPublisher(directory: directory, ledger: ledger), signer: { authority.signingIdentity },
+            logger: logger)
+        try await crls.refresh(at: now)
 
         let peers = PeerRegistry()
         let transport = HTTP2ServerTransport.Custom(
@@ -99,6 +106,7 @@ public struct Daemon: Sendable {
             port: config.monitoring.port,
             metrics: metrics,
             readiness: { ready.load(ordering: .relaxed) ? nil : "the gRPC listener is not serving" },
+            crl: { crls.current },
             logger: logger
         )
         let announce = ReadinessAnnouncement(transport: transport, monitoring: monitoring, logger: logger) { grpc, http in
@@ -109,6 +117,7 @@ public struct Daemon: Sendable {
             configuration: .init(
                 services: [
                     .init(service: monitoring),
+                    .init(service: crls),
                     .init(service: ServingCertificateRenewal(identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger, notAfter: first.leaf.notValidAfter, issuedAt: now)),
                     .init(service: CAStateWatcher(directory: directory, authority: authority, serving: serving, certificate: servingCertificate, metrics: metrics, logger: logger, interval: .seconds(1))),
                     .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed) })),

@@ -1,4 +1,5 @@
 import Logging
+import MeshCACore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -15,6 +16,8 @@ import Synchronization
 /// | `GET /metrics` | 200, ``CAMetrics/exposition()`` as `text/plain; version=0.0.4` |
 /// | `GET /healthz` | 200 `ok` while the process runs |
 /// | `GET /readyz` | 200 `ready`, or 503 `not ready: <reason>` while the readiness closure returns a reason |
+/// | `GET /crl` | 200, the signing CA's CRL as DER, `application/pkix-crl` (RFC 5280 §4.2.1.13); 503 before the first |
+/// | `GET /crl.pem` | 200, the same CRL as PEM (`-----BEGIN X509 CRL-----`), `application/x-pem-file` |
 /// | other paths | 404; a known path with another method gets 405 |
 ///
 /// It serves no secrets and has no authentication: bind it to loopback or a cluster-internal address.
@@ -35,26 +38,32 @@ public final class MonitoringServer: Service {
     ///
     /// - Parameter readiness: Called on every `GET /readyz`, on a NIO thread, so it must be quick and must
     ///   not block. Returns `nil` when the daemon is ready, else a short reason such as `ledger not open`.
+    /// - Parameter crl: Called on every `GET /crl` and `GET /crl.pem`, on a NIO thread (quick, no blocking): the
+    ///   CRL to serve, or nil while none is published. Without it, those paths answer 404.
     public convenience init(
         host: String,
         port: Int,
         metrics: CAMetrics,
         readiness: @escaping @Sendable () -> String?,
+        crl: (@Sendable () -> CertificateRevocationList?)? = nil,
         logger: Logger
     ) {
+        var routes: [String: MonitoringRoute] = [
+            "/metrics": { .ok(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
+            "/healthz": { .ok("ok\n") },
+            "/readyz": {
+                readiness().map { MonitoringResponse(.serviceUnavailable, "not ready: \($0)\n") } ?? .ok("ready\n")
+            },
+        ]
+        if let crl {
+            let unpublished = MonitoringResponse(.serviceUnavailable, "no CRL published yet; retry in a few seconds\n")
+            routes["/crl"] = {
+                crl().map { .ok(bytes: $0.derBytes, contentType: "application/pkix-crl") } ?? unpublished
+            }
+            routes["/crl.pem"] = { crl().map { .ok($0.pem, contentType: "application/x-pem-file") } ?? unpublished }
+        }
         // One line per route. The closures run on a NIO thread for every request.
-        self.init(
-            host: host,
-            port: port,
-            routes: [
-                "/metrics": { .ok(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
-                "/healthz": { .ok("ok\n") },
-                "/readyz": {
-                    readiness().map { MonitoringResponse(.serviceUnavailable, "not ready: \($0)\n") } ?? .ok("ready\n")
-                },
-            ],
-            logger: logger
-        )
+        self.init(host: host, port: port, routes: routes, logger: logger)
     }
 
     /// A server answering `GET` on each path in `routes` (the agent's status endpoint uses this too).
@@ -133,19 +142,27 @@ package typealias MonitoringRoute = @Sendable () -> MonitoringResponse
 /// A complete, small response: everything the monitoring routes send fits in one buffer.
 package struct MonitoringResponse: Sendable {
     var status: HTTPResponseStatus
-    var body: String
+    var body: [UInt8]
     var contentType = "text/plain; charset=utf-8"
     var extraHeaders: [(String, String)] = []
 
     /// A response with `status` and a plain-text `body`.
     package init(_ status: HTTPResponseStatus, _ body: String) {
         self.status = status
-        self.body = body
+        self.body = Array(body.utf8)
     }
 
     /// 200 with `body`.
     package static func ok(_ body: String, contentType: String = "text/plain; charset=utf-8") -> Self {
         var response = Self(.ok, body)
+        response.contentType = contentType
+        return response
+    }
+
+    /// 200 with a binary `body`, e.g. a DER CRL.
+    package static func ok(bytes: [UInt8], contentType: String) -> Self {
+        var response = Self(.ok, "")
+        response.body = bytes
         response.contentType = contentType
         return response
     }
@@ -218,11 +235,11 @@ private final class MonitoringHandler: ChannelInboundHandler {
 
     private func send(_ response: MonitoringResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         var headers = HTTPHeaders([("Content-Type", response.contentType)] + response.extraHeaders)
-        headers.add(name: "Content-Length", value: String(response.body.utf8.count))
+        headers.add(name: "Content-Length", value: String(response.body.count))
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
         let responseHead = HTTPResponseHead(version: head.version, status: response.status, headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
-        let body = context.channel.allocator.buffer(string: response.body)
+        let body = context.channel.allocator.buffer(bytes: response.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let sent = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !head.isKeepAlive {

@@ -17,6 +17,7 @@ import Glibc
 ///   + `next/cross-cert.pem` (the prepared root and its bridge, until activated), `previous/ca-cert.pem` +
 ///   `previous/ca-key.pem` + `previous/cross-cert.pem` (the old root and the bridge, from activation until
 ///   retired); `retired/` keeps the certificates (never the keys) of retired roots
+/// - `crl.pem`: the signing CA's certificate revocation list (PEM), rewritten by `meshca revoke` and `meshca serve`
 /// - `.lock`: taken while a CA is being created, so two first commands do not both create one
 public struct StateDirectory: Sendable {
     /// The absolute path of the directory.
@@ -59,6 +60,8 @@ public struct StateDirectory: Sendable {
     public var bridgePath: String { previousRootDirectory + "/cross-cert.pem" }
     /// `retired/`: certificates of retired roots, for the record.
     public var retiredDirectory: String { path + "/retired" }
+    /// `crl.pem`: the current CRL of the signing CA (see ``CRLPublisher``).
+    public var crlPath: String { path + "/crl.pem" }
 
     /// Whether a CA has been created here (`ca-cert.pem` is written last, so it marks a finished init).
     public var hasCA: Bool { FileManager.default.fileExists(atPath: caCertificatePath) }

@@ -21,12 +21,15 @@ public struct ClientHandshake: Sendable {
     /// How long to wait after the handshake for the server to refuse the client's certificate (TLS 1.3
     /// servers do that after the client's side of the handshake has finished).
     public var settle: Duration
+    /// When set, the server's leaf is also checked against these CRLs (`--crl`).
+    public var revocations: RevocationList?
 
     /// Describes a connection; nothing happens until ``run()``.
     public init(
         host: String, port: UInt16, certificates: String, expectedServerID: SPIFFEID? = nil,
-        timeout: Duration = .seconds(5), settle: Duration = .seconds(1)
+        timeout: Duration = .seconds(5), settle: Duration = .seconds(1), revocations: RevocationList? = nil
     ) {
+        self.revocations = revocations
         self.host = host
         self.port = port
         self.certificates = certificates
@@ -53,7 +56,8 @@ public struct ClientHandshake: Sendable {
                 expectedID: expectedServerID
             )
             let configuration = TLSContext.Configuration(
-                role: .client, credentials: loaded, trustedRoots: loaded.roots, identityCheck: check)
+                role: .client, credentials: loaded, trustedRoots: loaded.roots, identityCheck: check,
+                revocations: revocations)
             _ = try TLSContext(configuration)
             let socket = try connect(address: address)
             let client = HandshakeClient(kind: .tls(configuration, serverName: host), timeout: timeout, settle: settle)

@@ -57,6 +57,11 @@ public struct HandshakeFailure: Error, Sendable, Codable, Equatable, CustomStrin
         public static let connectionClosed = Code("connection-closed")
         /// The peer did not answer within the timeout.
         public static let timeout = Code("timeout")
+        /// The peer's certificate is listed as revoked in the CRL given with `--crl`.
+        public static let certificateRevoked = Code("certificate-revoked")
+        /// The CRL given with `--crl` cannot be used: missing, unreadable, not a CRL, from another CA, expired or
+        /// not yet valid, or its signature does not verify.
+        public static let crlUnusable = Code("crl-unusable")
         /// Any other handshake error; the raw reason says what OpenSSL reported.
         public static let handshakeFailed = Code("handshake-failed")
     }

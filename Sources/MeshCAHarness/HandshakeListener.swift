@@ -18,6 +18,7 @@ public final class HandshakeListener: Sendable {
     private let mode: HandshakeMode
     private let expectedClientID: SPIFFEID?
     private let timeout: Duration
+    private let revocations: RevocationList?
     private let stopped = Atomic<Bool>(false)
 
     /// Checks the credentials once and binds `host:port` (port 0 picks a free one).
@@ -26,9 +27,10 @@ public final class HandshakeListener: Sendable {
     /// when the address cannot be bound.
     public init(
         host: String, port: UInt16, certificates: String, mode: HandshakeMode = .strict,
-        expectedClientID: SPIFFEID? = nil, timeout: Duration = .seconds(5)
+        expectedClientID: SPIFFEID? = nil, timeout: Duration = .seconds(5), revocations: RevocationList? = nil
     ) throws {
         _ = OpenSSLLibrary.prepared
+        self.revocations = revocations
         self.certificates = certificates
         self.mode = mode
         self.expectedClientID = expectedClientID
@@ -36,7 +38,7 @@ public final class HandshakeListener: Sendable {
         _ = try TLSContext(
             Self.configuration(
                 WorkloadCredentials.load(from: certificates, role: .server), mode: mode,
-                expectedClientID: expectedClientID))
+                expectedClientID: expectedClientID, revocations: revocations))
         do {
             socket = try TCPSocket.listen(host: host, port: port)
         } catch let error as TCPSocket.Failure {
@@ -87,7 +89,8 @@ public final class HandshakeListener: Sendable {
         do {
             let loaded = try WorkloadCredentials.load(from: certificates, role: .server)
             credentials = loaded
-            let configuration = Self.configuration(loaded, mode: mode, expectedClientID: expectedClientID)
+            let configuration = Self.configuration(
+                loaded, mode: mode, expectedClientID: expectedClientID, revocations: revocations)
             let seen = HandshakeServer(kind: .tls(configuration, mode: mode), timeout: timeout).serve(connection)
             observation = seen
             failure = HandshakeDiagnosis(
@@ -107,7 +110,8 @@ public final class HandshakeListener: Sendable {
     }
 
     private static func configuration(
-        _ credentials: WorkloadCredentials, mode: HandshakeMode, expectedClientID: SPIFFEID?
+        _ credentials: WorkloadCredentials, mode: HandshakeMode, expectedClientID: SPIFFEID?,
+        revocations: RevocationList?
     ) -> TLSContext.Configuration {
         let id = credentials.identity
         let check = PeerIdentityCheck(
@@ -118,7 +122,7 @@ public final class HandshakeListener: Sendable {
         )
         return TLSContext.Configuration(
             role: .server, credentials: credentials, trustedRoots: credentials.roots, identityCheck: check,
-            requireClientCertificate: mode == .strict
+            requireClientCertificate: mode == .strict, revocations: revocations
         )
     }
 }

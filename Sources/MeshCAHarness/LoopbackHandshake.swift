@@ -38,12 +38,15 @@ public struct LoopbackHandshake: Sendable {
     public var expectedClientID: SPIFFEID?
     /// The bound on each read, write and accept.
     public var timeout: Duration
+    /// When set, each side also checks its peer's leaf against these CRLs (`--crl`).
+    public var revocations: RevocationList?
 
     /// Describes a handshake; nothing happens until ``run()``.
     public init(
         server: Server, client: Client, mode: HandshakeMode = .strict, expectedServerID: SPIFFEID? = nil,
-        expectedClientID: SPIFFEID? = nil, timeout: Duration = .seconds(5)
+        expectedClientID: SPIFFEID? = nil, timeout: Duration = .seconds(5), revocations: RevocationList? = nil
     ) {
+        self.revocations = revocations
         self.server = server
         self.client = client
         self.mode = mode

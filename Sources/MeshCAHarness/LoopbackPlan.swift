@@ -27,7 +27,8 @@ struct LoopbackPlan: Sendable {
             serverKind = .tls(
                 TLSContext.Configuration(
                     role: .server, credentials: serverCredentials, trustedRoots: serverCredentials?.roots ?? [],
-                    identityCheck: serverCheck, requireClientCertificate: handshake.mode == .strict
+                    identityCheck: serverCheck, requireClientCertificate: handshake.mode == .strict,
+                    revocations: handshake.revocations
                 ),
                 mode: handshake.mode
             )
@@ -51,7 +52,8 @@ struct LoopbackPlan: Sendable {
             clientKind = .tls(
                 TLSContext.Configuration(
                     role: .client, credentials: clientCredentials,
-                    trustedRoots: clientCredentials?.roots ?? serverCredentials?.roots ?? [], identityCheck: clientCheck
+                    trustedRoots: clientCredentials?.roots ?? serverCredentials?.roots ?? [], identityCheck: clientCheck,
+                    revocations: handshake.revocations
                 ),
                 serverName: nil
             )

@@ -33,6 +33,14 @@ public enum OpenSSLLibrary {
         }
     }
 
+    /// An `X509_CRL` from DER, or nil when OpenSSL cannot read it; the caller frees it with `X509_CRL_free`.
+    static func crl(der: [UInt8]) -> OpaquePointer? {
+        der.withUnsafeBufferPointer { buffer -> OpaquePointer? in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_X509_CRL(nil, &cursor, buffer.count)
+        }
+    }
+
     /// The DER encoding of an `X509` (not consumed).
     static func der(of x509: OpaquePointer) -> [UInt8] {
         let length = i2d_X509(x509, nil)

@@ -5,7 +5,8 @@ extension PeerVerifier {
     /// Explains why OpenSSL's path validation refused the peer's chain, naming the certificate, the times
     /// or the roots involved.
     static func failure(
-        for verdict: Verdict, verifier: HandshakeReport.Role, trustedRoots: [CertificateSummary], now: Date
+        for verdict: Verdict, verifier: HandshakeReport.Role, trustedRoots: [CertificateSummary],
+        revocations: RevocationList? = nil, now: Date
     ) -> HandshakeFailure {
         let peer = verifier.peer
         let depth = verdict.errorDepth
@@ -44,6 +45,11 @@ extension PeerVerifier {
             X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
             X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_CERT_SIGNATURE_FAILURE:
             return untrustedChain(verdict, verifier: verifier, trustedRoots: trustedRoots, raw: raw)
+        case X509_V_ERR_CERT_REVOKED, X509_V_ERR_UNABLE_TO_GET_CRL, X509_V_ERR_CRL_HAS_EXPIRED,
+            X509_V_ERR_CRL_NOT_YET_VALID, X509_V_ERR_CRL_SIGNATURE_FAILURE, X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE,
+            X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD, X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+            return revocationFailure(
+                verdict, certificate: certificate, verifier: verifier, revocations: revocations, raw: raw, clock: clock)
         default:
             return HandshakeFailure(
                 .handshakeFailed, detectedBy: verifier,

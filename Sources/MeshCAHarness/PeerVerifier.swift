@@ -32,12 +32,15 @@ final class PeerVerifier {
 
     let identityCheck: PeerIdentityCheck
     let trustedRoots: [CertificateSummary]
+    /// The CRLs given with `--crl`, to explain a revoked peer; nil when none were given.
+    let revocations: RevocationList?
     /// Set once the callback ran; `nil` when the peer sent no certificate.
     private(set) var verdict: Verdict?
 
-    init(identityCheck: PeerIdentityCheck, trustedRoots: [CertificateSummary]) {
+    init(identityCheck: PeerIdentityCheck, trustedRoots: [CertificateSummary], revocations: RevocationList? = nil) {
         self.identityCheck = identityCheck
         self.trustedRoots = trustedRoots
+        self.revocations = revocations
     }
 
     /// The C callback. `argument` is this verifier, unretained: the ``TLSContext`` that installs it keeps it alive.
@@ -66,7 +69,8 @@ final class PeerVerifier {
                 verdict.errorCertificate = CertificateSummary(der: OpenSSLLibrary.der(of: current), now: now)
             }
             verdict.failure = PeerVerifier.failure(
-                for: verdict, verifier: identityCheck.verifier, trustedRoots: trustedRoots, now: now)
+                for: verdict, verifier: identityCheck.verifier, trustedRoots: trustedRoots, revocations: revocations,
+                now: now)
             self.verdict = verdict
             return false
         }

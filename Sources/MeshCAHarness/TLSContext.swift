@@ -21,6 +21,8 @@ final class TLSContext {
         var identityCheck: PeerIdentityCheck
         /// For a server: whether a client certificate is required (STRICT) or only requested (PERMISSIVE).
         var requireClientCertificate: Bool = true
+        /// CRLs the peer's leaf is checked against (`--crl`); nil checks no revocation.
+        var revocations: RevocationList? = nil
     }
 
     let pointer: OpaquePointer
@@ -38,7 +40,8 @@ final class TLSContext {
         let now = Date()
         verifier = PeerVerifier(
             identityCheck: configuration.identityCheck,
-            trustedRoots: configuration.trustedRoots.map { CertificateSummary($0, now: now) }
+            trustedRoots: configuration.trustedRoots.map { CertificateSummary($0, now: now) },
+            revocations: configuration.revocations
         )
         // Istio's sidecars accept TLS 1.2 and 1.3; so does the harness.
         _ = meshca_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION)
@@ -52,6 +55,16 @@ final class TLSContext {
             guard let x509 = OpenSSLLibrary.x509(der: root.derBytes) else { continue }
             X509_STORE_add_cert(store, x509)
             X509_free(x509)
+        }
+        if let revocations = configuration.revocations {
+            for crl in revocations.crls {
+                guard let x509CRL = OpenSSLLibrary.crl(der: crl.derBytes) else { continue }
+                X509_STORE_add_crl(store, x509CRL)
+                X509_CRL_free(x509CRL)
+            }
+            // The leaf only (as a sidecar checks workload certificates): it must be covered by a current CRL
+            // from its issuer and not be listed in it.
+            X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
         }
         var mode = SSL_VERIFY_PEER
         if role == .server && configuration.requireClientCertificate { mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT }

@@ -40,6 +40,28 @@ public protocol IssuanceLedger: Sendable {
     /// Durably marks the token revoked as of `at`, so no further use is accepted. Returns false, changing
     /// nothing, when the id is unknown or the token is already revoked.
     func revokeToken(id: String, at: Date) async throws -> Bool
+
+    /// Durably marks the certificate `serial` revoked as of `at` (whole seconds) for `reason` (an RFC 5280
+    /// CRLReason name; the ledger stores it as given), and appends the revocation to the hash chain in the same
+    /// transaction.
+    ///
+    /// `serial` may be typed as people do (any case, colons, leading zeros; see `SerialNumberText`). The UPDATE
+    /// changes only a certificate not yet revoked: a second revocation changes nothing and returns
+    /// `.alreadyRevoked` with the first one's time and reason. Throws `.other` for text that is not a serial.
+    func revoke(serial: String, reason: String, at: Date) async throws -> RevocationOutcome
+
+    /// The issuance with this serial (typed as `revoke` accepts it), or nil when there is none. A point lookup
+    /// on the primary key, cheap enough for every renewal.
+    func issuance(serial: String) async throws -> IssuanceRecord?
+
+    /// The entries of a CRL for one issuing CA: every certificate whose `issuerFingerprint` is
+    /// `issuerFingerprint` that is revoked and has not expired at `now` (RFC 5280 lets a CRL drop entries once
+    /// the certificate expires). Oldest revocation first.
+    func revokedCertificates(issuerFingerprint: String, notExpiredAt now: Date) async throws -> [RevokedCertificate]
+
+    /// A cheap poll for revocations made by other processes: the hash chain's head (its last `seq`) now, and
+    /// whether any revocation event was appended after event `seq`. Pass the returned head to the next call.
+    func revocations(after seq: Int64) async throws -> (head: Int64, revokedSince: Bool)
 }
 
 extension IssuanceLedger {

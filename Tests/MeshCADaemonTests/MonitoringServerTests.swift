@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshCACore
 import MeshCADaemon
 import ServiceLifecycle
 import Synchronization
@@ -24,12 +25,13 @@ struct MonitoringServerTests {
     func withServer(
         metrics: CAMetrics = CAMetrics(),
         readiness: Readiness = Readiness(),
+        crl: (@Sendable () -> CertificateRevocationList?)? = nil,
         _ body: (Int) async throws -> Void
     ) async throws -> Int {
         let logger = Logger(label: "meshca.test.monitoring", factory: { _ in SwiftLogNoOpLogHandler() })
         let server = MonitoringServer(
             host: "127.0.0.1", port: 0, metrics: metrics,
-            readiness: { readiness.reason.withLock { $0 } }, logger: logger
+            readiness: { readiness.reason.withLock { $0 } }, crl: crl, logger: logger
         )
         let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -54,6 +56,30 @@ struct MonitoringServerTests {
             let response = try RawHTTP.send("GET /healthz HTTP/1.1", port: port)
             #expect(response.status == 200)
             #expect(response.body == "ok\n")
+        }
+    }
+
+    @Test("GET /crl answers 503 until a CRL is published, then the DER as application/pkix-crl; /crl.pem the PEM")
+    func crl() async throws {
+        let key = try KeyType.ecP256.generate()
+        let root = try SelfSignedRoot.make(
+            trustDomain: try TrustDomain("cluster.local"), key: key, ttl: .seconds(86_400), now: Date())
+        let published = try CertificateRevocationList.sign(
+            entries: [], issuer: try SigningIdentity(certificate: root, privateKey: key, bundle: [root]), number: 1,
+            thisUpdate: Date(), nextUpdate: Date().addingTimeInterval(3600))
+        let current = Mutex<CertificateRevocationList?>(nil)
+        try await withServer(crl: { current.withLock { $0 } }) { port in
+            let before = try RawHTTP.send("GET /crl HTTP/1.1", port: port)
+            #expect(before.status == 503)
+            #expect(before.body.contains("no CRL published yet"))
+            current.withLock { $0 = published }
+            let der = try RawHTTP.send("GET /crl HTTP/1.1", port: port)
+            #expect(der.status == 200)
+            #expect(der.headers["content-type"] == "application/pkix-crl")
+            #expect(der.headers["content-length"] == String(published.derBytes.count))
+            let pem = try RawHTTP.send("GET /crl.pem HTTP/1.1", port: port)
+            #expect(pem.status == 200)
+            #expect(try CertificateRevocationList(pemEncoded: pem.body) == published)
         }
     }
 

@@ -51,6 +51,8 @@ struct AgentRun: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Octal mode of key.pem.", valueName: "mode")) var fileMode: String = "0600"
     @Option(help: ArgumentHelp("Owner of the files, as uid:gid.", valueName: "uid:gid")) var fileOwner: String?
     @Option(help: ArgumentHelp("Status endpoint (/healthz, /status), or 'off'.", valueName: "host:port")) var statusAddr: String = "127.0.0.1:15020"
+    @Option(help: ArgumentHelp("The CA's CRL to fetch (at start, every --crl-refresh, after each renewal) into DIR/crl.pem and the Workload API: meshca serve's http://MONITORING/crl.", valueName: "url")) var crlURL: String?
+    @Option(help: ArgumentHelp("How often to fetch --crl-url again.", valueName: "duration")) var crlRefresh: String = "1m"
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level")) var logLevel: String = "info"
 
     func makeConfiguration() throws -> AgentConfiguration {
@@ -75,6 +77,14 @@ struct AgentRun: AsyncParsableCommand {
             }
             owner = (uid, gid)
         }
+        var crl: URL?
+        if let crlURL {
+            guard let url = URL(string: crlURL), url.scheme == "http", url.host != nil else {
+                throw ValidationError(
+                    "--crl-url \(crlURL) must be a plain http:// URL, such as http://127.0.0.1:15014/crl (meshca serve's monitoring port); the CRL is signed, so no TLS is needed.")
+            }
+            crl = url
+        }
         var status: (host: String, port: Int)?
         if statusAddr != "off" {
             guard let colon = statusAddr.lastIndex(of: ":"), let port = Int(statusAddr[statusAddr.index(after: colon)...]), (0...65535).contains(port) else {
@@ -82,8 +92,9 @@ struct AgentRun: AsyncParsableCommand {
             }
             status = (String(statusAddr[..<colon]), port)
         }
+        let crlRefreshInterval = try parseDuration(crlRefresh, flag: "--crl-refresh")
         do {
-            return AgentConfiguration(
+            var configuration = AgentConfiguration(
                 caAddress: ca,
                 identity: try SPIFFEID(trustDomain: TrustDomain(trustDomain), namespace: namespace, serviceAccount: serviceAccount),
                 outDirectory: StateDirectory.absolute(out),
@@ -97,8 +108,11 @@ struct AgentRun: AsyncParsableCommand {
                 onRotate: onRotate,
                 keyMode: mode,
                 fileOwner: owner,
-                statusAddress: status
+                statusAddress: status,
+                crlURL: crl
             )
+            configuration.crlRefreshInterval = crlRefreshInterval
+            return configuration
         } catch let error as IssuanceError {
             throw ValidationError(error.message)
         }

@@ -63,6 +63,12 @@ struct Handshake: ParsableCommand {
     @Option(help: ArgumentHelp("The bound on connecting and on each read and write, e.g. 5s.", valueName: "duration"))
     var timeout: String = "5s"
 
+    @Option(
+        help: ArgumentHelp(
+            "Also refuse a peer whose certificate this CRL revokes (PEM or DER; `meshca crl`, or /crl.pem of meshca serve). The CRL must be current and from the peer's CA.",
+            valueName: "file"))
+    var crl: String?
+
     @Flag(help: "With --listen: serve one connection, then exit with its result.")
     var once = false
 
@@ -118,12 +124,24 @@ struct Handshake: ParsableCommand {
 
     func run() throws {
         let timeout = try parseDuration(timeout, flag: "--timeout")
+        let revocations: RevocationList?
+        do {
+            // Loaded for the verifying side(s): the client with --connect, the server with --listen, both otherwise.
+            revocations = try crl.map {
+                try RevocationList.load(from: StateDirectory.absolute($0), role: listen != nil ? .server : .client)
+            }
+        } catch let failure as HandshakeFailure {
+            printError(
+                "cause:  \(failure.cause)\nfix:    \(failure.fix)"
+                    + (failure.rawReason.isEmpty ? "" : "\nraw:    \(failure.rawReason)"))
+            throw ExitCode.failure
+        }
         let expectedServerID = try parsedID(expectServerID, flag: "--expect-server-id")
         let expectedClientID = try parsedID(expectClientID, flag: "--expect-client-id")
         if let listen, let certs {
             try serve(
                 listen, certificates: StateDirectory.absolute(certs), expectedClientID: expectedClientID,
-                timeout: timeout)
+                timeout: timeout, revocations: revocations)
             return
         }
         let report: HandshakeReport
@@ -131,7 +149,7 @@ struct Handshake: ParsableCommand {
             let (host, port) = try parsedAddress(connect, flag: "--connect", allowZero: false)
             report = ClientHandshake(
                 host: host, port: port, certificates: StateDirectory.absolute(certs),
-                expectedServerID: expectedServerID, timeout: timeout
+                expectedServerID: expectedServerID, timeout: timeout, revocations: revocations
             ).run()
         } else {
             let serverSetup: LoopbackHandshake.Server =
@@ -144,7 +162,8 @@ struct Handshake: ParsableCommand {
                 }
             report = LoopbackHandshake(
                 server: serverSetup, client: clientSetup, mode: try parsedMode(),
-                expectedServerID: expectedServerID, expectedClientID: expectedClientID, timeout: timeout
+                expectedServerID: expectedServerID, expectedClientID: expectedClientID, timeout: timeout,
+                revocations: revocations
             ).run()
         }
         emit(json ? report.jsonText() + "\n" : report.renderText())
@@ -152,14 +171,17 @@ struct Handshake: ParsableCommand {
     }
 
     /// `--listen`: serves until SIGINT/SIGTERM (or one connection with --once), printing each report.
-    private func serve(_ address: String, certificates: String, expectedClientID: SPIFFEID?, timeout: Duration) throws {
+    private func serve(
+        _ address: String, certificates: String, expectedClientID: SPIFFEID?, timeout: Duration,
+        revocations: RevocationList?
+    ) throws {
         let (host, port) = try parsedAddress(address, flag: "--listen", allowZero: true)
         let mode = try parsedMode()
         let listener: HandshakeListener
         do {
             listener = try HandshakeListener(
                 host: host, port: port, certificates: certificates, mode: mode, expectedClientID: expectedClientID,
-                timeout: timeout
+                timeout: timeout, revocations: revocations
             )
         } catch let failure as HandshakeFailure {
             printError(

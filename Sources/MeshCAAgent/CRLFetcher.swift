@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import MeshCACore
+import MeshCADaemon
+import ServiceLifecycle
+import SwiftASN1
+import X509
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Fetches the CA's CRL for `meshca agent --crl-url`: at start, every ``interval``, and after every new
+/// certificate. A CRL that parses and is signed by the CA of the current credentials (the issuer of the leaf,
+/// found among its intermediates and bundle) is written to `crl.pem` in the output directory (0644, atomically)
+/// and handed to the Workload API. The URL is plain HTTP, so the signature check is what makes it trustworthy;
+/// anything else is logged and the previous CRL kept.
+public final class CRLFetcher: Service, Sendable {
+    /// Where the CRL comes from, e.g. `http://127.0.0.1:15014/crl` (DER; `/crl.pem` works too).
+    public let url: URL
+    /// The agent's output directory; the CRL goes to `crl.pem` there.
+    public let directory: String
+    /// How often the CRL is fetched again.
+    public let interval: Duration
+    private let broadcast: CredentialsBroadcast
+    private let logger: Logger
+
+    /// A fetcher publishing to `broadcast`.
+    public init(url: URL, directory: String, interval: Duration, broadcast: CredentialsBroadcast, logger: Logger) {
+        self.url = url
+        self.directory = directory
+        self.interval = interval
+        self.broadcast = broadcast
+        self.logger = logger
+    }
+
+    /// The file the CRL is written to.
+    public var path: String { directory + "/crl.pem" }
+
+    /// Fetches once; returns whether a new CRL was published. Skips (false) before the agent has credentials.
+    @discardableResult
+    public func fetch() async -> Bool {
+        guard let credentials = broadcast.current else { return false }
+        do {
+            var request = URLRequest(url: url)
+            request.timeoutInterval = 10
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            guard status == 200 else {
+                throw AgentFailure(
+                    "HTTP \(status) from \(url); check --crl-url (meshca serve serves /crl on its monitoring port).")
+            }
+            let bytes = [UInt8](data)
+            let text = String(decoding: bytes, as: UTF8.self)
+            let crl =
+                text.hasPrefix("-----BEGIN")
+                ? try CertificateRevocationList(pemEncoded: text) : try CertificateRevocationList(derEncoded: bytes)
+            let authorities = credentials.chain.dropFirst() + credentials.bundle
+            guard authorities.contains(where: { crl.isSigned(by: $0) }) else {
+                throw AgentFailure(
+                    "The CRL from \(url) (issuer \(crl.issuer)) is not signed by this workload's CA; it was discarded. "
+                        + "Point --crl-url at the monitoring port of the CA that issues this agent's certificates.")
+            }
+            guard broadcast.crl != crl.derBytes else { return false }
+            try AtomicFile.write(crl.pem, to: path, mode: 0o644)
+            broadcast.publish(crl: crl.derBytes)
+            logger.info(
+                "CRL updated",
+                metadata: ["path": "\(path)", "number": "\(crl.number)", "entries": "\(crl.entries.count)"])
+            return true
+        } catch {
+            logger.warning(
+                "could not fetch the CRL; keeping the previous one", metadata: ["url": "\(url)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Fetches every ``interval`` until graceful shutdown or cancellation.
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await fetch()
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            } catch {
+                return
+            }
+        }
+    }
+}

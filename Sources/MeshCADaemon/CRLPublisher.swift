@@ -1,0 +1,72 @@
+import Foundation
+import MeshCACore
+import MeshCALedger
+import X509
+
+/// Signs the CRL of a CA from the ledger and writes it to the state directory's `crl.pem`.
+///
+/// The CRL is a function of (signing identity, ledger): it lists every unexpired certificate the ledger records
+/// as issued by that CA (by fingerprint) and revoked. So it can be called for more than one CA, e.g. during a
+/// root rotation; the state directory's `crl.pem` holds the one for the CA that signs now.
+///
+/// cRLNumber: `max(previous + 1, thisUpdate in Unix seconds)`, where previous is the number of the `crl.pem`
+/// already in the directory, read and replaced under the directory lock. The `meshca revoke` CLI and the daemon
+/// both write the file, so the number keeps increasing across both processes, and it stays monotonic even when
+/// the file is deleted (the clock has moved on) or the clock steps back (the file remembers).
+public struct CRLPublisher: Sendable {
+    /// How long a CRL is valid: its `nextUpdate` is this long after `thisUpdate`.
+    public static let validity: Duration = .seconds(24 * 3600)
+    /// How often `meshca serve` signs a fresh CRL even when nothing was revoked, well before `nextUpdate`.
+    public static let refreshInterval: Duration = .seconds(12 * 3600)
+
+    /// The directory whose `crl.pem` is written.
+    public let directory: StateDirectory
+    /// Where revocations are recorded.
+    public let ledger: any IssuanceLedger
+
+    /// A publisher for the CA in `directory`, reading `ledger`.
+    public init(directory: StateDirectory, ledger: any IssuanceLedger) {
+        self.directory = directory
+        self.ledger = ledger
+    }
+
+    /// The CRL entries for `signer` as of `now`: its revoked, unexpired certificates from the ledger.
+    public func entries(for signer: SigningIdentity, at now: Date) async throws -> [CertificateRevocationList.Entry] {
+        let revoked = try await ledger.revokedCertificates(
+            issuerFingerprint: signer.certificate.sha256Fingerprint, notExpiredAt: now)
+        return revoked.compactMap { record in
+            // The ledger only stores serials that are hex (it refuses others), so this drops nothing.
+            guard let serial = Certificate.SerialNumber(hex: record.serial) else { return nil }
+            return .init(
+                serialNumber: serial, revocationDate: record.revokedAt,
+                reason: record.reason.flatMap(RevocationReason.init(rawValue:)) ?? .unspecified)
+        }
+    }
+
+    /// Signs the CRL of `signer` as of `now` (valid for ``validity``) and replaces `crl.pem` with it (atomically,
+    /// mode 0644); returns it.
+    ///
+    /// Throws `DaemonError` when the file cannot be written and `IssuanceError` when the CA cannot sign.
+    @discardableResult
+    public func publish(for signer: SigningIdentity, at now: Date) async throws -> CertificateRevocationList {
+        let entries = try await entries(for: signer, at: now)
+        let directory = self.directory
+        // Numbered, signed and written under the directory lock, so a concurrent `meshca revoke` and the daemon
+        // never write the same number, nor a lower one after a higher.
+        return try directory.withLock {
+            let number = max(
+                (Self.currentNumber(in: directory) ?? -1) + 1, Int64(now.timeIntervalSince1970.rounded(.down)))
+            let crl = try CertificateRevocationList.sign(
+                entries: entries, issuer: signer, number: number, thisUpdate: now,
+                nextUpdate: now.addingTimeInterval(TimeInterval(Self.validity.components.seconds)))
+            try AtomicFile.write(crl.pem, to: directory.crlPath, mode: 0o644)
+            return crl
+        }
+    }
+
+    /// The cRLNumber of the `crl.pem` in `directory`, or nil when there is none or it cannot be read.
+    static func currentNumber(in directory: StateDirectory) -> Int64? {
+        guard let data = FileManager.default.contents(atPath: directory.crlPath) else { return nil }
+        return (try? CertificateRevocationList(pemEncoded: String(decoding: data, as: UTF8.self)))?.number
+    }
+}

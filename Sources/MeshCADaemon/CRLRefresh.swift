@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import MeshCACore
+import MeshCALedger
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps the signing CA's CRL current in `meshca serve`: `crl.pem` in the state directory and the copy `/crl`
+/// serves.
+///
+/// Every ``pollInterval`` it asks the ledger whether a revocation was recorded since the last look (a cheap
+/// query on the hash chain, so revocations made by `meshca revoke`, a separate process on the same state
+/// directory, are picked up within one interval) and re-signs the CRL when one was, when
+/// ``CRLPublisher/refreshInterval`` has passed since the last one (12h, half the 24h validity), or when the
+/// signing CA changed. A failure keeps the previous CRL and is retried at the next poll.
+public final class CRLRefresh: Service, Sendable {
+    /// How often the ledger is asked for new revocations.
+    public let pollInterval: Duration
+    private let publisher: CRLPublisher
+    private let signer: @Sendable () -> SigningIdentity
+    private let logger: Logger
+    private let state = Mutex<(crl: CertificateRevocationList?, cursor: Int64, issuer: String)>((nil, 0, ""))
+
+    /// A refresher publishing through `publisher` for whichever CA `signer` returns at the time.
+    public init(
+        publisher: CRLPublisher, signer: @escaping @Sendable () -> SigningIdentity,
+        pollInterval: Duration = .seconds(2),
+        logger: Logger
+    ) {
+        self.publisher = publisher
+        self.signer = signer
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    /// The CRL published last, or nil before the first one.
+    public var current: CertificateRevocationList? { state.withLock { $0.crl } }
+
+    /// Publishes a fresh CRL now if one is due (see the type's description); returns the current one.
+    @discardableResult
+    public func refresh(at now: Date = Date()) async throws -> CertificateRevocationList {
+        let (previous, cursor, issuer) = state.withLock { ($0.crl, $0.cursor, $0.issuer) }
+        // The head is read before the entries, so a revocation racing with this publish shows up in the next poll.
+        let poll = try await publisher.ledger.revocations(after: cursor)
+        let signer = self.signer()
+        let fingerprint = signer.certificate.sha256Fingerprint
+        let refreshAt = previous?.thisUpdate.addingTimeInterval(
+            TimeInterval(CRLPublisher.refreshInterval.components.seconds))
+        if let previous, !poll.revokedSince, fingerprint == issuer, let refreshAt, now < refreshAt {
+            state.withLock { $0.cursor = poll.head }
+            return previous
+        }
+        let crl = try await publisher.publish(for: signer, at: now)
+        state.withLock { $0 = (crl, poll.head, fingerprint) }
+        logger.info(
+            "published the CRL",
+            metadata: [
+                "path": "\(publisher.directory.crlPath)", "number": "\(crl.number)", "entries": "\(crl.entries.count)",
+                "next_update": "\(crl.nextUpdate.formatted(.iso8601))",
+            ])
+        return crl
+    }
+
+    /// Polls until graceful shutdown or cancellation.
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.pollInterval) }
+            } catch {
+                return
+            }
+            do {
+                try await refresh()
+            } catch {
+                logger.error(
+                    "could not publish the CRL; serving the previous one and retrying",
+                    metadata: ["error": "\(error)", "path": "\(publisher.directory.crlPath)"])
+            }
+        }
+    }
+}

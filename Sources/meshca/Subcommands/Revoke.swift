@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import MeshCACore
+import MeshCADaemon
+import MeshCALedger
+
+/// `meshca revoke SERIAL [--reason R]`
+struct Revoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke an issued certificate: record it in the ledger and rewrite the CA's CRL.",
+        discussion: """
+            The revocation is final. The certificate can no longer renew (the CA refuses it with UNAUTHENTICATED), \
+            and the CRL in the state directory (crl.pem) lists it at once; a running `meshca serve` picks the \
+            revocation up within seconds and serves the new CRL at /crl on its monitoring port. Revoking a \
+            certificate that is already revoked changes nothing and exits with status 1, saying when and why it \
+            was revoked.
+            """
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Argument(
+        help:
+            "The certificate's serial in hex, as `meshca audit list` prints it (any case, colons and leading zeros allowed)."
+    )
+    var serial: String
+
+    @Option(
+        help: ArgumentHelp(
+            "Why, as an RFC 5280 CRLReason: \(RevocationReason.allCases.map(\.rawValue).joined(separator: ", ")).",
+            valueName: "reason"))
+    var reason: String = RevocationReason.unspecified.rawValue
+
+    func validate() throws {
+        do {
+            _ = try RevocationReason(parsing: reason)
+        } catch let error as IssuanceError {
+            throw ValidationError("--reason: " + error.message)
+        }
+        guard SerialNumberText.normalize(serial) != nil else {
+            throw ValidationError(
+                "\"\(serial)\" is not a serial number: give its hex digits (e.g. 4f:a2:09 or 4fa209), as `meshca audit list` prints them."
+            )
+        }
+    }
+
+    func run() async throws {
+        let reason = try RevocationReason(parsing: reason)
+        let directory = state.directory
+        let ca = try CAState.load(from: directory)
+        let ledger = try state.openLedger()
+        let now = Date()
+        switch try await ledger.revoke(serial: serial, reason: reason.rawValue, at: now) {
+        case .unknownSerial:
+            throw AuditError(
+                "No certificate with serial \(serial) in the ledger at \(directory.ledgerPath); nothing was revoked. "
+                    + "Find the serial with `meshca audit list` (e.g. `meshca audit list --sa NAME --ns NAMESPACE`).")
+        case .alreadyRevoked(let record):
+            throw AuditError(
+                "Certificate \(record.serial) (\(Self.identity(of: record))) was already revoked at "
+                    + "\(record.revokedAt?.rfc3339 ?? "an unknown time") (reason: \(record.revocationReason ?? "unspecified")); "
+                    + "nothing changed. Revocations are final, so its time and reason stay as first recorded.")
+        case .revoked(let record):
+            let crl = try await CRLPublisher(directory: directory, ledger: ledger).publish(for: ca.signer, at: now)
+            print("revoked \(record.serial) (\(Self.identity(of: record))), reason \(reason), at \(now.rfc3339)")
+            print(Revoke.summary(of: crl, at: directory.crlPath))
+            if record.issuerFingerprint != ca.signer.certificate.sha256Fingerprint {
+                printError(
+                    "meshca: note: \(record.serial) was issued by another CA certificate (fingerprint "
+                        + "\(record.issuerFingerprint)) than the current signer, so this CRL does not list it; "
+                        + "renewals with it are refused all the same.")
+            }
+        }
+    }
+
+    /// "CRL #N with K entries written to PATH (next update by T)".
+    static func summary(of crl: CertificateRevocationList, at path: String) -> String {
+        "CRL #\(crl.number) with \(crl.entries.count) entr\(crl.entries.count == 1 ? "y" : "ies") written to \(path) "
+            + "(next update by \(crl.nextUpdate.rfc3339))"
+    }
+
+    static func identity(of record: IssuanceRecord) -> String {
+        record.spiffeID.isEmpty ? "no SPIFFE ID: a CA serving certificate or intermediate" : record.spiffeID
+    }
+}
+
+/// `meshca crl [--out FILE]`
+struct CRLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crl",
+        abstract: "Sign a fresh CRL of the CA now, write it to crl.pem in the state directory, and print it.",
+        discussion: """
+            The CRL (X.509 v2, PEM) lists every revoked, unexpired certificate the signing CA issued; it is valid \
+            for 24h. `meshca serve` re-signs it every 12h and after each revocation, so this is only needed to \
+            look at it, or to refresh crl.pem while no daemon runs. Read it with `openssl crl -in crl.pem -noout -text`.
+            """
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Option(help: ArgumentHelp("Also write the PEM to this file instead of printing it.", valueName: "file"))
+    var out: String?
+
+    func run() async throws {
+        let directory = state.directory
+        let ca = try CAState.load(from: directory)
+        let crl = try await CRLPublisher(directory: directory, ledger: try state.openLedger()).publish(
+            for: ca.signer, at: Date())
+        printError(Revoke.summary(of: crl, at: directory.crlPath))
+        if let out {
+            try AtomicFile.write(crl.pem, to: StateDirectory.absolute(out), mode: 0o644)
+        } else {
+            print(crl.pem, terminator: "")
+        }
+    }
+}
