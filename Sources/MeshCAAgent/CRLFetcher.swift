@@ -6,10 +6,6 @@ import ServiceLifecycle
 import SwiftASN1
 import X509
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// Fetches the CA's CRL for `meshca agent --crl-url`: at start, every ``interval``, and after every new
 /// certificate. A CRL that parses and is signed by the CA of the current credentials (the issuer of the leaf,
 /// found among its intermediates and bundle) is written to `crl.pem` in the output directory (0644, atomically)
@@ -42,15 +38,11 @@ public final class CRLFetcher: Service, Sendable {
     public func fetch() async -> Bool {
         guard let credentials = broadcast.current else { return false }
         do {
-            var request = URLRequest(url: url)
-            request.timeoutInterval = 10
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            let (status, bytes) = try await HTTPFetch.get(url, timeout: .seconds(10))
             guard status == 200 else {
                 throw AgentFailure(
                     "HTTP \(status) from \(url); check --crl-url (meshca serve serves /crl on its monitoring port).")
             }
-            let bytes = [UInt8](data)
             let text = String(decoding: bytes, as: UTF8.self)
             let crl =
                 text.hasPrefix("-----BEGIN")

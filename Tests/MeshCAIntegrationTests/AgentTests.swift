@@ -109,6 +109,14 @@ struct AgentTests {
         #expect(try Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
         #expect(try daemon.directory.mode("was/..data/key.pem") == 0o600)
         #expect(try Command.meshca(["inspect", out]).status == 0)
+
+        // `meshca agent status` reads the same endpoint (over meshca's own HTTP client).
+        let shown = try Command.meshca(["agent", "status", "--status-addr", agent.statusAddress])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.contains("spiffe://cluster.local/ns/default/sa/was"))
+        let nobody = try Command.meshca(["agent", "status", "--status-addr", "127.0.0.1:1"])
+        #expect(nobody.status != 0)
+        #expect(nobody.stderr.contains("No agent answers at 127.0.0.1:1"))
     }
 
     @Test("CA down at start, then up: the agent retries and succeeds; CA down at renewal: files kept, error shown, recovery")
