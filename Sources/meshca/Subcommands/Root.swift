@@ -62,7 +62,7 @@ struct RootStatus: AsyncParsableCommand {
             for identity in status.identities {
                 table.add([identity.contactedSince ? "caught up" : "LAGGING", identity.spiffeID, identity.lastIssuedAt.rfc3339, identity.notAfter.rfc3339])
             }
-            print(table.render())
+            print(table.render(), terminator: "")
         }
         switch progress.stage {
         case .prepared:
