@@ -108,6 +108,7 @@ public struct Daemon: Sendable {
             configuration: .init(
                 services: [
                     .init(service: monitoring),
+                    .init(service: ExpiryGaugeRefresh(doctor: Doctor(directory: directory), metrics: metrics, logger: logger)),
                     .init(service: ServingCertificateRenewal(identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger, notAfter: first.leaf.notValidAfter, issuedAt: now)),
                     .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed) })),
                     .init(service: announce, successTerminationBehavior: .ignore),
