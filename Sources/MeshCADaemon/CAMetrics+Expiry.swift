@@ -18,13 +18,17 @@ extension CAMetrics {
     /// an alert on the minimum never fires on a certificate that is gone. When the identity count is unknown
     /// (the ledger could not be read) the gauge keeps its last value.
     public func publish(_ facts: ExpiryFacts) {
-        let help = "The Unix time, in seconds, at which a CA certificate (root, intermediate, signing) or the newest serving certificate expires."
+        let help =
+            "The Unix time, in seconds, at which a CA certificate (root, intermediate, signing) or the newest serving certificate expires."
         var current = Set<[String]>()
         for fact in facts.certificates {
             let labels = [fact.role, fact.fingerprint]
             current.insert(labels)
-            registry.makeGauge(name: Self.certificateExpiryName, labels: [("role", fact.role), ("fingerprint", fact.fingerprint)], help: help)
-                .set(fact.notAfter.timeIntervalSince1970)
+            registry.makeGauge(
+                name: Self.certificateExpiryName, labels: [("role", fact.role), ("fingerprint", fact.fingerprint)],
+                help: help
+            )
+            .set(fact.notAfter.timeIntervalSince1970)
         }
         let gone = publishedExpirySeries.withLock { published in
             defer { published = current }
@@ -32,12 +36,15 @@ extension CAMetrics {
         }
         for labels in gone {
             registry.unregisterGauge(
-                registry.makeGauge(name: Self.certificateExpiryName, labels: [("role", labels[0]), ("fingerprint", labels[1])], help: help))
+                registry.makeGauge(
+                    name: Self.certificateExpiryName, labels: [("role", labels[0]), ("fingerprint", labels[1])],
+                    help: help))
         }
         if let count = facts.expiringIdentities {
             registry.makeGauge(
                 name: Self.identitiesExpiringName,
-                help: "Identities whose newest certificate runs out within the doctor's window (30d) or ran out in it, with its renewal overdue (see meshca doctor)."
+                help:
+                    "Identities whose newest certificate runs out within the doctor's window (30d) or ran out in it, with its renewal overdue (see meshca doctor)."
             ).set(Int64(count))
         }
     }

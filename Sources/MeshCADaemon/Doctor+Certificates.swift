@@ -53,7 +53,8 @@ extension Doctor {
 
     /// One finding per CA certificate: not yet valid, expired, expiring within the window, or fine.
     func certificateFindings(_ certificates: [CACertificate], now: Date) -> [DoctorReport.Finding] {
-        let rootFingerprints = Set(certificates.filter { $0.roles.contains { $0.role == "root" } }.map { $0.roles[0].fingerprint })
+        let rootFingerprints = Set(
+            certificates.filter { $0.roles.contains { $0.role == "root" } }.map { $0.roles[0].fingerprint })
         let isPlugin = certificates.contains { ca in
             ca.roles.contains { $0.role == "signing" } && !rootFingerprints.contains(ca.roles[0].fingerprint)
         }
@@ -62,29 +63,45 @@ extension Doctor {
             let primary = ca.roles[0]
             let check = roles.contains("root") ? "root" : roles.contains("signing") ? "signing-ca" : "intermediate"
             let files = Set(ca.roles.map { relativeName($0.source) }).sorted()
-            var name = "\(check == "signing-ca" ? "signing CA" : check) \(primary.subject.isEmpty ? "(no subject)" : primary.subject) "
+            var name =
+                "\(check == "signing-ca" ? "signing CA" : check) \(primary.subject.isEmpty ? "(no subject)" : primary.subject) "
                 + "(sha256 \(primary.fingerprint.prefix(16)), \(files.joined(separator: ", "))"
             if check == "root" && roles.contains("signing") { name += ", also the signing CA" }
             name += ")"
+            let (status, message) = Self.judge(
+                name: name, notBefore: primary.notBefore, notAfter: primary.notAfter, now: now, window: window)
+            let expired = now > primary.notAfter
             let fix: String
-            if isPlugin {
-                fix = "This is a plug-in CA: get a renewed intermediate (and root, if it is the root that runs out) from "
+            if status == .ok || now < primary.notBefore {
+                fix = ""  // fine, or a clock problem the message already names
+            } else if isPlugin {
+                fix =
+                    "This is a plug-in CA: get a renewed intermediate (and root, if it is the root that runs out) from "
                     + "the PKI that issued it, re-plug the cacerts files (ca-cert.pem, ca-key.pem, cert-chain.pem, "
                     + "root-cert.pem) into \(directory.path), and restart meshca serve."
             } else if files.contains("previous/ca-cert.pem") {
-                fix = "It is the previous root of a rotation: once every workload has renewed under the new root, run "
+                fix =
+                    "It is the previous root of a rotation: once every workload has renewed under the new root, run "
                     + "`meshca root retire`."
+            } else if expired {
+                fix =
+                    "Make a new root (`meshca root prepare`, then `meshca root activate`) and have every workload "
+                    + "renew; until then nothing this CA issues verifies."
             } else {
-                fix = "Rotate the root before then: `meshca root prepare` stages the next root so workloads trust both, "
+                fix =
+                    "Rotate the root before then: `meshca root prepare` stages the next root so workloads trust both, "
                     + "then `meshca root activate`, and `meshca root retire` once every workload has renewed."
             }
-            let (status, message) = Self.judge(name: name, notBefore: primary.notBefore, notAfter: primary.notAfter, now: now, window: window)
-            return .init(check: check, status: status, message: status == .ok ? message : message + " " + fix, certificate: primary)
+            return .init(
+                check: check, status: status, message: fix.isEmpty ? message : message + " " + fix,
+                certificate: primary)
         }
     }
 
     /// The status of a validity period at `now`, and a sentence naming the exact date and the time left.
-    static func judge(name: String, notBefore: Date, notAfter: Date, now: Date, window: Duration) -> (DoctorReport.Status, String) {
+    static func judge(name: String, notBefore: Date, notAfter: Date, now: Date, window: Duration) -> (
+        DoctorReport.Status, String
+    ) {
         let left = notAfter.timeIntervalSince(now)
         if now < notBefore {
             return (
@@ -94,7 +111,10 @@ extension Doctor {
             )
         }
         if left < 0 {
-            return (.failure, "The \(name) expired at \(notAfter.formatted(.iso8601)), \(span(-left)) ago: certificates chaining to it no longer verify.")
+            return (
+                .failure,
+                "The \(name) expired at \(notAfter.formatted(.iso8601)), \(span(-left)) ago: certificates chaining to it no longer verify."
+            )
         }
         if left <= TimeInterval(window.components.seconds) {
             return (
@@ -121,13 +141,18 @@ extension Doctor {
     /// less than a third of its lifetime left means the renewal is overdue. An expired one means the daemon is
     /// not running; that is a warning, not a failure (nothing in the state is broken, and `meshca serve` issues
     /// a fresh one when it starts), and it stops being reported once it has been expired for the whole window.
-    func servingFinding(ledger: SQLiteLedger, now: Date) async -> (finding: DoctorReport.Finding, fact: CertificateFact?) {
+    func servingFinding(ledger: SQLiteLedger, now: Date) async -> (
+        finding: DoctorReport.Finding, fact: CertificateFact?
+    ) {
         let record: IssuanceRecord?
         do {
             record = try await ledger.newestCertificateWithoutSPIFFEID(
                 requester: Self.servingRequester, authMethod: Self.servingAuthMethod)
         } catch {
-            return (.init(check: "serving-certificate", status: .failure, message: "Could not read the ledger: \(error)"), nil)
+            return (
+                .init(check: "serving-certificate", status: .failure, message: "Could not read the ledger: \(error)"),
+                nil
+            )
         }
         guard let record else {
             return (
@@ -148,16 +173,19 @@ extension Doctor {
         let message: String
         if left < 0 && -left > windowSeconds {
             status = .ok
-            message = "meshca serve has not run since \(record.notAfter.formatted(.iso8601)) (its last \(name) expired \(Self.span(-left)) ago)"
+            message =
+                "meshca serve has not run since \(record.notAfter.formatted(.iso8601)) (its last \(name) expired \(Self.span(-left)) ago)"
         } else if left < 0 {
             status = .warning
-            message = "The \(name) expired at \(record.notAfter.formatted(.iso8601)), \(Self.span(-left)) ago, and no "
+            message =
+                "The \(name) expired at \(record.notAfter.formatted(.iso8601)), \(Self.span(-left)) ago, and no "
                 + "newer one was recorded: meshca serve is not running. Start it if it should be (it issues a fresh "
                 + "serving certificate at start); if this state directory no longer runs a daemon, this stops being "
                 + "reported \(HumanDuration.format(window)) after the expiry."
         } else if left * 3 < lifetime, left <= windowSeconds {
             status = .warning
-            message = "The \(name) expires at \(record.notAfter.formatted(.iso8601)), in \(Self.span(left)), and was "
+            message =
+                "The \(name) expires at \(record.notAfter.formatted(.iso8601)), in \(Self.span(left)), and was "
                 + "not renewed at half its lifetime as the daemon does: is meshca serve running? Its log says "
                 + "\"could not renew the serving certificate\" when renewal fails; restarting it issues a fresh one."
         } else {

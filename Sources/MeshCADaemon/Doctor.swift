@@ -47,10 +47,12 @@ public struct Doctor: Sendable {
             findings.append(await databaseFinding(ledger))
             findings.append(await chainFinding(ledger))
             do {
-                (identities, total) = try await ledger.expiringIdentities(now: now, within: window, limit: identityLimit)
+                (identities, total) = try await ledger.expiringIdentities(
+                    now: now, within: window, limit: identityLimit)
                 findings.append(identityFinding(total: total))
             } catch {
-                findings.append(.init(check: "identities", status: .failure, message: "Could not list identities: \(error)"))
+                findings.append(
+                    .init(check: "identities", status: .failure, message: "Could not list identities: \(error)"))
             }
         }
         return DoctorReport(
@@ -78,7 +80,9 @@ public struct Doctor: Sendable {
             return [
                 .init(
                     check: "state", status: .ok,
-                    message: "the CA in \(directory.path) loads (trust domain \(state.trustDomain.name); the key matches ca-cert.pem)")
+                    message:
+                        "the CA in \(directory.path) loads (trust domain \(state.trustDomain.name); the key matches ca-cert.pem)"
+                )
             ]
         } catch {
             return [.init(check: "state", status: .failure, message: "\(error)")]
@@ -142,12 +146,15 @@ public struct Doctor: Sendable {
 
     private func chainFinding(_ ledger: SQLiteLedger) async -> DoctorReport.Finding {
         do {
-            let key = try FileCheckpointSigner.existingPublicKey(at: FileCheckpointSigner.path(besideLedgerAt: ledger.path))
+            let key = try FileCheckpointSigner.existingPublicKey(
+                at: FileCheckpointSigner.path(besideLedgerAt: ledger.path))
             let report = try await ledger.verifyChain(publicKey: key)
             guard let first = report.firstProblem else {
                 return .init(
                     check: "ledger-chain", status: .ok,
-                    message: "ledger intact: \(report.eventCount) events, \(report.checkpoints.count) checkpoint(s) verified")
+                    message:
+                        "ledger intact: \(report.eventCount) events, \(report.checkpoints.count) checkpoint(s) verified"
+                )
             }
             return .init(
                 check: "ledger-chain", status: .failure,
@@ -155,7 +162,8 @@ public struct Doctor: Sendable {
                     + "\(first.message) Run `meshca audit verify` for the full list, copy ledger.db, ledger.db-wal "
                     + "and ledger.db-shm aside as evidence, and see \"Ledger verification\" in the README.")
         } catch {
-            return .init(check: "ledger-chain", status: .failure, message: "Could not verify the ledger's chain: \(error)")
+            return .init(
+                check: "ledger-chain", status: .failure, message: "Could not verify the ledger's chain: \(error)")
         }
     }
 

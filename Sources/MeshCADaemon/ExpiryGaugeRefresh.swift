@@ -22,7 +22,9 @@ struct ExpiryGaugeRefresh: Service {
             let facts = await doctor.expiryFacts(now: Date(), ledger: ledger)
             metrics.publish(facts)
             if facts.expiringIdentities == nil {
-                logger.warning("could not count identities with overdue renewals for meshca_identities_expiring; run meshca doctor")
+                logger.warning(
+                    "could not count identities with overdue renewals for meshca_identities_expiring; run meshca doctor"
+                )
             }
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

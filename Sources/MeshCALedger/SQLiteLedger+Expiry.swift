@@ -70,7 +70,8 @@ extension SQLiteLedger {
                     identities.append(
                         ExpiringIdentity(
                             spiffeID: statement.text(0), serial: statement.text(1),
-                            issuedAt: UnixTime.date(statement.integer(2)), notAfter: UnixTime.date(statement.integer(3))))
+                            issuedAt: UnixTime.date(statement.integer(2)), notAfter: UnixTime.date(statement.integer(3))
+                        ))
                 }
             }
             return (identities, total)
@@ -82,13 +83,17 @@ extension SQLiteLedger {
     ///
     /// Such certificates are stored with an empty `spiffe_id`, so `issuances_by_spiffe_id` narrows the search to
     /// them and this stays fast on a ledger of millions of workload certificates.
-    public func newestCertificateWithoutSPIFFEID(requester: String, authMethod: String) async throws -> IssuanceRecord? {
-        let sql = IssuanceRecord.selectSQL
+    public func newestCertificateWithoutSPIFFEID(requester: String, authMethod: String) async throws -> IssuanceRecord?
+    {
+        let sql =
+            IssuanceRecord.selectSQL
             + " WHERE spiffe_id = '' AND requester = ? AND auth_method = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1"
         let path = self.path
         return try await perform { connection in
-            try connection.prepare(sql, [.text(requester), .text(authMethod)], operation: "find the newest \(requester) certificate")
-                .rows { try IssuanceRecord(row: $0, path: path) }.first
+            try connection.prepare(
+                sql, [.text(requester), .text(authMethod)], operation: "find the newest \(requester) certificate"
+            )
+            .rows { try IssuanceRecord(row: $0, path: path) }.first
         }
     }
 }

@@ -16,7 +16,9 @@ public struct LedgerHealth: Sendable, Equatable {
     public let walBytes: Int64
 
     /// Creates a report; `health()` is the only producer outside tests.
-    package init(quickCheck: [String], schemaVersion: Int, latestSchemaVersion: Int, databaseBytes: Int64, walBytes: Int64) {
+    package init(
+        quickCheck: [String], schemaVersion: Int, latestSchemaVersion: Int, databaseBytes: Int64, walBytes: Int64
+    ) {
         self.quickCheck = quickCheck
         self.schemaVersion = schemaVersion
         self.latestSchemaVersion = latestSchemaVersion

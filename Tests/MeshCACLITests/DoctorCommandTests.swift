@@ -26,13 +26,18 @@ struct DoctorCommandTests {
         let result = try ws.meshca("doctor", "--json")
         #expect(result.status == 0)
         let report = try #require(try ws.json(result).first)
-        #expect(Set(report.keys) == ["status", "exit_code", "checked_at", "state_dir", "window_seconds", "findings", "identities", "identities_total"])
+        #expect(
+            Set(report.keys) == [
+                "status", "exit_code", "checked_at", "state_dir", "window_seconds", "findings", "identities",
+                "identities_total",
+            ])
         #expect(report["status"] as? String == "ok")
         #expect(report["exit_code"] as? Int == 0)
         #expect(report["window_seconds"] as? Int == 30 * 86_400)
         #expect(report["identities_total"] as? Int == 0)
         let byCheck = findings(report)
-        #expect(Set(byCheck.keys) == ["state", "root", "serving-certificate", "database", "ledger-chain", "identities"])
+        #expect(
+            Set(byCheck.keys) == ["state", "root", "serving-certificate", "database", "ledger-chain", "identities"])
         let root = try #require(byCheck["root"])
         #expect(Set(root.keys) == ["check", "status", "message", "certificate"])
         let certificate = try #require(root["certificate"] as? [String: Any])
@@ -65,7 +70,8 @@ struct DoctorCommandTests {
         let ws = try Workspace()
         defer { ws.remove() }
         expectSuccess(try ws.meshca("issue", "--sa", "web", "--out", "a"))
-        let edit = try Command.run("sqlite3", [ws.state + "/ledger.db", "UPDATE issuances SET not_after = not_after + 86400"])
+        let edit = try Command.run(
+            "sqlite3", [ws.state + "/ledger.db", "UPDATE issuances SET not_after = not_after + 86400"])
         #expect(edit.status == 0, "\(edit.stderr)")
         let result = try ws.meshca("doctor")
         #expect(result.status == 2, "\(result.stdout)\(result.stderr)")

@@ -20,7 +20,8 @@ struct DoctorFixture {
     init(age: Duration = .seconds(2 * 86_400), rootTTL: Duration = .seconds(87_600 * 3600)) throws {
         dir = try TemporaryDirectory("doctor")
         state = StateDirectory(path: dir.file("state"))
-        ca = try CAState.create(in: state, options: .init(rootTTL: rootTTL), now: now.addingTimeInterval(-Self.seconds(age)))
+        ca = try CAState.create(
+            in: state, options: .init(rootTTL: rootTTL), now: now.addingTimeInterval(-Self.seconds(age)))
         ledger = try SQLiteLedger(path: state.ledgerPath)
     }
 
@@ -47,7 +48,8 @@ struct DoctorFixture {
     }
 
     func examine(at offset: Duration = .zero, window: Duration = Doctor.defaultWindow) async -> DoctorReport {
-        await Doctor(directory: state, window: window).examine(now: now.addingTimeInterval(Self.seconds(offset)), ledger: ledger)
+        await Doctor(directory: state, window: window).examine(
+            now: now.addingTimeInterval(Self.seconds(offset)), ledger: ledger)
     }
 
     static func seconds(_ duration: Duration) -> TimeInterval { TimeInterval(duration.components.seconds) }
@@ -79,7 +81,9 @@ struct DoctorTests {
         #expect(try report.finding("serving-certificate").message.contains("has not run"))
     }
 
-    @Test("A root expiring inside the window is a warning naming the date and `meshca root prepare`; expired is a failure")
+    @Test(
+        "A root expiring inside the window is a warning naming the date and `meshca root prepare`; expired is a failure"
+    )
     func rootExpiry() async throws {
         // Created a day ago with a 10-day root: 9 days left.
         let fixture = try DoctorFixture(age: .seconds(86_400), rootTTL: .seconds(10 * 86_400))
@@ -100,6 +104,7 @@ struct DoctorTests {
         let expired = await fixture.examine(at: .seconds(10 * 86_400))
         #expect(try expired.finding("root").status == .failure)
         #expect(try expired.finding("root").message.contains("expired at \(notAfter.formatted(.iso8601))"))
+        #expect(try expired.finding("root").message.contains("Make a new root"))
         #expect(expired.status.exitCode == 2)
 
         let early = await fixture.examine(at: .seconds(-2 * 86_400))
@@ -114,7 +119,8 @@ struct DoctorTests {
         let oldKey = try KeyType.ecP256.generate()
         let old = try SelfSignedRoot.make(
             trustDomain: fixture.ca.trustDomain, key: oldKey, ttl: .seconds(5 * 86_400), now: fixture.now)
-        try FileManager.default.createDirectory(atPath: fixture.state.path + "/previous", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: fixture.state.path + "/previous", withIntermediateDirectories: true)
         try old.pem.write(toFile: fixture.state.path + "/previous/ca-cert.pem", atomically: true, encoding: .utf8)
         let report = await fixture.examine()
         let roots = report.findings("root")
@@ -130,18 +136,22 @@ struct DoctorTests {
         let dir = try TemporaryDirectory("doctor-plugin")
         defer { dir.remove() }
         let rootKey = try KeyType.ecP256.generate()
-        let root = try SelfSignedRoot.make(trustDomain: TrustDomain("cluster.local"), key: rootKey, ttl: .seconds(365 * 86_400), now: Date())
+        let root = try SelfSignedRoot.make(
+            trustDomain: TrustDomain("cluster.local"), key: rootKey, ttl: .seconds(365 * 86_400), now: Date())
         let parent = CertificateAuthority(
-            trustDomain: try TrustDomain("cluster.local"), signer: try SigningIdentity(certificate: root, privateKey: rootKey, bundle: [root]))
+            trustDomain: try TrustDomain("cluster.local"),
+            signer: try SigningIdentity(certificate: root, privateKey: rootKey, bundle: [root]))
         let key = try KeyType.ecP256.generate()
-        let intermediate = try parent.issueIntermediate(publicKey: key.publicKey, commonName: "test intermediate", ttl: .seconds(10 * 86_400), at: Date())
+        let intermediate = try parent.issueIntermediate(
+            publicKey: key.publicKey, commonName: "test intermediate", ttl: .seconds(10 * 86_400), at: Date())
         try FileManager.default.createDirectory(atPath: dir.file("cacerts"), withIntermediateDirectories: true)
         try dir.write("cacerts/ca-cert.pem", intermediate.pem)
         try dir.write("cacerts/ca-key.pem", try key.serializeAsPEM().pemString)
         try dir.write("cacerts/cert-chain.pem", intermediate.pem + root.pem)
         try dir.write("cacerts/root-cert.pem", root.pem)
         let state = StateDirectory(path: dir.file("state"))
-        _ = try await CAState.importPlugin(from: dir.file("cacerts"), into: state, trustDomain: TrustDomain("cluster.local"), now: Date())
+        _ = try await CAState.importPlugin(
+            from: dir.file("cacerts"), into: state, trustDomain: TrustDomain("cluster.local"), now: Date())
         _ = try SQLiteLedger(path: state.ledgerPath)
 
         let report = await Doctor(directory: state).examine(now: Date())
@@ -170,7 +180,8 @@ struct DoctorTests {
         let listed = try #require(report.identities.first)
         #expect(listed.spiffeID == "spiffe://cluster.local/ns/default/sa/stale")
         #expect(listed.serial == stale.serialHex)
-        #expect(listed.notAfter == Date(timeIntervalSince1970: stale.notValidAfter.timeIntervalSince1970.rounded(.down)))
+        #expect(
+            listed.notAfter == Date(timeIntervalSince1970: stale.notValidAfter.timeIntervalSince1970.rounded(.down)))
 
         // Expired recently: still listed. Expired longer than the window ago: dropped.
         #expect(await fixture.examine(at: .seconds(86_400)).identitiesTotal >= 1)
@@ -189,7 +200,8 @@ struct DoctorTests {
         #expect(report.identitiesTotal == 5)
     }
 
-    @Test("The serving certificate: fresh is ok, an overdue renewal a warning, expired a warning until the window passes")
+    @Test(
+        "The serving certificate: fresh is ok, an overdue renewal a warning, expired a warning until the window passes")
     func serving() async throws {
         let fixture = try DoctorFixture(age: .seconds(10 * 86_400))
         defer { fixture.remove() }

@@ -5,7 +5,8 @@ import Testing
 import X509
 
 extension MonitoringServerTests {
-    @Test("GET /metrics shows the doctor's expiry facts as gauges, and drops the series of a certificate that went away")
+    @Test(
+        "GET /metrics shows the doctor's expiry facts as gauges, and drops the series of a certificate that went away")
     func expiryGauges() async throws {
         let fixture = try DoctorFixture()
         defer { fixture.remove() }

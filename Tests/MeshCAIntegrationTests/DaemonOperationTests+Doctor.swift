@@ -3,7 +3,8 @@ import MeshCATestSupport
 import Testing
 
 extension DaemonOperationTests {
-    @Test("While meshca serve runs, doctor finds its serving certificate fresh, and /metrics shows the same expiry facts")
+    @Test(
+        "While meshca serve runs, doctor finds its serving certificate fresh, and /metrics shows the same expiry facts")
     func doctorAndGauges() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }

@@ -8,7 +8,9 @@ struct LedgerExpiryTests {
     /// A 24h certificate for `sa`, issued `hoursAgo` before `epoch`.
     func daily(_ serial: String, _ sa: String, hoursAgo: Double, revokedAt: Date? = nil) -> IssuanceRecord {
         let issued = at(-hoursAgo * 3600)
-        return .fixture(serial: serial, serviceAccount: sa, issuedAt: issued, notAfter: issued.addingTimeInterval(86_400), revokedAt: revokedAt)
+        return .fixture(
+            serial: serial, serviceAccount: sa, issuedAt: issued, notAfter: issued.addingTimeInterval(86_400),
+            revokedAt: revokedAt)
     }
 
     @Test("Only an identity's newest certificate counts, and only once less than a third of its lifetime is left")
@@ -26,7 +28,8 @@ struct LedgerExpiryTests {
             serving.spiffeID = ""
             try await ledger.record(serving)
 
-            let (identities, total) = try await ledger.expiringIdentities(now: epoch, within: .seconds(30 * 86_400), limit: 10)
+            let (identities, total) = try await ledger.expiringIdentities(
+                now: epoch, within: .seconds(30 * 86_400), limit: 10)
             #expect(identities.map(\.serial) == ["06", "01"], "soonest expiry first")
             #expect(total == 2)
             #expect(identities.last?.spiffeID == "spiffe://mesh.example/ns/payments/sa/stale")
@@ -60,7 +63,9 @@ struct LedgerExpiryTests {
     func newestServing() async throws {
         try await withTemporaryDirectory { directory in
             let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
-            #expect(try await ledger.newestCertificateWithoutSPIFFEID(requester: "meshca-serve", authMethod: "internal") == nil)
+            #expect(
+                try await ledger.newestCertificateWithoutSPIFFEID(requester: "meshca-serve", authMethod: "internal")
+                    == nil)
             for (serial, hoursAgo) in [("0a", 30.0), ("0b", 2.0), ("0c", 10.0)] {
                 var record = daily(serial, "x", hoursAgo: hoursAgo)
                 record.spiffeID = ""
@@ -69,7 +74,8 @@ struct LedgerExpiryTests {
                 try await ledger.record(record)
             }
             try await ledger.record(daily("0d", "workload", hoursAgo: 0))
-            let newest = try await ledger.newestCertificateWithoutSPIFFEID(requester: "meshca-serve", authMethod: "internal")
+            let newest = try await ledger.newestCertificateWithoutSPIFFEID(
+                requester: "meshca-serve", authMethod: "internal")
             #expect(newest?.serial == "0b")
         }
     }

@@ -22,17 +22,23 @@ struct DoctorCommand: AsyncParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    @Option(help: ArgumentHelp("Warn about anything that runs out within this duration (e.g. 30d, 72h).", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "Warn about anything that runs out within this duration (e.g. 30d, 72h).", valueName: "duration"))
     var failWithin: String = "30d"
 
-    @Option(help: ArgumentHelp("List at most N identities with overdue renewals (the total is always given).", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "List at most N identities with overdue renewals (the total is always given).", valueName: "n"))
     var maxIdentities: Int = 20
 
     @Flag(help: "Print JSON (one object: status, exit_code, findings, identities; see the README).")
     var json = false
 
     func validate() throws {
-        guard maxIdentities >= 0 else { throw ValidationError("--max-identities must be 0 or more; got \(maxIdentities).") }
+        guard maxIdentities >= 0 else {
+            throw ValidationError("--max-identities must be 0 or more; got \(maxIdentities).")
+        }
     }
 
     func run() async throws {
@@ -49,24 +55,30 @@ struct DoctorCommand: AsyncParsableCommand {
 
     /// The human report: one line per finding, marked `ok`, `WARN` or `FAIL`, then the overdue identities.
     static func text(_ report: DoctorReport) -> String {
-        var lines = ["meshca doctor: \(report.directory), window \(HumanDuration.format(report.window)), \(report.now.rfc3339)"]
+        var lines = [
+            "meshca doctor: \(report.directory), window \(HumanDuration.format(report.window)), \(report.now.rfc3339)"
+        ]
         for finding in report.findings {
-            let mark = switch finding.status {
-            case .ok: "ok    "
-            case .warning: "WARN  "
-            case .failure: "FAIL  "
-            }
+            let mark =
+                switch finding.status {
+                case .ok: "ok    "
+                case .warning: "WARN  "
+                case .failure: "FAIL  "
+                }
             lines.append(mark + "\(finding.check): \(finding.message)")
             if finding.check == "identities" {
                 for identity in report.identities {
                     let left = identity.notAfter.timeIntervalSince(report.now)
-                    let when = left >= 0
+                    let when =
+                        left >= 0
                         ? "expires \(identity.notAfter.rfc3339) (in \(HumanDuration.format(.seconds(Int64(left)))))"
                         : "expired \(identity.notAfter.rfc3339) (\(HumanDuration.format(.seconds(Int64(-left)))) ago)"
                     lines.append("        \(identity.spiffeID)  serial \(identity.serial)  \(when)")
                 }
                 if report.identitiesTotal > report.identities.count {
-                    lines.append("        ... and \(report.identitiesTotal - report.identities.count) more (--max-identities N lists more)")
+                    lines.append(
+                        "        ... and \(report.identitiesTotal - report.identities.count) more (--max-identities N lists more)"
+                    )
                 }
             }
         }
@@ -106,7 +118,8 @@ enum DoctorJSON {
             },
             "identities_total": report.identitiesTotal,
         ]
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONSerialization.data(
+            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
 }
