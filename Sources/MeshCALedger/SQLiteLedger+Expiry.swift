@@ -24,20 +24,22 @@ public struct ExpiringIdentity: Sendable, Equatable {
 extension SQLiteLedger {
     /// The SQL behind `expiringIdentities`; parameters: now, now - window, now + window.
     ///
-    /// The range on `not_after` walks `issuances_by_not_after`, and the NOT EXISTS probes
-    /// `issuances_by_spiffe_id` (spiffe_id, issued_at) once per candidate, so the cost grows with the number
-    /// of certificates expiring around now, never with the size of the ledger (checked with EXPLAIN QUERY PLAN
-    /// in `LedgerExpiryTests`). `(not_after - now) * 3 < granted lifetime` keeps certificates with less than a
-    /// third of their lifetime left: agents and the daemon renew at half-life, so a renewal is overdue by then,
-    /// while a freshly issued 24h certificate, which always expires "within 30 days", is not listed.
+    /// The inner GROUP BY reads only the covering index `issuances_by_spiffe_id` (spiffe_id, issued_at) to find
+    /// each identity's newest issue time, then fetches that one row per identity through the same index; so the
+    /// table itself is read once per identity, not once per certificate (checked with EXPLAIN QUERY PLAN in
+    /// `LedgerExpiryTests`). On a million-row ledger this takes about 0.15 s warm, whatever the window: a
+    /// formulation that walked `issuances_by_not_after` and probed for a newer certificate took 2.5 s when a
+    /// month of 24h certificates all fell inside a 30-day window.
+    ///
+    /// `(not_after - now) * 3 < granted lifetime` keeps certificates with less than a third of their lifetime
+    /// left: agents and the daemon renew at half-life, so a renewal is overdue by then, while a freshly issued
+    /// 24h certificate, which always expires "within 30 days", is not listed.
     package static let expiringIdentitiesSQL = """
-        SELECT i.spiffe_id, i.serial, i.issued_at, i.not_after FROM issuances AS i
-        WHERE i.not_after >= ?2 AND i.not_after <= ?3
-          AND i.spiffe_id <> '' AND i.revoked_at IS NULL
+        SELECT i.spiffe_id, i.serial, i.issued_at, i.not_after
+        FROM (SELECT spiffe_id, max(issued_at) AS newest FROM issuances WHERE spiffe_id <> '' GROUP BY spiffe_id) AS n
+        JOIN issuances AS i ON i.spiffe_id = n.spiffe_id AND i.issued_at = n.newest
+        WHERE i.not_after >= ?2 AND i.not_after <= ?3 AND i.revoked_at IS NULL
           AND (i.not_after - ?1) * 3 < (i.not_after - i.issued_at)
-          AND NOT EXISTS (
-            SELECT 1 FROM issuances AS newer
-            WHERE newer.spiffe_id = i.spiffe_id AND newer.issued_at > i.issued_at)
         ORDER BY i.not_after, i.spiffe_id
         """
 
@@ -63,7 +65,7 @@ extension SQLiteLedger {
             var seen = Set<String>()
             var total = 0
             while try statement.step() {
-                // Two certificates issued in the same second for one identity would both pass NOT EXISTS.
+                // Two certificates issued in the same second for one identity are both "newest".
                 guard seen.insert(statement.text(0)).inserted else { continue }
                 total += 1
                 if identities.count < limit {

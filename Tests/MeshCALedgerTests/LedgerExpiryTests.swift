@@ -42,7 +42,7 @@ struct LedgerExpiryTests {
         }
     }
 
-    @Test("The query walks issuances_by_not_after and probes issuances_by_spiffe_id, never scanning the table")
+    @Test("The query reads issuances_by_spiffe_id and one row per identity, never scanning the table")
     func queryPlan() async throws {
         try await withTemporaryDirectory { directory in
             let path = ledgerPath(in: directory)
@@ -53,9 +53,13 @@ struct LedgerExpiryTests {
             let details = result.stdout.split(separator: "\n").map {
                 $0.trimmingCharacters(in: CharacterSet(charactersIn: "|-` "))
             }
-            #expect(details.contains { $0.contains("SEARCH i USING INDEX issuances_by_not_after") }, "\(details)")
-            #expect(details.contains { $0.contains("USING COVERING INDEX issuances_by_spiffe_id") }, "\(details)")
-            #expect(!details.contains { $0.hasPrefix("SCAN") }, "\(details)")
+            #expect(details.contains("SCAN issuances USING COVERING INDEX issuances_by_spiffe_id"), "\(details)")
+            #expect(
+                details.contains {
+                    $0.hasPrefix("SEARCH i USING INDEX issuances_by_spiffe_id (spiffe_id=? AND issued_at=?)")
+                },
+                "\(details)")
+            #expect(!details.contains { $0.hasPrefix("SCAN") && !$0.contains("INDEX") && $0 != "SCAN n" }, "\(details)")
         }
     }
 
