@@ -258,6 +258,18 @@ struct DoctorTests {
         #expect(!FileManager.default.fileExists(atPath: fixture.state.ledgerPath))
     }
 
+    @Test("A write-ahead log above the limit is a warning that names the cause")
+    func largeWAL() async throws {
+        let fixture = try DoctorFixture()
+        defer { fixture.remove() }
+        try await fixture.issue("web", ago: .seconds(3600))  // the open ledger keeps its WAL
+        var doctor = Doctor(directory: fixture.state)
+        doctor.walWarningBytes = 1
+        let database = try await doctor.examine(now: fixture.now, ledger: fixture.ledger).finding("database")
+        #expect(database.status == .warning)
+        #expect(database.message.contains("long-running reader"), "\(database.message)")
+    }
+
     @Test("No CA in the state directory is a failure of the state check")
     func noCA() async throws {
         let dir = try TemporaryDirectory("doctor-empty")
