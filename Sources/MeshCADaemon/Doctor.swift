@@ -22,6 +22,8 @@ public struct Doctor: Sendable {
     public let window: Duration
     /// How many overdue identities a report lists (the total is always counted).
     public var identityLimit: Int = 20
+    /// How long opening the ledger waits for another process's lock before the database check fails as locked.
+    public var ledgerBusyTimeout: Duration = .seconds(10)
     /// A write-ahead log larger than this is reported as a warning. SQLite folds the log back into the database
     /// every 1000 pages (4 MiB) unless a reader holds an old snapshot, so 64 MiB means checkpoints are starved.
     public var walWarningBytes: Int64 = 64 << 20
@@ -105,7 +107,8 @@ public struct Doctor: Sendable {
                         + "and the ledger checks did not run. Restore ledger.db from a backup, or check --state-dir."))
         }
         do {
-            return .opened(try SQLiteLedger(path: directory.ledgerPath))
+            return .opened(
+                try SQLiteLedger(path: directory.ledgerPath, configuration: .init(busyTimeout: ledgerBusyTimeout)))
         } catch {
             return .failed(.init(check: "database", status: .failure, message: "\(error)"))
         }

@@ -258,6 +258,45 @@ struct DoctorTests {
         #expect(!FileManager.default.fileExists(atPath: fixture.state.ledgerPath))
     }
 
+    @Test("A ledger another process keeps locked is a failure with the ledger's locked message")
+    func lockedLedger() async throws {
+        let dir = try TemporaryDirectory("doctor-locked")
+        defer { dir.remove() }
+        let state = StateDirectory(path: dir.file("state"))
+        _ = try CAState.create(in: state, options: .init(), now: Date())
+        _ = try SQLiteLedger(path: state.ledgerPath)  // created, migrated and closed again
+        // An sqlite3 shell in exclusive locking mode holds the file until its input ends.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["sqlite3", state.ledgerPath]
+        let input = Pipe()
+        let output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        defer {
+            try? input.fileHandleForWriting.close()
+            holder.waitUntilExit()
+        }
+        input.fileHandleForWriting.write(
+            Data("PRAGMA locking_mode=EXCLUSIVE;\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n".utf8))
+        var seen = ""
+        while !seen.contains("locked") {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            seen += String(decoding: data, as: UTF8.self)
+        }
+        #expect(seen.contains("locked"), "sqlite3 said: \(seen)")
+        var doctor = Doctor(directory: state)
+        doctor.ledgerBusyTimeout = .milliseconds(200)
+        let report = await doctor.examine(now: Date())
+        let database = try report.finding("database")
+        #expect(database.status == .failure)
+        #expect(database.message.contains("is locked by another process"), "\(database.message)")
+        #expect(report.status == .failure)
+    }
+
     @Test("A write-ahead log above the limit is a warning that names the cause")
     func largeWAL() async throws {
         let fixture = try DoctorFixture()
