@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The CA's Prometheus metrics, named as istiod names them where Istio has a name, so existing
 /// Istio dashboards and alerts keep working when meshca stands in for istiod's CA.
@@ -19,6 +20,8 @@ import Prometheus
 /// | `citadel_server_cert_chain_expiry_timestamp` | gauge, Unix seconds | ``setChainExpiry(_:)`` |
 /// | `meshca_serving_cert_expiry_timestamp` | gauge, Unix seconds | ``setServingCertificateExpiry(_:)`` |
 /// | `meshca_issuance_duration_seconds` | histogram | ``issued(duration:)`` |
+/// | `meshca_certificate_expiry_timestamp_seconds{role,fingerprint}` | gauge, Unix seconds | ``publish(_:)`` |
+/// | `meshca_identities_expiring` | gauge | ``publish(_:)`` |
 public final class CAMetrics: Sendable {
     /// The registry holding every metric below. Other components may register their own metrics here
     /// so that one `/metrics` page shows everything; names must not collide with the ones above.
@@ -44,6 +47,8 @@ public final class CAMetrics: Sendable {
     private let chainExpiry: Gauge
     private let servingExpiry: Gauge
     private let issuanceDuration: DurationHistogram
+    /// The (role, fingerprint) series ``publish(_:)`` last set, so the next call can drop the ones that went away.
+    let publishedExpirySeries = Mutex<Set<[String]>>([])
 
     // Computed: MetricNameDescriptor is not Sendable, so it cannot be a stored static.
     private static var rejectionsDescriptor: MetricNameDescriptor {

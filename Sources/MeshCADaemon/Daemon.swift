@@ -118,6 +118,7 @@ public struct Daemon: Sendable {
                 services: [
                     .init(service: monitoring),
                     .init(service: crls),
+                    .init(service: ExpiryGaugeRefresh(doctor: Doctor(directory: directory), metrics: metrics, logger: logger)),
                     .init(service: ServingCertificateRenewal(identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger, notAfter: first.leaf.notValidAfter, issuedAt: now)),
                     .init(service: CAStateWatcher(directory: directory, authority: authority, serving: serving, certificate: servingCertificate, metrics: metrics, logger: logger, interval: .seconds(1))),
                     .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed) })),

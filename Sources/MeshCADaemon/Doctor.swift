@@ -1,0 +1,193 @@
+import Foundation
+import MeshCACore
+import MeshCALedger
+
+/// `meshca doctor`'s checks, as a library: CA certificate expiry, the serving certificate, the ledger's hash
+/// chain, the database file, and identities whose renewal is overdue.
+///
+/// The result is a function of the state directory's files, the ledger, `now` and `window`; nothing is
+/// written except what opening a ledger always does (migrating an older schema). The daemon exports the same
+/// facts as Prometheus gauges through ``expiryFacts(now:ledger:)``, so the gauges and the doctor agree.
+public struct Doctor: Sendable {
+    /// The default window: 30 days.
+    public static let defaultWindow: Duration = .seconds(30 * 86_400)
+    /// The requester name the daemon's serving certificates are recorded with (see ``ServingIdentity``).
+    public static let servingRequester = "meshca-serve"
+    /// The auth method the daemon's serving certificates are recorded with.
+    public static let servingAuthMethod = "internal"
+
+    /// The state directory to examine.
+    public let directory: StateDirectory
+    /// Anything that runs out before `now + window` is a warning.
+    public let window: Duration
+    /// How many overdue identities a report lists (the total is always counted).
+    public var identityLimit: Int = 20
+    /// How long opening the ledger waits for another process's lock before the database check fails as locked.
+    public var ledgerBusyTimeout: Duration = .seconds(10)
+    /// A write-ahead log larger than this is reported as a warning. SQLite folds the log back into the database
+    /// every 1000 pages (4 MiB) unless a reader holds an old snapshot, so 64 MiB means checkpoints are starved.
+    public var walWarningBytes: Int64 = 64 << 20
+
+    /// A doctor for `directory` with `window`.
+    public init(directory: StateDirectory, window: Duration = Doctor.defaultWindow) {
+        self.directory = directory
+        self.window = window
+    }
+
+    /// Runs every check as of `now`. Uses `ledger` when given (the daemon's own), else opens the state
+    /// directory's `ledger.db` (never creating one). Never throws: whatever cannot be read is a finding.
+    public func examine(now: Date, ledger: SQLiteLedger? = nil) async -> DoctorReport {
+        var findings = stateFindings()
+        let certificates = caCertificates()
+        findings += certificateFindings(certificates, now: now)
+        var identities: [ExpiringIdentity] = []
+        var total = 0
+        switch openLedger(ledger) {
+        case .failed(let finding):
+            findings.append(finding)
+        case .opened(let ledger):
+            findings.append(await servingFinding(ledger: ledger, now: now).finding)
+            findings.append(await databaseFinding(ledger))
+            findings.append(await chainFinding(ledger))
+            do {
+                (identities, total) = try await ledger.expiringIdentities(
+                    now: now, within: window, limit: identityLimit)
+                findings.append(identityFinding(total: total))
+            } catch {
+                findings.append(
+                    .init(check: "identities", status: .failure, message: "Could not list identities: \(error)"))
+            }
+        }
+        return DoctorReport(
+            now: now, window: window, directory: directory.path, findings: findings, identities: identities,
+            identitiesTotal: total)
+    }
+
+    /// The expiry facts alone (no chain or database check), cheap enough to refresh every minute: every CA
+    /// certificate, the newest serving certificate, and the number of identities with an overdue renewal.
+    public func expiryFacts(now: Date, ledger: SQLiteLedger?) async -> ExpiryFacts {
+        var facts = ExpiryFacts(certificates: caCertificates().flatMap(\.roles), expiringIdentities: nil)
+        guard case .opened(let ledger) = openLedger(ledger) else { return facts }
+        if let serving = await servingFinding(ledger: ledger, now: now).fact { facts.certificates.append(serving) }
+        facts.expiringIdentities = try? await ledger.expiringIdentities(now: now, within: window, limit: 0).total
+        return facts
+    }
+
+    /// `state`: the CA loads (files present, parseable, key matching), plus its warnings (a loose key mode).
+    private func stateFindings() -> [DoctorReport.Finding] {
+        do {
+            let state = try CAState.load(from: directory)
+            guard state.warnings.isEmpty else {
+                return state.warnings.map { .init(check: "state", status: .warning, message: $0) }
+            }
+            return [
+                .init(
+                    check: "state", status: .ok,
+                    message:
+                        "the CA in \(directory.path) loads (trust domain \(state.trustDomain.name); the key matches ca-cert.pem)"
+                )
+            ]
+        } catch {
+            return [.init(check: "state", status: .failure, message: "\(error)")]
+        }
+    }
+
+    private enum LedgerOpening {
+        case opened(SQLiteLedger)
+        case failed(DoctorReport.Finding)
+    }
+
+    private func openLedger(_ ledger: SQLiteLedger?) -> LedgerOpening {
+        if let ledger { return .opened(ledger) }
+        guard FileManager.default.fileExists(atPath: directory.ledgerPath) else {
+            return .failed(
+                .init(
+                    check: "database", status: .failure,
+                    message: "There is no ledger at \(directory.ledgerPath), so nothing issued here can be audited "
+                        + "and the ledger checks did not run. Restore ledger.db from a backup, or check --state-dir."))
+        }
+        do {
+            return .opened(
+                try SQLiteLedger(path: directory.ledgerPath, configuration: .init(busyTimeout: ledgerBusyTimeout)))
+        } catch {
+            return .failed(.init(check: "database", status: .failure, message: "\(error)"))
+        }
+    }
+
+    private func databaseFinding(_ ledger: SQLiteLedger) async -> DoctorReport.Finding {
+        let health: LedgerHealth
+        do {
+            health = try await ledger.health()
+        } catch {
+            return .init(check: "database", status: .failure, message: "\(error)")
+        }
+        guard health.isIntact else {
+            return .init(
+                check: "database", status: .failure,
+                message: "\(ledger.path) is damaged: SQLite's quick_check reports "
+                    + health.quickCheck.prefix(5).joined(separator: "; ")
+                    + ". Copy ledger.db, ledger.db-wal and ledger.db-shm aside, stop meshca, and restore the ledger from "
+                    + "the last backup that `meshca audit verify` accepts.")
+        }
+        let sizes = "\(Self.mebibytes(health.databaseBytes)), WAL \(Self.mebibytes(health.walBytes))"
+        if health.walBytes > walWarningBytes {
+            return .init(
+                check: "database", status: .warning,
+                message: "\(ledger.path)-wal has grown to \(Self.mebibytes(health.walBytes)) (the database is "
+                    + "\(Self.mebibytes(health.databaseBytes))): a long-running reader (an sqlite3 shell, a backup "
+                    + "tool) keeps SQLite from folding the log back. End it; the next write checkpoints the log.")
+        }
+        if health.schemaVersion != health.latestSchemaVersion {
+            return .init(
+                check: "database", status: .warning,
+                message: "\(ledger.path) is at schema version \(health.schemaVersion), but this meshca writes "
+                    + "version \(health.latestSchemaVersion). Reopen it with this meshca (any command migrates it).")
+        }
+        return .init(
+            check: "database", status: .ok,
+            message: "ledger.db passes quick_check, schema version \(health.schemaVersion), \(sizes)")
+    }
+
+    private func chainFinding(_ ledger: SQLiteLedger) async -> DoctorReport.Finding {
+        do {
+            let key = try FileCheckpointSigner.existingPublicKey(
+                at: FileCheckpointSigner.path(besideLedgerAt: ledger.path))
+            let report = try await ledger.verifyChain(publicKey: key)
+            guard let first = report.firstProblem else {
+                return .init(
+                    check: "ledger-chain", status: .ok,
+                    message:
+                        "ledger intact: \(report.eventCount) events, \(report.checkpoints.count) checkpoint(s) verified"
+                )
+            }
+            return .init(
+                check: "ledger-chain", status: .failure,
+                message: "The ledger was changed outside meshca: \(report.problems.count) problem(s); the first: "
+                    + "\(first.message) Run `meshca audit verify` for the full list, copy ledger.db, ledger.db-wal "
+                    + "and ledger.db-shm aside as evidence, and see \"Ledger verification\" in the README.")
+        } catch {
+            return .init(
+                check: "ledger-chain", status: .failure, message: "Could not verify the ledger's chain: \(error)")
+        }
+    }
+
+    private func identityFinding(total: Int) -> DoctorReport.Finding {
+        let window = HumanDuration.format(self.window)
+        guard total > 0 else {
+            return .init(
+                check: "identities", status: .ok,
+                message: "no identity's newest certificate runs out within \(window) with its renewal overdue")
+        }
+        return .init(
+            check: "identities", status: .warning,
+            message: "\(total) identit\(total == 1 ? "y has" : "ies have") a newest certificate that expires within "
+                + "\(window) (or expired in the last \(window)) with less than a third of its lifetime left and no "
+                + "renewal recorded. Their agents are not renewing: check that each workload's agent runs and can "
+                + "reach the CA (`meshca audit rejections` shows refused requests), or renew by hand with "
+                + "`meshca issue`. A retired workload drops off the list \(window) after its certificate expired.")
+    }
+
+    static func mebibytes(_ bytes: Int64) -> String {
+        bytes < 1 << 20 ? "\(bytes / 1024) KiB" : "\(bytes >> 20) MiB"
+    }
+}
