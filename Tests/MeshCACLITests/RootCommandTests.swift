@@ -1,0 +1,55 @@
+import Foundation
+import MeshCATestSupport
+import Testing
+
+@Suite("meshca root: exit codes, messages and --json as a user sees them")
+struct RootCommandTests {
+    @Test("A lagging identity blocks activate (exit 1, named); --force goes through; retire waits for live certificates")
+    func gates() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        expectSuccess(try ws.meshca("issue", "--sa", "was"))
+        let none = try ws.json(try ws.meshca("root", "status", "--json")).first
+        #expect(none?["stage"] as? String == "none")
+
+        let early = try ws.meshca("root", "activate")
+        #expect(early.status == 1)
+        #expect(early.stderr.contains("meshca root prepare"), "\(early.stderr)")
+
+        let prepare = try ws.meshca("root", "prepare")
+        expectSuccess(prepare)
+        #expect(prepare.stdout.contains("root-cert.pem now holds 2 roots"), "\(prepare.stdout)")
+        #expect(try ws.dir.read("state/root-cert.pem").components(separatedBy: "BEGIN CERTIFICATE").count == 3)
+
+        let status = try #require(try ws.json(try ws.meshca("root", "status", "--json")).first)
+        #expect(status["stage"] as? String == "prepared")
+        #expect(status["lagging"] as? Int == 1)
+        #expect((status["roots"] as? [[String: Any]])?.count == 2)
+        let identities = status["identities"] as? [[String: Any]]
+        #expect(identities?.first?["spiffe_id"] as? String == "spiffe://cluster.local/ns/default/sa/was")
+        #expect(identities?.first?["caught_up"] as? Bool == false)
+
+        let refused = try ws.meshca("root", "activate")
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("Refusing to activate the new root: 1 identity holds a live certificate"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("spiffe://cluster.local/ns/default/sa/was"))
+
+        let forced = try ws.meshca("root", "activate", "--force")
+        expectSuccess(forced)
+        #expect(forced.stderr.contains("activated with --force although 1 identity lags"), "\(forced.stderr)")
+        // New certificates come from the new root and verify against the two-root bundle (OpenSSL).
+        expectSuccess(try ws.meshca("issue", "--sa", "api", "--out", "api"))
+        #expect(try ws.openssl("x509", "-in", "api/cert-chain.pem", "-noout", "-issuer").stdout.contains("meshca root"))
+        expectSuccess(try ws.openssl("verify", "-CAfile", "state/root-cert.pem", "api/cert-chain.pem"))
+        expectSuccess(try ws.openssl("verify", "-CAfile", "api/root-cert.pem", "cert-chain.pem"))
+        // What --force risks: the lagging workload's bundle (old root only) does not trust the new certificates.
+        #expect(try ws.openssl("verify", "-CAfile", "root-cert.pem", "api/cert-chain.pem").status != 0)
+
+        let retire = try ws.meshca("root", "retire")
+        #expect(retire.status == 1)
+        #expect(retire.stderr.contains("Refusing to retire the old root"), "\(retire.stderr)")
+        #expect(try ws.json(try ws.meshca("root", "status", "--json")).first?["live_on_old_root"] as? Int == 1)
+        // Every step is on the ledger's hash chain, which still verifies.
+        expectSuccess(try ws.meshca("audit", "verify"))
+    }
+}
