@@ -179,11 +179,8 @@ public struct RootRotation: Sendable {
         } ?? []
         var live: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord])?
         if let progress, progress.stage == .activated {
-            let bridge = FileManager.default.contents(atPath: directory.bridgePath).flatMap {
-                try? Certificate(pemEncoded: String(decoding: $0, as: UTF8.self))
-            }
             live = try await ledger.liveCertificates(
-                issuedBy: progress.oldRootFingerprint, excluding: bridge.map { [$0.serialHex] } ?? [], now: now, limit: 10)
+                issuedBy: progress.oldRootFingerprint, excluding: bridgeSerials(), now: now, limit: 10)
         }
         return Status(progress: progress, bundle: state.signer.bundle, signing: state.signer.certificate, identities: identities, liveOnOldRoot: live)
     }
@@ -273,12 +270,8 @@ public struct RootRotation: Sendable {
         guard let text = FileManager.default.contents(atPath: previousCertificate), let oldRoot = try? Certificate(pemEncoded: String(decoding: text, as: UTF8.self)) else {
             throw DaemonError(.incompleteState, "\(previousCertificate) is missing or unreadable, so meshca cannot tell which root to retire. Restore it from a backup.")
         }
-        // The bridge is the one certificate of the old root that retiring is meant to drop.
-        let bridge = FileManager.default.contents(atPath: directory.bridgePath).flatMap {
-            try? Certificate(pemEncoded: String(decoding: $0, as: UTF8.self))
-        }
         let live = try await ledger.liveCertificates(
-            issuedBy: oldRoot.sha256Fingerprint, excluding: bridge.map { [$0.serialHex] } ?? [], now: now, limit: 10)
+            issuedBy: oldRoot.sha256Fingerprint, excluding: bridgeSerials(), now: now, limit: 10)
         if live.count > 0 {
             throw DaemonError(.rotationRefused, Self.liveMessage(live, oldRoot: oldRoot))
         }
@@ -310,6 +303,15 @@ public struct RootRotation: Sendable {
         encoder.dateEncodingStrategy = .secondsSince1970
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(String(decoding: try encoder.encode(progress), as: UTF8.self) + "\n", to: directory.rotationPath, mode: 0o644)
+    }
+
+    /// The serial of the bridge certificate, the one certificate of the old root that retiring is meant to drop
+    /// (so it does not hold *retire* back); empty when there is none.
+    private func bridgeSerials() -> [String] {
+        guard let data = FileManager.default.contents(atPath: directory.bridgePath),
+            let bridge = try? Certificate(pemEncoded: String(decoding: data, as: UTF8.self))
+        else { return [] }
+        return [bridge.serialHex]
     }
 
     private func requireNoRotation() throws {
