@@ -51,7 +51,8 @@ struct CAStateWatcher: Service {
 
     /// Loads the state and switches to it when it differs from what the CA signs with.
     func reload() async throws {
-        let state = try CAState.load(from: directory)
+        let directory = self.directory
+        let state = try await StateDirectory.offCooperativePool { try CAState.load(from: directory) }
         guard state.trustDomain == authority.trustDomain else {
             throw DaemonError(
                 .unreadableFile,

@@ -53,14 +53,16 @@ public struct CRLPublisher: Sendable {
         let directory = self.directory
         // Numbered, signed and written under the directory lock, so a concurrent `meshca revoke` and the daemon
         // never write the same number, nor a lower one after a higher.
-        return try directory.withLock {
-            let number = max(
-                (Self.currentNumber(in: directory) ?? -1) + 1, Int64(now.timeIntervalSince1970.rounded(.down)))
-            let crl = try CertificateRevocationList.sign(
-                entries: entries, issuer: signer, number: number, thisUpdate: now,
-                nextUpdate: now.addingTimeInterval(TimeInterval(Self.validity.components.seconds)))
-            try AtomicFile.write(crl.pem, to: directory.crlPath, mode: 0o644)
-            return crl
+        return try await StateDirectory.offCooperativePool {
+            try directory.withLock {
+                let number = max(
+                    (Self.currentNumber(in: directory) ?? -1) + 1, Int64(now.timeIntervalSince1970.rounded(.down)))
+                let crl = try CertificateRevocationList.sign(
+                    entries: entries, issuer: signer, number: number, thisUpdate: now,
+                    nextUpdate: now.addingTimeInterval(TimeInterval(Self.validity.components.seconds)))
+                try AtomicFile.write(crl.pem, to: directory.crlPath, mode: 0o644)
+                return crl
+            }
         }
     }
 

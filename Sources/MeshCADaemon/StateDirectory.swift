@@ -133,3 +133,14 @@ public struct StateDirectory: Sendable {
         return (error as NSError).localizedDescription
     }
 }
+
+extension StateDirectory {
+    /// Runs `body`, which may wait for the directory's lock (another meshca process changing the CA) and for
+    /// fsync, on a dispatch thread rather than on Swift's cooperative pool, so a long wait never stalls the
+    /// daemon's other tasks (there are only as many pool threads as cores).
+    package static func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
