@@ -44,10 +44,17 @@ public struct WorkloadCredentials: Sendable {
     ///
     /// Throws ``HandshakeFailure`` with ``HandshakeFailure/Code/missingFile``,
     /// ``HandshakeFailure/Code/unreadableFile`` or ``HandshakeFailure/Code/malformedFile``.
+    ///
+    /// A directory `meshca agent` (or the kubelet) keeps has a `..data` link to the current version; it is resolved
+    /// once and the three files read from that version, so a renewal swapping versions underneath never pairs
+    /// one issuance's certificate with another's key.
     public static func load(from directory: String, role: HandshakeReport.Role) throws -> WorkloadCredentials {
-        let chainText = try read(chainFile, in: directory, role: role)
-        let keyText = try read(keyFile, in: directory, role: role)
-        let rootsText = try read(bundleFile, in: directory, role: role)
+        let version = (try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/..data"))
+            .map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 }
+        let source = version ?? directory
+        let chainText = try read(chainFile, in: source, role: role)
+        let keyText = try read(keyFile, in: source, role: role)
+        let rootsText = try read(bundleFile, in: source, role: role)
         let chain = try certificates(in: chainText, file: chainFile, directory: directory, role: role)
         let roots = try certificates(in: rootsText, file: bundleFile, directory: directory, role: role)
         let keyPath = directory + "/" + keyFile

@@ -27,6 +27,23 @@ struct CredentialFileTests {
         #expect(report.tlsVersion == nil)
     }
 
+    @Test("A directory kept by meshca agent is read through its ..data link, one version for all three files")
+    func readsOneVersion() throws {
+        let mesh = try TestMesh()
+        defer { mesh.remove() }
+        let web = try mesh.workload("web")
+        // The agent's layout: ..data -> a version directory. The top-level key.pem here belongs to another issuance,
+        // as a reader that resolved each file on its own could see during a swap; the version directory is whole.
+        let api = try mesh.workload("api")
+        let version = try mesh.workload("api", name: "api/..2026_11_27_12_00_00.000_test")
+        try FileManager.default.createSymbolicLink(atPath: api + "/..data", withDestinationPath: "..2026_11_27_12_00_00.000_test")
+        try FileManager.default.removeItem(atPath: api + "/key.pem")
+        try FileManager.default.copyItem(atPath: try mesh.workload("api", name: "stale") + "/key.pem", toPath: api + "/key.pem")
+        let report = LoopbackHandshake(server: .credentials(directory: web), client: .credentials(directory: api)).run()
+        #expect(report.isSuccess, "\(report.failure?.cause ?? "")")
+        #expect(FileManager.default.fileExists(atPath: version + "/key.pem"))
+    }
+
     @Test("A missing root-cert.pem is named with its path")
     func missingFile() throws {
         let mesh = try TestMesh()

@@ -87,10 +87,10 @@ struct AgentRun: AsyncParsableCommand {
         }
         var status: (host: String, port: Int)?
         if statusAddr != "off" {
-            guard let colon = statusAddr.lastIndex(of: ":"), let port = Int(statusAddr[statusAddr.index(after: colon)...]), (0...65535).contains(port) else {
-                throw ValidationError("--status-addr \(statusAddr) is not HOST:PORT (or off).")
+            guard let address = try? DaemonConfiguration.HostPort(parsing: statusAddr) else {
+                throw ValidationError("--status-addr \(statusAddr) is not HOST:PORT (or off), e.g. 127.0.0.1:15020 or [::1]:15020.")
             }
-            status = (String(statusAddr[..<colon]), port)
+            status = (address.host, address.port)
         }
         let crlRefreshInterval = try parseDuration(crlRefresh, flag: "--crl-refresh")
         do {

@@ -229,13 +229,10 @@ struct Handshake: ParsableCommand {
     private func parsedAddress(_ text: String, flag: String, allowZero: Bool) throws -> (String, UInt16) {
         let example =
             "\(flag) takes HOST:PORT, e.g. 127.0.0.1:\(allowZero ? "0" : "8443") or [::1]:8443, not \"\(text)\"."
-        guard let colon = text.lastIndex(of: ":") else { throw ValidationError(example) }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = UInt16(text[text.index(after: colon)...]), allowZero || port > 0 else {
-            throw ValidationError(example)
-        }
-        return (host, port)
+        guard let address = try? DaemonConfiguration.HostPort(parsing: text), !address.host.isEmpty,
+            let port = UInt16(exactly: address.port), allowZero || port > 0
+        else { throw ValidationError(example) }
+        return (address.host, port)
     }
 
     /// Writes to standard output unbuffered, so a watching process sees each report as it happens.
