@@ -1,6 +1,7 @@
 import Foundation
 import MeshCACore
 import MeshCALedger
+import SwiftASN1
 import X509
 
 /// Signs the CRL of a CA from the ledger and writes it to the state directory's `crl.pem`.
@@ -44,26 +45,52 @@ public struct CRLPublisher: Sendable {
     }
 
     /// Signs the CRL of `signer` as of `now` (valid for ``validity``) and replaces `crl.pem` with it (atomically,
-    /// mode 0644); returns it.
+    /// mode 0644); returns it. During a root rotation's overlap (after `meshca root activate`, before `retire`)
+    /// `crl.pem` also holds the old root's CRL, signed with its key in `previous/`; see ``publishAll(for:at:)``.
     ///
     /// Throws `DaemonError` when the file cannot be written and `IssuanceError` when the CA cannot sign.
     @discardableResult
     public func publish(for signer: SigningIdentity, at now: Date) async throws -> CertificateRevocationList {
-        let entries = try await entries(for: signer, at: now)
+        try await publishAll(for: signer, at: now)[0]
+    }
+
+    /// Signs the CRL of `signer` and, while a rotated-out root still has its key in `previous/`, that root's CRL
+    /// too (so a certificate it issued and that was revoked is listed by the CA that issued it); writes them all
+    /// to `crl.pem`, `signer`'s first, and returns them in that order. Both carry the same cRLNumber.
+    public func publishAll(for signer: SigningIdentity, at now: Date) async throws -> [CertificateRevocationList] {
         let directory = self.directory
+        let previous = try await StateDirectory.offCooperativePool { Self.previousRoot(in: directory, besides: signer) }
+        var lists: [(SigningIdentity, [CertificateRevocationList.Entry])] = [(signer, try await entries(for: signer, at: now))]
+        if let previous { lists.append((previous, try await entries(for: previous, at: now))) }
+        let signed = lists
         // Numbered, signed and written under the directory lock, so a concurrent `meshca revoke` and the daemon
         // never write the same number, nor a lower one after a higher.
         return try await StateDirectory.offCooperativePool {
             try directory.withLock {
                 let number = max(
                     (Self.currentNumber(in: directory) ?? -1) + 1, Int64(now.timeIntervalSince1970.rounded(.down)))
-                let crl = try CertificateRevocationList.sign(
-                    entries: entries, issuer: signer, number: number, thisUpdate: now,
-                    nextUpdate: now.addingTimeInterval(TimeInterval(Self.validity.components.seconds)))
-                try AtomicFile.write(crl.pem, to: directory.crlPath, mode: 0o644)
-                return crl
+                let crls = try signed.map { issuer, entries in
+                    try CertificateRevocationList.sign(
+                        entries: entries, issuer: issuer, number: number, thisUpdate: now,
+                        nextUpdate: now.addingTimeInterval(TimeInterval(Self.validity.components.seconds)))
+                }
+                try AtomicFile.write(crls.map(\.pem).joined(), to: directory.crlPath, mode: 0o644)
+                return crls
             }
         }
+    }
+
+    /// The rotated-out root kept in `previous/` with its key (between `meshca root activate` and `retire`), when
+    /// it is not `signer` itself; nil otherwise or when its files do not load.
+    static func previousRoot(in directory: StateDirectory, besides signer: SigningIdentity) -> SigningIdentity? {
+        let base = directory.previousRootDirectory
+        guard let certificateText = FileManager.default.contents(atPath: base + "/ca-cert.pem"),
+            let keyText = FileManager.default.contents(atPath: base + "/ca-key.pem"),
+            let certificate = try? Certificate(pemEncoded: String(decoding: certificateText, as: UTF8.self)),
+            let key = try? Certificate.PrivateKey(pemEncoded: String(decoding: keyText, as: UTF8.self)),
+            certificate != signer.certificate
+        else { return nil }
+        return try? SigningIdentity(certificate: certificate, privateKey: key, bundle: [certificate])
     }
 
     /// The cRLNumber of the `crl.pem` in `directory`, or nil when there is none or it cannot be read.

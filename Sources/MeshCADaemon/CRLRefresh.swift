@@ -19,7 +19,7 @@ public final class CRLRefresh: Service, Sendable {
     private let publisher: CRLPublisher
     private let signer: @Sendable () -> SigningIdentity
     private let logger: Logger
-    private let state = Mutex<(crl: CertificateRevocationList?, cursor: Int64, issuer: String)>((nil, 0, ""))
+    private let state = Mutex<(crl: CertificateRevocationList?, pem: String?, cursor: Int64, issuer: String)>((nil, nil, 0, ""))
 
     /// A refresher publishing through `publisher` for whichever CA `signer` returns at the time.
     public init(
@@ -36,6 +36,10 @@ public final class CRLRefresh: Service, Sendable {
     /// The CRL published last, or nil before the first one.
     public var current: CertificateRevocationList? { state.withLock { $0.crl } }
 
+    /// Every CRL published last as PEM, the signing CA's first (during a root rotation's overlap, the old root's
+    /// follows), or nil before the first.
+    public var currentPEM: String? { state.withLock { $0.pem } }
+
     /// Publishes a fresh CRL now if one is due (see the type's description); returns the current one.
     @discardableResult
     public func refresh(at now: Date = Date()) async throws -> CertificateRevocationList {
@@ -50,8 +54,9 @@ public final class CRLRefresh: Service, Sendable {
             state.withLock { $0.cursor = poll.head }
             return previous
         }
-        let crl = try await publisher.publish(for: signer, at: now)
-        state.withLock { $0 = (crl, poll.head, fingerprint) }
+        let crls = try await publisher.publishAll(for: signer, at: now)
+        let crl = crls[0]
+        state.withLock { $0 = (crl, crls.map(\.pem).joined(), poll.head, fingerprint) }
         logger.info(
             "published the CRL",
             metadata: [

@@ -107,6 +107,7 @@ public struct Daemon: Sendable {
             metrics: metrics,
             readiness: { ready.load(ordering: .relaxed) ? nil : "the gRPC listener is not serving" },
             crl: { crls.current },
+            crlPEM: { crls.currentPEM },
             logger: logger
         )
         let announce = ReadinessAnnouncement(transport: transport, monitoring: monitoring, logger: logger) { grpc, http in

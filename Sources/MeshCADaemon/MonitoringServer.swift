@@ -17,7 +17,7 @@ import Synchronization
 /// | `GET /healthz` | 200 `ok` while the process runs |
 /// | `GET /readyz` | 200 `ready`, or 503 `not ready: <reason>` while the readiness closure returns a reason |
 /// | `GET /crl` | 200, the signing CA's CRL as DER, `application/pkix-crl` (RFC 5280 §4.2.1.13); 503 before the first |
-/// | `GET /crl.pem` | 200, the same CRL as PEM (`-----BEGIN X509 CRL-----`), `application/x-pem-file` |
+/// | `GET /crl.pem` | 200, the same CRL as PEM (`-----BEGIN X509 CRL-----`), then the old root's during a rotation |
 /// | other paths | 404; a known path with another method gets 405 |
 ///
 /// It serves no secrets and has no authentication: bind it to loopback or a cluster-internal address.
@@ -40,12 +40,15 @@ public final class MonitoringServer: Service {
     ///   not block. Returns `nil` when the daemon is ready, else a short reason such as `ledger not open`.
     /// - Parameter crl: Called on every `GET /crl` and `GET /crl.pem`, on a NIO thread (quick, no blocking): the
     ///   CRL to serve, or nil while none is published. Without it, those paths answer 404.
+    /// - Parameter crlPEM: When given, `GET /crl.pem` serves its text instead of `crl`'s PEM: every CRL
+    ///   published, which during a root rotation's overlap includes the old root's.
     public convenience init(
         host: String,
         port: Int,
         metrics: CAMetrics,
         readiness: @escaping @Sendable () -> String?,
         crl: (@Sendable () -> CertificateRevocationList?)? = nil,
+        crlPEM: (@Sendable () -> String?)? = nil,
         logger: Logger
     ) {
         var routes: [String: MonitoringRoute] = [
@@ -60,7 +63,9 @@ public final class MonitoringServer: Service {
             routes["/crl"] = {
                 crl().map { .ok(bytes: $0.derBytes, contentType: "application/pkix-crl") } ?? unpublished
             }
-            routes["/crl.pem"] = { crl().map { .ok($0.pem, contentType: "application/x-pem-file") } ?? unpublished }
+            routes["/crl.pem"] = {
+                (crlPEM?() ?? crl()?.pem).map { .ok($0, contentType: "application/x-pem-file") } ?? unpublished
+            }
         }
         // One line per route. The closures run on a NIO thread for every request.
         self.init(host: host, port: port, routes: routes, logger: logger)

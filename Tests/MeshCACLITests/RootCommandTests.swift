@@ -4,7 +4,7 @@ import Testing
 
 @Suite("meshca root: exit codes, messages and --json as a user sees them")
 struct RootCommandTests {
-    @Test("A lagging identity blocks activate (exit 1, named); --force goes through; retire waits for live certificates")
+    @Test("A lagging identity blocks activate (exit 1, named); --force goes through; retire waits for live certificates; the old root's CRL covers its revoked certificates")
     func gates() throws {
         let ws = try Workspace()
         defer { ws.remove() }
@@ -49,6 +49,21 @@ struct RootCommandTests {
         #expect(retire.status == 1)
         #expect(retire.stderr.contains("Refusing to retire the old root"), "\(retire.stderr)")
         #expect(try ws.json(try ws.meshca("root", "status", "--json")).first?["live_on_old_root"] as? Int == 1)
+        // Revoking the old root's certificate: the old root (key in previous/) signs a CRL of its own in crl.pem,
+        // which OpenSSL applies; and with nothing live left on the old root, retire goes through.
+        let serial = try ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-serial").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "serial=", with: "")
+        let revoke = try ws.meshca("revoke", serial, "--reason", "superseded")
+        expectSuccess(revoke)
+        #expect(revoke.stdout.components(separatedBy: "written to").count == 3, "two CRLs: \(revoke.stdout)")
+        #expect(!revoke.stderr.contains("no CRL lists it"), "\(revoke.stderr)")
+        let checked = try ws.openssl("verify", "-crl_check", "-CRLfile", "state/crl.pem", "-CAfile", "state/root-cert.pem", "cert-chain.pem")
+        #expect(checked.status != 0 && (checked.stdout + checked.stderr).contains("certificate revoked"), "\(checked.stdout)\(checked.stderr)")
+        expectSuccess(try ws.openssl("verify", "-crl_check", "-CRLfile", "state/crl.pem", "-CAfile", "state/root-cert.pem", "api/cert-chain.pem"))
+        let retired = try ws.meshca("root", "retire")
+        expectSuccess(retired)
+        #expect(try ws.dir.read("state/root-cert.pem").components(separatedBy: "BEGIN CERTIFICATE").count == 2)
+
         // Every step is on the ledger's hash chain, which still verifies.
         expectSuccess(try ws.meshca("audit", "verify"))
     }

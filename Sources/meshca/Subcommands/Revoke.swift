@@ -3,6 +3,7 @@ import Foundation
 import MeshCACore
 import MeshCADaemon
 import MeshCALedger
+import X509
 
 /// `meshca revoke SERIAL [--reason R]`
 struct Revoke: AsyncParsableCommand {
@@ -61,13 +62,13 @@ struct Revoke: AsyncParsableCommand {
                     + "\(record.revokedAt?.rfc3339 ?? "an unknown time") (reason: \(record.revocationReason ?? "unspecified")); "
                     + "nothing changed. Revocations are final, so its time and reason stay as first recorded.")
         case .revoked(let record):
-            let crl = try await CRLPublisher(directory: directory, ledger: ledger).publish(for: ca.signer, at: now)
+            let crls = try await CRLPublisher(directory: directory, ledger: ledger).publishAll(for: ca.signer, at: now)
             print("revoked \(record.serial) (\(Self.identity(of: record))), reason \(reason), at \(now.rfc3339)")
-            print(Revoke.summary(of: crl, at: directory.crlPath))
-            if record.issuerFingerprint != ca.signer.certificate.sha256Fingerprint {
+            for crl in crls { print(Revoke.summary(of: crl, at: directory.crlPath)) }
+            if !crls.contains(where: { $0.entries.contains { Hex.encode($0.serialNumber.bytes) == record.serial } }) {
                 printError(
-                    "meshca: note: \(record.serial) was issued by another CA certificate (fingerprint "
-                        + "\(record.issuerFingerprint)) than the current signer, so this CRL does not list it; "
+                    "meshca: note: \(record.serial) was issued by a CA certificate (fingerprint "
+                        + "\(record.issuerFingerprint)) whose key meshca no longer holds, so no CRL lists it; "
                         + "renewals with it are refused all the same.")
             }
         }
