@@ -105,13 +105,15 @@ struct CRLCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = state.directory
         let ca = try CAState.load(from: directory)
-        let crl = try await CRLPublisher(directory: directory, ledger: try state.openLedger()).publish(
+        // During a root rotation's overlap the old root's CRL follows the signing CA's, as in crl.pem.
+        let crls = try await CRLPublisher(directory: directory, ledger: try state.openLedger()).publishAll(
             for: ca.signer, at: Date())
-        printError(Revoke.summary(of: crl, at: directory.crlPath))
+        for crl in crls { printError(Revoke.summary(of: crl, at: directory.crlPath)) }
+        let pem = crls.map(\.pem).joined()
         if let out {
-            try AtomicFile.write(crl.pem, to: StateDirectory.absolute(out), mode: 0o644)
+            try AtomicFile.write(pem, to: StateDirectory.absolute(out), mode: 0o644)
         } else {
-            print(crl.pem, terminator: "")
+            print(pem, terminator: "")
         }
     }
 }
