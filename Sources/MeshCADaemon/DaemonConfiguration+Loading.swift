@@ -76,8 +76,8 @@ extension DaemonConfiguration {
     /// Every key: what it accepts, an example, and how its text becomes a field. Adding a key is one line
     /// here plus the field; the order is the order of ``keys`` and of reported problems.
     static let specs: [KeySpec] = [
-        KeySpec("listen", accepts: hostPort, example: "127.0.0.1:15012") { $1.listen = try .parse($0.text) },
-        KeySpec("monitoring", accepts: hostPort, example: "127.0.0.1:15014") { $1.monitoring = try .parse($0.text) },
+        KeySpec("listen", accepts: hostPort, example: "127.0.0.1:15012") { $1.listen = try HostPort.parse($0.text) },
+        KeySpec("monitoring", accepts: hostPort, example: "127.0.0.1:15014") { $1.monitoring = try HostPort.parse($0.text) },
         KeySpec("state-dir", accepts: "a directory path", example: "/var/lib/meshca") {
             $1.stateDirectory = try $0.nonEmpty()
         },
@@ -293,7 +293,8 @@ struct SettingsReader {
                 try spec.apply(setting, &config)
             } catch {
                 failed.insert(spec.name)
-                problems.append(setting.problem((error as? ValueProblem)?.why ?? Self.rule(from: error)))
+                let why = (error as? ValueProblem)?.why ?? (error as? HostPort.Problem)?.why ?? Self.rule(from: error)
+                problems.append(setting.problem(why))
             }
         }
         if failed.isDisjoint(with: ["default-ttl", "max-ttl"]), config.defaultTTL > config.maxTTL {

@@ -96,62 +96,8 @@ public struct DaemonConfiguration: Sendable {
 }
 
 extension DaemonConfiguration {
-    /// A listening address: a host name or IP address and a port, written `HOST:PORT` or `[IPv6]:PORT`.
-    public struct HostPort: Hashable, Sendable, CustomStringConvertible {
-        /// The host name or address, without brackets, e.g. `127.0.0.1`, `::1` or `localhost`.
-        public var host: String
-        /// The port, 0 through 65535; 0 lets the system choose.
-        public var port: Int
-
-        /// Creates an address from its parts, unchecked.
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-
-        /// Parses `HOST:PORT` or `[IPv6]:PORT` (port 0 allowed), throwing a ``ConfigurationError`` whose one
-        /// problem names the text, the rule it broke and an example.
-        public init(parsing text: String) throws {
-            do {
-                self = try Self.parse(text)
-            } catch {
-                throw ConfigurationError(problems: [
-                    "\"\(text)\" is not a HOST:PORT address: \(error.why). Example: 127.0.0.1:15012 or [::1]:15012."
-                ])
-            }
-        }
-
-        /// The parser behind ``init(parsing:)``, for the loader, which adds the key and source itself.
-        static func parse(_ text: String) throws(ValueProblem) -> HostPort {
-            let text = text.trimmingCharacters(in: .whitespaces)
-            let hostPart: Substring
-            let portPart: Substring
-            if text.hasPrefix("[") {
-                guard let close = text.firstIndex(of: "]") else {
-                    throw ValueProblem("the \"[\" has no matching \"]\"")
-                }
-                hostPart = text[text.index(after: text.startIndex)..<close]
-                let rest = text[text.index(after: close)...]
-                guard rest.hasPrefix(":") else { throw ValueProblem("\":PORT\" must follow \"]\"") }
-                portPart = rest.dropFirst()
-            } else {
-                guard let colon = text.lastIndex(of: ":") else { throw ValueProblem("it has no \":PORT\"") }
-                hostPart = text[..<colon]
-                portPart = text[text.index(after: colon)...]
-                if hostPart.contains(":") { throw ValueProblem("an IPv6 address must be in brackets") }
-            }
-            guard !hostPart.isEmpty else { throw ValueProblem("the host is empty") }
-            guard !hostPart.contains(where: \.isWhitespace) else { throw ValueProblem("the host contains a space") }
-            guard portPart.allSatisfy(\.isASCII), let port = Int(portPart) else {
-                throw ValueProblem("the port \"\(portPart)\" is not a number")
-            }
-            guard (0...65_535).contains(port) else { throw ValueProblem("the port \(port) is outside 0-65535") }
-            return HostPort(host: String(hostPart), port: port)
-        }
-
-        /// `HOST:PORT`, with brackets around an IPv6 address.
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-    }
+    /// A `HOST:PORT` address (MeshCACore's ``MeshCACore/HostPort``), for `listen` and `monitoring`.
+    public typealias HostPort = MeshCACore.HostPort
 
     /// How many certificates one identity may be issued per period, e.g. 100 per minute.
     public struct RateLimit: Hashable, Sendable, CustomStringConvertible {
@@ -203,6 +149,20 @@ extension DaemonConfiguration {
                 per == .seconds(1)
                 ? "s" : per == .seconds(60) ? "m" : per == .seconds(3600) ? "h" : HumanDuration.format(per)
             return "\(count)/\(unit)"
+        }
+    }
+}
+
+extension HostPort {
+    /// Parses `HOST:PORT` or `[IPv6]:PORT` (port 0 allowed), throwing a ``ConfigurationError`` whose one
+    /// problem names the text, the rule it broke and an example.
+    public init(parsing text: String) throws {
+        do {
+            self = try Self.parse(text)
+        } catch {
+            throw ConfigurationError(problems: [
+                "\"\(text)\" is not a HOST:PORT address: \(error.why). Example: 127.0.0.1:15012 or [::1]:15012."
+            ])
         }
     }
 }

@@ -42,7 +42,7 @@ public struct ServingIdentity: Sendable {
         var dnsNames: [String] = []
         var addresses: [[UInt8]] = [[127, 0, 0, 1]]
         for name in names {
-            if let bytes = Self.ipv4(name) {
+            if let bytes = HostPort.ipv4Bytes(name) {
                 if !addresses.contains(bytes) { addresses.append(bytes) }
             } else if !dnsNames.contains(name) {
                 dnsNames.append(name)
@@ -70,12 +70,6 @@ public struct ServingIdentity: Sendable {
         return [bridge]
     }
 
-    static func ipv4(_ text: String) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        let bytes = parts.compactMap { UInt8($0) }
-        return bytes.count == 4 ? bytes : nil
-    }
 }
 
 /// Renews the serving certificate at half its lifetime (retrying every minute on failure) and swaps it

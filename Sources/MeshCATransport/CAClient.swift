@@ -46,11 +46,15 @@ public struct CAClient: Sendable {
 
     /// A client for `address` (`host:port`).
     public init(address: String, trust: Trust, identity: ClientIdentity? = nil) throws {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), port > 0, port < 65536 else {
-            throw CAClientError("\"\(address)\" is not HOST:PORT (for example 127.0.0.1:15012).")
+        let parsed: HostPort
+        do {
+            parsed = try HostPort.parse(address)
+        } catch {
+            throw CAClientError("\"\(address)\" is not HOST:PORT: \(error.why) (for example 127.0.0.1:15012 or [::1]:15012).")
         }
-        self.host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        self.port = port
+        guard parsed.port > 0 else { throw CAClientError("\"\(address)\": the CA's port cannot be 0.") }
+        self.host = parsed.host
+        self.port = parsed.port
         self.trust = trust
         self.identity = identity
     }
@@ -105,7 +109,7 @@ public struct CAClient: Sendable {
     }
 
     private var target: any ResolvableTarget {
-        if let ipv4 = IPv4Address(host) { _ = ipv4; return .ipv4(address: host, port: port) }
+        if HostPort.ipv4Bytes(host) != nil { return .ipv4(address: host, port: port) }
         if host.contains(":") { return .ipv6(address: host, port: port) }
         return .dns(host: host, port: port)
     }
@@ -145,7 +149,7 @@ struct ServerVerification: Sendable {
             roots = chain.filter { $0.sha256Fingerprint == fingerprint.lowercased() }
         }
         guard !roots.isEmpty else { return .failed }
-        let isIP = IPv4Address(host) != nil || host.contains(":")
+        let isIP = HostPort.ipv4Bytes(host) != nil || host.contains(":")
         var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
             RFC5280Policy()
             ServerIdentityPolicy(serverHostname: isIP ? nil : host, serverIP: isIP ? host : nil)
@@ -153,14 +157,6 @@ struct ServerVerification: Sendable {
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst()))
         guard case .validCertificate = result else { return .failed }
         return .certificateVerified(VerificationMetadata(nil))
-    }
-}
-
-/// Parses dotted IPv4 text.
-struct IPv4Address {
-    init?(_ text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return nil }
     }
 }
 

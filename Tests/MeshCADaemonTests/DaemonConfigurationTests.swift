@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshCACore
 import MeshCADaemon
 import MeshCATestSupport
 import Testing

@@ -87,7 +87,7 @@ struct AgentRun: AsyncParsableCommand {
         }
         var status: (host: String, port: Int)?
         if statusAddr != "off" {
-            guard let address = try? DaemonConfiguration.HostPort(parsing: statusAddr) else {
+            guard let address = try? HostPort.parse(statusAddr) else {
                 throw ValidationError("--status-addr \(statusAddr) is not HOST:PORT (or off), e.g. 127.0.0.1:15020 or [::1]:15020.")
             }
             status = (address.host, address.port)

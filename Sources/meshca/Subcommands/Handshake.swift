@@ -229,7 +229,7 @@ struct Handshake: ParsableCommand {
     private func parsedAddress(_ text: String, flag: String, allowZero: Bool) throws -> (String, UInt16) {
         let example =
             "\(flag) takes HOST:PORT, e.g. 127.0.0.1:\(allowZero ? "0" : "8443") or [::1]:8443, not \"\(text)\"."
-        guard let address = try? DaemonConfiguration.HostPort(parsing: text), !address.host.isEmpty,
+        guard let address = try? HostPort.parse(text), !address.host.isEmpty,
             let port = UInt16(exactly: address.port), allowZero || port > 0
         else { throw ValidationError(example) }
         return (address.host, port)
