@@ -43,11 +43,11 @@ public struct ClientHandshake: Sendable {
         _ = OpenSSLLibrary.prepared
         let now = Date()
         let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        var credentials: WorkloadCredentials?
+        var credentials: HandshakeCredentials?
         var observation: SideObservation?
         var failure: HandshakeFailure?
         do {
-            let loaded = try WorkloadCredentials.load(from: certificates, role: .client)
+            let loaded = try HandshakeCredentials.load(from: certificates, role: .client)
             credentials = loaded
             let check = PeerIdentityCheck(
                 verifier: .client,

@@ -37,7 +37,7 @@ public final class HandshakeListener: Sendable {
         self.timeout = timeout
         _ = try TLSContext(
             Self.configuration(
-                WorkloadCredentials.load(from: certificates, role: .server), mode: mode,
+                HandshakeCredentials.load(from: certificates, role: .server), mode: mode,
                 expectedClientID: expectedClientID, revocations: revocations))
         do {
             socket = try TCPSocket.listen(host: host, port: port)
@@ -83,11 +83,11 @@ public final class HandshakeListener: Sendable {
     /// Runs one connection with freshly read credentials.
     private func handle(_ connection: TCPSocket) -> HandshakeReport {
         let now = Date()
-        var credentials: WorkloadCredentials?
+        var credentials: HandshakeCredentials?
         var observation: SideObservation?
         var failure: HandshakeFailure?
         do {
-            let loaded = try WorkloadCredentials.load(from: certificates, role: .server)
+            let loaded = try HandshakeCredentials.load(from: certificates, role: .server)
             credentials = loaded
             let configuration = Self.configuration(
                 loaded, mode: mode, expectedClientID: expectedClientID, revocations: revocations)
@@ -110,7 +110,7 @@ public final class HandshakeListener: Sendable {
     }
 
     private static func configuration(
-        _ credentials: WorkloadCredentials, mode: HandshakeMode, expectedClientID: SPIFFEID?,
+        _ credentials: HandshakeCredentials, mode: HandshakeMode, expectedClientID: SPIFFEID?,
         revocations: RevocationList?
     ) -> TLSContext.Configuration {
         let id = credentials.identity

@@ -5,7 +5,7 @@ extension HandshakeReport.Side {
     /// A side run by this process: its own files, and what it saw of its peer.
     static func local(
         _ role: HandshakeReport.Role, directory: String?, transport: String,
-        credentials: WorkloadCredentials?, observation: SideObservation?, now: Date
+        credentials: HandshakeCredentials?, observation: SideObservation?, now: Date
     ) -> Self {
         var side = Self(role: role, directory: directory, transport: transport)
         if let credentials {

@@ -62,12 +62,12 @@ public struct LoopbackHandshake: Sendable {
         let now = Date()
         let serverDirectory: String? = if case .credentials(let directory) = server { directory } else { nil }
         let clientDirectory: String? = if case .credentials(let directory) = client { directory } else { nil }
-        var serverCredentials: WorkloadCredentials?
-        var clientCredentials: WorkloadCredentials?
+        var serverCredentials: HandshakeCredentials?
+        var clientCredentials: HandshakeCredentials?
         var setupFailure: HandshakeFailure?
         do {
-            serverCredentials = try serverDirectory.map { try WorkloadCredentials.load(from: $0, role: .server) }
-            clientCredentials = try clientDirectory.map { try WorkloadCredentials.load(from: $0, role: .client) }
+            serverCredentials = try serverDirectory.map { try HandshakeCredentials.load(from: $0, role: .server) }
+            clientCredentials = try clientDirectory.map { try HandshakeCredentials.load(from: $0, role: .client) }
         } catch {
             setupFailure = error as? HandshakeFailure
         }

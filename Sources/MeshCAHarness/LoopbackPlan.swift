@@ -12,7 +12,7 @@ struct LoopbackPlan: Sendable {
     let clientKind: HandshakeClient.Kind
     private let bothPlaintext: Bool
 
-    init(handshake: LoopbackHandshake, serverCredentials: WorkloadCredentials?, clientCredentials: WorkloadCredentials?)
+    init(handshake: LoopbackHandshake, serverCredentials: HandshakeCredentials?, clientCredentials: HandshakeCredentials?)
     {
         let serverID = serverCredentials?.identity
         let serverCheck = PeerIdentityCheck(

@@ -14,7 +14,7 @@ final class TLSContext {
         /// Which side this context is for.
         var role: HandshakeReport.Role
         /// This side's files; `nil` for a client that presents no certificate.
-        var credentials: WorkloadCredentials?
+        var credentials: HandshakeCredentials?
         /// The roots the peer's chain must lead to.
         var trustedRoots: [Certificate]
         /// The SPIFFE rules for the peer.
@@ -76,9 +76,9 @@ final class TLSContext {
 
     /// Installs the leaf, the rest of `cert-chain.pem` as the chain to send, and the key, checking that
     /// the key belongs to the leaf.
-    private func useCredentials(_ credentials: WorkloadCredentials, role: HandshakeReport.Role) throws {
-        let keyPath = credentials.directory + "/" + WorkloadCredentials.keyFile
-        let chainPath = credentials.directory + "/" + WorkloadCredentials.chainFile
+    private func useCredentials(_ credentials: HandshakeCredentials, role: HandshakeReport.Role) throws {
+        let keyPath = credentials.directory + "/" + HandshakeCredentials.keyFile
+        let chainPath = credentials.directory + "/" + HandshakeCredentials.chainFile
         _ = OpenSSLErrors.drain()
         guard let leaf = OpenSSLLibrary.x509(der: credentials.leaf.derBytes) else {
             throw HandshakeFailure(

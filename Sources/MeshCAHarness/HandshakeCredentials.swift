@@ -13,7 +13,7 @@ import X509
 /// Loading checks only what can be checked without OpenSSL: each file exists, is readable and holds the
 /// right PEM blocks. Whether `key.pem` belongs to the leaf is checked by OpenSSL itself when the
 /// TLS context is built, so the raw reason is OpenSSL's.
-public struct WorkloadCredentials: Sendable {
+public struct HandshakeCredentials: Sendable {
     /// `cert-chain.pem`
     public static let chainFile = "cert-chain.pem"
     /// `key.pem`
@@ -48,7 +48,7 @@ public struct WorkloadCredentials: Sendable {
     /// A directory `meshca agent` (or the kubelet) keeps has a `..data` link to the current version; it is resolved
     /// once and the three files read from that version, so a renewal swapping versions underneath never pairs
     /// one issuance's certificate with another's key.
-    public static func load(from directory: String, role: HandshakeReport.Role) throws -> WorkloadCredentials {
+    public static func load(from directory: String, role: HandshakeReport.Role) throws -> HandshakeCredentials {
         let version = (try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/..data"))
             .map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 }
         let source = version ?? directory
@@ -71,7 +71,7 @@ public struct WorkloadCredentials: Sendable {
                 rawReason: "no -----BEGIN ... PRIVATE KEY----- block in \(keyPath)"
             )
         }
-        return WorkloadCredentials(directory: directory, chain: chain, keyPEM: keyText, roots: roots)
+        return HandshakeCredentials(directory: directory, chain: chain, keyPEM: keyText, roots: roots)
     }
 
     /// Reads one file with open(2)/read(2), so a failure carries the real errno.
