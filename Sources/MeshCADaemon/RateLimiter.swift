@@ -21,6 +21,14 @@ public final class RateLimiter: Sendable {
         perSecond = Double(max(count, 1)) / max(Double(period.components.seconds), 1)
     }
 
+    /// Whether `key` has at least one request left at `now`, without taking it.
+    public func hasCapacity(_ key: String, at now: Date) -> Bool {
+        buckets.withLock { buckets in
+            guard let bucket = buckets[key] else { return true }
+            return min(capacity, bucket.tokens + max(0, now.timeIntervalSince(bucket.updated)) * perSecond) >= 1
+        }
+    }
+
     /// Takes one request for `key` at `now`; `false` when the key is over its limit.
     public func allow(_ key: String, at now: Date) -> Bool {
         buckets.withLock { buckets in
