@@ -43,28 +43,48 @@ public final class CRLFetcher: Service, Sendable {
                 throw AgentFailure(
                     "HTTP \(status) from \(url); check --crl-url (meshca serve serves /crl on its monitoring port).")
             }
-            let text = String(decoding: bytes, as: UTF8.self)
-            let crl =
-                text.hasPrefix("-----BEGIN")
-                ? try CertificateRevocationList(pemEncoded: text) : try CertificateRevocationList(derEncoded: bytes)
-            let authorities = credentials.chain.dropFirst() + credentials.bundle
-            guard authorities.contains(where: { crl.isSigned(by: $0) }) else {
-                throw AgentFailure(
-                    "The CRL from \(url) (issuer \(crl.issuer)) is not signed by this workload's CA; it was discarded. "
-                        + "Point --crl-url at the monitoring port of the CA that issues this agent's certificates.")
-            }
-            guard broadcast.crl != crl.derBytes else { return false }
-            try AtomicFile.write(crl.pem, to: path, mode: 0o644)
-            broadcast.publish(crl: crl.derBytes)
+            let authorities = Array(credentials.chain.dropFirst() + credentials.bundle)
+            let crls = try Self.accepted(from: bytes, signedByOneOf: authorities, url: url)
+            let ders = crls.map(\.derBytes)
+            guard broadcast.crls != ders else { return false }
+            try AtomicFile.write(crls.map(\.pem).joined(), to: path, mode: 0o644)
+            broadcast.publish(crls: ders)
             logger.info(
                 "CRL updated",
-                metadata: ["path": "\(path)", "number": "\(crl.number)", "entries": "\(crl.entries.count)"])
+                metadata: [
+                    "path": "\(path)", "number": "\(crls[0].number)",
+                    "entries": "\(crls.map(\.entries.count).reduce(0, +))", "crls": "\(crls.count)",
+                ])
             return true
         } catch {
             logger.warning(
                 "could not fetch the CRL; keeping the previous one", metadata: ["url": "\(url)", "error": "\(error)"])
             return false
         }
+    }
+
+    /// The CRLs in a fetched body (one DER CRL, or every `X509 CRL` block of a PEM text, as `/crl.pem` serves
+    /// both roots' during a root rotation) that are signed by one of `authorities`; CRLs of other CAs are left
+    /// out. Throws when the body holds no CRL, or none from these authorities.
+    package static func accepted(
+        from bytes: [UInt8], signedByOneOf authorities: [Certificate], url: URL
+    ) throws -> [CertificateRevocationList] {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let all: [CertificateRevocationList]
+        if text.hasPrefix("-----BEGIN") {
+            all = try PEMDocument.parseMultiple(pemString: text).filter { $0.discriminator == "X509 CRL" }
+                .map { try CertificateRevocationList(derEncoded: $0.derBytes) }
+        } else {
+            all = [try CertificateRevocationList(derEncoded: bytes)]
+        }
+        let ours = all.filter { crl in authorities.contains { crl.isSigned(by: $0) } }
+        guard !ours.isEmpty else {
+            throw AgentFailure(
+                "The CRL from \(url) (issuer \(all.map { "\($0.issuer)" }.joined(separator: ", "))) is not signed by "
+                    + "this workload's CA; it was discarded. Point --crl-url at the monitoring port of the CA that issues "
+                    + "this agent's certificates.")
+        }
+        return ours
     }
 
     /// Fetches every ``interval`` until graceful shutdown or cancellation.

@@ -7,8 +7,8 @@ import X509
 extension WorkloadAPIService {
     /// One `X509SVID` with the complete current state: the SPIFFE ID, the leaf and intermediates as
     /// concatenated DER (leaf first, no root, as SPIRE sends), the key as unencrypted PKCS#8 DER, and the
-    /// roots of the SVID's own trust domain as concatenated DER; the CA's CRL (DER) in `crl` when the agent
-    /// fetches one (`--crl-url`). No federated bundles.
+    /// roots of the SVID's own trust domain as concatenated DER; the CA's CRLs (DER, one element each) in `crl`
+    /// when the agent fetches them (`--crl-url`). No federated bundles.
     static func x509SVIDResponse(for credentials: WorkloadCredentials) -> X509SVIDResponse {
         var svid = X509SVID()
         svid.spiffeID = credentials.spiffeID.uri
@@ -17,7 +17,7 @@ extension WorkloadAPIService {
         svid.bundle = concatenatedDER(credentials.bundle)
         var response = X509SVIDResponse()
         response.svids = [svid]
-        response.crl = credentials.crl.map { [Data($0)] } ?? []
+        response.crl = credentials.crls.map { Data($0) }
         return response
     }
 
@@ -25,7 +25,7 @@ extension WorkloadAPIService {
     static func x509BundlesResponse(for credentials: WorkloadCredentials) -> X509BundlesResponse {
         var response = X509BundlesResponse()
         response.bundles = [credentials.spiffeID.trustDomain.idString: concatenatedDER(credentials.bundle)]
-        response.crl = credentials.crl.map { [Data($0)] } ?? []
+        response.crl = credentials.crls.map { Data($0) }
         return response
     }
 

@@ -16,21 +16,22 @@ public struct WorkloadCredentials: Sendable, Equatable {
     public let privateKeyPEM: String
     /// The trust bundle of the SVID's own trust domain.
     public let bundle: [Certificate]
-    /// The CA's current CRL (DER) when the agent fetches one (`--crl-url`); sent in the Workload API's `crl`
-    /// fields. ``CredentialsBroadcast`` keeps it across renewals.
-    public var crl: [UInt8]?
+    /// The CA's current CRLs (DER, one per issuing CA: two during a root rotation's overlap) when the agent
+    /// fetches them (`--crl-url`), else empty; sent in the Workload API's `crl` fields. ``CredentialsBroadcast``
+    /// keeps them across renewals.
+    public var crls: [[UInt8]]
 
     /// Creates credentials.
     public init(
         spiffeID: SPIFFEID, chain: [Certificate], privateKeyPKCS8: [UInt8], privateKeyPEM: String,
-        bundle: [Certificate], crl: [UInt8]? = nil
+        bundle: [Certificate], crls: [[UInt8]] = []
     ) {
         self.spiffeID = spiffeID
         self.chain = chain
         self.privateKeyPKCS8 = privateKeyPKCS8
         self.privateKeyPEM = privateKeyPEM
         self.bundle = bundle
-        self.crl = crl
+        self.crls = crls
     }
 
     /// The leaf certificate.
@@ -40,12 +41,12 @@ public struct WorkloadCredentials: Sendable, Equatable {
 /// Hands the current credentials to every interested reader, and each change to every subscriber.
 ///
 /// Each subscription first yields the current value (when there is one), then every later value, as
-/// the Workload API requires: the full state at once, and again on every change. The CRL is published
-/// separately (``publish(crl:)``) and attached to every credentials value from then on.
+/// the Workload API requires: the full state at once, and again on every change. The CRLs are published
+/// separately (``publish(crls:)``) and attached to every credentials value from then on.
 public final class CredentialsBroadcast: Sendable {
     private struct State {
         var current: WorkloadCredentials?
-        var crl: [UInt8]?
+        var crls: [[UInt8]] = []
         var subscribers: [UUID: AsyncStream<WorkloadCredentials>.Continuation] = [:]
     }
 
@@ -63,27 +64,27 @@ public final class CredentialsBroadcast: Sendable {
         // `yield` never blocks (the buffer keeps only the newest value).
         state.withLock { state in
             var credentials = credentials
-            if credentials.crl == nil { credentials.crl = state.crl }
+            if credentials.crls.isEmpty { credentials.crls = state.crls }
             state.current = credentials
             for subscriber in state.subscribers.values { subscriber.yield(credentials) }
         }
     }
 
-    /// Makes `crl` (DER) the CRL sent with the credentials, and re-sends the current credentials with it when it
-    /// changed.
-    public func publish(crl: [UInt8]) {
+    /// Makes `crls` (DER each) the CRLs sent with the credentials, and re-sends the current credentials with
+    /// them when they changed.
+    public func publish(crls: [[UInt8]]) {
         state.withLock { state in
-            guard state.crl != crl else { return }
-            state.crl = crl
+            guard state.crls != crls else { return }
+            state.crls = crls
             guard var current = state.current else { return }
-            current.crl = crl
+            current.crls = crls
             state.current = current
             for subscriber in state.subscribers.values { subscriber.yield(current) }
         }
     }
 
-    /// The CRL last published, if any.
-    public var crl: [UInt8]? { state.withLock { $0.crl } }
+    /// The CRLs last published (empty before the first).
+    public var crls: [[UInt8]] { state.withLock { $0.crls } }
 
     /// A stream of the current credentials followed by every change; it ends when the consumer stops.
     public func updates() -> AsyncStream<WorkloadCredentials> {

@@ -23,7 +23,7 @@ struct WorkloadAPICRLTests {
             ).derBytes
         }
         let first = try crl(number: 1)
-        fixture.broadcast.publish(crl: first)
+        fixture.broadcast.publish(crls: [first])
         try await fixture.withServer { _, _ in
             try await fixture.withClient { api in
                 try await api.fetchX509SVID(X509SVIDRequest(), metadata: WorkloadAPIFixture.securityHeader) {
@@ -42,13 +42,41 @@ struct WorkloadAPICRLTests {
                         try WorkloadAPIFixture.certificates(afterRenewal.svids[0].x509Svid).first?.serialNumber
                             == renewed.leaf.serialNumber)
 
-                    // A new CRL alone is a change: the stream sends it.
+                    // New CRLs alone are a change: the stream sends them, one element per CRL (two during a root
+                    // rotation's overlap).
                     let second = try crl(number: 2)
-                    fixture.broadcast.publish(crl: second)
+                    let third = try crl(number: 3)
+                    fixture.broadcast.publish(crls: [second, third])
                     let afterCRL = try #require(try await messages.next())
-                    #expect(afterCRL.crl == [Data(second)])
+                    #expect(afterCRL.crl == [Data(second), Data(third)])
                 }
             }
+        }
+    }
+
+    @Test("A fetched /crl.pem keeps every CRL from this workload's CAs and drops another CA's; a foreign CRL alone is refused")
+    func acceptedCRLs() throws {
+        func root(_ name: String) throws -> SigningIdentity {
+            let key = try KeyType.ecP256.generate()
+            let certificate = try SelfSignedRoot.make(
+                trustDomain: TrustDomain("cluster.local"), key: key, ttl: .seconds(86_400), now: Date(), commonName: name)
+            return try SigningIdentity(certificate: certificate, privateKey: key, bundle: [certificate])
+        }
+        let ours = try root("current")
+        let previous = try root("previous")
+        let foreign = try root("foreign")
+        func crl(_ issuer: SigningIdentity) throws -> CertificateRevocationList {
+            try CertificateRevocationList.sign(
+                entries: [], issuer: issuer, number: 7, thisUpdate: Date(), nextUpdate: Date().addingTimeInterval(3600))
+        }
+        let url = URL(string: "http://127.0.0.1:15014/crl.pem")!
+        let body = Array([try crl(ours), try crl(foreign), try crl(previous)].map(\.pem).joined().utf8)
+        let kept = try CRLFetcher.accepted(from: body, signedByOneOf: [ours.certificate, previous.certificate], url: url)
+        #expect(kept.map(\.issuer) == [ours.certificate.subject, previous.certificate.subject])
+        let der = try CRLFetcher.accepted(from: try crl(ours).derBytes, signedByOneOf: [ours.certificate], url: url)
+        #expect(der.map(\.issuer) == [ours.certificate.subject])
+        #expect(throws: (any Error).self) {
+            try CRLFetcher.accepted(from: try crl(foreign).derBytes, signedByOneOf: [ours.certificate], url: url)
         }
     }
 }
