@@ -7,8 +7,8 @@ import MeshCATransport
 import X509
 
 /// The daemon's answer to `CreateCertificate`: authenticate, rate-limit, refuse what meshca does not
-/// support, then issue through ``IssuanceService`` and return Istio's chain. A network peer that fails to
-/// authenticate more than ``failedAuthenticationsPerMinute`` times a minute is refused before authentication.
+/// support, then issue through ``IssuanceService`` and return Istio's chain. A network address that fails to
+/// authenticate more often than `auth-failure-limit` allows is refused before authentication.
 ///
 /// Every refusal is recorded in the ledger with the peer and the auth method, counted in the metrics,
 /// and turned into the gRPC status Istio's agent expects (see ``rpcError(for:)``).
@@ -16,20 +16,21 @@ public struct CreateCertificateHandler: CertificateSigner {
     private let service: IssuanceService
     private let authenticator: CallerAuthenticator
     private let rateLimiter: RateLimiter?
-    private let failedAuthentications: RateLimiter
+    private let failedAuthentications: RateLimiter?
     private let metrics: CAMetrics
     private let logger: Logger
 
-    /// How many failed authentications one network peer (IP address) may cause per minute before its requests
-    /// are refused unread, with RESOURCE_EXHAUSTED and without a ledger write.
-    public static let failedAuthenticationsPerMinute = 60
-
-    /// Joins the pieces of the daemon.
-    public init(service: IssuanceService, authenticator: CallerAuthenticator, rateLimiter: RateLimiter?, metrics: CAMetrics, logger: Logger) {
+    /// Joins the pieces of the daemon. `failedAuthentications` limits, per network address (IP), how many
+    /// failed authentications are answered and recorded; past it, requests from there are refused unread with
+    /// RESOURCE_EXHAUSTED and without a ledger write (nil: no limit).
+    public init(
+        service: IssuanceService, authenticator: CallerAuthenticator, rateLimiter: RateLimiter?,
+        failedAuthentications: RateLimiter? = nil, metrics: CAMetrics, logger: Logger
+    ) {
         self.service = service
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
-        self.failedAuthentications = RateLimiter(count: Self.failedAuthenticationsPerMinute, per: .seconds(60))
+        self.failedAuthentications = failedAuthentications
         self.metrics = metrics
         self.logger = logger
     }
@@ -95,19 +96,19 @@ public struct CreateCertificateHandler: CertificateSigner {
         // A peer that keeps failing is turned away before its credential costs a JWT check, a ledger read and a
         // rejection row with an fsync: guessing tokens or flooding the ledger stays cheap for the CA.
         let peer = Self.peerHost(call.remotePeer)
-        guard failedAuthentications.hasCapacity(peer, at: now) else {
+        if let failedAuthentications, !failedAuthentications.hasCapacity(peer, at: now) {
             metrics.authenticationFailed()
             metrics.rejected(reason: "auth-rate-limited")
             throw RPCError(
                 code: .resourceExhausted,
-                message: "Too many failed authentications from \(peer) (more than \(Self.failedAuthenticationsPerMinute) "
-                    + "a minute); requests from it are refused for now. Fix the client's credential (see `meshca audit "
-                    + "rejections`), then retry in a minute.")
+                message: "Too many failed authentications from \(peer) (more than the auth-failure-limit of "
+                    + "\(failedAuthentications.limit)); requests from it are refused for now. Fix the client's credential "
+                    + "(see `meshca audit rejections`), then retry later.")
         }
         do {
             return try await authenticator.authenticate(call, at: now)
         } catch let failure as AuthenticationFailure {
-            _ = failedAuthentications.allow(peer, at: now)
+            _ = failedAuthentications?.allow(peer, at: now)
             metrics.authenticationFailed()
             metrics.rejected(reason: "unauthenticated")
             try? await service.ledger.record(

@@ -73,6 +73,7 @@ public struct Daemon: Sendable {
             service: IssuanceService(authority: authority, ledger: ledger),
             authenticator: authenticator,
             rateLimiter: config.rateLimit.map { RateLimiter(count: $0.count, per: $0.per) },
+            failedAuthentications: config.authFailureLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             metrics: metrics,
             logger: logger
         )

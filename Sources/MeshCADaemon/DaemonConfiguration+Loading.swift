@@ -97,6 +97,9 @@ extension DaemonConfiguration {
         KeySpec("serving-cert-ttl", accepts: "a duration such as 24h or 7d", example: "7d") {
             $1.servingCertificateTTL = try HumanDuration.parse($0.text)
         },
+        KeySpec("auth-failure-limit", accepts: "COUNT/s, COUNT/m or COUNT/h per network address, or off (also 0)", example: "60/m") {
+            $1.authFailureLimit = try RateLimit.parseValue($0.text)
+        },
         KeySpec("rate-limit", accepts: "COUNT/s, COUNT/m or COUNT/h per identity, or off (also 0)", example: "100/m") {
             $1.rateLimit = try RateLimit.parseValue($0.text)
         },

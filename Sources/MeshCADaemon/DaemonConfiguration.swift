@@ -27,6 +27,7 @@ import MeshCACore
 /// | `max-ttl` | ``maxTTL`` | `90d` |
 /// | `serving-cert-ttl` | ``servingCertificateTTL`` | `7d` |
 /// | `rate-limit` | ``rateLimit`` | `100/m` per identity |
+/// | `auth-failure-limit` | ``authFailureLimit`` | `60/m` per network address |
 /// | `jwt-keys` | ``jwtKeysFile`` | unset: no JWT authentication |
 /// | `jwt-issuer` | ``jwtIssuer`` | unset |
 /// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
@@ -50,6 +51,9 @@ public struct DaemonConfiguration: Sendable {
     public var servingCertificateTTL: Duration = .seconds(7 * 86_400)
     /// Issuances allowed per identity; `nil` turns limiting off. Key `rate-limit`.
     public var rateLimit: RateLimit? = RateLimit(count: 100, per: .seconds(60))
+    /// Failed authentications allowed per network address (IP) before its requests are refused unread;
+    /// `nil` turns the limit off. Key `auth-failure-limit`.
+    public var authFailureLimit: RateLimit? = RateLimit(count: 60, per: .seconds(60))
     /// A JWKS file with the keys that sign Kubernetes service-account tokens; `nil` disables JWT
     /// authentication. A path, never the keys themselves. Key `jwt-keys`.
     public var jwtKeysFile: String? = nil

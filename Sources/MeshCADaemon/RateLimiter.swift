@@ -14,11 +14,15 @@ public final class RateLimiter: Sendable {
     private let capacity: Double
     private let perSecond: Double
     private let buckets = Mutex<[String: Bucket]>([:])
+    /// The limit as configured, e.g. "60/m", for messages.
+    public let limit: String
 
     /// Allows `count` requests per `period` per key.
     public init(count: Int, per period: Duration) {
         capacity = Double(max(count, 1))
         perSecond = Double(max(count, 1)) / max(Double(period.components.seconds), 1)
+        let seconds = period.components.seconds
+        limit = "\(max(count, 1))/" + (seconds == 3600 ? "h" : seconds == 60 ? "m" : seconds == 1 ? "s" : "\(seconds)s")
     }
 
     /// Whether `key` has at least one request left at `now`, without taking it.

@@ -34,7 +34,7 @@ struct DaemonConfigurationTests {
         return []
     }
 
-    @Test("With nothing set, the defaults are safe: loopback, 24h of 90d, 100/m, no JWT, info")
+    @Test("With nothing set, the defaults are safe: loopback, 24h of 90d, 100/m, 60 failed authentications/m, no JWT, info")
     func defaults() throws {
         let config = try load()
         #expect(config.listen == HostPort(host: "127.0.0.1", port: 15012))
@@ -45,9 +45,10 @@ struct DaemonConfigurationTests {
         #expect(config.defaultTTL == .seconds(86_400) && config.maxTTL == .seconds(90 * 86_400))
         #expect(config.servingCertificateTTL == .seconds(7 * 86_400))
         #expect(config.rateLimit == RateLimit(count: 100, per: .seconds(60)))
+        #expect(config.authFailureLimit == RateLimit(count: 60, per: .seconds(60)))
         #expect(config.jwtKeysFile == nil && config.jwtIssuer == nil && config.jwtAudiences == ["istio-ca"])
         #expect(config.logLevel == .info)
-        #expect(DaemonConfiguration.keys.count == 13 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(DaemonConfiguration.keys.count == 14 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
     }
 
     @Test(

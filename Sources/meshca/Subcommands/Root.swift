@@ -43,7 +43,14 @@ struct RootStatus: AsyncParsableCommand {
         let stage = status.progress.map { $0.stage.rawValue } ?? "none"
         print("rotation stage  \(stage)")
         for root in status.bundle {
-            let role = root == status.signing ? "signing" : (status.progress.map { root.sha256Fingerprint == $0.oldRootFingerprint } == true ? "old" : "next")
+            let role: String
+            if root == status.signing {
+                role = "signing"
+            } else if let progress = status.progress {
+                role = root.sha256Fingerprint == progress.oldRootFingerprint ? "old" : "next"
+            } else {
+                role = "trusted"
+            }
             print("root            \(root.sha256Fingerprint.prefix(16))  \(role.padding(toLength: 8, withPad: " ", startingAt: 0)) valid until \(root.notValidAfter.rfc3339)  \(root.subject)")
         }
         if !status.bundle.contains(status.signing) {

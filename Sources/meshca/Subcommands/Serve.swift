@@ -44,6 +44,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Requests per identity: N/s, N/m or N/h, or off (default 100/m).", valueName: "rate"))
     var rateLimit: String?
 
+    @Option(help: ArgumentHelp("Failed authentications per client address before it is refused unread: N/s, N/m or N/h, or off (default 60/m).", valueName: "rate"))
+    var authFailureLimit: String?
+
     @Option(help: ArgumentHelp("Public keys for Kubernetes service-account JWTs: PEM keys/certificates or a JWKS file.", valueName: "file"))
     var jwtKeys: String?
 
@@ -67,6 +70,7 @@ struct Serve: AsyncParsableCommand {
         flags["max-ttl"] = maxTTL
         flags["serving-cert-ttl"] = servingCertTTL
         flags["rate-limit"] = rateLimit
+        flags["auth-failure-limit"] = authFailureLimit
         flags["jwt-keys"] = jwtKeys
         flags["jwt-issuer"] = jwtIssuer
         flags["jwt-audience"] = jwtAudience
