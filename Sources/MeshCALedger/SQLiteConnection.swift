@@ -144,8 +144,20 @@ final class SQLiteConnection {
         let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
         sqlite3_busy_timeout(handle, Int32(clamping: milliseconds))
         // The first statement reads the file header, so a garbage file fails here with SQLITE_NOTADB.
-        let journal = try prepare("PRAGMA journal_mode=WAL", operation: operation)
-        let mode = try journal.step() ? journal.text(0).lowercased() : ""
+        // Switching a brand-new file to WAL takes an exclusive lock for which SQLite may answer BUSY at once,
+        // without its busy handler, when several processes create the ledger at the same moment: retried here
+        // for up to the busy timeout, as any other wait for a lock.
+        let deadline = ContinuousClock.now + busyTimeout
+        var mode = ""
+        while true {
+            do {
+                let journal = try prepare("PRAGMA journal_mode=WAL", operation: operation)
+                mode = try journal.step() ? journal.text(0).lowercased() : ""
+                break
+            } catch let error as LedgerError where error.code == .locked && ContinuousClock.now < deadline {
+                usleep(10_000)
+            }
+        }
         guard mode == "wal" else {
             throw LedgerError(
                 code: .other,
