@@ -12,7 +12,7 @@ import Synchronization
 /// query on the hash chain, so revocations made by `meshca revoke`, a separate process on the same state
 /// directory, are picked up within one interval) and re-signs the CRL when one was, when
 /// ``CRLPublisher/refreshInterval`` has passed since the last one (12h, half the 24h validity), or when the
-/// signing CA changed. A failure keeps the previous CRL and is retried at the next poll.
+/// set of CAs it covers changed (a root activated or retired). A failure keeps the previous CRL and is retried at the next poll.
 public final class CRLRefresh: Service, Sendable {
     /// How often the ledger is asked for new revocations.
     public let pollInterval: Duration
@@ -47,7 +47,9 @@ public final class CRLRefresh: Service, Sendable {
         // The head is read before the entries, so a revocation racing with this publish shows up in the next poll.
         let poll = try await publisher.ledger.revocations(after: cursor)
         let signer = self.signer()
-        let fingerprint = signer.certificate.sha256Fingerprint
+        // The set of CAs the CRL covers: the signer, and the old root while a rotation keeps it in previous/.
+        let hasPrevious = FileManager.default.fileExists(atPath: publisher.directory.previousRootDirectory + "/ca-key.pem")
+        let fingerprint = signer.certificate.sha256Fingerprint + (hasPrevious ? "+previous" : "")
         let refreshAt = previous?.thisUpdate.addingTimeInterval(
             TimeInterval(CRLPublisher.refreshInterval.components.seconds))
         if let previous, !poll.revokedSince, fingerprint == issuer, let refreshAt, now < refreshAt {

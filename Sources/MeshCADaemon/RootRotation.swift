@@ -287,6 +287,9 @@ public struct RootRotation: Sendable {
             try FileManager.default.removeItem(atPath: directory.rotationPath)
             AtomicFile.syncDirectory(directory.path)
         }
+        // crl.pem held the old root's CRL too; it no longer has a key to sign one. A failure here leaves the old
+        // CRL in place (harmless: that root is no longer trusted) until the next publish.
+        _ = try? await CRLPublisher(directory: directory, ledger: ledger).publishAll(for: state.signer, at: now)
         return Retired(oldRoot: oldRoot, archivedAt: archive, bundle: bundle)
     }
 

@@ -63,6 +63,7 @@ struct RootCommandTests {
         let retired = try ws.meshca("root", "retire")
         expectSuccess(retired)
         #expect(try ws.dir.read("state/root-cert.pem").components(separatedBy: "BEGIN CERTIFICATE").count == 2)
+        #expect(try ws.dir.read("state/crl.pem").components(separatedBy: "BEGIN X509 CRL").count == 2, "one CRL after retire")
 
         // Every step is on the ledger's hash chain, which still verifies.
         expectSuccess(try ws.meshca("audit", "verify"))
