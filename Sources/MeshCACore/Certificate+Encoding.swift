@@ -23,6 +23,12 @@ extension Certificate {
     /// The serial number as lowercase hex without separators (the ledger's key).
     public var serialHex: String { Hex.encode(serialNumber.bytes) }
 
+    /// The key identifier of this CA certificate, which everything it signs carries as its authority key
+    /// identifier: its SubjectKeyIdentifier, or the SHA-1 of its public key (RFC 5280 method 1) when it has none.
+    var issuingKeyIdentifier: ArraySlice<UInt8> {
+        (try? extensions.subjectKeyIdentifier)?.keyIdentifier ?? SubjectKeyIdentifier(hash: publicKey).keyIdentifier
+    }
+
     /// The URI SANs, in order.
     public var uriSANs: [String] {
         guard let names = try? extensions.subjectAlternativeNames else { return [] }

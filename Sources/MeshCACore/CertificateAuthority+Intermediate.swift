@@ -16,8 +16,7 @@ extension CertificateAuthority {
         guard now >= ca.notValidBefore, now < ca.notValidAfter else {
             throw IssuanceError(.signerNotValid, "The CA certificate is not valid at \(now); cannot sign an intermediate.")
         }
-        let issuerKeyID = (try? ca.extensions.subjectKeyIdentifier)?.keyIdentifier
-            ?? SubjectKeyIdentifier(hash: ca.publicKey).keyIdentifier
+        let issuerKeyID = ca.issuingKeyIdentifier
         let subject = try DistinguishedName {
             OrganizationName(trustDomain.name)
             CommonName(commonName)

@@ -29,8 +29,7 @@ extension CertificateAuthority {
         }
         let names: [GeneralName] = dnsNames.map { .dnsName($0) }
             + ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: $0[...])) }
-        let issuerKeyID = (try? ca.extensions.subjectKeyIdentifier)?.keyIdentifier
-            ?? SubjectKeyIdentifier(hash: ca.publicKey).keyIdentifier
+        let issuerKeyID = ca.issuingKeyIdentifier
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true, keyEncipherment: keyType.hasPrefix("rsa-")))

@@ -34,8 +34,7 @@ public final class CertificateAuthority: Sendable {
             let ca = identity.certificate
             self.identity = identity
             self.fingerprint = ca.sha256Fingerprint
-            self.keyIdentifier = (try? ca.extensions.subjectKeyIdentifier)?.keyIdentifier
-                ?? SubjectKeyIdentifier(hash: ca.publicKey).keyIdentifier
+            self.keyIdentifier = ca.issuingKeyIdentifier
             self.intermediates = identity.bundle.contains(ca) ? identity.intermediates : [ca] + identity.intermediates
             self.chainTailPEM = intermediates.map(\.pem) + [identity.bundle.map(\.pem).joined()]
         }

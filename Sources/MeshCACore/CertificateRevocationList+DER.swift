@@ -63,10 +63,7 @@ enum CRLEncoding {
     /// authorityKeyIdentifier: the CA certificate's subject key identifier, or the RFC 5280 method 1 hash of its
     /// key when the certificate has none.
     static func authorityKeyIdentifier(of certificate: Certificate) throws -> Certificate.Extension {
-        let ski =
-            (try? certificate.extensions.subjectKeyIdentifier)??.keyIdentifier
-            ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
-        return try Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: ski), critical: false)
+        try Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: certificate.issuingKeyIdentifier), critical: false)
     }
 
     /// cRLNumber (non-critical, RFC 5280 §5.2.3).

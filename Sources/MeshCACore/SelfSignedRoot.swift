@@ -88,9 +88,7 @@ public enum CrossCertificate {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
             Critical(KeyUsage(keyCertSign: true, cRLSign: true))
             SubjectKeyIdentifier(hash: newRoot.publicKey)
-            AuthorityKeyIdentifier(
-                keyIdentifier: (try? oldRoot.extensions.subjectKeyIdentifier)?.keyIdentifier
-                    ?? SubjectKeyIdentifier(hash: oldRoot.publicKey).keyIdentifier)
+            AuthorityKeyIdentifier(keyIdentifier: oldRoot.issuingKeyIdentifier)
         }
         return try Certificate(
             version: .v3,
