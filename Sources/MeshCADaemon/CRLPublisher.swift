@@ -83,10 +83,8 @@ public struct CRLPublisher: Sendable {
     /// The rotated-out root kept in `previous/` with its key (between `meshca root activate` and `retire`), when
     /// it is not `signer` itself; nil otherwise or when its files do not load.
     static func previousRoot(in directory: StateDirectory, besides signer: SigningIdentity) -> SigningIdentity? {
-        let base = directory.previousRootDirectory
-        guard let certificateText = FileManager.default.contents(atPath: base + "/ca-cert.pem"),
-            let keyText = FileManager.default.contents(atPath: base + "/ca-key.pem"),
-            let certificate = try? Certificate(pemEncoded: String(decoding: certificateText, as: UTF8.self)),
+        guard let certificate = StateDirectory.certificate(at: directory.previousRootCertificatePath),
+            let keyText = FileManager.default.contents(atPath: directory.previousRootKeyPath),
             let key = try? Certificate.PrivateKey(pemEncoded: String(decoding: keyText, as: UTF8.self)),
             certificate != signer.certificate
         else { return nil }

@@ -16,8 +16,8 @@ extension Doctor {
     /// progress.
     var certificateFiles: [(path: String, role: String)] {
         [
-            (directory.bundlePath, "root"), (directory.path + "/next/ca-cert.pem", "root"),
-            (directory.path + "/previous/ca-cert.pem", "root"), (directory.caCertificatePath, "signing"),
+            (directory.bundlePath, "root"), (directory.nextRootCertificatePath, "root"),
+            (directory.previousRootCertificatePath, "root"), (directory.caCertificatePath, "signing"),
             (directory.chainPath, "intermediate"),
         ]
     }

@@ -138,9 +138,9 @@ public struct RootRotation: Sendable {
         try directory.withLock {
             try requireNoRotation()
             try Self.makeDirectory(directory.nextRootDirectory)
-            try AtomicFile.write(keyPEM, to: directory.nextRootDirectory + "/ca-key.pem", mode: 0o600)
-            try AtomicFile.write(newRoot.pem, to: directory.nextRootDirectory + "/ca-cert.pem", mode: 0o644)
-            try AtomicFile.write(bridge.pem, to: directory.nextRootDirectory + "/cross-cert.pem", mode: 0o644)
+            try AtomicFile.write(keyPEM, to: directory.nextRootKeyPath, mode: 0o600)
+            try AtomicFile.write(newRoot.pem, to: directory.nextRootCertificatePath, mode: 0o644)
+            try AtomicFile.write(bridge.pem, to: directory.nextBridgePath, mode: 0o644)
             try writeProgress(
                 Progress(
                     stage: .prepared, preparedAt: now, activatedAt: nil, oldRootFingerprint: oldRoot.sha256Fingerprint,
@@ -203,8 +203,8 @@ public struct RootRotation: Sendable {
             throw try wrongStage(for: "activate")
         }
         let next = try loadNextRoot(expecting: progress.newRootFingerprint)
-        let oldCertificateText = try Self.read(existingPreviousOr: directory.caCertificatePath, previous: directory.previousRootDirectory + "/ca-cert.pem")
-        let oldKeyText = try Self.read(existingPreviousOr: directory.caKeyPath, previous: directory.previousRootDirectory + "/ca-key.pem")
+        let oldCertificateText = try Self.read(existingPreviousOr: directory.caCertificatePath, previous: directory.previousRootCertificatePath)
+        let oldKeyText = try Self.read(existingPreviousOr: directory.caKeyPath, previous: directory.previousRootKeyPath)
         guard let oldRoot = try? Certificate(pemEncoded: oldCertificateText), oldRoot.sha256Fingerprint == progress.oldRootFingerprint else {
             throw DaemonError(
                 .unreadableFile,
@@ -226,13 +226,13 @@ public struct RootRotation: Sendable {
             guard let current = try Self.progress(in: directory), current.stage == .prepared else { throw try wrongStage(for: "activate") }
             try Self.makeDirectory(directory.previousRootDirectory)
             // The old root's files move to previous/ first, so a rerun after an interruption finds them there.
-            let previousKey = directory.previousRootDirectory + "/ca-key.pem"
-            let previousCertificate = directory.previousRootDirectory + "/ca-cert.pem"
+            let previousKey = directory.previousRootKeyPath
+            let previousCertificate = directory.previousRootCertificatePath
             if !FileManager.default.fileExists(atPath: previousKey) { try AtomicFile.write(oldKeyText, to: previousKey, mode: 0o600) }
             if !FileManager.default.fileExists(atPath: previousCertificate) { try AtomicFile.write(oldCertificateText, to: previousCertificate, mode: 0o644) }
             // The bridge (new root certified by the old one) lets clients that trust only the old root reach the
             // daemon, whose serving certificate now comes from the new root; it is served until retire.
-            if let bridge = FileManager.default.contents(atPath: directory.nextRootDirectory + "/cross-cert.pem") {
+            if let bridge = FileManager.default.contents(atPath: directory.nextBridgePath) {
                 try AtomicFile.write(String(decoding: bridge, as: UTF8.self), to: directory.bridgePath, mode: 0o644)
             }
             let published = [next.certificate] + bundle.filter { $0 != next.certificate }
@@ -266,9 +266,8 @@ public struct RootRotation: Sendable {
         guard let progress = try Self.progress(in: directory), progress.stage == .activated else {
             throw try wrongStage(for: "retire")
         }
-        let previousCertificate = directory.previousRootDirectory + "/ca-cert.pem"
-        guard let text = FileManager.default.contents(atPath: previousCertificate), let oldRoot = try? Certificate(pemEncoded: String(decoding: text, as: UTF8.self)) else {
-            throw DaemonError(.incompleteState, "\(previousCertificate) is missing or unreadable, so meshca cannot tell which root to retire. Restore it from a backup.")
+        guard let oldRoot = StateDirectory.certificate(at: directory.previousRootCertificatePath) else {
+            throw DaemonError(.incompleteState, "\(directory.previousRootCertificatePath) is missing or unreadable, so meshca cannot tell which root to retire. Restore it from a backup.")
         }
         let live = try await ledger.liveCertificates(
             issuedBy: oldRoot.sha256Fingerprint, excluding: bridgeSerials(), now: now, limit: 10)
@@ -311,10 +310,7 @@ public struct RootRotation: Sendable {
     /// The serial of the bridge certificate, the one certificate of the old root that retiring is meant to drop
     /// (so it does not hold *retire* back); empty when there is none.
     private func bridgeSerials() -> [String] {
-        guard let data = FileManager.default.contents(atPath: directory.bridgePath),
-            let bridge = try? Certificate(pemEncoded: String(decoding: data, as: UTF8.self))
-        else { return [] }
-        return [bridge.serialHex]
+        StateDirectory.certificate(at: directory.bridgePath).map { [$0.serialHex] } ?? []
     }
 
     private func requireNoRotation() throws {
@@ -347,11 +343,8 @@ public struct RootRotation: Sendable {
     }
 
     private func loadNextRoot(expecting fingerprint: String) throws -> (certificate: Certificate, keyText: String) {
-        let certificatePath = directory.nextRootDirectory + "/ca-cert.pem"
-        let keyPath = directory.nextRootDirectory + "/ca-key.pem"
-        guard let certificateData = FileManager.default.contents(atPath: certificatePath),
-            let keyData = FileManager.default.contents(atPath: keyPath),
-            let certificate = try? Certificate(pemEncoded: String(decoding: certificateData, as: UTF8.self)),
+        guard let certificate = StateDirectory.certificate(at: directory.nextRootCertificatePath),
+            let keyData = FileManager.default.contents(atPath: directory.nextRootKeyPath),
             let key = try? Certificate.PrivateKey(pemEncoded: String(decoding: keyData, as: UTF8.self))
         else {
             throw DaemonError(

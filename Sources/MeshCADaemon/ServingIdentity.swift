@@ -63,8 +63,7 @@ public struct ServingIdentity: Sendable {
 
     /// The bridge certificate for `signing`, when a rotation left one that certifies exactly that root.
     private func bridge(for signing: Certificate) -> [Certificate] {
-        guard let bridgePath, let data = FileManager.default.contents(atPath: bridgePath),
-            let bridge = try? Certificate(pemEncoded: String(decoding: data, as: UTF8.self)),
+        guard let bridgePath, let bridge = StateDirectory.certificate(at: bridgePath),
             bridge.subject == signing.subject, bridge.publicKey == signing.publicKey
         else { return [] }
         return [bridge]

@@ -1,4 +1,6 @@
 import Foundation
+import SwiftASN1
+import X509
 
 #if canImport(Glibc)
 import Glibc
@@ -54,8 +56,18 @@ public struct StateDirectory: Sendable {
     public var rotationPath: String { path + "/rotation.json" }
     /// `next/`: the prepared root of a rotation, until it is activated.
     public var nextRootDirectory: String { path + "/next" }
+    /// `next/ca-cert.pem`: the prepared root.
+    public var nextRootCertificatePath: String { nextRootDirectory + "/ca-cert.pem" }
+    /// `next/ca-key.pem`: the prepared root's key.
+    public var nextRootKeyPath: String { nextRootDirectory + "/ca-key.pem" }
+    /// `next/cross-cert.pem`: the prepared root certified by the current one (the bridge, until activation).
+    public var nextBridgePath: String { nextRootDirectory + "/cross-cert.pem" }
     /// `previous/`: the old root of a rotation, from activation until it is retired.
     public var previousRootDirectory: String { path + "/previous" }
+    /// `previous/ca-cert.pem`: the old root.
+    public var previousRootCertificatePath: String { previousRootDirectory + "/ca-cert.pem" }
+    /// `previous/ca-key.pem`: the old root's key, kept to sign its CRL until retire.
+    public var previousRootKeyPath: String { previousRootDirectory + "/ca-key.pem" }
     /// `previous/cross-cert.pem`: the active root certified by the old one, served by the daemon until retire.
     public var bridgePath: String { previousRootDirectory + "/cross-cert.pem" }
     /// `retired/`: certificates of retired roots, for the record.
@@ -135,6 +147,12 @@ public struct StateDirectory: Sendable {
 }
 
 extension StateDirectory {
+    /// The first certificate in the PEM file at `path`, or nil when the file is missing, unreadable or holds
+    /// none: for the optional files of a root rotation, whose absence is a state, not an error.
+    package static func certificate(at path: String) -> Certificate? {
+        FileManager.default.contents(atPath: path).flatMap { try? Certificate(pemEncoded: String(decoding: $0, as: UTF8.self)) }
+    }
+
     /// Runs `body`, which may wait for the directory's lock (another meshca process changing the CA) and for
     /// fsync, on a dispatch thread rather than on Swift's cooperative pool, so a long wait never stalls the
     /// daemon's other tasks (there are only as many pool threads as cores).
