@@ -73,6 +73,6 @@ struct StatusAnnouncement: Service {
 
     func run() async throws {
         let address = try await server.boundAddress
-        announce(address.host.contains(":") ? "[\(address.host)]:\(address.port)" : "\(address.host):\(address.port)")
+        announce(HostPort(host: address.host, port: address.port).description)
     }
 }

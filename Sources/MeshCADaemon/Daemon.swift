@@ -159,11 +159,11 @@ struct ReadinessAnnouncement: Service {
     let announce: @Sendable (String, String) -> Void
 
     func run() async throws {
-        guard let address = await transport.listeningAddress, let grpc = address.ipv4.map({ "\($0.host):\($0.port)" }) ?? address.ipv6.map({ "[\($0.host)]:\($0.port)" }) else {
+        guard let address = await transport.listeningAddress, let grpc = (address.ipv4.map { HostPort(host: $0.host, port: $0.port) } ?? address.ipv6.map { HostPort(host: $0.host, port: $0.port) })?.description else {
             return
         }
         let http = try await monitoring.boundAddress
-        let httpText = http.host.contains(":") ? "[\(http.host)]:\(http.port)" : "\(http.host):\(http.port)"
+        let httpText = HostPort(host: http.host, port: http.port).description
         logger.info("serving", metadata: ["grpc": "\(grpc)", "monitoring": "\(httpText)"])
         announce(grpc, httpText)
     }

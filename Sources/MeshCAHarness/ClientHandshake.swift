@@ -42,7 +42,7 @@ public struct ClientHandshake: Sendable {
     public func run() -> HandshakeReport {
         _ = OpenSSLLibrary.prepared
         let now = Date()
-        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let address = HostPort(host: host, port: Int(port)).description
         var credentials: HandshakeCredentials?
         var observation: SideObservation?
         var failure: HandshakeFailure?

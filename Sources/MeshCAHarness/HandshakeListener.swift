@@ -50,7 +50,7 @@ public final class HandshakeListener: Sendable {
             )
         }
         self.port = socket.localPort
-        self.address = host.contains(":") ? "[\(host)]:\(self.port)" : "\(host):\(self.port)"
+        self.address = HostPort(host: host, port: Int(self.port)).description
     }
 
     /// Serves connections one after another, calling `onReport` after each, until ``stop()`` is called
