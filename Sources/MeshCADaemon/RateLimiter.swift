@@ -21,8 +21,7 @@ public final class RateLimiter: Sendable {
     public init(count: Int, per period: Duration) {
         capacity = Double(max(count, 1))
         perSecond = Double(max(count, 1)) / max(Double(period.components.seconds), 1)
-        let seconds = period.components.seconds
-        limit = "\(max(count, 1))/" + (seconds == 3600 ? "h" : seconds == 60 ? "m" : seconds == 1 ? "s" : "\(seconds)s")
+        limit = DaemonConfiguration.RateLimit(count: max(count, 1), per: period).description
     }
 
     /// Whether `key` has at least one request left at `now`, without taking it.
