@@ -1,6 +1,8 @@
 import Foundation
+import MeshCACore
 import Prometheus
 import Synchronization
+import X509
 
 /// The CA's Prometheus metrics, named as istiod names them where Istio has a name, so existing
 /// Istio dashboards and alerts keep working when meshca stands in for istiod's CA.
@@ -151,6 +153,13 @@ public final class CAMetrics: Sendable {
     /// Publishes when the CA's signing chain (its own certificate up to the root) expires.
     public func setChainExpiry(_ date: Date) {
         chainExpiry.set(date.timeIntervalSince1970)
+    }
+
+    /// Publishes the root and chain expiry of the CA that signs with `signer`: the earliest root of its bundle,
+    /// and its own certificate. Called at start and whenever the CA files change (a root rotation).
+    public func setCAExpiry(of signer: SigningIdentity) {
+        setRootExpiry(signer.bundle.map(\.notValidAfter).min() ?? signer.certificate.notValidAfter)
+        setChainExpiry(signer.certificate.notValidAfter)
     }
 
     /// Publishes when the daemon's gRPC serving certificate expires.

@@ -64,8 +64,7 @@ struct CAStateWatcher: Service {
             return
         }
         authority.activate(state.signer)
-        metrics.setRootExpiry(state.signer.bundle.map(\.notValidAfter).min() ?? state.signer.certificate.notValidAfter)
-        metrics.setChainExpiry(state.signer.certificate.notValidAfter)
+        metrics.setCAExpiry(of: state.signer)
         logger.notice(
             "CA files changed: now signing with \(state.signer.certificate.subject), \(state.signer.bundle.count) root(s) in the bundle",
             metadata: [
@@ -73,10 +72,8 @@ struct CAStateWatcher: Service {
                 "roots": "\(state.signer.bundle.map { String($0.sha256Fingerprint.prefix(16)) }.joined(separator: ","))",
             ]
         )
-        let next = try await serving.issue(at: Date())
-        try certificate.update(chainPEM: next.chainPEM, keyPEM: next.keyPEM)
-        metrics.setServingCertificateExpiry(next.leaf.notValidAfter)
-        logger.info("reissued the serving certificate under the current CA", metadata: ["serial": "\(next.leaf.serialHex)"])
+        let leaf = try await serving.reissue(into: certificate, metrics: metrics, at: Date())
+        logger.info("reissued the serving certificate under the current CA", metadata: ["serial": "\(leaf.serialHex)"])
     }
 
     private func fileIdentity() -> [String] {

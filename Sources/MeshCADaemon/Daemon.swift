@@ -57,8 +57,7 @@ public struct Daemon: Sendable {
             policy: try IssuancePolicy(defaultTTL: config.defaultTTL, maxTTL: config.maxTTL)
         )
         let metrics = CAMetrics()
-        metrics.setRootExpiry(state.signer.bundle.map(\.notValidAfter).min() ?? state.signer.certificate.notValidAfter)
-        metrics.setChainExpiry(state.signer.certificate.notValidAfter)
+        metrics.setCAExpiry(of: state.signer)
 
         let jwt = try await config.jwtKeysFile.asyncMap {
             try await JWTAuthenticator(keysFile: $0, issuer: config.jwtIssuer, audiences: config.jwtAudiences, trustDomain: state.trustDomain)

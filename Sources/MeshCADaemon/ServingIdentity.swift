@@ -61,6 +61,15 @@ public struct ServingIdentity: Sendable {
         return (chain.map(\.pem).joined(), try key.serializeAsPEM().pemString + "\n", leaf)
     }
 
+    /// Issues a new serving certificate as of `now`, swaps it into the TLS listener's `certificate` (new
+    /// connections get it) and publishes its expiry; returns the leaf.
+    func reissue(into certificate: ServingCertificate, metrics: CAMetrics, at now: Date) async throws -> Certificate {
+        let next = try await issue(at: now)
+        try certificate.update(chainPEM: next.chainPEM, keyPEM: next.keyPEM)
+        metrics.setServingCertificateExpiry(next.leaf.notValidAfter)
+        return next.leaf
+    }
+
     /// The bridge certificate for `signing`, when a rotation left one that certifies exactly that root.
     private func bridge(for signing: Certificate) -> [Certificate] {
         guard let bridgePath, let bridge = StateDirectory.certificate(at: bridgePath),
@@ -92,11 +101,9 @@ struct ServingCertificateRenewal: Service {
             }
             let now = Date()
             do {
-                let next = try await identity.issue(at: now)
-                try certificate.update(chainPEM: next.chainPEM, keyPEM: next.keyPEM)
-                nextAttempt = Self.halfLife(from: now, to: next.leaf.notValidAfter)
-                metrics.setServingCertificateExpiry(next.leaf.notValidAfter)
-                logger.info("renewed the serving certificate", metadata: ["serial": "\(next.leaf.serialHex)", "not_after": "\(next.leaf.notValidAfter.formatted(.iso8601))"])
+                let leaf = try await identity.reissue(into: certificate, metrics: metrics, at: now)
+                nextAttempt = Self.halfLife(from: now, to: leaf.notValidAfter)
+                logger.info("renewed the serving certificate", metadata: ["serial": "\(leaf.serialHex)", "not_after": "\(leaf.notValidAfter.formatted(.iso8601))"])
             } catch {
                 nextAttempt = now.addingTimeInterval(60)
                 logger.error("could not renew the serving certificate; retrying in 60s", metadata: ["error": "\(error)"])
