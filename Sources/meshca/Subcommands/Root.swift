@@ -37,7 +37,7 @@ struct RootStatus: AsyncParsableCommand {
         let now = Date()
         let status = try await RootRotation(directory: state.directory, ledger: try state.openLedger()).status(now: now)
         if json {
-            print(try RootStatusJSON(status).encoded())
+            print(try AuditJSON.encode(RootStatusJSON(status)))
             return
         }
         let stage = status.progress.map { $0.stage.rawValue } ?? "none"
@@ -200,11 +200,5 @@ struct RootStatusJSON: Encodable {
         lagging = status.lagging.count
         liveOnOldRoot = status.liveOnOldRoot?.count
         oldRootLastNotAfter = status.liveOnOldRoot?.lastNotAfter?.rfc3339
-    }
-
-    func encoded() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }
