@@ -108,12 +108,7 @@ public struct StateDirectory: Sendable {
         guard fd >= 0 else {
             throw DaemonError(.stateDirectoryUnusable, "Cannot open \(path)/.lock (\(String(cString: strerror(errno)))). Check the permissions of \(path).")
         }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { break }
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        return try Self.holding(fd, LOCK_EX, body)
     }
 
     /// Runs `body` while holding a shared lock on `.lock`, so it never reads the CA's files halfway through a
@@ -122,8 +117,14 @@ public struct StateDirectory: Sendable {
     public func withSharedLock<T>(_ body: () throws -> T) rethrows -> T {
         let fd = open(path + "/.lock", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return try body() }
+        return try Self.holding(fd, LOCK_SH, body)
+    }
+
+    /// Takes `operation` (LOCK_EX or LOCK_SH) on `fd`, retrying when a signal interrupts the wait, runs `body`,
+    /// then unlocks and closes `fd`.
+    private static func holding<T>(_ fd: Int32, _ operation: Int32, _ body: () throws -> T) rethrows -> T {
         defer { close(fd) }
-        while flock(fd, LOCK_SH) != 0 {
+        while flock(fd, operation) != 0 {
             guard errno == EINTR else { break }
         }
         defer { flock(fd, LOCK_UN) }
