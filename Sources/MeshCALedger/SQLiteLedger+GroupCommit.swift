@@ -42,7 +42,8 @@ extension SQLiteLedger {
     /// How many writes wait for the next group commit, not counting a batch being committed right now.
     package var pendingWriteCount: Int { groupCommit.withLock { $0.pending.count } }
 
-    /// Test knob: holds back everything queued on this ledger (flushes and reads) until `resumeOperations()`,
+    /// Test knob: holds back everything queued on this ledger's write queue (flushes, and reads other than the
+    /// per-request lookups) until `resumeOperations()`,
     /// so writes started meanwhile all land in one batch. Each call must be balanced by one `resumeOperations()`.
     package func suspendOperations() { queue.suspend() }
 

@@ -44,7 +44,7 @@ extension SQLiteLedger {
 
     /// The join token with this id, or nil when there is none.
     public func token(id: String) async throws -> JoinTokenRecord? {
-        try await perform { connection in
+        try await performRead { connection in
             try Self.storedToken(id: id, on: connection, operation: "read join token \(id)")
         }
     }

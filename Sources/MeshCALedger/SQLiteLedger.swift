@@ -18,7 +18,10 @@ import Synchronization
 /// rejected token) fails that write alone.
 ///
 /// Calls never block Swift's cooperative thread pool: SQLite work (fsync, waiting up to `busyTimeout` for
-/// another process's lock) runs on this ledger's own serial dispatch queue.
+/// another process's lock) runs on this ledger's own serial dispatch queue. The two lookups every request
+/// makes before it is signed (a join token, a renewing certificate's revocation) use a second connection on a
+/// queue of their own: in WAL mode they read the last commit while a group commit is writing, instead of
+/// waiting for its fsync.
 ///
 /// Schema versions, applied in order on open and recorded in `schema_migrations`:
 ///
@@ -65,6 +68,9 @@ public final class SQLiteLedger: IssuanceLedger {
     let connection: Mutex<SQLiteConnection>
     /// Serializes all SQLite work of this ledger, off the cooperative thread pool.
     let queue: DispatchQueue
+    /// A second connection, used only for the per-request lookups (see ``performRead(_:)``), and its queue.
+    let reader: Mutex<SQLiteConnection>
+    let readQueue: DispatchQueue
     /// Writes waiting for the next group commit; see `SQLiteLedger+GroupCommit.swift`.
     let groupCommit = Mutex(GroupCommit())
     /// Appends every write's event to the hash chain; see `LedgerChain`.
@@ -92,6 +98,8 @@ public final class SQLiteLedger: IssuanceLedger {
         self.path = path
         self.connection = Mutex(connection)
         self.queue = DispatchQueue(label: "meshca.ledger")
+        self.reader = Mutex(try SQLiteConnection(path: path, busyTimeout: configuration.busyTimeout, maxPageCount: nil))
+        self.readQueue = DispatchQueue(label: "meshca.ledger.read")
     }
 
     /// The highest migration version recorded in the file, read now.
@@ -162,6 +170,18 @@ public final class SQLiteLedger: IssuanceLedger {
             try connection.prepare(sql, parameters, operation: "query rejections").rows(RejectionRecord.init(row:))
         }
         return limit == nil ? records : records.reversed()
+    }
+
+    /// Runs a read-only `body` on the second connection, which WAL lets read the last commit while a group
+    /// commit is in progress: for the lookups a request waits on before it is signed.
+    func performRead<Result: Sendable>(
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> Result
+    ) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            readQueue.async {
+                continuation.resume(with: Swift.Result { try self.reader.withLock { try body($0) } })
+            }
+        }
     }
 
     /// Runs `body` with the connection on this ledger's queue and resumes the caller with its result.
