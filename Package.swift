@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meshca", targets: ["meshca"]),
+        .executable(name: "meshca-agent", targets: ["meshca-agent"]),
         .executable(name: "meshca-bench", targets: ["MeshCABench"]),
     ],
     dependencies: [
@@ -88,11 +89,24 @@ let package = Package(
             exclude: ["Protos"],
             swiftSettings: swiftSettings
         ),
+        // Files and small HTTP, shared by the daemon and the agent: atomic writes, the credential directory
+        // (`..data` swaps), the GET-only route server and client. FoundationEssentials only, no CA, no ledger.
+        .target(
+            name: "MeshCAIO",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Composition: the CA's state directory, the issuance pipeline (core -> ledger), credential files.
         .target(
             name: "MeshCADaemon",
             dependencies: [
-                "MeshCACore", "MeshCALedger", "MeshCATransport",
+                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATransport",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -113,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "meshca",
             dependencies: [
-                "MeshCACore", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAHarness", "MeshCAAgent",
+                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAHarness", "MeshCAAgent",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -122,10 +136,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // `meshca agent`: keeps a workload's files fresh and serves the SPIFFE Workload API on a Unix socket.
+        // It must not depend on MeshCADaemon (the CA, ledger, JWT, YAML): `meshca-agent` links only this.
         .target(
             name: "MeshCAAgent",
             dependencies: [
-                "MeshCACore", "MeshCATransport", "MeshCADaemon",
+                "MeshCACore", "MeshCATransport", "MeshCAIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,6 +156,16 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `meshca-agent`: the same agent as `meshca agent` in a small executable for sidecars (no CA, ledger,
+        // SQLite, OpenSSL harness or full Foundation), so each pod pays for less memory.
+        .executableTarget(
+            name: "meshca-agent",
+            dependencies: [
+                "MeshCAAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -160,7 +186,7 @@ let package = Package(
         .target(
             name: "MeshCAHarness",
             dependencies: [
-                "COpenSSL", "MeshCACore",
+                "COpenSSL", "MeshCACore", "MeshCAIO",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
@@ -187,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "MeshCADaemonTests",
             dependencies: [
-                "MeshCADaemon", "MeshCACore", "MeshCALedger", "MeshCATestSupport",
+                "MeshCADaemon", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -211,7 +237,7 @@ let package = Package(
         .testTarget(
             name: "MeshCAAgentTests",
             dependencies: [
-                "MeshCAAgent", "MeshCACore", "MeshCATransport", "MeshCATestSupport",
+                "MeshCAAgent", "MeshCACore", "MeshCAIO", "MeshCATransport", "MeshCATestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -225,7 +251,7 @@ let package = Package(
         .testTarget(
             name: "MeshCAHarnessTests",
             dependencies: [
-                "MeshCAHarness", "MeshCACore", "MeshCADaemon", "MeshCATestSupport",
+                "MeshCAHarness", "MeshCACore", "MeshCAIO", "MeshCADaemon", "MeshCATestSupport",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio"),

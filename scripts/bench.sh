@@ -14,6 +14,7 @@ ensure_swift
 ensure_system_packages libssl-dev libsqlite3-dev pkg-config openssl sqlite3
 scratch="${MESHCA_SCRATCH_PATH:-.build}"
 swift build -c release --scratch-path "$scratch" --product meshca
+swift build -c release --scratch-path "$scratch" --product meshca-agent
 swift build -c release --scratch-path "$scratch" --product meshca-bench
 json=()
 case " $* " in *" --json "*|*" --json="*) ;; *) mkdir -p .build && json=(--json .build/bench-results.json) ;; esac

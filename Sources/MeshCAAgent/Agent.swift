@@ -1,7 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import GRPCCore
 import Logging
 import MeshCACore
+import MeshCAIO
 import MeshCATransport
 import ServiceLifecycle
 import SwiftASN1
@@ -177,7 +182,7 @@ public struct Agent: Service {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw AgentFailure("Cannot read \(path) (\(flag)); check that the file exists and is readable by this user.")
             }
-            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return String(decoding: data, as: UTF8.self).trimmed
         }
         switch configuration.bootstrap {
         case .token(let token): return (token, "token")
@@ -196,20 +201,10 @@ public struct Agent: Service {
     /// Runs `--on-rotate` through `/bin/sh -c` and logs its exit status.
     private func runHook() async {
         guard let command = configuration.onRotate else { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
         var environment = ProcessInfo.processInfo.environment
         environment["MESHCA_CERT_DIR"] = configuration.outDirectory
         environment["MESHCA_SPIFFE_ID"] = configuration.identity.uri
-        process.environment = environment
-        let status: Int32 = await withCheckedContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(returning: -1)
-            }
-        }
+        let status = await ShellHook.run(command, environment: environment)
         if status == 0 {
             logger.info("--on-rotate finished", metadata: ["command": "\(command)", "exit": "0"])
         } else {

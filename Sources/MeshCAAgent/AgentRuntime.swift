@@ -1,7 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import MeshCACore
-import MeshCADaemon
+import MeshCAIO
 import NIOHTTP1
 import ServiceLifecycle
 import UnixSignals
@@ -53,6 +57,8 @@ public struct AgentRuntime: Sendable {
                     },
                     "/status": { .ok(status.current.json(at: Date()), contentType: "application/json") },
                 ],
+                setting: "--status-addr",
+                bindHint: "Pass --status-addr with a free HOST:PORT (e.g. 127.0.0.1:15021), or --status-addr off.",
                 logger: logger
             )
             services.append(.init(service: server))

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#endif
 import Synchronization
 
 /// What `/status` and `meshca agent status` report.
@@ -30,18 +38,59 @@ public struct AgentStatus: Sendable, Codable, Equatable {
         return max(0, Int(notAfter.timeIntervalSince(now)))
     }
 
-    /// The JSON document served at `/status` (snake_case keys, RFC 3339 times, plus `outage_budget_seconds`).
+    /// The JSON document served at `/status` (snake_case keys, RFC 3339 times, `null` for what is not known
+    /// yet, plus `outage_budget_seconds`).
     public func json(at now: Date) -> String {
-        func time(_ date: Date?) -> Any { date.map { $0.formatted(.iso8601) } ?? NSNull() }
-        let object: [String: Any] = [
-            "state": state, "spiffe_id": spiffeID, "serial": serial ?? NSNull(),
-            "not_before": time(notBefore), "not_after": time(notAfter), "next_renewal": time(nextRenewal),
-            "last_error": lastError ?? NSNull(), "last_error_at": time(lastErrorAt),
-            "renewals": renewals, "consecutive_failures": consecutiveFailures,
-            "obtained_by": obtainedBy ?? NSNull(), "outage_budget_seconds": outageBudget(at: now),
-        ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        let document = StatusDocument(
+            state: state, spiffeID: spiffeID, serial: serial,
+            notBefore: notBefore?.formatted(.iso8601), notAfter: notAfter?.formatted(.iso8601),
+            nextRenewal: nextRenewal?.formatted(.iso8601), lastError: lastError,
+            lastErrorAt: lastErrorAt?.formatted(.iso8601), renewals: renewals,
+            consecutiveFailures: consecutiveFailures, obtainedBy: obtainedBy, outageBudgetSeconds: outageBudget(at: now))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(document)) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
+
+/// `/status` as sent and as `meshca agent status` reads it back.
+struct StatusDocument: Codable {
+    var state: String
+    var spiffeID: String
+    var serial: String?
+    var notBefore: String?
+    var notAfter: String?
+    var nextRenewal: String?
+    var lastError: String?
+    var lastErrorAt: String?
+    var renewals: Int
+    var consecutiveFailures: Int
+    var obtainedBy: String?
+    var outageBudgetSeconds: Int
+
+    enum CodingKeys: String, CodingKey {
+        case state, serial, renewals
+        case spiffeID = "spiffe_id", notBefore = "not_before", notAfter = "not_after", nextRenewal = "next_renewal"
+        case lastError = "last_error", lastErrorAt = "last_error_at", consecutiveFailures = "consecutive_failures"
+        case obtainedBy = "obtained_by", outageBudgetSeconds = "outage_budget_seconds"
+    }
+
+    /// Every key, unknown values as `null` (the synthesized encoder would leave them out).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(state, forKey: .state)
+        try container.encode(spiffeID, forKey: .spiffeID)
+        try container.encode(serial, forKey: .serial)
+        try container.encode(notBefore, forKey: .notBefore)
+        try container.encode(notAfter, forKey: .notAfter)
+        try container.encode(nextRenewal, forKey: .nextRenewal)
+        try container.encode(lastError, forKey: .lastError)
+        try container.encode(lastErrorAt, forKey: .lastErrorAt)
+        try container.encode(renewals, forKey: .renewals)
+        try container.encode(consecutiveFailures, forKey: .consecutiveFailures)
+        try container.encode(obtainedBy, forKey: .obtainedBy)
+        try container.encode(outageBudgetSeconds, forKey: .outageBudgetSeconds)
     }
 }
 

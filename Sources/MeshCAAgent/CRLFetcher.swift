@@ -1,7 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import MeshCACore
-import MeshCADaemon
+import MeshCAIO
 import ServiceLifecycle
 import SwiftASN1
 import X509

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshCAIO
 
 #if canImport(Glibc)
     import Glibc
@@ -47,7 +52,7 @@ struct WorkloadAPISocket: Sendable {
                     + "\(Self.maximumPathBytes). Choose a shorter --workload-api-socket, e.g. /run/meshca/agent.sock."
             )
         }
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = FilePaths.directory(of: path)
         do {
             try FileManager.default.createDirectory(
                 atPath: directory,
@@ -57,13 +62,11 @@ struct WorkloadAPISocket: Sendable {
         } catch {
             throw WorkloadAPIError(
                 .socketSetupFailed,
-                "Cannot create \(directory) for the Workload API socket: \(error.localizedDescription). Create it "
+                "Cannot create \(directory) for the Workload API socket: \(FilePaths.reason(error)). Create it "
                     + "(mode 0755) or choose another --workload-api-socket."
             )
         }
-        // FileManager reads the entry itself (lstat), without following a symlink. Raw `stat` is avoided:
-        // several modules declare it, and which one a release build picks breaks MemberImportVisibility.
-        if let type = (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType, type != .typeSocket {
+        if let entry = FilePaths.entry(at: path), !entry.isSocket {
             throw WorkloadAPIError(
                 .badSocketPath,
                 "\(path) exists and is not a socket, so meshca will not replace it with the Workload API socket. "
@@ -93,11 +96,7 @@ struct WorkloadAPISocket: Sendable {
 
     /// The identity of the socket now at `path`, or `nil` when there is none.
     func currentIdentity() -> Identity? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-            attributes[.type] as? FileAttributeType == .typeSocket,
-            let device = (attributes[.systemNumber] as? NSNumber)?.uint64Value,
-            let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value
-        else { return nil }
-        return Identity(device: device, inode: inode)
+        guard let entry = FilePaths.entry(at: path), entry.isSocket else { return nil }
+        return Identity(device: entry.device, inode: entry.inode)
     }
 }

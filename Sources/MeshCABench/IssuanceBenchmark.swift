@@ -8,7 +8,7 @@ import X509
 /// against cfssl (`scripts/bench.sh` builds it in release mode and runs it).
 ///
 /// Phases, in order: (1) ECDSA P-256 sign/verify rates through swift-crypto; (2) a real `meshca serve`
-/// process driven over gRPC/TLS at each concurrency level; (5a) its peak RSS and (5b) a `meshca agent`'s
+/// process driven over gRPC/TLS at each concurrency level; (5a) its peak RSS and (5b) a `meshca-agent`'s
 /// steady RSS; (3) `cfssl serve` with its SQLite certificate database, given the same CSRs at the same
 /// levels over HTTP; (4) one-shot `meshca issue` against `cfssl gencert`; (6) `meshca audit list` over a
 /// ledger of a million issuances. This process is the load generator for both servers; CSRs are
@@ -69,6 +69,8 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
         guard !levels.isEmpty, requests > 0 else { throw ValidationError("--requests and --concurrency must be positive.") }
         let binary = meshca ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("meshca").path
+        // The sidecar executable, built beside meshca (`swift build --product meshca-agent`).
+        let agentBinary = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("meshca-agent").path
         setenv("MESHCA_BIN", binary, 1)  // `meshca token create` and friends run this same binary
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let directory = try TemporaryDirectory("bench")
@@ -106,7 +108,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
             daemonAnon = daemon.anonymousRSS
             let renewals = agentRenewals ?? (small ? 1 : 3)
             if renewals > 0 {
-                (agentRSS, agentAnon) = try await AgentMemory.measure(binary: binary, daemon: daemon, directory: directory, renewals: renewals)
+                (agentRSS, agentAnon) = try await AgentMemory.measure(binary: agentBinary, daemon: daemon, directory: directory, renewals: renewals)
             }
         } catch {
             daemon.stop()
@@ -239,8 +241,8 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         let mib = { (kib: Int?) in kib.map { Double($0) / 1024 } }
         report.add("daemon peak RSS, after c=\(levels.last ?? 0)", "MiB", meshca: mib(memory.daemonPeak), cfssl: mib(memory.cfsslPeak))
         report.add("daemon private (RssAnon), after c=\(levels.last ?? 0)", "MiB", meshca: mib(memory.daemonAnonymous), cfssl: mib(memory.cfsslAnonymous))
-        report.add("agent steady RSS, Workload API on", "MiB", meshca: mib(memory.agent))
-        report.add("agent private (RssAnon)", "MiB", meshca: mib(memory.agentAnonymous))
+        report.add("meshca-agent steady RSS, Workload API on", "MiB", meshca: mib(memory.agent))
+        report.add("meshca-agent private (RssAnon)", "MiB", meshca: mib(memory.agentAnonymous))
         if let ledger {
             for query in ledger.queries {
                 report.add("\(query.name), \(ledger.rows) rows", "ms", meshca: median(query.samples))

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A network address: a host name or IP address and a port, written `HOST:PORT` or `[IPv6]:PORT`.
 ///
@@ -25,7 +29,7 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `HOST:PORT` or `[IPv6]:PORT` (port 0 allowed; surrounding spaces ignored).
     public static func parse(_ text: String) throws(Problem) -> HostPort {
-        let value = text.trimmingCharacters(in: .whitespaces)
+        let value = text.trimmed
         let hostPart: Substring
         let portPart: Substring
         if value.hasPrefix("[") {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Durations as people type them on the command line: `90s`, `30m`, `24h`, `7d`, or combinations
 /// such as `1h30m`. Units: `s`, `m`, `h`, `d` (24 hours).
@@ -11,7 +15,7 @@ public enum HumanDuration {
                 "\"\(text)\" is not a duration: \(why). Write a number followed by s, m, h or d, e.g. 90s, 30m, 24h, 7d or 1h30m."
             )
         }
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmed
         if trimmed.isEmpty { throw fail("it is empty") }
         var total: Int64 = 0
         var digits = ""

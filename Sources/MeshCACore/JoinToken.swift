@@ -1,5 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A join token: a bearer secret bound to one workload identity, that also pins the CA's root.
 ///
@@ -34,7 +38,7 @@ public struct JoinToken: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses the text form; whitespace around it (a trailing newline from a file) is ignored.
     public init(parsing text: String) throws {
-        let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false)
+        let parts = text.trimmed.split(separator: ".", omittingEmptySubsequences: false)
         func fail(_ why: String) -> IssuanceError {
             IssuanceError(.invalidToken, "This is not a meshca join token (\(why)). Tokens look like mct1.<id>.<secret>.<root-sha256>; create one with `meshca token create`.")
         }
@@ -66,8 +70,8 @@ public struct JoinToken: Sendable, Equatable, CustomStringConvertible {
 enum Base64URL {
     static func encode(_ bytes: [UInt8]) -> String {
         Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+            .replacing("+", with: "-")
+            .replacing("/", with: "_")
+            .replacing("=", with: "")
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// When an agent renews, and how long it waits after a failure. Pure arithmetic: time and randomness
 /// are arguments, so tests never sleep.
@@ -49,7 +53,7 @@ public struct RenewalSchedule: Sendable, Equatable {
     public func backoff(attempt: Int, random: Double, now: Date, deadline: Date? = nil) -> Duration {
         let initial = Double(initialBackoff.components.seconds) + Double(initialBackoff.components.attoseconds) / 1e18
         let maximum = Double(maximumBackoff.components.seconds) + Double(maximumBackoff.components.attoseconds) / 1e18
-        let full = min(maximum, initial * pow(2, Double(min(max(attempt, 0), 30))))
+        let full = min(maximum, initial * Double(1 << min(max(attempt, 0), 30)))
         var delay = full / 2 + full / 2 * min(max(random, 0), 1)
         if let deadline {
             let left = deadline.timeIntervalSince(now)

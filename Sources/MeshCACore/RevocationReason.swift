@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Why a certificate was revoked: the RFC 5280 §5.3.1 CRLReason values meshca accepts, by their RFC names.
 ///
@@ -35,7 +39,7 @@ public enum RevocationReason: String, Sendable, CaseIterable, CustomStringConver
     /// Reads a reason by its RFC 5280 name, ignoring case (`keycompromise` and `keyCompromise` are the same);
     /// an unknown name throws an error listing the accepted ones.
     public init(parsing text: String) throws {
-        let wanted = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let wanted = text.trimmed.lowercased()
         guard let reason = Self.allCases.first(where: { $0.rawValue.lowercased() == wanted }) else {
             let hold = wanted == "certificatehold" || wanted == "removefromcrl"
             throw IssuanceError(

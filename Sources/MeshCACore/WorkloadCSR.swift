@@ -1,5 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SwiftASN1
 import X509
 
@@ -86,7 +90,7 @@ public enum WorkloadCSR {
     }
 
     /// `text` with CRLF line ends turned into LF and surrounding whitespace removed: the same result as
-    /// `replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)`, computed
+    /// `replacingOccurrences(of: "\r\n", with: "\n").trimmed`, computed
     /// on the UTF-8 bytes. Only when a non-ASCII character borders the text (it might be Unicode whitespace)
     /// does Foundation decide.
     static func normalizedPEM(_ text: String) -> String {
@@ -105,7 +109,7 @@ public enum WorkloadCSR {
         while start < end, isASCIIWhitespace(bytes[start]) { start += 1 }
         while end > start, isASCIIWhitespace(bytes[end - 1]) { end -= 1 }
         if start < end, bytes[start] >= 0x80 || bytes[end - 1] >= 0x80 {
-            return text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.replacing("\r\n", with: "\n").trimmed
         }
         return String(decoding: bytes[start..<end], as: UTF8.self)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCACore
+import MeshCAIO
 import MeshCATransport
 import ServiceLifecycle
 import X509

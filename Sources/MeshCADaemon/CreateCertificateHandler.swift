@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import Logging
 import MeshCACore
+import MeshCAIO
 import MeshCALedger
 import MeshCATransport
 import X509

@@ -1,17 +1,7 @@
 import Foundation
-import MeshCACore
+import MeshCAIO
 
-/// The three files Istio's agent and meshca write for a workload, in one directory:
-/// `cert-chain.pem` (leaf, intermediates, roots), `key.pem` (the private key, 0600 by default) and
-/// `root-cert.pem` (the roots only).
-public enum CredentialFiles {
-    /// `cert-chain.pem`
-    public static let chainFile = "cert-chain.pem"
-    /// `key.pem`
-    public static let keyFile = "key.pem"
-    /// `root-cert.pem`
-    public static let bundleFile = "root-cert.pem"
-
+extension CredentialFiles {
     /// Writes the three files into `directory` (created when missing), each atomically: key first, then
     /// the chain, then the roots, as istio-agent orders them.
     public static func write(
@@ -28,7 +18,7 @@ public enum CredentialFiles {
             } catch {
                 throw DaemonError(
                     .writeFailed,
-                    "Cannot create the output directory \(directory) (\(StateDirectory.reason(error))). Choose a writable --out."
+                    "Cannot create the output directory \(directory) (\(FilePaths.reason(error))). Choose a writable --out."
                 )
             }
         } else if !isDirectory.boolValue {

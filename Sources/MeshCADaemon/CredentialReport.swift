@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAIO
 @_spi(FixedExpiryValidationTime) import X509
 
 /// What `meshca inspect` finds in a directory of workload credentials: identity, validity, whether the

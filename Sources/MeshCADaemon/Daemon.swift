@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import MeshCACore
+import MeshCAIO
 import MeshCALedger
 import MeshCATransport
 import X509

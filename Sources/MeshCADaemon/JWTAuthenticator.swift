@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import MeshCACore
+import MeshCAIO
 import SwiftASN1
 import X509
 

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAIO
 import SwiftASN1
 import X509
 

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAIO
 import MeshCALedger
 import SwiftASN1
 import X509
@@ -385,7 +386,7 @@ public struct RootRotation: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw DaemonError(.writeFailed, "Cannot create \(path) (\(StateDirectory.reason(error))). Check that the state directory is writable by this user.")
+            throw DaemonError(.writeFailed, "Cannot create \(path) (\(FilePaths.reason(error))). Check that the state directory is writable by this user.")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAIO
 import SwiftASN1
 import X509
 
@@ -33,11 +34,11 @@ public struct StateDirectory: Sendable {
     /// Where the state lives: `explicit` (`--state-dir`), else `MESHCA_STATE_DIR`, else
     /// `${XDG_DATA_HOME:-~/.local/share}/meshca`.
     public static func resolve(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> StateDirectory {
-        if let explicit, !explicit.isEmpty { return StateDirectory(path: absolute(explicit)) }
-        if let fromEnv = environment["MESHCA_STATE_DIR"], !fromEnv.isEmpty { return StateDirectory(path: absolute(fromEnv)) }
+        if let explicit, !explicit.isEmpty { return StateDirectory(path: FilePaths.absolute(explicit)) }
+        if let fromEnv = environment["MESHCA_STATE_DIR"], !fromEnv.isEmpty { return StateDirectory(path: FilePaths.absolute(fromEnv)) }
         let dataHome = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
-        return StateDirectory(path: absolute(dataHome) + "/meshca")
+        return StateDirectory(path: FilePaths.absolute(dataHome) + "/meshca")
     }
 
     /// `ca-cert.pem`.
@@ -93,7 +94,7 @@ public struct StateDirectory: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw DaemonError(.stateDirectoryUnusable, "Cannot create the state directory \(path) (\(Self.reason(error))). Choose a writable location with --state-dir or MESHCA_STATE_DIR.")
+            throw DaemonError(.stateDirectoryUnusable, "Cannot create the state directory \(path) (\(FilePaths.reason(error))). Choose a writable location with --state-dir or MESHCA_STATE_DIR.")
         }
         // Another process may have created it between the check and the call; both are fine.
         chmod(path, 0o700)
@@ -129,21 +130,6 @@ public struct StateDirectory: Sendable {
         }
         defer { flock(fd, LOCK_UN) }
         return try body()
-    }
-
-    /// `path` made absolute against the current directory, with `~` expanded.
-    public static func absolute(_ path: String) -> String {
-        let expanded = (path as NSString).expandingTildeInPath
-        if expanded.hasPrefix("/") { return (expanded as NSString).standardizingPath }
-        return ((FileManager.default.currentDirectoryPath + "/" + expanded) as NSString).standardizingPath
-    }
-
-    /// The POSIX reason (e.g. "Permission denied") behind a Foundation file error, for messages.
-    package static func reason(_ error: any Error) -> String {
-        if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(posix.code)))
-        }
-        return (error as NSError).localizedDescription
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAIO
 import SwiftASN1
 import X509
 
@@ -15,11 +16,11 @@ import X509
 /// TLS context is built, so the raw reason is OpenSSL's.
 public struct HandshakeCredentials: Sendable {
     /// `cert-chain.pem`
-    public static let chainFile = "cert-chain.pem"
+    public static let chainFile = CredentialFiles.chainFile
     /// `key.pem`
-    public static let keyFile = "key.pem"
+    public static let keyFile = CredentialFiles.keyFile
     /// `root-cert.pem`
-    public static let bundleFile = "root-cert.pem"
+    public static let bundleFile = CredentialFiles.bundleFile
 
     /// The directory the files were read from.
     public let directory: String
@@ -49,9 +50,7 @@ public struct HandshakeCredentials: Sendable {
     /// once and the three files read from that version, so a renewal swapping versions underneath never pairs
     /// one issuance's certificate with another's key.
     public static func load(from directory: String, role: HandshakeReport.Role) throws -> HandshakeCredentials {
-        let version = (try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/..data"))
-            .map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 }
-        let source = version ?? directory
+        let source = CredentialDirectory(path: directory).currentFiles
         let chainText = try read(chainFile, in: source, role: role)
         let keyText = try read(keyFile, in: source, role: role)
         let rootsText = try read(bundleFile, in: source, role: role)

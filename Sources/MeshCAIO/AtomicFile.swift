@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -14,8 +18,8 @@ import Darwin
 public enum AtomicFile {
     /// Writes `contents` to `path` with permission bits `mode` (e.g. `0o600` for keys).
     public static func write(_ contents: String, to path: String, mode: mode_t) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
+        let directory = FilePaths.directory(of: path)
+        let base = FilePaths.lastComponent(of: path)
         let temporary = "\(directory.isEmpty ? "." : directory)/.\(base).tmp-\(UUID().uuidString.prefix(8))"
         func failure(_ what: String, _ err: Int32) -> DaemonError {
             DaemonError(

@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import MeshCADaemon
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -40,8 +43,7 @@ public struct CredentialDirectory: Sendable {
     public func write(chainPEM: String, keyPEM: String, bundlePEM: String, at now: Date = Date()) throws -> String {
         try prepareDirectory()
         let stamp = now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-            .replacingOccurrences(of: "-", with: "_").replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "T", with: "_")
-            .replacingOccurrences(of: "Z", with: "")
+            .map { "-:T".contains($0) ? "_" : $0 == "Z" ? "" : String($0) }.joined()
         let version = "..\(stamp)_\(UUID().uuidString.prefix(4).lowercased())"
         let versionPath = path + "/" + version
         guard mkdir(versionPath, 0o755) == 0 else { throw failure("creating \(versionPath)", errno) }
@@ -70,9 +72,16 @@ public struct CredentialDirectory: Sendable {
     /// The version directory `..data` points to, if any.
     public var currentVersion: String? { currentLinkTarget(Self.dataLink) }
 
+    /// The directory holding the current files: the version `..data` points to, resolved once, or `path`
+    /// itself when there is no `..data` (files written by `meshca issue`). Read all three files from it.
+    public var currentFiles: String {
+        guard let version = currentVersion else { return path }
+        return version.hasPrefix("/") ? version : path + "/" + version
+    }
+
     /// The three files of the current version (or plain files left by `meshca issue`), if all exist.
     public func read() -> (chainPEM: String, keyPEM: String, bundlePEM: String)? {
-        let base = currentVersion.map { path + "/" + $0 } ?? path
+        let base = currentFiles
         func text(_ name: String) -> String? {
             FileManager.default.contents(atPath: base + "/" + name).map { String(decoding: $0, as: UTF8.self) }
         }
@@ -84,16 +93,16 @@ public struct CredentialDirectory: Sendable {
 
     /// Creates the directory when missing and checks that it is a writable directory.
     public func prepareDirectory() throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
                 throw DaemonError(.writeFailed, "The output path \(path) is a file, not a directory. Choose another --out.")
             }
         } else {
             do {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             } catch {
-                throw DaemonError(.writeFailed, "Cannot create the output directory \(path) (\(StateDirectory.reason(error))). Choose a writable --out.")
+                throw DaemonError(.writeFailed, "Cannot create the output directory \(path) (\(FilePaths.reason(error))). Choose a writable --out.")
             }
         }
         guard access(path, W_OK | X_OK) == 0 else {

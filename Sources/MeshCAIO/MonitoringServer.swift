@@ -1,24 +1,17 @@
 import Logging
-import MeshCACore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// The plain-HTTP monitoring listener: `/metrics`, `/healthz` and `/readyz`, as istiod serves on 15014.
+/// A small plain-HTTP listener answering `GET` on fixed paths: the daemon's monitoring port (`/metrics`,
+/// `/healthz`, `/readyz`, `/crl`, as istiod serves on 15014) and the agent's status port.
 ///
 /// A `Service`: ``run()`` binds, serves until graceful shutdown or cancellation, then stops accepting,
 /// lets each open connection finish the request it is in (at most 5 seconds) and returns. Run it once.
 ///
-/// | Route | Answer |
-/// |---|---|
-/// | `GET /metrics` | 200, ``CAMetrics/exposition()`` as `text/plain; version=0.0.4` |
-/// | `GET /healthz` | 200 `ok` while the process runs |
-/// | `GET /readyz` | 200 `ready`, or 503 `not ready: <reason>` while the readiness closure returns a reason |
-/// | `GET /crl` | 200, the signing CA's CRL as DER, `application/pkix-crl` (RFC 5280 §4.2.1.13); 503 before the first |
-/// | `GET /crl.pem` | 200, the same CRL as PEM (`-----BEGIN X509 CRL-----`), then the old root's during a rotation |
-/// | other paths | 404; a known path with another method gets 405 |
+/// Paths not in its routes get 404; a known path with another method gets 405.
 ///
 /// It serves no secrets and has no authentication: bind it to loopback or a cluster-internal address.
 public final class MonitoringServer: Service {
@@ -27,6 +20,8 @@ public final class MonitoringServer: Service {
     /// The port to bind; 0 lets the system choose one (see ``boundAddress``).
     public let port: Int
     private let routes: [String: MonitoringRoute]
+    private let setting: String
+    private let bindHint: String
     private let logger: Logger
     private let connections = OpenConnections()
     private let address = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: (host: String, port: Int).self)
@@ -34,49 +29,18 @@ public final class MonitoringServer: Service {
     /// How long a connection may take to finish its current request once shutdown begins.
     static let drainTimeout: TimeAmount = .seconds(5)
 
-    /// Creates the CA's monitoring server; nothing is bound until ``run()``.
+    /// A server answering `GET` on each path in `routes`.
     ///
-    /// - Parameter readiness: Called on every `GET /readyz`, on a NIO thread, so it must be quick and must
-    ///   not block. Returns `nil` when the daemon is ready, else a short reason such as `ledger not open`.
-    /// - Parameter crl: Called on every `GET /crl` and `GET /crl.pem`, on a NIO thread (quick, no blocking): the
-    ///   CRL to serve, or nil while none is published. Without it, those paths answer 404.
-    /// - Parameter crlPEM: When given, `GET /crl.pem` serves its text instead of `crl`'s PEM: every CRL
-    ///   published, which during a root rotation's overlap includes the old root's.
-    public convenience init(
-        host: String,
-        port: Int,
-        metrics: CAMetrics,
-        readiness: @escaping @Sendable () -> String?,
-        crl: (@Sendable () -> CertificateRevocationList?)? = nil,
-        crlPEM: (@Sendable () -> String?)? = nil,
-        logger: Logger
-    ) {
-        var routes: [String: MonitoringRoute] = [
-            "/metrics": { .ok(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
-            "/healthz": { .ok("ok\n") },
-            "/readyz": {
-                readiness().map { MonitoringResponse(.serviceUnavailable, "not ready: \($0)\n") } ?? .ok("ready\n")
-            },
-        ]
-        if let crl {
-            let unpublished = MonitoringResponse(.serviceUnavailable, "no CRL published yet; retry in a few seconds\n")
-            routes["/crl"] = {
-                crl().map { .ok(bytes: $0.derBytes, contentType: "application/pkix-crl") } ?? unpublished
-            }
-            routes["/crl.pem"] = {
-                (crlPEM?() ?? crl()?.pem).map { .ok($0, contentType: "application/x-pem-file") } ?? unpublished
-            }
-        }
-        // One line per route. The closures run on a NIO thread for every request.
-        self.init(host: host, port: port, routes: routes, logger: logger)
-    }
-
-    /// A server answering `GET` on each path in `routes` (the agent's status endpoint uses this too).
-    package init(host: String, port: Int, routes: [String: MonitoringRoute], logger: Logger) {
+    /// - Parameter setting: The setting that chose the address, first in the bind error (`monitoring`).
+    /// - Parameter bindHint: What the user should change when the address cannot be bound, e.g.
+    ///   `Set --status-addr to a free HOST:PORT.`
+    package init(host: String, port: Int, routes: [String: MonitoringRoute], setting: String, bindHint: String, logger: Logger) {
         self.host = host
         self.port = port
         self.logger = logger
         self.routes = routes
+        self.setting = setting
+        self.bindHint = bindHint
     }
 
     deinit {
@@ -93,7 +57,7 @@ public final class MonitoringServer: Service {
 
     /// Binds, then serves until graceful shutdown or task cancellation.
     ///
-    /// Throws ``ConfigurationError`` naming the `monitoring` key when the address cannot be bound.
+    /// Throws ``ListenError`` (the address, the reason and the bind hint) when the address cannot be bound.
     public func run() async throws {
         let routes = self.routes
         let connections = self.connections
@@ -114,10 +78,9 @@ public final class MonitoringServer: Service {
         do {
             listener = try await bootstrap.bind(host: host, port: port).get()
         } catch {
-            let problem = ConfigurationError(problems: [
-                "monitoring: cannot listen on \(host):\(port) (\(error)). Another process may hold the port, or the "
-                    + "address is not local. Set --monitoring / MESHCA_MONITORING to a free HOST:PORT, e.g. 127.0.0.1:15014."
-            ])
+            let problem = ListenError(
+                description: "\(setting): cannot listen on \(host):\(port) (\(error)). Another process may hold the port, or the "
+                    + "address is not local. \(bindHint)")
             address.fail(problem)
             throw problem
         }
@@ -139,6 +102,11 @@ public final class MonitoringServer: Service {
         try? await EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: listener.eventLoop).get()
         logger.info("Monitoring endpoint stopped", metadata: ["address": "\(bound.host):\(bound.port)"])
     }
+}
+
+/// The listener could not bind its address; `description` says which, why, and what to change.
+public struct ListenError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }
 
 /// Produces the answer for one path; runs on a NIO thread.

@@ -70,6 +70,11 @@ public enum Command {
         return ".build/debug/meshca"
     }
 
+    /// The `meshca-agent` executable built beside ``meshcaBinary``.
+    public static var agentBinary: String {
+        URL(fileURLWithPath: meshcaBinary).deletingLastPathComponent().appendingPathComponent("meshca-agent").path
+    }
+
     /// Runs the built `meshca` with `arguments`, with `MESHCA_STATE_DIR` unset unless given in `environment`.
     public static func meshca(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws -> Result {
         var env = ProcessInfo.processInfo.environment

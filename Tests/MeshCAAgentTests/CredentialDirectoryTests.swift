@@ -1,5 +1,6 @@
 import Foundation
 import MeshCAAgent
+import MeshCAIO
 import MeshCATestSupport
 import Testing
 

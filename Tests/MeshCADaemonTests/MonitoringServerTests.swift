@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -160,9 +161,9 @@ struct MonitoringServerTests {
                 host: "127.0.0.1", port: port, metrics: CAMetrics(), readiness: { nil },
                 logger: Logger(label: "meshca.test.monitoring", factory: { _ in SwiftLogNoOpLogHandler() })
             )
-            let error = await #expect(throws: ConfigurationError.self) { try await second.run() }
+            let error = await #expect(throws: ListenError.self) { try await second.run() }
             #expect(error?.description.contains("monitoring: cannot listen on 127.0.0.1:\(port)") == true)
-            await #expect(throws: ConfigurationError.self) { _ = try await second.boundAddress }
+            await #expect(throws: ListenError.self) { _ = try await second.boundAddress }
         }
     }
 }

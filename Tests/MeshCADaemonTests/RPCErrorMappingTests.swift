@@ -1,6 +1,7 @@
 import GRPCCore
 import MeshCACore
 @testable import MeshCADaemon
+import MeshCAIO
 import Testing
 
 @Suite("Mapping meshca errors to gRPC statuses")

@@ -1,6 +1,7 @@
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 import MeshCATestSupport
 import SwiftASN1

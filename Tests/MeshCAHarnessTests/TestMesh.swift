@@ -2,6 +2,7 @@ import Foundation
 import MeshCACore
 import MeshCADaemon
 import MeshCAHarness
+import MeshCAIO
 import MeshCATestSupport
 import SwiftASN1
 import Synchronization

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import X509
 
-/// A real `meshca agent` process.
+/// A real `meshca-agent` process (the sidecar executable; `meshca agent` runs the same code).
 final class TestAgent: Sendable {
     let process: BackgroundProcess
     let statusAddress: String
@@ -13,8 +13,8 @@ final class TestAgent: Sendable {
 
     static func start(daemonAddress: String, token: String, out: String, sa: String = "was", extra: [String] = []) async throws -> TestAgent {
         let process = try BackgroundProcess(
-            Command.meshcaBinary,
-            ["agent", "--ca", daemonAddress, "--sa", sa, "--out", out, "--token", token, "--status-addr", "127.0.0.1:0", "--jitter", "0"] + extra
+            Command.agentBinary,
+            ["--ca", daemonAddress, "--sa", sa, "--out", out, "--token", token, "--status-addr", "127.0.0.1:0", "--jitter", "0"] + extra
         )
         let line = try await process.waitForLine(containing: "status on http://")
         let address = String(line.split(separator: "/").last ?? "")
@@ -76,7 +76,7 @@ struct AgentTests {
         let hookLog = daemon.directory.file("hook.log")
         let agent = try await TestAgent.start(
             daemonAddress: daemon.address, token: try daemon.token(uses: 1), out: out,
-            extra: ["--ttl", "6s", "--on-rotate", "echo rotated >> \(hookLog)"]
+            extra: ["--ttl", "6s", "--on-rotate", "echo \"rotated $MESHCA_SPIFFE_ID $MESHCA_CERT_DIR\" >> \(hookLog)"]
         )
         defer { agent.stop() }
 
@@ -104,8 +104,9 @@ struct AgentTests {
         let rows = try daemon.ledger().filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }
         #expect(rows.filter { ($0["auth_method"] as? String) == "token" }.count == 1)
         #expect(rows.filter { ($0["auth_method"] as? String) == "mtls" }.count >= 2)
-        let hookRuns = (try? String(contentsOfFile: hookLog, encoding: .utf8))?.split(separator: "\n").count ?? 0
-        #expect(hookRuns >= 3)
+        let hookRuns = (try? String(contentsOfFile: hookLog, encoding: .utf8))?.split(separator: "\n") ?? []
+        #expect(hookRuns.count >= 3)
+        #expect(hookRuns.allSatisfy { $0 == "rotated spiffe://cluster.local/ns/default/sa/was \(out)" }, "\(hookRuns)")
         #expect(try Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
         #expect(try daemon.directory.mode("was/..data/key.pem") == 0o600)
         #expect(try Command.meshca(["inspect", out]).status == 0)
@@ -117,6 +118,10 @@ struct AgentTests {
         let nobody = try Command.meshca(["agent", "status", "--status-addr", "127.0.0.1:1"])
         #expect(nobody.status != 0)
         #expect(nobody.stderr.contains("No agent answers at 127.0.0.1:1"))
+        // And so does the sidecar executable's own `status`.
+        let slim = try Command.run(Command.agentBinary, ["status", "--status-addr", agent.statusAddress])
+        #expect(slim.status == 0, "\(slim.stderr)")
+        #expect(slim.stdout.contains("state          ok"))
     }
 
     @Test("CA down at start, then up: the agent retries and succeeds; CA down at renewal: files kept, error shown, recovery")

@@ -4,6 +4,7 @@ import Foundation
 import MeshCACore
 import MeshCADaemon
 import MeshCAHarness
+import MeshCAIO
 
 /// `meshca handshake`: run mTLS between two workloads' credential files (or against a real peer) on the
 /// system OpenSSL, and explain what happened.
@@ -128,7 +129,7 @@ struct Handshake: ParsableCommand {
         do {
             // Loaded for the verifying side(s): the client with --connect, the server with --listen, both otherwise.
             revocations = try crl.map {
-                try RevocationList.load(from: StateDirectory.absolute($0), role: listen != nil ? .server : .client)
+                try RevocationList.load(from: FilePaths.absolute($0), role: listen != nil ? .server : .client)
             }
         } catch let failure as HandshakeFailure {
             printError(
@@ -140,7 +141,7 @@ struct Handshake: ParsableCommand {
         let expectedClientID = try parsedID(expectClientID, flag: "--expect-client-id")
         if let listen, let certs {
             try serve(
-                listen, certificates: StateDirectory.absolute(certs), expectedClientID: expectedClientID,
+                listen, certificates: FilePaths.absolute(certs), expectedClientID: expectedClientID,
                 timeout: timeout, revocations: revocations)
             return
         }
@@ -148,17 +149,17 @@ struct Handshake: ParsableCommand {
         if let connect, let certs {
             let (host, port) = try parsedAddress(connect, flag: "--connect", allowZero: false)
             report = ClientHandshake(
-                host: host, port: port, certificates: StateDirectory.absolute(certs),
+                host: host, port: port, certificates: FilePaths.absolute(certs),
                 expectedServerID: expectedServerID, timeout: timeout, revocations: revocations
             ).run()
         } else {
             let serverSetup: LoopbackHandshake.Server =
-                server == "plaintext" ? .plaintext : .credentials(directory: StateDirectory.absolute(server ?? "."))
+                server == "plaintext" ? .plaintext : .credentials(directory: FilePaths.absolute(server ?? "."))
             let clientSetup: LoopbackHandshake.Client =
                 switch client {
                 case nil: .noCertificate
                 case "plaintext": .plaintext
-                case let directory?: .credentials(directory: StateDirectory.absolute(directory))
+                case let directory?: .credentials(directory: FilePaths.absolute(directory))
                 }
             report = LoopbackHandshake(
                 server: serverSetup, client: clientSetup, mode: try parsedMode(),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 import SwiftASN1
 import X509
@@ -41,7 +42,7 @@ struct Init: AsyncParsableCommand {
         let directory = state.directory
         if let pluginCA {
             let ca = try await CAState.importPlugin(
-                from: StateDirectory.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, now: Date()
+                from: FilePaths.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, now: Date()
             )
             _ = try SQLiteLedger(path: directory.ledgerPath)
             print("imported the plug-in CA from \(pluginCA) into \(directory.path) (trust domain \(ca.trustDomain.name))")

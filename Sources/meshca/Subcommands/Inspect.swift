@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 
 /// `meshca inspect`: is this directory of workload credentials usable?
 struct Inspect: AsyncParsableCommand {
@@ -17,7 +18,7 @@ struct Inspect: AsyncParsableCommand {
     var directory: String = "."
 
     func run() async throws {
-        let path = StateDirectory.absolute(directory)
+        let path = FilePaths.absolute(directory)
         let report = await CredentialReport.inspect(directory: path, now: Date())
         print(path)
         for finding in report.findings {

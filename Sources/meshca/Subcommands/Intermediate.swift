@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 import SwiftASN1
 import X509
@@ -60,7 +61,7 @@ struct IntermediateCreate: AsyncParsableCommand {
                 issuer: ca.signer.certificate, requester: Requester(name: Issue.localUser(), authMethod: "local")
             )
         )
-        let output = StateDirectory.absolute(out)
+        let output = FilePaths.absolute(out)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let above = (ca.signer.bundle.contains(ca.signer.certificate) ? [] : [ca.signer.certificate] + ca.signer.intermediates)
         try AtomicFile.write(try key.serializeAsPEM().pemString + "\n", to: output + "/ca-key.pem", mode: 0o600)

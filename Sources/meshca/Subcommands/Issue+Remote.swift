@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCATransport
 import SwiftASN1
 import X509
@@ -50,7 +51,7 @@ extension Issue {
         if case .pinnedRoot(let fingerprint) = trust, !credentials.roots.contains(where: { $0.sha256Fingerprint == fingerprint }) {
             throw RemoteIssueError(message: "The root bundle from \(server) does not contain the root pinned by the token; refusing to write it.")
         }
-        let outDirectory = StateDirectory.absolute(out)
+        let outDirectory = FilePaths.absolute(out)
         try CredentialFiles.write(
             to: outDirectory,
             certChainPEM: credentials.certChainPEM,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 import SwiftASN1
 import X509
@@ -96,7 +97,7 @@ struct Issue: AsyncParsableCommand {
             requester: Requester(name: Self.localUser(), authMethod: "local"),
             at: now
         )
-        let outDirectory = StateDirectory.absolute(out)
+        let outDirectory = FilePaths.absolute(out)
         try CredentialFiles.write(
             to: outDirectory,
             certChainPEM: issuance.certChainPEM,

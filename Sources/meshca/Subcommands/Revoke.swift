@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 import X509
 
@@ -111,7 +112,7 @@ struct CRLCommand: AsyncParsableCommand {
         for crl in crls { printError(Revoke.summary(of: crl, at: directory.crlPath)) }
         let pem = crls.map(\.pem).joined()
         if let out {
-            try AtomicFile.write(pem, to: StateDirectory.absolute(out), mode: 0o644)
+            try AtomicFile.write(pem, to: FilePaths.absolute(out), mode: 0o644)
         } else {
             print(pem, terminator: "")
         }

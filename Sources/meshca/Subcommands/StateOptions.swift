@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 
 /// `--state-dir`, shared by every command that uses the CA's state.
