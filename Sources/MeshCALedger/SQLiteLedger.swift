@@ -68,9 +68,12 @@ public final class SQLiteLedger: IssuanceLedger {
     let connection: Mutex<SQLiteConnection>
     /// Serializes all SQLite work of this ledger, off the cooperative thread pool.
     let queue: DispatchQueue
-    /// A second connection, used only for the per-request lookups (see ``performRead(_:)``), and its queue.
-    let reader: Mutex<SQLiteConnection>
-    let readQueue: DispatchQueue
+    /// A second connection, used only for the per-request lookups (see ``performRead(_:)``) and opened by the
+    /// first of them (one-shot commands never need it), and its queue.
+    let reader = Mutex<SQLiteConnection?>(nil)
+    let readQueue = DispatchQueue(label: "meshca.ledger.read")
+    /// The busy timeout the reader is opened with.
+    let busyTimeout: Duration
     /// Writes waiting for the next group commit; see `SQLiteLedger+GroupCommit.swift`.
     let groupCommit = Mutex(GroupCommit())
     /// Appends every write's event to the hash chain; see `LedgerChain`.
@@ -98,8 +101,7 @@ public final class SQLiteLedger: IssuanceLedger {
         self.path = path
         self.connection = Mutex(connection)
         self.queue = DispatchQueue(label: "meshca.ledger")
-        self.reader = Mutex(try SQLiteConnection(path: path, busyTimeout: configuration.busyTimeout, maxPageCount: nil))
-        self.readQueue = DispatchQueue(label: "meshca.ledger.read")
+        self.busyTimeout = configuration.busyTimeout
     }
 
     /// The highest migration version recorded in the file, read now.
@@ -179,7 +181,14 @@ public final class SQLiteLedger: IssuanceLedger {
     ) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             readQueue.async {
-                continuation.resume(with: Swift.Result { try self.reader.withLock { try body($0) } })
+                continuation.resume(
+                    with: Swift.Result {
+                        try self.reader.withLock { reader in
+                            let connection = try reader ?? SQLiteConnection(path: self.path, busyTimeout: self.busyTimeout, maxPageCount: nil)
+                            reader = connection
+                            return try body(connection)
+                        }
+                    })
             }
         }
     }
