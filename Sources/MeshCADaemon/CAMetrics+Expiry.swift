@@ -18,34 +18,28 @@ extension CAMetrics {
     /// an alert on the minimum never fires on a certificate that is gone. When the identity count is unknown
     /// (the ledger could not be read) the gauge keeps its last value.
     public func publish(_ facts: ExpiryFacts) {
-        let help =
-            "The Unix time, in seconds, at which a CA certificate (root, intermediate, signing) or the newest serving certificate expires."
+        let expiry = MetricNameDescriptor(
+            metricName: Self.certificateExpiryName, unitName: "",
+            helpText: "The Unix time, in seconds, at which a CA certificate (root, intermediate, signing) or the newest serving certificate expires.")
         var current = Set<[String]>()
         for fact in facts.certificates {
             let labels = [fact.role, fact.fingerprint]
             current.insert(labels)
-            registry.makeGauge(
-                name: Self.certificateExpiryName, labels: [("role", fact.role), ("fingerprint", fact.fingerprint)],
-                help: help
-            )
-            .set(fact.notAfter.timeIntervalSince1970)
+            registry.makeGauge(descriptor: expiry, labels: [("role", fact.role), ("fingerprint", fact.fingerprint)])
+                .set(fact.notAfter.timeIntervalSince1970)
         }
         let gone = publishedExpirySeries.withLock { published in
             defer { published = current }
             return published.subtracting(current)
         }
         for labels in gone {
-            registry.unregisterGauge(
-                registry.makeGauge(
-                    name: Self.certificateExpiryName, labels: [("role", labels[0]), ("fingerprint", labels[1])],
-                    help: help))
+            registry.unregisterGauge(registry.makeGauge(descriptor: expiry, labels: [("role", labels[0]), ("fingerprint", labels[1])]))
         }
         if let count = facts.expiringIdentities {
-            registry.makeGauge(
-                name: Self.identitiesExpiringName,
-                help:
-                    "Identities whose newest certificate runs out within the doctor's window (30d) or ran out in it, with its renewal overdue (see meshca doctor)."
-            ).set(Int64(count))
+            let identities = MetricNameDescriptor(
+                metricName: Self.identitiesExpiringName, unitName: "",
+                helpText: "Identities whose newest certificate runs out within the doctor's window (30d) or ran out in it, with its renewal overdue (see meshca doctor).")
+            registry.makeGauge(descriptor: identities).set(Int64(count))
         }
     }
 }
