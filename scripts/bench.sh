@@ -13,9 +13,11 @@ ensure_swift
 # (golang-cfssl itself is installed by meshca-bench when it is missing.)
 ensure_system_packages libssl-dev libsqlite3-dev pkg-config openssl sqlite3
 scratch="${MESHCA_SCRATCH_PATH:-.build}"
-swift build -c release --scratch-path "$scratch" --product meshca
-swift build -c release --scratch-path "$scratch" --product meshca-agent
-swift build -c release --scratch-path "$scratch" --product meshca-bench
+# The same release build as scripts/quickstart.sh: the Swift runtime linked in (--static-swift-stdlib), as
+# meshca is meant to be shipped (see README, "Release builds").
+for product in meshca meshca-agent meshca-bench; do
+    swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product "$product"
+done
 json=()
 case " $* " in *" --json "*|*" --json="*) ;; *) mkdir -p .build && json=(--json .build/bench-results.json) ;; esac
-exec "$(swift build -c release --scratch-path "$scratch" --show-bin-path)/meshca-bench" "${json[@]}" "$@"
+exec "$(swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/meshca-bench" "${json[@]}" "$@"

@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_swift
 ensure_system_packages libssl-dev libsqlite3-dev pkg-config openssl
-swift build -c release --product meshca
-bin="$(swift build -c release --show-bin-path)/meshca"
+# --static-swift-stdlib: the binaries carry the Swift runtime, so they run on hosts and in images without it.
+swift build -c release --static-swift-stdlib --product meshca
+swift build -c release --static-swift-stdlib --product meshca-agent
+bin="$(swift build -c release --static-swift-stdlib --show-bin-path)/meshca"
 export MESHCA_STATE_DIR="${MESHCA_STATE_DIR:-$PWD/meshca-demo/state}"
 "$bin" issue --sa was --out meshca-demo/was
 "$bin" inspect meshca-demo/was
 "$bin" audit list
 echo
-echo "meshca is at $bin; the demo CA lives in $MESHCA_STATE_DIR."
+echo "meshca is at $bin (meshca-agent, the sidecar agent, beside it); the demo CA lives in $MESHCA_STATE_DIR."
