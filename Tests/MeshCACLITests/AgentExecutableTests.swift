@@ -32,4 +32,21 @@ struct AgentExecutableTests {
         let full = try Command.run("ldd", [Command.meshcaBinary]).stdout
         #expect(full.contains("libsqlite3") && full.contains("libssl"))
     }
+
+    @Test("A status port already taken stops the agent at start, naming --status-addr and what to do")
+    func statusPortTaken() async throws {
+        let directory = try TemporaryDirectory()
+        // Syntactically a join token; no CA is needed, the agent fails before it has one.
+        let token = "mct1." + String(repeating: "a", count: 12) + "." + String(repeating: "b", count: 43) + "." + String(repeating: "c", count: 64)
+        let arguments = ["--ca", "127.0.0.1:1", "--sa", "was", "--token", token, "--log-level", "error"]
+        let first = try BackgroundProcess(Command.agentBinary, arguments + ["--out", directory.file("first"), "--status-addr", "127.0.0.1:0"])
+        defer { first.terminate() }
+        let line = try await first.waitForLine(containing: "status on http://")
+        let address = String(line.split(separator: "/").last ?? "")
+
+        let second = try Command.run(Command.agentBinary, arguments + ["--out", directory.file("second"), "--status-addr", address])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("--status-addr: cannot listen on \(address)"), "\(second.stderr)")
+        #expect(second.stderr.contains("or --status-addr off"))
+    }
 }
