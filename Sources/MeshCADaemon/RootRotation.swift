@@ -275,6 +275,16 @@ public struct RootRotation: Sendable {
         if live.count > 0 {
             throw DaemonError(.rotationRefused, Self.liveMessage(live, oldRoot: oldRoot))
         }
+        // A join token carries the root that signed when it was created, and a client holding it verifies the CA
+        // against that root: tokens from before activation pin the old root and stop working once it and the
+        // bridge are gone. Timestamps are whole seconds (rounded down), so a token made in the activation's own
+        // second counts too; never one made before it that would then break.
+        if let activatedAt = progress.activatedAt {
+            let pinned = try await ledger.tokens().filter { $0.state(at: now) == .active && $0.createdAt < activatedAt }
+            if !pinned.isEmpty {
+                throw DaemonError(.rotationRefused, Self.pinnedTokensMessage(pinned, oldRoot: oldRoot))
+            }
+        }
         let state = try CAState.load(from: directory)
         try await record("retire", subject: oldRoot.sha256Fingerprint, old: oldRoot, new: state.signer.certificate, at: now, actor: actor)
         let bundle = state.signer.bundle.filter { $0 != oldRoot }
@@ -403,6 +413,19 @@ public struct RootRotation: Sendable {
                 + "agents to renew now, then run `meshca root activate` again. `--force` activates anyway and is recorded in the ledger: "
                 + "those workloads would reject peers holding certificates from the new root until they renew."
         ]).joined(separator: "\n")
+    }
+
+    static func pinnedTokensMessage(_ tokens: [JoinTokenRecord], oldRoot: Certificate) -> String {
+        let last = tokens.map(\.expiresAt).max().map { $0.formatted(.iso8601) } ?? "unknown"
+        let shown = tokens.prefix(10).map {
+            "  \($0.id)  \($0.namespace)/\($0.serviceAccount)  \($0.maxUses - $0.uses) use\($0.maxUses - $0.uses == 1 ? "" : "s") left, expires \($0.expiresAt.formatted(.iso8601))"
+        }
+        return (["Refusing to retire the old root \(oldRoot.sha256Fingerprint.prefix(16))…: \(tokens.count) unused join token\(tokens.count == 1 ? "" : "s") "
+            + "created before activation pin\(tokens.count == 1 ? "s" : "") it, and a workload holding one could no longer verify the CA:"]
+            + shown + (tokens.count > 10 ? ["  … and \(tokens.count - 10) more (`meshca token list`)"] : []) + [
+                "Revoke each with `meshca token revoke ID` and hand out new ones (`meshca token create` now pins the new root), "
+                    + "or retire after \(last), when the last has expired."
+            ]).joined(separator: "\n")
     }
 
     static func liveMessage(_ live: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord]), oldRoot: Certificate) -> String {

@@ -68,4 +68,36 @@ struct RootCommandTests {
         // Every step is on the ledger's hash chain, which still verifies.
         expectSuccess(try ws.meshca("audit", "verify"))
     }
+
+    @Test("retire waits for unused join tokens that pin the old root; tokens made after activation do not count")
+    func tokensPinningTheOldRoot() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        expectSuccess(try ws.meshca("init"))
+        func tokenID(_ result: Command.Result) -> String {
+            String(result.stdout.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("mct1.") }?.split(separator: ".")[1] ?? "")
+        }
+        let old = try ws.meshca("token", "create", "--sa", "web")
+        expectSuccess(old)
+        let oldID = tokenID(old)
+        #expect(oldID.count == 12, "\(old.stdout)")
+        expectSuccess(try ws.meshca("root", "prepare"))
+        expectSuccess(try ws.meshca("root", "activate"))
+        // Token timestamps are whole seconds: a token made in the activation's own second counts as pinning the old
+        // root, so the new one is made in the next second.
+        Thread.sleep(forTimeInterval: 1.1)
+        let new = try ws.meshca("token", "create", "--sa", "api")
+        expectSuccess(new)
+        let newID = tokenID(new)
+
+        let refused = try ws.meshca("root", "retire")
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("1 unused join token created before activation pins it"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("\(oldID)  default/web"))
+        #expect(!refused.stderr.contains(newID))
+        #expect(refused.stderr.contains("meshca token revoke ID"))
+
+        expectSuccess(try ws.meshca("token", "revoke", oldID))
+        expectSuccess(try ws.meshca("root", "retire"))
+    }
 }
