@@ -166,6 +166,8 @@ public struct RootRotation: Sendable {
         public let identities: [SQLiteLedger.IdentityContact]
         /// After activation: the live certificates the old root signed, which keep *retire* waiting.
         public let liveOnOldRoot: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord])?
+        /// After activation: usable join tokens that pin the old root, which keep *retire* waiting too.
+        public let tokensOnOldRoot: [JoinTokenRecord]
 
         /// Identities that have not fetched a certificate since *prepare*.
         public var lagging: [SQLiteLedger.IdentityContact] { identities.filter { !$0.contactedSince } }
@@ -179,11 +181,15 @@ public struct RootRotation: Sendable {
             try await ledger.identityContacts(since: $0.bundlePublishedSince, now: now)
         } ?? []
         var live: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord])?
+        var tokens: [JoinTokenRecord] = []
         if let progress, progress.stage == .activated {
             live = try await ledger.liveCertificates(
                 issuedBy: progress.oldRootFingerprint, excluding: bridgeSerials(), now: now, limit: 10)
+            tokens = try await tokensPinningOldRoot(progress, now: now)
         }
-        return Status(progress: progress, bundle: state.signer.bundle, signing: state.signer.certificate, identities: identities, liveOnOldRoot: live)
+        return Status(
+            progress: progress, bundle: state.signer.bundle, signing: state.signer.certificate, identities: identities,
+            liveOnOldRoot: live, tokensOnOldRoot: tokens)
     }
 
     // MARK: activate
@@ -275,15 +281,9 @@ public struct RootRotation: Sendable {
         if live.count > 0 {
             throw DaemonError(.rotationRefused, Self.liveMessage(live, oldRoot: oldRoot))
         }
-        // A join token carries the root that signed when it was created, and a client holding it verifies the CA
-        // against that root: tokens from before activation pin the old root and stop working once it and the
-        // bridge are gone. Timestamps are whole seconds (rounded down), so a token made in the activation's own
-        // second counts too; never one made before it that would then break.
-        if let activatedAt = progress.activatedAt {
-            let pinned = try await ledger.tokens().filter { $0.state(at: now) == .active && $0.createdAt < activatedAt }
-            if !pinned.isEmpty {
-                throw DaemonError(.rotationRefused, Self.pinnedTokensMessage(pinned, oldRoot: oldRoot))
-            }
+        let pinned = try await tokensPinningOldRoot(progress, now: now)
+        if !pinned.isEmpty {
+            throw DaemonError(.rotationRefused, Self.pinnedTokensMessage(pinned, oldRoot: oldRoot))
         }
         let state = try CAState.load(from: directory)
         try await record("retire", subject: oldRoot.sha256Fingerprint, old: oldRoot, new: state.signer.certificate, at: now, actor: actor)
@@ -304,6 +304,15 @@ public struct RootRotation: Sendable {
     }
 
     // MARK: helpers
+
+    /// Usable join tokens that pin the old root. A token carries the root that signed when it was created, and a
+    /// client holding it verifies the CA against that root: tokens from before activation pin the old root and
+    /// stop working once it and the bridge are gone. Timestamps are whole seconds (rounded down), so a token made
+    /// in the activation's own second counts too; never is one made before it missed.
+    private func tokensPinningOldRoot(_ progress: Progress, now: Date) async throws -> [JoinTokenRecord] {
+        guard let activatedAt = progress.activatedAt else { return [] }
+        return try await ledger.tokens().filter { $0.state(at: now) == .active && $0.createdAt < activatedAt }
+    }
 
     private static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()

@@ -90,6 +90,9 @@ struct RootCommandTests {
         expectSuccess(new)
         let newID = tokenID(new)
 
+        let status = try ws.meshca("root", "status")
+        #expect(status.stdout.contains("1 unused join token(s) from before activation pin the old root (\(oldID))"), "\(status.stdout)")
+        #expect(try ws.json(try ws.meshca("root", "status", "--json")).first?["tokens_on_old_root"] as? Int == 1)
         let refused = try ws.meshca("root", "retire")
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("1 unused join token created before activation pins it"), "\(refused.stderr)")

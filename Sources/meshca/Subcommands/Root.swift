@@ -30,7 +30,7 @@ struct RootStatus: AsyncParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    @Flag(help: "Print JSON (stage, roots, identities, lagging, live_on_old_root).")
+    @Flag(help: "Print JSON (stage, roots, identities, lagging, live_on_old_root, tokens_on_old_root).")
     var json = false
 
     func run() async throws {
@@ -77,10 +77,16 @@ struct RootStatus: AsyncParsableCommand {
                 ? "\nEvery identity has the new bundle: `meshca root activate` is safe."
                 : "\nWait for the lagging identities to renew (or restart their agents), then `meshca root activate`.")
         case .activated:
+            let tokens = status.tokensOnOldRoot
             if let live = status.liveOnOldRoot, live.count > 0 {
                 print("\n\(live.count) live certificate(s) still chain to the old root; the last expires at \(live.lastNotAfter?.rfc3339 ?? "?"). `meshca root retire` is possible after that.")
-            } else {
+            } else if tokens.isEmpty {
                 print("\nNo live certificate chains to the old root: `meshca root retire` is safe.")
+            }
+            if !tokens.isEmpty {
+                let last = tokens.map(\.expiresAt).max()?.rfc3339 ?? "?"
+                print("\(tokens.count) unused join token(s) from before activation pin the old root (\(tokens.map(\.id).joined(separator: ", "))); "
+                    + "revoke them with `meshca token revoke ID`, or retire after \(last).")
             }
         }
     }
@@ -180,10 +186,12 @@ struct RootStatusJSON: Encodable {
     let lagging: Int
     let liveOnOldRoot: Int?
     let oldRootLastNotAfter: String?
+    let tokensOnOldRoot: Int
 
     enum CodingKeys: String, CodingKey {
         case stage, preparedAt = "prepared_at", activatedAt = "activated_at", forced, roots, identities, lagging
         case liveOnOldRoot = "live_on_old_root", oldRootLastNotAfter = "old_root_last_not_after"
+        case tokensOnOldRoot = "tokens_on_old_root"
     }
 
     init(_ status: RootRotation.Status) {
@@ -200,5 +208,6 @@ struct RootStatusJSON: Encodable {
         lagging = status.lagging.count
         liveOnOldRoot = status.liveOnOldRoot?.count
         oldRootLastNotAfter = status.liveOnOldRoot?.lastNotAfter?.rfc3339
+        tokensOnOldRoot = status.tokensOnOldRoot.count
     }
 }
