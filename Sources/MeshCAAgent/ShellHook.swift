@@ -15,9 +15,22 @@ enum ShellHook {
     static func run(_ command: String, environment: [String: String]) async -> Int32 {
         let arguments = ["/bin/sh", "-c", command]
         let variables = environment.map { "\($0.key)=\($0.value)" }
+        // The hook starts with default signal handling and nothing blocked, as a shell started by hand would:
+        // the agent ignores SIGTERM and SIGINT (they arrive through a dispatch source), and ignored signals
+        // would otherwise stay ignored in the hook and everything it starts.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var all = sigset_t()
+        sigfillset(&all)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid = pid_t()
         let spawned = withCStrings(arguments) { argv in
-            withCStrings(variables) { envp in posix_spawn(&pid, "/bin/sh", nil, nil, argv, envp) }
+            withCStrings(variables) { envp in posix_spawn(&pid, "/bin/sh", nil, &attributes, argv, envp) }
         }
         guard spawned == 0 else { return -1 }
         let child = pid

@@ -76,7 +76,10 @@ struct AgentTests {
         let hookLog = daemon.directory.file("hook.log")
         let agent = try await TestAgent.start(
             daemonAddress: daemon.address, token: try daemon.token(uses: 1), out: out,
-            extra: ["--ttl", "6s", "--on-rotate", "echo \"rotated $MESHCA_SPIFFE_ID $MESHCA_CERT_DIR\" >> \(hookLog)"]
+            extra: [
+                "--ttl", "6s", "--on-rotate",
+                "echo \"rotated $MESHCA_SPIFFE_ID $MESHCA_CERT_DIR\" >> \(hookLog); grep SigIgn /proc/$$/status >> \(hookLog).signals",
+            ]
         )
         defer { agent.stop() }
 
@@ -107,6 +110,14 @@ struct AgentTests {
         let hookRuns = (try? String(contentsOfFile: hookLog, encoding: .utf8))?.split(separator: "\n") ?? []
         #expect(hookRuns.count >= 3)
         #expect(hookRuns.allSatisfy { $0 == "rotated spiffe://cluster.local/ns/default/sa/was \(out)" }, "\(hookRuns)")
+        // The hook starts with default signal handling (the agent itself ignores SIGPIPE, as SwiftNIO does): no
+        // standard signal (1-31) is ignored in it.
+        let ignored = (try? String(contentsOfFile: hookLog + ".signals", encoding: .utf8))?.split(separator: "\n") ?? []
+        #expect(!ignored.isEmpty)
+        for line in ignored {
+            let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16)
+            #expect(mask.map { $0 & 0x7fff_ffff } == 0, "\(line)")
+        }
         #expect(try Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
         #expect(try daemon.directory.mode("was/..data/key.pem") == 0o600)
         #expect(try Command.meshca(["inspect", out]).status == 0)
