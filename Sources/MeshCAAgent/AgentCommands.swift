@@ -6,11 +6,7 @@ import MeshCAIO
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
 import Foundation
-#endif
 #endif
 
 #if canImport(Glibc)
