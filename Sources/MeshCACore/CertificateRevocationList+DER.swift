@@ -118,7 +118,10 @@ enum CRLEncoding {
                 throw IssuanceError(.malformedCRL, "Only v2 CRLs are read (version \(version)).")
             }
             _ = nodes.next()  // signature AlgorithmIdentifier; the outer one is authoritative
-            let issuer = try DistinguishedName(derEncoded: &nodes)
+            guard let issuerNode = nodes.next() else {
+                throw IssuanceError(.malformedCRL, "The CRL has no issuer name.")
+            }
+            let issuer = try DistinguishedName(derEncoded: issuerNode)
             let thisUpdate = try time(nodes.next())
             var rest: [ASN1Node] = []
             while let next = nodes.next() { rest.append(next) }

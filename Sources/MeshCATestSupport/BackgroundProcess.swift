@@ -12,8 +12,7 @@ public final class BackgroundProcess: Sendable {
         let text = Mutex<String>("")
     }
 
-    // Process is not Sendable, but after `run()` it is only asked for its state, which Foundation guards.
-    nonisolated(unsafe) private let process: Process
+    private let process: Process
     private let stdout = Collected()
     private let stderr = Collected()
 
