@@ -21,7 +21,8 @@ import X509
 ///   certificate, so a single-use token is enough. A new key is made for every certificate.
 /// - On failure it keeps the current files, retries with capped exponential backoff (always before the
 ///   certificate expires), and reports the error in its status. A certificate that expired while the
-///   CA was away is replaced through the bootstrap credential when that still works.
+///   CA was away is replaced through the bootstrap credential when that still works, and so is one the CA
+///   refuses (revoked) when the credential is read from a file (`--token-file`, `--jwt-file`).
 public struct Agent: Service {
     let configuration: AgentConfiguration
     let broadcast: CredentialsBroadcast
@@ -140,13 +141,24 @@ public struct Agent: Service {
         let method: String
         if let held, now < held.credentials.leaf.notValidAfter {
             let identity = CAClient.ClientIdentity(chainPEM: held.chainPEM, keyPEM: held.credentials.privateKeyPEM)
-            chain = try await CAClient(address: configuration.caAddress, trust: trust, identity: identity).createCertificate(csrPEM: csr, ttl: configuration.ttl)
-            method = "mtls"
+            do {
+                chain = try await CAClient(address: configuration.caAddress, trust: trust, identity: identity).createCertificate(csrPEM: csr, ttl: configuration.ttl)
+                method = "mtls"
+            } catch let refusal as RPCError where refusal.code == .unauthenticated && configuration.bootstrap.isFile {
+                // The CA no longer accepts this certificate (revoked, or its root retired). A credential read from a
+                // file may be new (a fresh token put there, the kubelet's current JWT): bootstrap again at once
+                // rather than retrying a certificate that will never renew.
+                logger.warning("the CA refused the current certificate; bootstrapping again", metadata: ["reason": "\(refusal.message)"])
+                do {
+                    (chain, method) = try await bootstrap(csr: csr, trust: trust)
+                } catch let error as RPCError {
+                    throw AgentFailure(
+                        "The CA refused the current certificate (\(refusal.message)) and then the bootstrap credential "
+                            + "(\(error.code): \(error.message)). Put a new join token in the token file, or check the service-account token.")
+                }
+            }
         } else {
-            let (credential, kind) = try bootstrapCredential()
-            chain = try await CAClient(address: configuration.caAddress, trust: trust)
-                .createCertificate(csrPEM: csr, ttl: configuration.ttl, headers: ["authorization": "Bearer \(credential)"])
-            method = kind
+            (chain, method) = try await bootstrap(csr: csr, trust: trust)
         }
         let bundle = try CredentialBundle(istioChain: chain)
         guard bundle.leaf.publicKey == key.publicKey, bundle.leaf.uriSANs == [configuration.identity.uri] else {
@@ -157,6 +169,14 @@ public struct Agent: Service {
         }
         let credentials = try Self.credentials(identity: configuration.identity, chain: [bundle.leaf] + bundle.intermediates, key: key, bundle: bundle.roots)
         return (Held(credentials: credentials, chainPEM: bundle.certChainPEM, receivedAt: now), method)
+    }
+
+    /// One `CreateCertificate` authenticated with the bootstrap credential; the chain and the method (`token`, `jwt`).
+    private func bootstrap(csr: String, trust: CAClient.Trust) async throws -> ([String], String) {
+        let (credential, kind) = try bootstrapCredential()
+        let chain = try await CAClient(address: configuration.caAddress, trust: trust)
+            .createCertificate(csrPEM: csr, ttl: configuration.ttl, headers: ["authorization": "Bearer \(credential)"])
+        return (chain, kind)
     }
 
     /// How to verify the CA: `--root-cert` (re-read each time, so a rotated bundle is picked up), else

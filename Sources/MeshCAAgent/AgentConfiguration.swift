@@ -19,6 +19,12 @@ public struct AgentConfiguration: Sendable {
         case tokenFile(String)
         /// A file holding a Kubernetes service-account JWT (re-read at each bootstrap, as the kubelet rotates it).
         case jwtFile(String)
+
+        /// Whether the credential is read from a file at each use (and so may have been replaced since).
+        var isFile: Bool {
+            if case .token = self { return false }
+            return true
+        }
     }
 
     /// The CA's `HOST:PORT`.

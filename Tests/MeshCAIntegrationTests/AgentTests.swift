@@ -11,10 +11,13 @@ final class TestAgent: Sendable {
     let statusAddress: String
     let out: String
 
-    static func start(daemonAddress: String, token: String, out: String, sa: String = "was", extra: [String] = []) async throws -> TestAgent {
+    static func start(
+        daemonAddress: String, token: String, out: String, sa: String = "was", replacingToken: [String]? = nil, extra: [String] = []
+    ) async throws -> TestAgent {
         let process = try BackgroundProcess(
             Command.agentBinary,
-            ["--ca", daemonAddress, "--sa", sa, "--out", out, "--token", token, "--status-addr", "127.0.0.1:0", "--jitter", "0"] + extra
+            ["--ca", daemonAddress, "--sa", sa, "--out", out] + (replacingToken ?? ["--token", token])
+                + ["--status-addr", "127.0.0.1:0", "--jitter", "0"] + extra
         )
         let line = try await process.waitForLine(containing: "status on http://")
         let address = String(line.split(separator: "/").last ?? "")
@@ -133,6 +136,32 @@ struct AgentTests {
         let slim = try Command.run(Command.agentBinary, ["status", "--status-addr", agent.statusAddress])
         #expect(slim.status == 0, "\(slim.stderr)")
         #expect(slim.stdout.contains("state          ok"))
+    }
+
+    @Test("A revoked certificate is refused at its next renewal and replaced at once through --token-file, before it would have expired")
+    func revokedThenBootstrapsAgain() async throws {
+        let daemon = try await TestDaemon.start()
+        defer { daemon.stop() }
+        let out = daemon.directory.file("was")
+        let tokenFile = daemon.directory.file("was.token")
+        try (try daemon.token(uses: 2)).write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let agent = try await TestAgent.start(
+            daemonAddress: daemon.address, token: "", out: out, replacingToken: ["--token-file", tokenFile], extra: ["--ttl", "20s"])
+        defer { agent.stop() }
+        let first = try await agent.waitUntil { $0["state"] as? String == "ok" }
+        let revoked = try #require(first["serial"] as? String)
+        let revokedNotAfter = try #require((first["not_after"] as? String).flatMap { try? Date($0, strategy: .iso8601) })
+        #expect(try daemon.meshca("revoke", revoked, "--reason", "keyCompromise").status == 0)
+
+        // The next renewal (at about 10 s) is refused over mTLS and the agent bootstraps with the file's token at
+        // once. Without that it would retry the revoked certificate until it expires (20 s) and only then bootstrap.
+        let after = try await agent.waitUntil { ($0["serial"] as? String).map { $0 != revoked } ?? false }
+        #expect(Date() < revokedNotAfter, "replaced only after the revoked certificate expired")
+        #expect(after["state"] as? String == "ok")
+        #expect(after["obtained_by"] as? String == "token")
+        let refusals = try daemon.rejections().filter { ($0["auth_method"] as? String) == "mtls" }
+        #expect(refusals.contains { ($0["message"] as? String)?.contains("revoked") == true }, "\(refusals)")
+        #expect(try Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
     }
 
     @Test("CA down at start, then up: the agent retries and succeeds; CA down at renewal: files kept, error shown, recovery")
