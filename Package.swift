@@ -160,7 +160,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // `meshca-agent`: the same agent as `meshca agent` in a small executable for sidecars (no CA, ledger,
-        // SQLite, OpenSSL harness or full Foundation), so each pod pays for less memory.
+        // SQLite, JWT, YAML or OpenSSL harness), so each pod pays for less memory.
         .executableTarget(
             name: "meshca-agent",
             dependencies: [

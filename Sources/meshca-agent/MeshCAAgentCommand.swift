@@ -2,7 +2,7 @@ import ArgumentParser
 import MeshCAAgent
 
 /// `meshca-agent`: `meshca agent` alone, in a small executable for sidecars. It links no CA, ledger, SQLite,
-/// OpenSSL harness or full Foundation, so a pod pays for less memory; flags and behaviour are the same.
+/// JWT, YAML or OpenSSL harness code, so a pod pays for less memory; flags and behaviour are the same.
 @main
 struct MeshCAAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
