@@ -7,7 +7,6 @@ import Logging
 import MeshCACore
 import MeshCAIO
 import ServiceLifecycle
-import SwiftASN1
 import X509
 
 /// Fetches the CA's CRL for `meshca agent --crl-url`: at start, every ``interval``, and after every new
@@ -73,14 +72,7 @@ public final class CRLFetcher: Service, Sendable {
     package static func accepted(
         from bytes: [UInt8], signedByOneOf authorities: [Certificate], url: URL
     ) throws -> [CertificateRevocationList] {
-        let text = String(decoding: bytes, as: UTF8.self)
-        let all: [CertificateRevocationList]
-        if text.hasPrefix("-----BEGIN") {
-            all = try PEMDocument.parseMultiple(pemString: text).filter { $0.discriminator == "X509 CRL" }
-                .map { try CertificateRevocationList(derEncoded: $0.derBytes) }
-        } else {
-            all = [try CertificateRevocationList(derEncoded: bytes)]
-        }
+        let all = try CertificateRevocationList.all(in: bytes)
         let ours = all.filter { crl in authorities.contains { crl.isSigned(by: $0) } }
         guard !ours.isEmpty else {
             throw AgentFailure(

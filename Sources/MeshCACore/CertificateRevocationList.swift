@@ -145,6 +145,20 @@ public struct CertificateRevocationList: Sendable, Equatable {
         try self.init(derEncoded: document.derBytes)
     }
 
+    /// Every CRL in `bytes`: each `X509 CRL` block of a PEM text (a `crl.pem` holds one per root during a root
+    /// rotation), or else one DER CRL. Throws `IssuanceError` `.malformedCRL` when a CRL does not parse.
+    public static func all(in bytes: [UInt8]) throws -> [CertificateRevocationList] {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.contains("-----BEGIN X509 CRL-----") else { return [try CertificateRevocationList(derEncoded: bytes)] }
+        let blocks: [PEMDocument]
+        do {
+            blocks = try PEMDocument.parseMultiple(pemString: text)
+        } catch {
+            throw IssuanceError(.malformedCRL, "The PEM text does not parse (\(error)).")
+        }
+        return try blocks.filter { $0.discriminator == "X509 CRL" }.map { try CertificateRevocationList(derEncoded: $0.derBytes) }
+    }
+
     private init(
         derBytes: [UInt8], issuer: DistinguishedName, thisUpdate: Date, nextUpdate: Date, number: Int64,
         entries: [Entry]

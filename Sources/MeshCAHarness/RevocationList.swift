@@ -1,7 +1,6 @@
 import COpenSSL
 import Foundation
 import MeshCACore
-import SwiftASN1
 import X509
 
 /// The CRLs `meshca handshake --crl FILE` checks peers against: every `X509 CRL` block of a PEM file, or one
@@ -28,24 +27,12 @@ public struct RevocationList: Sendable {
                     ? "The CRL file \(path) cannot be read (permissions?)." : "The CRL file \(path) does not exist.",
                 fix: fix)
         }
-        let bytes = [UInt8](data)
         var crls: [CertificateRevocationList] = []
         var problem = ""
-        let text = String(decoding: bytes, as: UTF8.self)
-        if text.contains("-----BEGIN X509 CRL-----") {
-            do {
-                for block in try PEMDocument.parseMultiple(pemString: text) where block.discriminator == "X509 CRL" {
-                    crls.append(try CertificateRevocationList(derEncoded: block.derBytes))
-                }
-            } catch {
-                problem = "\(error)"
-            }
-        } else {
-            do {
-                crls.append(try CertificateRevocationList(derEncoded: bytes))
-            } catch {
-                problem = "\(error)"
-            }
+        do {
+            crls = try CertificateRevocationList.all(in: [UInt8](data))
+        } catch {
+            problem = "\(error)"
         }
         guard !crls.isEmpty, problem.isEmpty,
             crls.allSatisfy({
