@@ -69,9 +69,8 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
         guard !levels.isEmpty, requests > 0 else { throw ValidationError("--requests and --concurrency must be positive.") }
         let binary = meshca ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("meshca").path
-        // The sidecar executable, built beside meshca (`swift build --product meshca-agent`).
-        let agentBinary = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("meshca-agent").path
         setenv("MESHCA_BIN", binary, 1)  // `meshca token create` and friends run this same binary
+        let agentBinary = Command.agentBinary  // the sidecar executable, built beside it
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let directory = try TemporaryDirectory("bench")
         defer { directory.remove() }
