@@ -197,9 +197,13 @@ enum CRLEncoding {
 
 extension Calendar {
     /// The Gregorian calendar in UTC, for X.509 times.
+    ///
+    /// `.gmt`, never `TimeZone(identifier: "UTC")`: the release binaries (`--static-swift-stdlib`, FoundationEssentials
+    /// without ICU data) have no time zone database, and that initializer returns nil there, so the force unwrap
+    /// killed `meshca-agent` with SIGILL on its first CRL fetch.
     static let utc: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
+        calendar.timeZone = .gmt
         return calendar
     }()
 }
