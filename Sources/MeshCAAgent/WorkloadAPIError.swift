@@ -13,6 +13,8 @@ public struct WorkloadAPIError: Error, Sendable, CustomStringConvertible {
         public static let badSocketPath = Code("bad-socket-path")
         /// The socket's directory could not be created, or the socket's mode could not be set.
         public static let socketSetupFailed = Code("socket-setup-failed")
+        /// The socket's directory, or one above it, can be written by every user and has no sticky bit.
+        public static let unsafeDirectory = Code("unsafe-directory")
     }
 
     /// The machine-readable reason.

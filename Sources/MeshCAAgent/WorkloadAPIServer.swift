@@ -6,8 +6,9 @@ import Synchronization
 
 /// The agent's SPIFFE Workload API endpoint: gRPC on a Unix socket, as a ServiceLifecycle service.
 ///
-/// `run()` creates the socket's directory (0755) if missing, replaces a stale socket (never a file of
-/// another kind), binds, sets the socket's mode to 0666, and serves `SpiffeWorkloadAPI` until graceful
+/// `run()` creates the socket's directory (0755) if missing, refuses a directory other users could rearrange
+/// (writable by others without the sticky bit), binds in a private directory beside the socket, gives the socket
+/// mode 0666 there and renames it into place (replacing a stale socket, never a file of another kind), and serves `SpiffeWorkloadAPI` until graceful
 /// shutdown or cancellation; it removes the socket on the way out unless another process has replaced
 /// it. Anyone may connect; each call is admitted by the caller's uid as the kernel reports it
 /// (`SO_PEERCRED`), checked against `allowedUIDs`. On graceful shutdown, open streams end with
@@ -26,6 +27,8 @@ public final class WorkloadAPIServer: Service, Sendable {
     private let credentials: CredentialsBroadcast
     private let logger: Logger
     private let listening = Mutex(false)
+    /// Runs between binding and moving the socket into place (tests plant things at the socket path there).
+    private let afterBind: (@Sendable () -> Void)?
 
     /// A server for `socketPath` (made absolute) handing out `credentials` to processes of `allowedUIDs`.
     ///
@@ -34,11 +37,19 @@ public final class WorkloadAPIServer: Service, Sendable {
     ///   - credentials: The agent's credentials; every change is pushed to open streams.
     ///   - allowedUIDs: Admitted caller uids; an empty set refuses every caller.
     ///   - logger: Receives stream and refusal events; keys are never logged.
-    public init(socketPath: String, credentials: CredentialsBroadcast, allowedUIDs: Set<UInt32>, logger: Logger) {
+    public convenience init(socketPath: String, credentials: CredentialsBroadcast, allowedUIDs: Set<UInt32>, logger: Logger) {
+        self.init(socketPath: socketPath, credentials: credentials, allowedUIDs: allowedUIDs, logger: logger, afterBind: nil)
+    }
+
+    init(
+        socketPath: String, credentials: CredentialsBroadcast, allowedUIDs: Set<UInt32>, logger: Logger,
+        afterBind: (@Sendable () -> Void)?
+    ) {
         self.socketPath = WorkloadAPISocket(path: socketPath).path
         self.credentials = credentials
         self.allowedUIDs = allowedUIDs
         self.logger = logger
+        self.afterBind = afterBind
     }
 
     /// Whether the socket is bound, has its final mode, and accepts calls.
@@ -51,6 +62,11 @@ public final class WorkloadAPIServer: Service, Sendable {
     public func run() async throws {
         let socket = WorkloadAPISocket(path: socketPath)
         try socket.prepare()
+        let staging = try socket.stage()
+        let staged = Mutex(true)
+        let discardStaging: @Sendable () -> Void = {
+            if staged.withLock({ state in defer { state = false }; return state }) { socket.discard(staging) }
+        }
         let shutdown = WorkloadAPIShutdown()
         let service = WorkloadAPIService(
             credentials: credentials,
@@ -59,7 +75,7 @@ public final class WorkloadAPIServer: Service, Sendable {
             logger: logger
         )
         let transport = HTTP2ServerTransport.Posix(
-            address: .unixDomainSocket(path: socket.path),
+            address: .unixDomainSocket(path: staging.socketPath),
             transportSecurity: .plaintext,
             config: .defaults { config in
                 config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialsStamp.install(on:)
@@ -68,6 +84,7 @@ public final class WorkloadAPIServer: Service, Sendable {
         let server = GRPCServer(transport: transport, services: [service])
         let bound = Mutex<WorkloadAPISocket.Identity?>(nil)
         defer {
+            discardStaging()
             listening.withLock { $0 = false }
             if let identity = bound.withLock({ $0 }) { socket.remove(ifStill: identity) }
         }
@@ -84,7 +101,9 @@ public final class WorkloadAPIServer: Service, Sendable {
                 }
                 // When binding fails this returns nothing, and the serving task's error is what `run()` throws.
                 guard (try? await transport.listeningAddress) != nil else { return }
-                let identity = try socket.adopt()
+                afterBind?()
+                let identity = try socket.publish(staging)
+                discardStaging()
                 bound.withLock { $0 = identity }
                 listening.withLock { $0 = true }
                 logger.info(

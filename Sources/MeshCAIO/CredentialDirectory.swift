@@ -91,7 +91,8 @@ public struct CredentialDirectory: Sendable {
         return (chain, key, bundle)
     }
 
-    /// Creates the directory when missing and checks that it is a writable directory.
+    /// Creates the directory when missing and checks that it is a writable directory that no other user can
+    /// rearrange: neither it nor a directory above it may be writable by others without the sticky bit.
     public func prepareDirectory() throws {
         var info = stat()
         if stat(path, &info) == 0 {
@@ -107,6 +108,12 @@ public struct CredentialDirectory: Sendable {
         }
         guard access(path, W_OK | X_OK) == 0 else {
             throw DaemonError(.writeFailed, "The output directory \(path) is not writable by this user (uid \(getuid())). Fix its permissions or choose another --out.")
+        }
+        if let refusal = SharedDirectory.refusal(
+            path, what: "The output directory", risk: "another user could replace the files and links written there",
+            choose: "choose an --out")
+        {
+            throw DaemonError(.writeFailed, refusal)
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
-import MeshCAAgent
+@testable import MeshCAAgent
 import MeshCACore
 import MeshCATestSupport
 import MeshCATransport
@@ -67,16 +67,19 @@ final class WorkloadAPIFixture: Sendable {
     }
 
     /// Runs a server admitting `allowedUIDs` in a ServiceGroup, runs `body` once it listens, then shuts
-    /// the group down gracefully and waits for `run()` to return.
+    /// the group down gracefully and waits for `run()` to return. `afterBind` runs between the bind and the
+    /// socket's move into place.
     func withServer<Result: Sendable>(
         allowedUIDs: Set<UInt32> = [WorkloadAPIFixture.ownUID],
+        afterBind: (@Sendable () -> Void)? = nil,
         _ body: (WorkloadAPIServer, ServiceGroup) async throws -> Result
     ) async throws -> Result {
         let server = WorkloadAPIServer(
             socketPath: socketPath,
             credentials: broadcast,
             allowedUIDs: allowedUIDs,
-            logger: Logger(label: "meshca.workload-api.test")
+            logger: Logger(label: "meshca.workload-api.test"),
+            afterBind: afterBind
         )
         let group = ServiceGroup(
             configuration: .init(services: [server], logger: Logger(label: "meshca.workload-api.test.group"))
