@@ -28,6 +28,11 @@ final class TLSContext {
     let pointer: OpaquePointer
     let verifier: PeerVerifier
 
+    /// The TLS 1.2 suites a harness server offers, in OpenSSL's spelling (the list `meshca serve` offers too).
+    static let serverCipherSuites =
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
     /// Builds the context. Throws ``HandshakeFailure`` when OpenSSL refuses the key
     /// (``HandshakeFailure/Code/malformedFile``) or the key does not match the leaf (``HandshakeFailure/Code/keyMismatch``).
     init(_ configuration: Configuration) throws {
@@ -45,6 +50,9 @@ final class TLSContext {
         )
         // Istio's sidecars accept TLS 1.2 and 1.3; so does the harness.
         _ = meshca_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION)
+        // As a server, only the TLS 1.2 suites Istio's listeners offer (ECDHE with AEAD: no CBC, no SHA-1 MAC), as the
+        // CA's own listener does; TLS 1.3 suites are all AEAD.
+        if role == .server { _ = SSL_CTX_set_cipher_list(context, Self.serverCipherSuites) }
         // No session tickets: every connection is a full handshake with a full certificate check.
         _ = SSL_CTX_set_num_tickets(context, 0)
         if let credentials = configuration.credentials {

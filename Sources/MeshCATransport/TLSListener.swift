@@ -5,7 +5,8 @@ import NIOSSL
 import SwiftASN1
 import X509
 
-/// The CA's TLS listener for grpc-swift: TLS 1.2+, ALPN `h2`, client certificates requested but optional.
+/// The CA's TLS listener for grpc-swift: TLS 1.2+ with AEAD suites only, ALPN `h2`, client certificates
+/// requested but optional.
 ///
 /// grpc-swift's ready-made Posix transport either never asks for a client certificate or requires one;
 /// Istio's CA port asks and accepts callers without (they authenticate with a token instead), so this
@@ -13,6 +14,17 @@ import X509
 /// checked by `verifyClient` (RFC 5280 + SPIFFE rules against the current bundle); a chain that fails
 /// ends the handshake, as istiod does, and one that passes is recorded in `peers` for the handler.
 public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
+    /// The TLS 1.2 suites offered: the ECDHE + AEAD ones Istio's own listeners accept by default. No CBC, no SHA-1
+    /// MAC, no static RSA key exchange. TLS 1.3's suites are all AEAD (BoringSSL does not make them configurable).
+    public static let cipherSuites: [NIOTLSCipher] = [
+        .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
+
     /// Checks a client's chain (leaf first); `true` accepts it.
     public typealias ClientVerifier = @Sendable (_ chain: [Certificate]) async -> Bool
 
@@ -50,6 +62,7 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
             privateKey: .privateKey(serving.key)
         )
         tls.minimumTLSVersion = .tlsv12
+        tls.cipherSuiteValues = Self.cipherSuites
         tls.certificateVerification = .optionalVerification
         tls.applicationProtocols = ["h2", "grpc-exp"]
         tls.sslContextCallback = { _, promise in promise.succeed(serving.override) }
