@@ -214,6 +214,7 @@ let package = Package(
             name: "MeshCADaemonTests",
             dependencies: [
                 "MeshCADaemon", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport",
+                "MeshCATransport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

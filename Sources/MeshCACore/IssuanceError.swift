@@ -50,13 +50,15 @@ public struct IssuanceError: Error, Sendable, CustomStringConvertible {
 
     /// The machine-readable reason.
     public let code: Code
-    /// The sentence shown to the requester and the operator.
+    /// The sentence shown to the requester and the operator, with control characters escaped
+    /// (`escapedForLog`): it often quotes the request, and it goes to logs, the
+    /// ledger and terminals.
     public let message: String
 
     /// Creates an error with a code and a message that says what to do.
     public init(_ code: Code, _ message: String) {
         self.code = code
-        self.message = message
+        self.message = message.escapedForLog
     }
 
     public var description: String { message }

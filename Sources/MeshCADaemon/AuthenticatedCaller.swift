@@ -24,13 +24,14 @@ public struct AuthenticatedCaller: Sendable {
 public struct AuthenticationFailure: Error, Sendable, CustomStringConvertible {
     /// Which method was tried: `token`, `jwt`, `mtls`, or `none`.
     public let method: String
-    /// The sentence for the caller.
+    /// The sentence for the caller, with control characters escaped (it may quote the credential's claims,
+    /// and it is logged and recorded as a rejection).
     public let message: String
 
     /// Creates a failure.
     public init(method: String, _ message: String) {
         self.method = method
-        self.message = message
+        self.message = message.escapedForLog
     }
 
     public var description: String { message }

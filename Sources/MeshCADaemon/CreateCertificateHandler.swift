@@ -58,19 +58,19 @@ public struct CreateCertificateHandler: CertificateSigner {
             if let signer = call.metadata["CertSigner"], !signer.isEmpty {
                 try await refuse(
                     call, caller: caller, at: now, reason: "unknown-signer",
-                    RPCError(code: .invalidArgument, message: "meshca has no signer named \"\(signer)\"; unset ISTIO_META_CERT_SIGNER to use the CA's default signer.")
+                    RPCError(code: .invalidArgument, message: "meshca has no signer named \"\(signer.escapedForLog)\"; unset ISTIO_META_CERT_SIGNER to use the CA's default signer.")
                 )
             }
             if let impersonated = call.metadata["ImpersonatedIdentity"], !impersonated.isEmpty {
                 try await refuse(
                     call, caller: caller, at: now, reason: "impersonation",
-                    RPCError(code: .unauthenticated, message: "meshca does not issue on behalf of another identity (ImpersonatedIdentity \(impersonated)); run meshca agent beside each workload instead.")
+                    RPCError(code: .unauthenticated, message: "meshca does not issue on behalf of another identity (ImpersonatedIdentity \(impersonated.escapedForLog)); run meshca agent beside each workload instead.")
                 )
             }
             let issuance = try await service.issue(
                 IssuanceRequest(csrPEM: call.csrPEM, identity: caller.identity, requestedTTL: call.requestedTTL),
                 requester: caller.requester,
-                peer: call.remotePeer,
+                peer: call.remotePeer.escapedForLog,
                 consuming: caller.tokenUse,
                 at: now
             )
@@ -78,8 +78,8 @@ public struct CreateCertificateHandler: CertificateSigner {
             logger.info(
                 "issued",
                 metadata: [
-                    "spiffe_id": "\(caller.identity.uri)", "serial": "\(issuance.certificate.serialHex)",
-                    "auth": "\(caller.requester.authMethod)", "peer": "\(call.remotePeer)",
+                    "spiffe_id": "\(caller.identity.uri.escapedForLog)", "serial": "\(issuance.certificate.serialHex)",
+                    "auth": "\(caller.requester.authMethod)", "peer": "\(call.remotePeer.escapedForLog)",
                     "not_after": "\(issuance.certificate.notValidAfter.formatted(.iso8601))",
                 ]
             )
@@ -115,10 +115,12 @@ public struct CreateCertificateHandler: CertificateSigner {
             try? await service.ledger.record(
                 RejectionRecord(
                     occurredAt: now, requester: "unauthenticated", authMethod: failure.method, requestedIdentity: "",
-                    reasonCode: "unauthenticated", message: failure.message, peer: call.remotePeer
+                    reasonCode: "unauthenticated", message: failure.message, peer: call.remotePeer.escapedForLog
                 )
             )
-            logger.notice("authentication failed", metadata: ["peer": "\(call.remotePeer)", "method": "\(failure.method)", "reason": "\(failure.message)"])
+            logger.notice(
+                "authentication failed",
+                metadata: ["peer": "\(call.remotePeer.escapedForLog)", "method": "\(failure.method)", "reason": "\(failure.message.escapedForLog)"])
             throw RPCError(code: .unauthenticated, message: failure.message)
         }
     }
@@ -129,7 +131,8 @@ public struct CreateCertificateHandler: CertificateSigner {
         try? await service.ledger.record(
             RejectionRecord(
                 occurredAt: now, requester: caller.requester.name, authMethod: caller.requester.authMethod,
-                requestedIdentity: caller.identity.uri, reasonCode: reason, message: error.message, peer: call.remotePeer
+                requestedIdentity: caller.identity.uri.escapedForLog, reasonCode: reason, message: error.message.escapedForLog,
+                peer: call.remotePeer.escapedForLog
             )
         )
         throw error
@@ -141,13 +144,15 @@ public struct CreateCertificateHandler: CertificateSigner {
         case let refusal as IssuanceError:
             metrics.rejected(reason: refusal.code.rawValue)
             if mapped.code == .internalError { metrics.signingFailed() }
-            logger.notice("refused", metadata: ["peer": "\(call.remotePeer)", "reason": "\(refusal.code)", "message": "\(refusal.message)"])
+            logger.notice(
+                "refused",
+                metadata: ["peer": "\(call.remotePeer.escapedForLog)", "reason": "\(refusal.code)", "message": "\(refusal.message.escapedForLog)"])
         case is AuthenticationFailure:
             metrics.authenticationFailed()
             metrics.rejected(reason: "token-rejected")
         default:
             metrics.signingFailed()
-            logger.error("issuance failed", metadata: ["peer": "\(call.remotePeer)", "error": "\(error)"])
+            logger.error("issuance failed", metadata: ["peer": "\(call.remotePeer.escapedForLog)", "error": "\(String(describing: error).escapedForLog)"])
         }
     }
 }

@@ -139,7 +139,7 @@ struct AuditShow: AsyncParsableCommand {
             ("requester", "\(record.requester) (auth: \(record.authMethod))"),
         ]
         for (label, value) in rows {
-            print(label.padding(toLength: 15, withPad: " ", startingAt: 0) + value)
+            print(label.padding(toLength: 15, withPad: " ", startingAt: 0) + value.escapedForLog)
         }
         if pem { print(entry.certificatePEM, terminator: "") }
     }

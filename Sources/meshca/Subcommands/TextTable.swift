@@ -1,6 +1,10 @@
 import Foundation
+import MeshCACore
 
 /// A plain left-aligned text table, columns separated by two spaces, as `kubectl get` prints them.
+///
+/// Cells are escaped (`escapedForLog`): they show what requests sent (identities, refusal messages, peers),
+/// and a newline or terminal control sequence in one must not forge a row or rewrite the screen.
 struct TextTable {
     private let columns: [String]
     private var rows: [[String]] = []
@@ -10,7 +14,7 @@ struct TextTable {
     }
 
     mutating func add(_ row: [String]) {
-        rows.append(row)
+        rows.append(row.map(\.escapedForLog))
     }
 
     func render() -> String {
