@@ -46,7 +46,8 @@ public enum WorkloadCSR {
     /// checks the key type, and checks that the request asks for `identity` and nothing else.
     ///
     /// A CSR without any SAN is accepted (the certificate carries the authenticated identity, as istiod
-    /// does); a CSR naming a different SPIFFE ID, several URIs, DNS/IP/e-mail SANs or CA=true is refused.
+    /// does); a CSR naming a different SPIFFE ID, several URIs, DNS/IP/e-mail SANs or CA=true is refused,
+    /// and so is one whose SAN or BasicConstraints extension cannot be decoded.
     public static func check(pem text: String, for identity: SPIFFEID) throws -> Checked {
         let normalized = normalizedPEM(text)
         guard !normalized.isEmpty else {
@@ -122,13 +123,35 @@ public enum WorkloadCSR {
             throw IssuanceError(.malformedCSR, "The CSR's extension request could not be parsed (\(error)).")
         }
         guard let extensions = extensionRequest?.extensions else { return }
-        if case .isCertificateAuthority = try? extensions.basicConstraints {
+        // An extension that is present but cannot be decoded is refused, never skipped: skipping it would
+        // let a request hide a CA flag or a second name from these checks.
+        let basicConstraints: BasicConstraints?
+        do {
+            basicConstraints = try extensions.basicConstraints
+        } catch {
+            throw IssuanceError(
+                .malformedCSR,
+                "The CSR's BasicConstraints extension (2.5.29.19) could not be parsed (\(error)). Workload CSRs need "
+                    + "none: build the CSR without it, or with a DER-encoded CA=false."
+            )
+        }
+        if case .isCertificateAuthority = basicConstraints {
             throw IssuanceError(
                 .caRequested,
                 "The CSR asks to be a certificate authority (BasicConstraints CA=true); meshca issues workload certificates only."
             )
         }
-        guard let names = try? extensions.subjectAlternativeNames else { return }
+        let subjectAlternativeNames: SubjectAlternativeNames?
+        do {
+            subjectAlternativeNames = try extensions.subjectAlternativeNames
+        } catch {
+            throw IssuanceError(
+                .malformedCSR,
+                "The CSR's SubjectAlternativeName extension (2.5.29.17) could not be parsed (\(error)). Build the CSR "
+                    + "with a DER-encoded SAN holding only the URI \(identity.uri), or with no SAN at all."
+            )
+        }
+        guard let names = subjectAlternativeNames else { return }
         var uris: [String] = []
         for name in names {
             guard case .uniformResourceIdentifier(let uri) = name else {

@@ -8,7 +8,7 @@ public struct CertificateCall: Sendable {
     public var csrPEM: String
     /// The requested lifetime; `nil` when `validity_duration` was ≤ 0 (use the default).
     public var requestedTTL: Duration?
-    /// String values of the request's `metadata` Struct (`CertSigner`, `ImpersonatedIdentity`, ...).
+    /// The request's `metadata` Struct (`CertSigner`, `ImpersonatedIdentity`, ...) as text; see ``metadata(_:)``.
     public var metadata: [String: String]
     /// The `authorization` header, e.g. `Bearer <token>`.
     public var authorization: String?
@@ -39,6 +39,18 @@ public struct CertificateCall: Sendable {
     }
 }
 
+extension CertificateCall {
+    /// The request's `metadata` Struct as text: string values as sent, any other value (number, bool, null,
+    /// list, struct) as its JSON text. Unknown keys are kept and left to the signer; a key sent with another
+    /// type is never dropped, so `ImpersonatedIdentity: 1` or `null` is refused like a string would be.
+    public static func metadata(_ metadata: Google_Protobuf_Struct) -> [String: String] {
+        metadata.fields.mapValues { value in
+            if case .stringValue(let string) = value.kind { return string }
+            return value.kind == nil ? "null" : ((try? value.jsonString()) ?? "null")
+        }
+    }
+}
+
 /// What answers `CreateCertificate`: authenticates, authorizes, signs and records.
 ///
 /// It returns Istio's `cert_chain` (leaf, intermediates, root bundle) or throws an `RPCError` whose code
@@ -64,15 +76,10 @@ public struct IstioCertificateService: Istio_V1_Auth_IstioCertificateService.Ser
         context: ServerContext
     ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
         let message = request.message
-        var metadata: [String: String] = [:]
-        for (key, value) in message.metadata.fields {
-            // Unknown keys and non-string values are tolerated and ignored, as istiod does.
-            if case .stringValue(let string) = value.kind { metadata[key] = string }
-        }
         let call = CertificateCall(
             csrPEM: message.csr,
             requestedTTL: message.validityDuration > 0 ? .seconds(message.validityDuration) : nil,
-            metadata: metadata,
+            metadata: CertificateCall.metadata(message.metadata),
             authorization: request.metadata[stringValues: "authorization"].first(where: { _ in true }),
             clusterID: request.metadata[stringValues: "clusterid"].first(where: { _ in true }),
             remotePeer: context.remotePeer,
