@@ -215,6 +215,7 @@ let package = Package(
             dependencies: [
                 "MeshCADaemon", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport",
                 "MeshCATransport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),

@@ -61,8 +61,11 @@ public struct Daemon: Sendable {
         metrics.setCAExpiry(of: state.signer)
 
         let jwt = try await config.jwtKeysFile.asyncMap {
-            try await JWTAuthenticator(keysFile: $0, issuer: config.jwtIssuer, audiences: config.jwtAudiences, trustDomain: state.trustDomain)
+            try await JWTAuthenticator(
+                keysFile: $0, issuer: config.jwtIssuer, audiences: config.jwtAudiences, trustDomain: state.trustDomain,
+                maxLifetime: config.jwtMaxLifetime)
         }
+        for warning in config.warnings { logger.warning("\(warning)") }
         let authenticator = CallerAuthenticator(
             authority: authority,
             tokens: TokenAuthenticator(ledger: ledger, trustDomain: state.trustDomain),

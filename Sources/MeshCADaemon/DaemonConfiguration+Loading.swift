@@ -112,6 +112,9 @@ extension DaemonConfiguration {
         KeySpec("jwt-audience", list: true, accepts: "one or more audiences", example: "istio-ca") {
             $1.jwtAudiences = try $0.list(checking: { _ in nil })
         },
+        KeySpec("jwt-max-lifetime", accepts: "a duration such as 1h, 12h or 48h", example: "48h") {
+            $1.jwtMaxLifetime = try HumanDuration.parse($0.text)
+        },
         KeySpec("log-level", accepts: "trace, debug, info, notice, warning, error or critical", example: "info") {
             guard let level = Logger.Level(rawValue: $0.text.trimmingCharacters(in: .whitespaces).lowercased()) else {
                 throw ValueProblem("it is not a log level")

@@ -31,6 +31,7 @@ import MeshCACore
 /// | `jwt-keys` | ``jwtKeysFile`` | unset: no JWT authentication |
 /// | `jwt-issuer` | ``jwtIssuer`` | unset |
 /// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
+/// | `jwt-max-lifetime` | ``jwtMaxLifetime`` | `48h` |
 /// | `log-level` | ``logLevel`` | `info` |
 public struct DaemonConfiguration: Sendable {
     /// Where the gRPC CA service (Istio's `IstioCertificateService`) listens. Key `listen`.
@@ -61,11 +62,26 @@ public struct DaemonConfiguration: Sendable {
     public var jwtIssuer: String? = nil
     /// The `aud` values of which a token must carry at least one. Key `jwt-audience`.
     public var jwtAudiences = ["istio-ca"]
+    /// The longest lifetime a token may have (`exp - iat`, or `exp - now` without `iat`); longer-lived
+    /// tokens are refused. Key `jwt-max-lifetime`.
+    public var jwtMaxLifetime: Duration = .seconds(48 * 3600)
     /// The least severe log level written. Key `log-level`.
     public var logLevel: Logger.Level = .info
 
     /// The defaults listed above.
     public init() {}
+
+    /// Settings that are valid but weaken what the daemon checks, one sentence each, for the log at start.
+    public var warnings: [String] {
+        var warnings: [String] = []
+        if jwtKeysFile != nil, jwtIssuer == nil {
+            warnings.append(
+                "jwt-keys is set without jwt-issuer, so any token those keys verify is accepted, whatever its issuer. "
+                    + "Set jwt-issuer to the API server's issuer (kubectl get --raw /.well-known/openid-configuration)."
+            )
+        }
+        return warnings
+    }
 
     /// `localhost` and this machine's host name (lowercased, when it is a valid DNS name).
     public static func defaultDNSNames() -> [String] {

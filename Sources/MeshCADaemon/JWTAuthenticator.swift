@@ -10,7 +10,9 @@ import X509
 /// `/openid/v1/jwks`).
 ///
 /// Checks: signature by one of the keys, `iss` (when configured), `aud` containing one of the accepted
-/// audiences (`istio-ca` by default), `exp` and `nbf` with one minute of clock skew. The identity comes
+/// audiences (`istio-ca` by default), `exp` and `nbf` with one minute of clock skew, and a lifetime
+/// (`exp - iat`, or `exp - now` without `iat`) of at most `maxLifetime`, so a stolen long-lived token is not
+/// a standing credential. The identity comes
 /// from the `kubernetes.io` claim (namespace and service account name) or from
 /// `sub = system:serviceaccount:<ns>:<sa>`.
 public struct JWTAuthenticator: Sendable {
@@ -18,11 +20,17 @@ public struct JWTAuthenticator: Sendable {
     private let issuer: String?
     private let audiences: [String]
     private let trustDomain: TrustDomain
+    private let maxLifetime: Duration
+    /// The default `maxLifetime` (`jwt-max-lifetime`): 48 hours. Kubernetes projected tokens stay under it.
+    public static let defaultMaxLifetime: Duration = .seconds(48 * 3600)
     /// Tolerated clock difference for `exp` and `nbf`.
     static let skew: TimeInterval = 60
 
     /// Loads the keys in `keysFile`. Throws ``DaemonError`` naming the file when nothing usable is in it.
-    public init(keysFile: String, issuer: String?, audiences: [String], trustDomain: TrustDomain) async throws {
+    public init(
+        keysFile: String, issuer: String?, audiences: [String], trustDomain: TrustDomain,
+        maxLifetime: Duration = JWTAuthenticator.defaultMaxLifetime
+    ) async throws {
         guard let data = FileManager.default.contents(atPath: keysFile) else {
             throw DaemonError(.unreadableFile, "Cannot read the JWT keys file \(keysFile) (jwt-keys). Check the path and its permissions.")
         }
@@ -49,6 +57,7 @@ public struct JWTAuthenticator: Sendable {
         self.issuer = issuer
         self.audiences = audiences
         self.trustDomain = trustDomain
+        self.maxLifetime = maxLifetime
     }
 
     private static func add(_ document: PEMDocument, to keys: JWTKeyCollection) async throws {
@@ -89,6 +98,14 @@ public struct JWTAuthenticator: Sendable {
         if let nbf = claims.nbf?.value, nbf.timeIntervalSince(now) > Self.skew {
             throw fail("The service-account token is not valid before \(nbf.formatted(.iso8601)); check the clocks.")
         }
+        let lifetime = exp.timeIntervalSince(claims.iat?.value ?? now)
+        if lifetime > TimeInterval(maxLifetime.components.seconds) {
+            let measured = claims.iat == nil ? "exp - now, as it has no iat" : "exp - iat"
+            throw fail(
+                "The service-account token's lifetime is \(HumanDuration.format(.seconds(Int64(lifetime)))) (\(measured)), "
+                    + "longer than the \(HumanDuration.format(maxLifetime)) this CA accepts (--jwt-max-lifetime). Mount a "
+                    + "projected token with a shorter expirationSeconds, or raise jwt-max-lifetime.")
+        }
         guard let (namespace, serviceAccount) = claims.workload else {
             throw fail("The token names no service account (no kubernetes.io claim and sub is not system:serviceaccount:<ns>:<sa>).")
         }
@@ -123,10 +140,11 @@ struct ServiceAccountClaims: JWTPayload {
     var aud: AudienceClaim?
     var exp: ExpirationClaim?
     var nbf: NotBeforeClaim?
+    var iat: IssuedAtClaim?
     var kubernetes: KubernetesClaim?
 
     enum CodingKeys: String, CodingKey {
-        case iss, sub, aud, exp, nbf
+        case iss, sub, aud, exp, nbf, iat
         case kubernetes = "kubernetes.io"
     }
 

@@ -56,6 +56,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Accepted `aud` of service-account JWTs, comma-separated (default istio-ca).", valueName: "aud"))
     var jwtAudience: String?
 
+    @Option(help: ArgumentHelp("Longest lifetime (exp - iat) of an accepted service-account JWT (default 48h).", valueName: "duration"))
+    var jwtMaxLifetime: String?
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -74,6 +77,7 @@ struct Serve: AsyncParsableCommand {
         flags["jwt-keys"] = jwtKeys
         flags["jwt-issuer"] = jwtIssuer
         flags["jwt-audience"] = jwtAudience
+        flags["jwt-max-lifetime"] = jwtMaxLifetime
         flags["log-level"] = logLevel
         let environment = ProcessInfo.processInfo.environment
         let configuration: DaemonConfiguration
