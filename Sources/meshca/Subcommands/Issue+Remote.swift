@@ -9,13 +9,22 @@ import SwiftASN1
 import X509
 
 extension Issue {
+    /// The join token from `--token-file` (surrounding whitespace removed) or `--token`, and the flag it came from.
+    func joinTokenText() throws -> (text: String, flag: String) {
+        guard let tokenFile else { return (token ?? "", "--token") }
+        guard let data = FileManager.default.contents(atPath: tokenFile) else {
+            throw ValidationError("--token-file: cannot read \(tokenFile); check that the file exists and is readable by this user.")
+        }
+        return (String(decoding: data, as: UTF8.self).trimmed, "--token-file \(tokenFile)")
+    }
+
     /// `meshca issue --server`: the same three files, from a running CA daemon.
-    func issueRemotely(server: String, token text: String, keyType: KeyType, ttl: Duration) async throws {
+    func issueRemotely(server: String, token source: (text: String, flag: String), keyType: KeyType, ttl: Duration) async throws {
         let token: JoinToken
         do {
-            token = try JoinToken(parsing: text)
+            token = try JoinToken(parsing: source.text)
         } catch let error as IssuanceError {
-            throw ValidationError("--token: \(error.message)")
+            throw ValidationError("\(source.flag): \(error.message)")
         }
         let trust: CAClient.Trust
         if let rootCert {

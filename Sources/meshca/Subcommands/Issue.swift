@@ -19,7 +19,8 @@ struct Issue: AsyncParsableCommand {
             The key is generated here and never leaves this machine. Without --server, the CSR goes through the \
             same checks, signing and ledger record as a request to the daemon, using the CA in the state directory \
             (created with the defaults when there is none). With --server, it is sent to a running `meshca serve` \
-            (or istiod) with a join token.
+            (or istiod) with a join token; prefer --token-file, since other users on the host can read a --token \
+            argument in the process list.
             """
     )
 
@@ -43,7 +44,10 @@ struct Issue: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Ask a running CA daemon instead of the local CA.", valueName: "host:port"))
     var server: String?
 
-    @Option(help: ArgumentHelp("Join token for --server (from `meshca token create`); it also pins the CA root.", valueName: "token"))
+    @Option(help: ArgumentHelp("File holding the join token for --server (from `meshca token create`); it also pins the CA root.", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp("The join token itself; visible to other users in the process list, so prefer --token-file.", valueName: "token"))
     var token: String?
 
     @Option(help: ArgumentHelp("Trust the --server against these roots instead of the token's pinned root.", valueName: "file"))
@@ -53,11 +57,13 @@ struct Issue: AsyncParsableCommand {
     var trustDomain: String = "cluster.local"
 
     func validate() throws {
-        if server != nil, token == nil {
-            throw ValidationError("--server needs --token (create one on the CA host with `meshca token create --sa \(serviceAccount)`).")
+        if server != nil, (token == nil) == (tokenFile == nil) {
+            throw ValidationError(
+                "--server needs exactly one of --token-file or --token (create a token on the CA host with "
+                    + "`meshca token create --sa \(serviceAccount) > \(serviceAccount).token`).")
         }
-        if server == nil, token != nil || rootCert != nil {
-            throw ValidationError("--token and --root-cert are used only with --server HOST:PORT.")
+        if server == nil, token != nil || tokenFile != nil || rootCert != nil {
+            throw ValidationError("--token-file, --token and --root-cert are used only with --server HOST:PORT.")
         }
         do {
             try KubernetesName.validate(namespace, as: .namespace)
@@ -72,8 +78,8 @@ struct Issue: AsyncParsableCommand {
     func run() async throws {
         let keyType = try KeyType(parsing: keyType)
         let requestedTTL = try parseDuration(ttl, flag: "--ttl")
-        if let server, let token {
-            try await issueRemotely(server: server, token: token, keyType: keyType, ttl: requestedTTL)
+        if let server {
+            try await issueRemotely(server: server, token: try joinTokenText(), keyType: keyType, ttl: requestedTTL)
             return
         }
         let directory = state.directory
