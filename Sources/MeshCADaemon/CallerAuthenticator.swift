@@ -8,31 +8,35 @@ import X509
 /// first (renewal), then the bearer credential: a meshca join token (`mct1.…`) or, when JWT keys are
 /// configured, a Kubernetes service-account token. No credential means no certificate.
 ///
-/// A client certificate the ledger records as revoked is refused (one primary-key lookup per renewal), so a
-/// revoked workload cannot renew its way back; it must bootstrap again with a new join token.
+/// A client certificate renews only when it is one this CA issued: the ledger must hold exactly that
+/// certificate (the whole DER, not just its serial, which anyone holding another CA key under the bundle
+/// can copy), unrevoked; and no certificate above it in the presented chain may be recorded as revoked
+/// (an intermediate made by `meshca intermediate create` and revoked with `cACompromise`). Path validation
+/// to the bundle alone is not enough: such an intermediate can sign a leaf for any SPIFFE ID. One
+/// primary-key lookup per renewal, plus one per chain element that is not the CA's own certificate.
 public struct CallerAuthenticator: Sendable {
     private let authority: CertificateAuthority
     private let tokens: TokenAuthenticator
     private let jwt: JWTAuthenticator?
-    private let revocations: (any IssuanceLedger)?
+    private let ledger: any IssuanceLedger
 
-    /// Authenticates against `authority`'s bundle, join tokens, and optionally service-account tokens; with
-    /// `revocations`, client certificates that ledger records as revoked are refused.
+    /// Authenticates against `authority`'s bundle, join tokens, and optionally service-account tokens; client
+    /// certificates must be recorded, unrevoked, in `ledger`.
     public init(
         authority: CertificateAuthority, tokens: TokenAuthenticator, jwt: JWTAuthenticator?,
-        revocations: (any IssuanceLedger)? = nil
+        ledger: any IssuanceLedger
     ) {
         self.authority = authority
         self.tokens = tokens
         self.jwt = jwt
-        self.revocations = revocations
+        self.ledger = ledger
     }
 
     /// The caller of `call` as of `now`, or ``AuthenticationFailure``.
     public func authenticate(_ call: CertificateCall, at now: Date) async throws -> AuthenticatedCaller {
         if let chain = call.clientChain, let leaf = chain.first {
             let caller = try clientCertificateCaller(leaf, at: now)
-            try await refuseIfRevoked(leaf, at: now)
+            try await refuseUnlessRecorded(chain, at: now)
             return caller
         }
         guard let header = call.authorization else {
@@ -72,18 +76,45 @@ public struct CallerAuthenticator: Sendable {
         return AuthenticatedCaller(identity: identity, requester: Requester(name: "mtls:\(leaf.serialHex)", authMethod: "mtls"))
     }
 
-    /// Throws when the ledger records `leaf` as revoked at or before `now`.
-    private func refuseIfRevoked(_ leaf: Certificate, at now: Date) async throws {
-        guard let revocations, let record = try await revocations.issuance(serial: leaf.serialHex),
-            let revokedAt = record.revokedAt, revokedAt <= now
-        else { return }
-        throw AuthenticationFailure(
-            method: "mtls",
-            "The client certificate (serial \(leaf.serialHex), \(record.spiffeID)) was revoked at "
-                + "\(revokedAt.formatted(.iso8601)) (reason: \(record.revocationReason ?? "unspecified")), so it "
-                + "cannot renew. Bootstrap again with a new join token (`meshca token create`, then start the agent "
-                + "with it)."
-        )
+    /// Throws unless the ledger records `chain`'s leaf, byte for byte, as a certificate this CA issued that is
+    /// not revoked at `now`, and records none of the other elements as revoked.
+    private func refuseUnlessRecorded(_ chain: [Certificate], at now: Date) async throws {
+        func fail(_ message: String) -> AuthenticationFailure { AuthenticationFailure(method: "mtls", message) }
+        let bootstrap = "Bootstrap again with a new join token (`meshca token create`, then start the agent with it)."
+        let signer = authority.signingIdentity
+        let own = Set([signer.certificate] + signer.intermediates + signer.bundle)
+        for element in chain.dropFirst() where !own.contains(element) {
+            guard let record = try await ledger.issuance(serial: element.serialHex), record.certificateDER == element.derBytes,
+                let revokedAt = record.revokedAt, revokedAt <= now
+            else { continue }
+            throw fail(
+                "The client certificate's chain contains a revoked certificate: \(element.subject) (serial "
+                    + "\(element.serialHex)) was revoked at \(revokedAt.formatted(.iso8601)) (reason: "
+                    + "\(record.revocationReason ?? "unspecified")), so nothing it signed can renew. \(bootstrap)"
+            )
+        }
+        let leaf = chain[0]
+        guard let record = try await ledger.issuance(serial: leaf.serialHex) else {
+            throw fail(
+                "The client certificate (serial \(leaf.serialHex), issuer \(leaf.issuer)) was not issued by this CA: "
+                    + "its ledger records no certificate with that serial. Only certificates this CA issued can renew "
+                    + "over mTLS. \(bootstrap)"
+            )
+        }
+        guard record.certificateDER == leaf.derBytes else {
+            throw fail(
+                "The client certificate (serial \(leaf.serialHex), issuer \(leaf.issuer)) was not issued by this CA: "
+                    + "its ledger records a different certificate with that serial (a copied serial under another "
+                    + "signing key). Only certificates this CA issued can renew over mTLS. \(bootstrap)"
+            )
+        }
+        if let revokedAt = record.revokedAt, revokedAt <= now {
+            throw fail(
+                "The client certificate (serial \(leaf.serialHex), \(record.spiffeID)) was revoked at "
+                    + "\(revokedAt.formatted(.iso8601)) (reason: \(record.revocationReason ?? "unspecified")), so it "
+                    + "cannot renew. \(bootstrap)"
+            )
+        }
     }
 
     /// The TLS-handshake check of a client chain (leaf first): RFC 5280 path validation to the CA's

@@ -70,7 +70,7 @@ public struct Daemon: Sendable {
             authority: authority,
             tokens: TokenAuthenticator(ledger: ledger, trustDomain: state.trustDomain),
             jwt: jwt,
-            revocations: ledger
+            ledger: ledger
         )
         let handler = CreateCertificateHandler(
             service: IssuanceService(authority: authority, ledger: ledger),
