@@ -9,7 +9,10 @@ import Darwin
 #endif
 
 /// Runs `--on-rotate` through `/bin/sh -c` with posix_spawn (Foundation's `Process` is not in
-/// FoundationEssentials, which is all `meshca-agent` links). The hook inherits the agent's standard streams.
+/// FoundationEssentials, which is all `meshca-agent` links). The hook inherits the agent's standard streams and
+/// nothing else: every descriptor from 3 up is closed in the child before `/bin/sh` starts, whether or not it is
+/// close-on-exec (SwiftNIO opens its sockets and its epoll without `CLOEXEC`), so a hook cannot accept on the
+/// Workload API socket or the status port, nor hold them open after the agent exits.
 enum ShellHook {
     /// The command's exit status; 128 + N when signal N ended it, and -1 when it could not be started.
     static func run(_ command: String, environment: [String: String]) async -> Int32 {
@@ -28,9 +31,15 @@ enum ShellHook {
         posix_spawnattr_setsigdefault(&attributes, &all)
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        // glibc 2.34+ closes them with close_range(2) in the child (scanning /proc/self/fd on older kernels).
+        guard let closeFrom = addCloseFrom else { return -1 }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        guard closeFrom(&actions, 3) == 0 else { return -1 }
         var pid = pid_t()
         let spawned = withCStrings(arguments) { argv in
-            withCStrings(variables) { envp in posix_spawn(&pid, "/bin/sh", nil, &attributes, argv, envp) }
+            withCStrings(variables) { envp in posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp) }
         }
         guard spawned == 0 else { return -1 }
         let child = pid
@@ -43,6 +52,15 @@ enum ShellHook {
             }
         }
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+; the agent's binaries need 2.34 anyway), looked
+    /// up at run time because Swift's Glibc module imports `spawn.h` without `_GNU_SOURCE`, which hides it. Without
+    /// it no hook runs: starting one with the agent's sockets open is what this is here to prevent.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(
+            symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     /// Calls `body` with a NULL-terminated array of C strings that live for the call.
     private static func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
