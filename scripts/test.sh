@@ -22,3 +22,10 @@ swift build --build-tests
 # Keep the benchmark from rotting: a few issuances through the debug build (no timing claims).
 "$(swift build --show-bin-path)/meshca-bench" --requests 10 --concurrency 1,4 --agent-renewals 1
 swift test --skip-build "$@"
+# The release binaries scripts/quickstart.sh builds (static Swift runtime, no ICU data) behave differently
+# from the debug build in places; run them end to end too. Skipped when a test filter was given.
+if [ $# -eq 0 ]; then
+    swift build -c release --static-swift-stdlib --product meshca
+    swift build -c release --static-swift-stdlib --product meshca-agent
+    scripts/smoke-release.sh "$(swift build -c release --static-swift-stdlib --show-bin-path)"
+fi
