@@ -36,11 +36,15 @@ state="$work/state"
 step() { echo "smoke: $*"; }
 fail() { echo "smoke: FAILED: $*" >&2; exit 1; }
 
-# Waits (up to 60 s, a hang guard for a busy machine) until `$@` succeeds.
+# Waits (up to 60 s, a hang guard for a busy machine) until `$@` succeeds; fails at once when a process
+# this script started has died (a crash must not look like a slow start).
 wait_for() {
     local what=$1; shift
     for _ in $(seq 1 600); do
         "$@" >/dev/null 2>&1 && return 0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null || fail "a process died (pid $pid, status $(wait "$pid"; echo $?)) while waiting for $what"
+        done
         sleep 0.1 # hang guard: polling a separate process, no event to wait on
     done
     fail "timed out waiting for $what"
