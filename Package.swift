@@ -75,7 +75,10 @@ let package = Package(
         .target(
             name: "MeshCATransport",
             dependencies: [
-                "MeshCACore",
+                "MeshCACore", "MeshCAIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

@@ -27,6 +27,8 @@ public struct AgentRuntime: Sendable {
 
     /// Runs until a shutdown signal.
     public func run() async throws {
+        // Many systems start processes at 1024 open files; the status port's connection cap is derived from the limit.
+        OpenFileLimit.raiseToHardLimit()
         // An --out that can never be written is a configuration error: fail before asking the CA.
         try CredentialDirectory(path: configuration.outDirectory).prepareDirectory()
         let broadcast = CredentialsBroadcast()

@@ -37,6 +37,7 @@ public struct Daemon: Sendable {
     /// Runs until a shutdown signal (or a fatal error).
     public func run() async throws {
         let config = configuration
+        let limits = connectionLimits()
         let directory = StateDirectory.resolve(explicit: config.stateDirectory)
         let (state, created) = try CAState.loadOrCreate(
             in: directory,
@@ -100,8 +101,11 @@ public struct Daemon: Sendable {
                 port: config.listen.port,
                 certificate: servingCertificate,
                 peers: peers,
+                limits: limits,
+                logger: logger,
                 verifyClient: { await authenticator.verifyClientChain($0) }
-            )
+            ),
+            config: TLSListener.transportConfig(limits: limits)
         )
         let server = GRPCServer(transport: transport, services: [IstioCertificateService(signer: handler, peers: peers)])
         let ready = Atomic<Bool>(false)
@@ -112,6 +116,7 @@ public struct Daemon: Sendable {
             readiness: { ready.load(ordering: .relaxed) ? nil : "the gRPC listener is not serving" },
             crl: { crls.current },
             crlPEM: { crls.currentPEM },
+            limits: limits,
             logger: logger
         )
         let announce = ReadinessAnnouncement(transport: transport, monitoring: monitoring, logger: logger) { grpc, http in
@@ -135,6 +140,29 @@ public struct Daemon: Sendable {
         )
         try await group.run()
         logger.info("stopped")
+    }
+}
+
+extension Daemon {
+    /// Raises the open-file limit to its hard limit (many systems start processes at 1024) and returns the limits
+    /// for both listeners, with `max-connections` derived from the raised limit when it is `auto`.
+    func connectionLimits() -> ConnectionLimits {
+        let files = OpenFileLimit.raiseToHardLimit()
+        if files.after > files.before {
+            logger.info("raised the open-file limit", metadata: ["from": "\(files.before)", "to": "\(files.after)"])
+        }
+        let automatic = ConnectionLimits.automaticMaxConnections(openFileLimit: files.after)
+        let fits = (files.after - ConnectionLimits.reservedDescriptors) / 2
+        if let configured = configuration.maxConnections, configured > fits {
+            logger.warning(
+                Logger.Message(
+                    stringLiteral: "max-connections \(configured) per listener can need more file descriptors than the open-file "
+                        + "limit of \(files.after) allows (\(max(fits, 1)) would fit); when they run out, new connections fail. "
+                        + "Raise the limit (LimitNOFILE= in a systemd unit, ulimit -n) or lower max-connections."))
+        }
+        return ConnectionLimits(
+            handshakeTimeout: configuration.handshakeTimeout, idleTimeout: configuration.idleTimeout,
+            maxConnections: configuration.maxConnections ?? automatic)
     }
 }
 

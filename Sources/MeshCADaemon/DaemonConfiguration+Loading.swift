@@ -115,6 +115,19 @@ extension DaemonConfiguration {
         KeySpec("jwt-max-lifetime", accepts: "a duration such as 1h, 12h or 48h", example: "48h") {
             $1.jwtMaxLifetime = try HumanDuration.parse($0.text)
         },
+        KeySpec("handshake-timeout", accepts: "a duration from 1s, such as 5s or 10s", example: "10s") {
+            $1.handshakeTimeout = try HumanDuration.parse($0.text)
+        },
+        KeySpec("idle-timeout", accepts: "a duration from 1s, such as 1m or 5m", example: "5m") {
+            $1.idleTimeout = try HumanDuration.parse($0.text)
+        },
+        KeySpec("max-connections", accepts: "a whole number of connections per listener, at least 1, or auto", example: "1000") {
+            let text = $0.text.trimmingCharacters(in: .whitespaces).lowercased()
+            if text == "auto" { return $1.maxConnections = nil }
+            guard text.allSatisfy(\.isASCII), let count = Int(text) else { throw ValueProblem("it is not a whole number") }
+            guard count >= 1 else { throw ValueProblem("it is below 1") }
+            $1.maxConnections = count
+        },
         KeySpec("log-level", accepts: "trace, debug, info, notice, warning, error or critical", example: "info") {
             guard let level = Logger.Level(rawValue: $0.text.trimmingCharacters(in: .whitespaces).lowercased()) else {
                 throw ValueProblem("it is not a log level")

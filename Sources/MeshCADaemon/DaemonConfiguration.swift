@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCACore
+import MeshCAIO
 
 #if canImport(Glibc)
     import Glibc
@@ -32,6 +33,9 @@ import MeshCACore
 /// | `jwt-issuer` | ``jwtIssuer`` | unset |
 /// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
 /// | `jwt-max-lifetime` | ``jwtMaxLifetime`` | `48h` |
+/// | `handshake-timeout` | ``handshakeTimeout`` | `10s` |
+/// | `idle-timeout` | ``idleTimeout`` | `5m` |
+/// | `max-connections` | ``maxConnections`` | `auto`: from the open-file limit, at most 4096 |
 /// | `log-level` | ``logLevel`` | `info` |
 public struct DaemonConfiguration: Sendable {
     /// Where the gRPC CA service (Istio's `IstioCertificateService`) listens. Key `listen`.
@@ -65,6 +69,14 @@ public struct DaemonConfiguration: Sendable {
     /// The longest lifetime a token may have (`exp - iat`, or `exp - now` without `iat`); longer-lived
     /// tokens are refused. Key `jwt-max-lifetime`.
     public var jwtMaxLifetime: Duration = .seconds(48 * 3600)
+    /// How long a new connection has to finish its TLS handshake (gRPC) or send its first request (monitoring)
+    /// before it is closed. Key `handshake-timeout`.
+    public var handshakeTimeout: Duration = ConnectionLimits.defaultHandshakeTimeout
+    /// How long a connection may stay without a request before it is closed. Key `idle-timeout`.
+    public var idleTimeout: Duration = ConnectionLimits.defaultIdleTimeout
+    /// The most connections open at once on each listener; `nil` derives it from the open-file limit
+    /// (``ConnectionLimits/automaticMaxConnections(openFileLimit:listeners:)``). Key `max-connections`.
+    public var maxConnections: Int? = nil
     /// The least severe log level written. Key `log-level`.
     public var logLevel: Logger.Level = .info
 

@@ -18,6 +18,7 @@ extension MonitoringServer {
     ///   not block. Returns `nil` when the daemon is ready, else a short reason such as `ledger not open`.
     /// - Parameter crl: Called on every `GET /crl` and `GET /crl.pem`, on a NIO thread (quick, no blocking): the
     ///   CRL to serve, or nil while none is published. Without it, those paths answer 404.
+    /// - Parameter limits: Timeouts and the connection cap (`handshake-timeout`, `idle-timeout`, `max-connections`).
     /// - Parameter crlPEM: When given, `GET /crl.pem` serves its text instead of `crl`'s PEM: every CRL
     ///   published, which during a root rotation's overlap includes the old root's.
     public convenience init(
@@ -27,6 +28,7 @@ extension MonitoringServer {
         readiness: @escaping @Sendable () -> String?,
         crl: (@Sendable () -> CertificateRevocationList?)? = nil,
         crlPEM: (@Sendable () -> String?)? = nil,
+        limits: ConnectionLimits = .defaults,
         logger: Logger
     ) {
         var routes: [String: MonitoringRoute] = [
@@ -48,6 +50,7 @@ extension MonitoringServer {
         // One line per route. The closures run on a NIO thread for every request.
         self.init(
             host: host, port: port, routes: routes, setting: "monitoring",
-            bindHint: "Set --monitoring / MESHCA_MONITORING to a free HOST:PORT, e.g. 127.0.0.1:15014.", logger: logger)
+            bindHint: "Set --monitoring / MESHCA_MONITORING to a free HOST:PORT, e.g. 127.0.0.1:15014.", limits: limits,
+            limitHint: "max-connections", logger: logger)
     }
 }

@@ -13,6 +13,10 @@ import Synchronization
 ///
 /// Paths not in its routes get 404; a known path with another method gets 405.
 ///
+/// Connections are bounded by ``ConnectionLimits``: one that sends no complete request within the handshake
+/// timeout of connecting (or of starting a request) is closed, as is one idle for the idle timeout after a
+/// response; at the connection cap a new connection replaces the oldest one, with a log line.
+///
 /// It serves no secrets and has no authentication: bind it to loopback or a cluster-internal address.
 public final class MonitoringServer: Service {
     /// The host name or address to bind, e.g. `127.0.0.1` or `::1`.
@@ -23,7 +27,9 @@ public final class MonitoringServer: Service {
     private let setting: String
     private let bindHint: String
     private let logger: Logger
-    private let connections = OpenConnections()
+    /// The timeouts and the connection cap applied to every connection.
+    public let limits: ConnectionLimits
+    private let limitHint: String
     private let address = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: (host: String, port: Int).self)
 
     /// How long a connection may take to finish its current request once shutdown begins.
@@ -34,13 +40,20 @@ public final class MonitoringServer: Service {
     /// - Parameter setting: The setting that chose the address, first in the bind error (`monitoring`).
     /// - Parameter bindHint: What the user should change when the address cannot be bound, e.g.
     ///   `Set --status-addr to a free HOST:PORT.`
-    package init(host: String, port: Int, routes: [String: MonitoringRoute], setting: String, bindHint: String, logger: Logger) {
+    /// - Parameter limits: Timeouts and the connection cap (default: 10 s, 5 min, from the open-file limit).
+    /// - Parameter limitHint: What the user can raise when the cap sheds legitimate clients, for the log line.
+    package init(
+        host: String, port: Int, routes: [String: MonitoringRoute], setting: String, bindHint: String,
+        limits: ConnectionLimits = .defaults, limitHint: String = "the open-file limit (ulimit -n)", logger: Logger
+    ) {
         self.host = host
         self.port = port
         self.logger = logger
         self.routes = routes
         self.setting = setting
         self.bindHint = bindHint
+        self.limits = limits
+        self.limitHint = limitHint
     }
 
     deinit {
@@ -60,17 +73,34 @@ public final class MonitoringServer: Service {
     /// Throws ``ListenError`` (the address, the reason and the bind hint) when the address cannot be bound.
     public func run() async throws {
         let routes = self.routes
-        let connections = self.connections
+        let limits = self.limits
+        let connections = ConnectionLimiter(
+            maxConnections: limits.maxConnections, listener: "the \(setting) listener \(host):\(port)", setting: limitHint,
+            logger: logger)
+        let timeouts = RateLimitedLog()
+        let logger = self.logger
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 64)
             .childChannelInitializer { channel in
-                guard connections.insert(channel) else {
+                // Every connection is evictable: a request is answered at once, so a connection is almost always
+                // waiting for its next one, and the oldest is the one to give up at the cap.
+                guard connections.admit(channel) else {
                     return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                 }
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        RequestDeadlineHandler(limits: limits) { idle in
+                            guard !idle else { return }
+                            timeouts.record { suppressed in
+                                logger.notice(
+                                    Logger.Message(
+                                        stringLiteral: "closed a connection from \(ConnectionLimiter.peer(channel)) that sent no "
+                                            + "complete request within \(limits.handshakeTimeout)\(timeouts.more(suppressed))"))
+                            }
+                        })
                     try channel.pipeline.syncOperations.addHandler(MonitoringHandler(routes: routes))
                 }
             }
@@ -141,28 +171,61 @@ package struct MonitoringResponse: Sendable {
     }
 }
 
-/// The connections currently open, so that shutdown can drain them.
-private final class OpenConnections: Sendable {
-    private let state = Mutex<(open: [ObjectIdentifier: any Channel], closed: Bool)>((open: [:], closed: false))
+/// Closes a connection that does not finish a request in time: within the handshake timeout of connecting or of
+/// starting a request (its head), or within the idle timeout of the last response.
+private final class RequestDeadlineHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
-    /// Registers a new connection; false once shutdown has begun, in which case it must be refused.
-    func insert(_ channel: any Channel) -> Bool {
-        state.withLock { state in
-            guard !state.closed else { return false }
-            state.open[ObjectIdentifier(channel)] = channel
-            return true
-        }
+    private let limits: ConnectionLimits
+    /// Called on the event loop when the deadline closes the connection; `true` when it was idle after a response.
+    private let onTimeout: (_ idle: Bool) -> Void
+    private var timer: Scheduled<Void>?
+
+    init(limits: ConnectionLimits, onTimeout: @escaping (_ idle: Bool) -> Void) {
+        self.limits = limits
+        self.onTimeout = onTimeout
     }
 
-    func remove(_ channel: any Channel) {
-        _ = state.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context, idle: false) }
     }
 
-    /// Refuses further connections and returns those still open.
-    func closeAll() -> [any Channel] {
-        state.withLock { state in
-            state.closed = true
-            return Array(state.open.values)
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context, idle: false)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { arm(context, idle: false) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { arm(context, idle: true) }
+        context.write(data, promise: promise)
+    }
+
+    private func arm(_ context: ChannelHandlerContext, idle: Bool) {
+        timer?.cancel()
+        let channel = context.channel
+        let onTimeout = NIOLoopBound(self.onTimeout, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: TimeAmount(idle ? limits.idleTimeout : limits.handshakeTimeout)) {
+            onTimeout.value(idle)
+            channel.close(promise: nil)
         }
     }
 }

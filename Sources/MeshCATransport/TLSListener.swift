@@ -1,5 +1,8 @@
 import GRPCNIOTransportHTTP2
+import Logging
+import MeshCAIO
 import NIOCore
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import SwiftASN1
@@ -13,6 +16,11 @@ import X509
 /// factory builds the same pipeline with NIOSSL's optional verification. A presented client chain is
 /// checked by `verifyClient` (RFC 5280 + SPIFFE rules against the current bundle); a chain that fails
 /// ends the handshake, as istiod does, and one that passes is recorded in `peers` for the handler.
+///
+/// Connections are bounded by ``ConnectionLimits``: one that has not finished its TLS handshake within the
+/// handshake timeout is closed, and at the connection cap a new connection replaces the oldest one still in its
+/// handshake (or is refused when every open connection is established), with a log line. The idle timeout is
+/// the transport's `connection.maxIdleTime` (see ``transportConfig(limits:)``).
 public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
     /// The TLS 1.2 suites offered: the ECDHE + AEAD ones Istio's own listeners accept by default. No CBC, no SHA-1
     /// MAC, no static RSA key exchange. TLS 1.3's suites are all AEAD (BoringSSL does not make them configurable).
@@ -34,13 +42,18 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
     private let certificate: ServingCertificate
     private let verifyClient: ClientVerifier
     private let peers: PeerRegistry
+    private let limits: ConnectionLimits
+    private let logger: Logger
 
-    /// A listener on `host:port` (port 0 picks a free one) presenting `certificate`.
+    /// A listener on `host:port` (port 0 picks a free one) presenting `certificate`, applying `limits` to
+    /// every connection and logging what it sheds to `logger`.
     public init(
         host: String,
         port: Int,
         certificate: ServingCertificate,
         peers: PeerRegistry,
+        limits: ConnectionLimits = .defaults,
+        logger: Logger = Logger(label: "meshca.grpc"),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         verifyClient: @escaping ClientVerifier
     ) {
@@ -48,8 +61,19 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
         self.port = port
         self.certificate = certificate
         self.peers = peers
+        self.limits = limits
+        self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.verifyClient = verifyClient
+    }
+
+    /// The transport configuration that goes with these limits: an established connection with no open
+    /// stream for `idleTimeout` gets a GOAWAY and is closed (at the latest `idleTimeout` later, when the client
+    /// does not close its side).
+    public static func transportConfig(limits: ConnectionLimits) -> HTTP2ServerTransport.Custom<TLSListener>.Config {
+        var config = HTTP2ServerTransport.Custom<TLSListener>.Config.defaults
+        config.connection.maxIdleTime = limits.idleTimeout
+        return config
     }
 
     public func makeListeningChannel(
@@ -69,13 +93,28 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
         let context = try NIOSSLContext(configuration: tls)
         let verify = verifyClient
         let peers = peers
+        let logger = logger
+        let timeout = limits.handshakeTimeout
+        let idleTimeout = limits.idleTimeout
+        let limiter = ConnectionLimiter(
+            maxConnections: limits.maxConnections, listener: "the gRPC listener \(host):\(port)", setting: "max-connections",
+            logger: logger)
+        let timeouts = RateLimitedLog()
 
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { listenerConfigurator.configure(channel: $0) }
             .bind(host: host, port: port) { (channel: any Channel) -> EventLoopFuture<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel> in
+                guard limiter.admit(channel) else {
+                    // A failed initializer is dropped by NIO without closing the connection: close it here.
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
                 let address = channel.remoteAddress.map(Self.grpcPeerString) ?? ""
-                channel.closeFuture.whenComplete { _ in peers.remove(address) }
+                channel.closeFuture.whenComplete { _ in
+                    peers.remove(address)
+                    limiter.remove(channel)
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     let handler = NIOSSLServerHandler(context: context) { certificates, promise in
                         // NIO's bridge from the event loop to async code: the chain check is async.
@@ -88,8 +127,21 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
                         }
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
+                    try channel.pipeline.syncOperations.addHandler(
+                        TLSHandshakeDeadline(timeout: timeout, limiter: limiter) { channel in
+                            timeouts.record { suppressed in
+                                logger.notice(
+                                    Logger.Message(
+                                        stringLiteral: "closed a connection from \(ConnectionLimiter.peer(channel)) that did not "
+                                            + "finish its TLS handshake within \(timeout)\(timeouts.more(suppressed))"))
+                            }
+                        })
                 }.flatMap {
                     connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
+                }.flatMapThrowing { configured in
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(HTTP2ConnectionWatch(drainTimeout: idleTimeout), position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
+                    return configured
                 }
             }
     }

@@ -59,6 +59,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Longest lifetime (exp - iat) of an accepted service-account JWT (default 48h).", valueName: "duration"))
     var jwtMaxLifetime: String?
 
+    @Option(help: ArgumentHelp("Time a new connection has to finish its TLS handshake (monitoring: send a request) (default 10s).", valueName: "duration"))
+    var handshakeTimeout: String?
+
+    @Option(help: ArgumentHelp("Time a connection may stay without a request before it is closed (default 5m).", valueName: "duration"))
+    var idleTimeout: String?
+
+    @Option(help: ArgumentHelp("Most connections open at once on each listener, or auto: from the open-file limit, at most 4096 (default auto).", valueName: "count"))
+    var maxConnections: String?
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -78,6 +87,9 @@ struct Serve: AsyncParsableCommand {
         flags["jwt-issuer"] = jwtIssuer
         flags["jwt-audience"] = jwtAudience
         flags["jwt-max-lifetime"] = jwtMaxLifetime
+        flags["handshake-timeout"] = handshakeTimeout
+        flags["idle-timeout"] = idleTimeout
+        flags["max-connections"] = maxConnections
         flags["log-level"] = logLevel
         let environment = ProcessInfo.processInfo.environment
         let configuration: DaemonConfiguration
