@@ -27,6 +27,12 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
         public static let rotationStage = Code("rotation-stage")
         /// A root rotation step was refused by its safety gate (identities lagging, live certificates).
         public static let rotationRefused = Code("rotation-refused")
+        /// `meshca backup`/`restore` was given a destination that is not empty.
+        public static let targetNotEmpty = Code("target-not-empty")
+        /// `meshca restore --force` was pointed at a state directory whose ledger another process has open.
+        public static let stateInUse = Code("state-in-use")
+        /// A backup (or the copy `meshca backup` just made) does not hold a usable CA and an intact ledger.
+        public static let backupInvalid = Code("backup-invalid")
     }
 
     /// The machine-readable reason.

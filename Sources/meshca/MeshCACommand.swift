@@ -12,6 +12,6 @@ struct MeshCACommand: AsyncParsableCommand {
             ${XDG_DATA_HOME:-~/.local/share}/meshca.
             """,
         version: "0.1.0",
-        subcommands: [Init.self, Issue.self, Serve.self, Token.self, Revoke.self, CRLCommand.self, AgentCommand.self, Intermediate.self, Root.self, Audit.self, Inspect.self, Handshake.self, DoctorCommand.self]
+        subcommands: [Init.self, Issue.self, Serve.self, Token.self, Revoke.self, CRLCommand.self, AgentCommand.self, Intermediate.self, Root.self, Audit.self, Inspect.self, Handshake.self, DoctorCommand.self, BackupCommand.self, RestoreCommand.self]
     )
 }
