@@ -57,6 +57,7 @@ let package = Package(
                 .embedInCode("0002_join_tokens_and_peers.sql"),
                 .embedInCode("0003_event_chain.sql"),
                 .embedInCode("0004_index_issuances_by_service_account.sql"),
+                .embedInCode("0005_join_tokens_pinned_root.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -2,28 +2,32 @@ import Foundation
 
 /// How a `JoinTokenRecord` maps onto a row of the `join_tokens` table (see `0002_join_tokens_and_peers.sql`).
 extension JoinTokenRecord {
-    /// The columns in the order `parameters` binds them and `init(row:)` reads them.
+    /// The columns in the order `parameters` binds them and `init(row:)` reads them. `pinned_root_sha256` came
+    /// with schema version 5 and stays last.
     static let columns = [
         "id", "secret_sha256", "namespace", "service_account", "created_at", "expires_at", "max_uses", "uses",
-        "revoked_at", "created_by", "last_used_at",
+        "revoked_at", "created_by", "last_used_at", "pinned_root_sha256",
     ]
 
     /// `SELECT <columns> FROM join_tokens`, to be followed by a WHERE or ORDER BY clause.
     static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM join_tokens"
 
-    /// `INSERT INTO join_tokens (<columns>) VALUES (?, ...)`.
-    static let insertSQL =
-        "INSERT INTO join_tokens (\(columns.joined(separator: ", "))) "
-        + "VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+    /// `INSERT INTO join_tokens (<columns>) VALUES (?, ...)` for this record. A token without a recorded pin
+    /// leaves `pinned_root_sha256` out (NULL), so a ledger a test opened at an older schema version still takes it.
+    var insertSQL: String {
+        let names = pinnedRootSHA256 == nil ? Array(Self.columns.dropLast()) : Self.columns
+        return "INSERT INTO join_tokens (\(names.joined(separator: ", "))) "
+            + "VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
+    }
 
-    /// The values for `insertSQL`, in `columns` order.
+    /// The values for `insertSQL`, in `columns` order (without the pin when there is none).
     func parameters() -> [SQLiteStatement.Value] {
         [
             .text(id), .text(secretSHA256), .text(namespace), .text(serviceAccount),
             .integer(UnixTime.floor(createdAt)), .integer(UnixTime.floor(expiresAt)),
             .integer(Int64(maxUses)), .integer(Int64(uses)), .integer(revokedAt.map(UnixTime.floor)),
             .text(createdBy), .integer(lastUsedAt.map(UnixTime.floor)),
-        ]
+        ] + (pinnedRootSHA256.map { [.text($0)] } ?? [])
     }
 
     /// Reads the current row of a statement that selected `columns`.
@@ -39,7 +43,8 @@ extension JoinTokenRecord {
             uses: Int(row.integer(7)),
             revokedAt: row.optionalInteger(8).map(UnixTime.date),
             createdBy: row.text(9),
-            lastUsedAt: row.optionalInteger(10).map(UnixTime.date)
+            lastUsedAt: row.optionalInteger(10).map(UnixTime.date),
+            pinnedRootSHA256: row.optionalText(11)
         )
     }
 
@@ -50,6 +55,8 @@ extension JoinTokenRecord {
                 "the id must be lowercase hex without separators (e.g. '3f9a0c12')"
             } else if secretSHA256.utf8.count != 64 || !Self.isLowercaseHex(secretSHA256) {
                 "the secret hash must be the 64 lowercase hex digits of a SHA-256"
+            } else if let pin = pinnedRootSHA256, pin.utf8.count != 64 || !Self.isLowercaseHex(pin) {
+                "the pinned root must be the 64 lowercase hex digits of a SHA-256"
             } else if maxUses < 1 {
                 "maxUses is \(maxUses), but a token must allow at least one use"
             } else if uses < 0 {

@@ -41,6 +41,9 @@ public struct JoinTokenRecord: Sendable, Equatable {
     public var createdBy: String
     /// When a use was last consumed, or nil when never.
     public var lastUsedAt: Date?
+    /// Lowercase hex SHA-256 of the root certificate the token carries (a client holding it verifies the CA
+    /// against that root), or nil when not recorded: tokens created before schema version 5. Set once, at creation.
+    public var pinnedRootSHA256: String?
 
     /// Creates a record; a new token has no uses, no revocation and no last use.
     public init(
@@ -54,7 +57,8 @@ public struct JoinTokenRecord: Sendable, Equatable {
         uses: Int = 0,
         revokedAt: Date? = nil,
         createdBy: String,
-        lastUsedAt: Date? = nil
+        lastUsedAt: Date? = nil,
+        pinnedRootSHA256: String? = nil
     ) {
         self.id = id
         self.secretSHA256 = secretSHA256
@@ -67,6 +71,7 @@ public struct JoinTokenRecord: Sendable, Equatable {
         self.revokedAt = revokedAt
         self.createdBy = createdBy
         self.lastUsedAt = lastUsedAt
+        self.pinnedRootSHA256 = pinnedRootSHA256
     }
 
     /// The token's state at `now`: revoked when `revokedAt` is set, otherwise used up when `uses` has reached

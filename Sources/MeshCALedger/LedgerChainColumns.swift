@@ -2,8 +2,9 @@
 /// event's content back from the row as it is now.
 ///
 /// Row-backed kinds (issuance, rejection, token creation) cover the columns that never change after the insert.
-/// State kinds (revocation, token use, token revocation) cover the columns a later change sets; their content is
-/// the subject followed by those columns. Changing a list here changes every hash: add a new kind instead.
+/// State kinds (revocation, token use, token revocation, token pin) cover the columns a later change (or a later
+/// schema version) sets; their content is the subject followed by those columns. Changing a list here changes every
+/// hash: add a new kind instead.
 enum LedgerChainColumns {
     /// A covered column and the type its STRICT table enforces.
     struct Column: Sendable {
@@ -77,6 +78,10 @@ enum LedgerChainColumns {
                 startsWithSubject: true)
         case .tokenRevocation:
             Source(table: "join_tokens", key: text("id"), columns: [integer("revoked_at")], startsWithSubject: true)
+        case .tokenPin:
+            // A column added after token-creation's list was fixed, so it is covered by an event of its own.
+            Source(
+                table: "join_tokens", key: text("id"), columns: [text("pinned_root_sha256")], startsWithSubject: true)
         default:
             nil
         }

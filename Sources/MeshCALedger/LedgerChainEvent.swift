@@ -3,7 +3,7 @@
 /// Two sorts of event exist. A *row-backed* event (issuance, rejection, token creation) covers a row of
 /// another table: its content is that row's columns, the event stores only their SHA-256, and `audit verify`
 /// recomputes it from the row. Every other event stores its content as `payload`: the state events
-/// (revocation, token use, token revocation) record the changed columns of a row as they were right after the
+/// (revocation, token use, token revocation, token pin) record the changed columns of a row as they were right after the
 /// change, and standalone events (root change, and kinds added later) have no row at all.
 package struct LedgerChainEvent: Sendable, Equatable {
     /// What kind of event this is, as stored in `ledger_events.kind`. New kinds may be added freely: any kind
@@ -21,13 +21,15 @@ package struct LedgerChainEvent: Sendable, Equatable {
         package static let tokenUse = Kind("token-use")
         /// A join token was revoked: payload (id, revoked_at).
         package static let tokenRevocation = Kind("token-revocation")
+        /// A join token was created with a recorded pin (schema version 5): payload (id, pinned_root_sha256).
+        package static let tokenPin = Kind("token-pin")
         /// The CA's root changed (prepared, activated, retired); payload chosen by the caller.
         package static let rootChange = Kind("root-change")
 
         /// The kinds whose content is a row of another table.
         static let rowBacked: [Kind] = [.issuance, .rejection, .tokenCreation]
         /// The kinds whose payload must equal the current state of a row, for the latest event per subject.
-        static let stateKinds: [Kind] = [.revocation, .tokenUse, .tokenRevocation]
+        static let stateKinds: [Kind] = [.revocation, .tokenUse, .tokenRevocation, .tokenPin]
 
         /// The stored name, e.g. "token-creation".
         package let rawValue: String

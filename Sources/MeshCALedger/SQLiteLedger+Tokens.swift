@@ -19,9 +19,13 @@ extension SQLiteLedger {
         try await perform { connection in
             do {
                 try connection.writeTransaction(operation: operation) {
-                    try connection.prepare(JoinTokenRecord.insertSQL, parameters, operation: operation).run()
+                    try connection.prepare(token.insertSQL, parameters, operation: operation).run()
                     try chain.append(
                         .tokenCreation(id: token.id, parameters: parameters), on: connection, operation: operation)
+                    // The pin came with a later schema version than token-creation's columns: an event of its own.
+                    if token.pinnedRootSHA256 != nil {
+                        try chain.appendCurrent(.tokenPin, subject: token.id, on: connection, operation: operation)
+                    }
                     // A token created already used or revoked (an import) gets the state events it would have had.
                     if token.uses > 0 || token.lastUsedAt != nil {
                         try chain.appendCurrent(.tokenUse, subject: token.id, on: connection, operation: operation)

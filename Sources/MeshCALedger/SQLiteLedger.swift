@@ -30,6 +30,8 @@ import Synchronization
 /// | 1       | `0001_create_ledger.sql`         | `issuances` and `rejections` tables and their indexes                   |
 /// | 2       | `0002_join_tokens_and_peers.sql` | `peer` column on `issuances` and `rejections`; `join_tokens` table      |
 /// | 3       | `0003_event_chain.sql`           | `ledger_events` hash chain, existing rows chained; `ledger_checkpoints` |
+/// | 4       | `0004_index_issuances_by_service_account.sql` | index `issuances (service_account, issued_at)` for `audit list --sa` |
+/// | 5       | `0005_join_tokens_pinned_root.sql` | `pinned_root_sha256` column on `join_tokens`: the root a token pins (NULL for older tokens) |
 ///
 /// Every write also appends to the hash chain in its own transaction (see `LedgerChain`); `verifyChain()`
 /// checks it and `checkpoint()` signs its head with the ledger key.

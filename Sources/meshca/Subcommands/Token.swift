@@ -60,7 +60,8 @@ struct TokenCreate: AsyncParsableCommand {
         try await ledger.createToken(
             JoinTokenRecord(
                 id: token.id, secretSHA256: token.secretSHA256, namespace: namespace, serviceAccount: serviceAccount,
-                createdAt: now, expiresAt: expires, maxUses: uses, createdBy: Issue.localUser()
+                createdAt: now, expiresAt: expires, maxUses: uses, createdBy: Issue.localUser(),
+                pinnedRootSHA256: root.sha256Fingerprint
             )
         )
         let id = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
@@ -87,7 +88,7 @@ struct TokenList: AsyncParsableCommand {
                     "id": $0.id, "namespace": $0.namespace, "service_account": $0.serviceAccount,
                     "created_at": $0.createdAt.rfc3339, "expires_at": $0.expiresAt.rfc3339,
                     "uses": String($0.uses), "max_uses": String($0.maxUses), "state": $0.state(at: now).rawValue,
-                    "created_by": $0.createdBy,
+                    "created_by": $0.createdBy, "pinned_root_sha256": $0.pinnedRootSHA256 ?? "",
                 ]
             }
             print(try AuditJSON.encode(rows))
