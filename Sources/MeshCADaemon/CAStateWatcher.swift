@@ -12,8 +12,13 @@ import X509
 /// Every `interval` it compares the files' identity (inode, size, modification time; meshca replaces files by
 /// rename, so every write changes the inode). On a change it loads the state under the directory's shared lock
 /// and, when the signing certificate or the bundle differ, switches the CA to them (the next request signs with
-/// the new identity and hands out the new bundle; client certificates are verified against the new bundle) and
-/// issues a new serving certificate under the active root, so the daemon's own certificate follows the rotation.
+/// the new identity and hands out the new bundle; client certificates are verified against the new bundle).
+///
+/// The serving certificate is reissued (and the one it replaces revoked as superseded, see ``ServingIdentity``)
+/// only when the change concerns it: the signing CA changed (`activate`), or a root left the bundle (`retire`; the
+/// served chain drops it and the bridge). When roots were only added (`prepare`) the current serving certificate
+/// stays: it chains to the root that still signs, which every client trusts, and a new one would be one more
+/// certificate under the root about to be replaced, holding its `retire` back.
 /// A state that does not load (a hand edit in progress) is logged and the current identity kept.
 struct CAStateWatcher: Service {
     let directory: StateDirectory
@@ -50,8 +55,8 @@ struct CAStateWatcher: Service {
         }
     }
 
-    /// Loads the state and switches to it when it differs from what the CA signs with.
-    func reload() async throws {
+    /// Loads the state and switches to it when it differs from what the CA signs with, as of `now`.
+    func reload(at now: Date = Date()) async throws {
         let directory = self.directory
         let state = try await StateDirectory.offCooperativePool { try CAState.load(from: directory) }
         guard state.trustDomain == authority.trustDomain else {
@@ -73,8 +78,16 @@ struct CAStateWatcher: Service {
                 "roots": "\(state.signer.bundle.map { String($0.sha256Fingerprint.prefix(16)) }.joined(separator: ","))",
             ]
         )
-        let leaf = try await serving.reissue(into: certificate, metrics: metrics, at: Date())
-        logger.info("reissued the serving certificate under the current CA", metadata: ["serial": "\(leaf.serialHex)"])
+        let rootsOnlyAdded = before.certificate == state.signer.certificate && before.intermediates == state.signer.intermediates
+            && before.bundle.allSatisfy(state.signer.bundle.contains)
+        guard !rootsOnlyAdded else {
+            logger.info("kept the serving certificate: it chains to the signing CA, which did not change")
+            return
+        }
+        let (leaf, superseded) = try await serving.reissue(into: certificate, metrics: metrics, at: now)
+        logger.info(
+            "reissued the serving certificate under the current CA",
+            metadata: ["serial": "\(leaf.serialHex)", "superseded": "\(superseded.joined(separator: ","))"])
     }
 
     private func fileIdentity() -> [String] {

@@ -16,8 +16,10 @@ import X509
 ///    Refused while an identity holding a live certificate has not fetched one since *prepare* (it would not
 ///    trust certificates from the new root yet), unless forced; the refusal lists them, a forced activation is
 ///    recorded with them.
-/// 3. **retire**: the old root leaves the bundle once no unexpired, unrevoked certificate it signed is left;
-///    its key is deleted and its certificate kept in `retired/`.
+/// 3. **retire**: the old root leaves the bundle once no certificate it signed is still in use (unexpired,
+///    unrevoked, and not renewed by its holder; the daemon's replaced serving certificates are revoked as
+///    superseded, see ``ServingIdentity``) and no usable join token pins it; its key is deleted and its certificate
+///    kept in `retired/`.
 ///
 /// Each step is recorded in the ledger (a `root-change` event on the hash chain) before it changes any file,
 /// and changes the files under the state directory's lock; a running `meshca serve` picks the change up from
@@ -153,7 +155,41 @@ public struct RootRotation: Sendable {
 
     // MARK: status
 
-    /// Where a rotation stands and who has caught up.
+    /// Something that keeps the next step of a rotation refused, and when it stops doing so on its own.
+    public struct Blocker: Sendable, Equatable {
+        /// What blocks; the raw value is the `kind` of `meshca root status --json`.
+        public enum Kind: String, Sendable {
+            /// The CA signs with a plug-in intermediate, whose root meshca does not own (blocks *prepare*).
+            case pluginCA = "plug-in-ca"
+            /// Identities holding a live certificate that have not fetched one since *prepare* (block *activate*).
+            case laggingIdentities = "lagging-identities"
+            /// Workload certificates of the old root, unexpired, unrevoked and not renewed (block *retire*).
+            case workloadCertificates = "old-root-workload-certificates"
+            /// The daemon's serving certificate from the old root, not superseded yet (blocks *retire*).
+            case servingCertificates = "old-root-serving-certificates"
+            /// Other certificates of the old root, e.g. intermediates from `meshca intermediate create`.
+            case otherCertificates = "old-root-other-certificates"
+            /// Usable join tokens that recorded the old root as their pin (block *retire*).
+            case pinnedTokens = "old-root-join-tokens"
+            /// Usable join tokens from before pins were recorded, created before *activate*: they are taken to pin
+            /// the old root (an inference from their creation time).
+            case inferredTokens = "old-root-join-tokens-inferred"
+        }
+
+        /// What blocks.
+        public let kind: Kind
+        /// How many of it.
+        public let count: Int
+        /// The earliest moment it is expected to stop blocking with nobody acting (agents renew at half their
+        /// certificate's lifetime, ±10%); nil when nothing is expected before `clearsBy`.
+        public let expectedBy: Date?
+        /// When it stops blocking at the latest with nobody acting: the last of them expires. Nil: never by itself.
+        public let clearsBy: Date?
+        /// One sentence: what it is and how to clear it now.
+        public let detail: String
+    }
+
+    /// Where a rotation stands, who has caught up, and what keeps the next step waiting.
     public struct Status: Sendable {
         /// The rotation in progress, nil when none is.
         public let progress: Progress?
@@ -164,13 +200,37 @@ public struct RootRotation: Sendable {
         /// Identities holding live certificates; `contactedSince` tells whether each fetched one since *prepare*.
         /// Empty when no rotation is in progress.
         public let identities: [SQLiteLedger.IdentityContact]
-        /// After activation: the live certificates the old root signed, which keep *retire* waiting.
-        public let liveOnOldRoot: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord])?
-        /// After activation: usable join tokens that pin the old root, which keep *retire* waiting too.
+        /// After activation: the old root's certificates still in use (what *retire* waits for), latest expiry first.
+        public let inUseOnOldRoot: [SQLiteLedger.RootCertificate]
+        /// After activation: the old root's unexpired, unrevoked certificates that their holders already renewed,
+        /// which no longer hold *retire* back.
+        public let renewedOnOldRoot: Int
+        /// After activation: the daemon's serving certificates from the old root that it revoked as `superseded`
+        /// when it replaced them (unexpired ones; the CRL lists them), which no longer hold *retire* back.
+        public let supersededServingOnOldRoot: Int
+        /// After activation: usable join tokens that pin the old root, recorded or inferred (`pinnedRootSHA256` nil).
         public let tokensOnOldRoot: [JoinTokenRecord]
+        /// The step that comes next: `prepare`, `activate` or `retire`.
+        public let nextStep: String
+        /// What keeps `nextStep` refused now; empty when it would go through.
+        public let blockers: [Blocker]
 
         /// Identities that have not fetched a certificate since *prepare*.
         public var lagging: [SQLiteLedger.IdentityContact] { identities.filter { !$0.contactedSince } }
+
+        /// The earliest moment `nextStep` is expected to go through with nobody acting; nil when it would now, or
+        /// when a blocker never clears by itself.
+        public var nextStepExpectedBy: Date? { Self.latest(blockers.map { $0.expectedBy ?? $0.clearsBy }) }
+
+        /// The moment by which `nextStep` goes through at the latest with nobody acting; nil when it would now,
+        /// or when a blocker never clears by itself.
+        public var nextStepClearsBy: Date? { Self.latest(blockers.map(\.clearsBy)) }
+
+        /// The latest of `times`; nil when there are none, or when one is nil (never).
+        private static func latest(_ times: [Date?]) -> Date? {
+            guard !times.contains(nil) else { return nil }
+            return times.compactMap { $0 }.max()
+        }
     }
 
     /// The rotation's stage and gates as of `now`.
@@ -180,16 +240,53 @@ public struct RootRotation: Sendable {
         let identities = try await progress.asyncMap {
             try await ledger.identityContacts(since: $0.bundlePublishedSince, now: now)
         } ?? []
-        var live: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord])?
-        var tokens: [JoinTokenRecord] = []
+        var holders = OldRootHolders.none
         if let progress, progress.stage == .activated {
-            live = try await ledger.liveCertificates(
-                issuedBy: progress.oldRootFingerprint, excluding: bridgeSerials(), now: now, limit: 10)
-            tokens = try await tokensPinningOldRoot(progress, now: now)
+            holders = try await oldRootHolders(of: progress.oldRootFingerprint, activatedAt: progress.activatedAt, now: now)
+        }
+        let nextStep: String
+        var blockers: [Blocker] = []
+        switch progress?.stage {
+        case nil:
+            nextStep = "prepare"
+            if !(state.signer.intermediates.isEmpty && state.signer.bundle.contains(state.signer.certificate)) {
+                blockers = [
+                    Blocker(
+                        kind: .pluginCA, count: 1, expectedBy: nil, clearsBy: nil,
+                        detail: "this CA signs with a plug-in intermediate; its root belongs to whoever issued the cacerts files, "
+                            + "so rotate it there")
+                ]
+            }
+        case .prepared?:
+            nextStep = "activate"
+            blockers = Self.activateBlockers(identities.filter { !$0.contactedSince })
+        case .activated?:
+            nextStep = "retire"
+            blockers = holders.blockers
         }
         return Status(
             progress: progress, bundle: state.signer.bundle, signing: state.signer.certificate, identities: identities,
-            liveOnOldRoot: live, tokensOnOldRoot: tokens)
+            inUseOnOldRoot: holders.inUse, renewedOnOldRoot: holders.renewed,
+            supersededServingOnOldRoot: holders.supersededServing, tokensOnOldRoot: holders.tokens, nextStep: nextStep,
+            blockers: blockers)
+    }
+
+    /// On the default renewal schedule an agent renews at half its certificate's lifetime, moved by up to 10% of
+    /// that half: so by 55% of the lifetime every agent that is running has renewed.
+    static let renewalPoint = 0.55
+
+    /// The lagging identities as the blocker of *activate*.
+    static func activateBlockers(_ lagging: [SQLiteLedger.IdentityContact]) -> [Blocker] {
+        guard !lagging.isEmpty else { return [] }
+        return [
+            Blocker(
+                kind: .laggingIdentities, count: lagging.count,
+                expectedBy: lagging.map { $0.lastIssuedAt.addingTimeInterval($0.notAfter.timeIntervalSince($0.lastIssuedAt) * renewalPoint) }.max(),
+                clearsBy: lagging.map(\.notAfter).max(),
+                detail: "identit\(lagging.count == 1 ? "y holds" : "ies hold") a live certificate but \(lagging.count == 1 ? "has" : "have") not fetched one "
+                    + "since prepare; each stops lagging when it renews (agents renew at half-life) or when its certificate "
+                    + "expires; restarting an agent renews it now")
+        ]
     }
 
     // MARK: activate
@@ -268,7 +365,8 @@ public struct RootRotation: Sendable {
         public let bundle: [Certificate]
     }
 
-    /// Removes the old root from the bundle and deletes its key. Refused while it has live certificates.
+    /// Removes the old root from the bundle and deletes its key. Refused while certificates it signed are still in
+    /// use or usable join tokens pin it (see ``oldRootHolders(of:activatedAt:now:)``).
     public func retire(actor: String, now: Date) async throws -> Retired {
         guard let progress = try Self.progress(in: directory), progress.stage == .activated else {
             throw try wrongStage(for: "retire")
@@ -276,14 +374,9 @@ public struct RootRotation: Sendable {
         guard let oldRoot = StateDirectory.certificate(at: directory.previousRootCertificatePath) else {
             throw DaemonError(.incompleteState, "\(directory.previousRootCertificatePath) is missing or unreadable, so meshca cannot tell which root to retire. Restore it from a backup.")
         }
-        let live = try await ledger.liveCertificates(
-            issuedBy: oldRoot.sha256Fingerprint, excluding: bridgeSerials(), now: now, limit: 10)
-        if live.count > 0 {
-            throw DaemonError(.rotationRefused, Self.liveMessage(live, oldRoot: oldRoot))
-        }
-        let pinned = try await tokensPinningOldRoot(progress, now: now)
-        if !pinned.isEmpty {
-            throw DaemonError(.rotationRefused, Self.pinnedTokensMessage(pinned, oldRoot: oldRoot))
+        let holders = try await oldRootHolders(of: oldRoot.sha256Fingerprint, activatedAt: progress.activatedAt, now: now)
+        if !holders.inUse.isEmpty || !holders.tokens.isEmpty {
+            throw DaemonError(.rotationRefused, Self.retireRefusal(holders, oldRoot: oldRoot))
         }
         let state = try CAState.load(from: directory)
         try await record("retire", subject: oldRoot.sha256Fingerprint, old: oldRoot, new: state.signer.certificate, at: now, actor: actor)
@@ -305,13 +398,106 @@ public struct RootRotation: Sendable {
 
     // MARK: helpers
 
-    /// Usable join tokens that pin the old root. A token carries the root that signed when it was created, and a
-    /// client holding it verifies the CA against that root: tokens from before activation pin the old root and
-    /// stop working once it and the bridge are gone. Timestamps are whole seconds (rounded down), so a token made
-    /// in the activation's own second counts too; never is one made before it missed.
-    private func tokensPinningOldRoot(_ progress: Progress, now: Date) async throws -> [JoinTokenRecord] {
-        guard let activatedAt = progress.activatedAt else { return [] }
-        return try await ledger.tokens().filter { $0.state(at: now) == .active && $0.createdAt < activatedAt }
+    /// What still depends on the old root after activation: what *retire* waits for, and what it no longer does.
+    struct OldRootHolders: Sendable {
+        /// Its certificates still in use: unexpired, unrevoked, not renewed by their holder (the bridge left out,
+        /// which retiring is meant to drop). Latest expiry first.
+        var inUse: [SQLiteLedger.RootCertificate]
+        /// Its unexpired, unrevoked certificates whose holders renewed them.
+        var renewed: Int
+        /// The daemon's serving certificates from it, revoked as superseded and not yet expired.
+        var supersededServing: Int
+        /// Usable join tokens pinning it: recorded (`pinnedRootSHA256` is its fingerprint) or, for tokens from
+        /// before pins were recorded, inferred (created before activation).
+        var tokens: [JoinTokenRecord]
+
+        static let none = OldRootHolders(inUse: [], renewed: 0, supersededServing: 0, tokens: [])
+
+        static func isServing(_ certificate: SQLiteLedger.RootCertificate) -> Bool {
+            certificate.spiffeID.isEmpty && certificate.requester == Doctor.servingRequester
+                && certificate.authMethod == Doctor.servingAuthMethod
+        }
+
+        var workloads: [SQLiteLedger.RootCertificate] { inUse.filter { !$0.spiffeID.isEmpty } }
+        var serving: [SQLiteLedger.RootCertificate] { inUse.filter(Self.isServing) }
+        var others: [SQLiteLedger.RootCertificate] { inUse.filter { $0.spiffeID.isEmpty && !Self.isServing($0) } }
+
+        /// What keeps *retire* refused, each with when it clears.
+        var blockers: [Blocker] {
+            var blockers: [Blocker] = []
+            if !workloads.isEmpty {
+                // A certificate issued locally (`meshca issue`) has no agent renewing it: only its expiry counts.
+                let expected = workloads.map {
+                    $0.authMethod == "local" ? $0.notAfter : $0.issuedAt.addingTimeInterval($0.notAfter.timeIntervalSince($0.issuedAt) * RootRotation.renewalPoint)
+                }.max()
+                blockers.append(
+                    Blocker(
+                        kind: .workloadCertificates, count: workloads.count, expectedBy: expected,
+                        clearsBy: workloads.map(\.notAfter).max(),
+                        detail: "workload certificate\(workloads.count == 1 ? "" : "s") from the old root not yet renewed by \(workloads.count == 1 ? "its holder" : "their holders"); "
+                            + "each stops counting when its agent renews it (at half-life) or when it expires; "
+                            + "revoke the ones no longer in use with `meshca revoke SERIAL`"))
+            }
+            if !serving.isEmpty {
+                blockers.append(
+                    Blocker(
+                        kind: .servingCertificates, count: serving.count, expectedBy: nil, clearsBy: serving.map(\.notAfter).max(),
+                        detail: "serving certificate\(serving.count == 1 ? "" : "s") of meshca serve from the old root, not superseded: a running "
+                            + "daemon replaces it within a second of activate, so no daemon has run on this state directory since; "
+                            + "starting `meshca serve` supersedes it (or, if no daemon uses this state directory any more, "
+                            + "`meshca revoke SERIAL --reason superseded`)"))
+            }
+            if !others.isEmpty {
+                blockers.append(
+                    Blocker(
+                        kind: .otherCertificates, count: others.count, expectedBy: nil, clearsBy: others.map(\.notAfter).max(),
+                        detail: "other certificate\(others.count == 1 ? "" : "s") from the old root (intermediates from `meshca intermediate create`, ...); "
+                            + "revoke those no longer in use with `meshca revoke SERIAL`"))
+            }
+            let recorded = tokens.filter { $0.pinnedRootSHA256 != nil }
+            let inferred = tokens.filter { $0.pinnedRootSHA256 == nil }
+            if !recorded.isEmpty {
+                blockers.append(
+                    Blocker(
+                        kind: .pinnedTokens, count: recorded.count, expectedBy: nil, clearsBy: recorded.map(\.expiresAt).max(),
+                        detail: "usable join token\(recorded.count == 1 ? "" : "s") pin\(recorded.count == 1 ? "s" : "") the old root (recorded at creation): "
+                            + Self.tokenList(recorded) + "; each stops counting once used up, revoked or expired; "
+                            + "`meshca token revoke ID` and hand out new ones, which pin the new root"))
+            }
+            if !inferred.isEmpty {
+                blockers.append(
+                    Blocker(
+                        kind: .inferredTokens, count: inferred.count, expectedBy: nil, clearsBy: inferred.map(\.expiresAt).max(),
+                        detail: "usable join token\(inferred.count == 1 ? "" : "s") created before activate by a meshca that did not record pins: "
+                            + Self.tokenList(inferred) + "; taken to pin the old root by \(inferred.count == 1 ? "its" : "their") creation time "
+                            + "(an inference); `meshca token revoke ID` and hand out new ones"))
+            }
+            return blockers
+        }
+
+        private static func tokenList(_ tokens: [JoinTokenRecord]) -> String {
+            tokens.prefix(10).map(\.id).joined(separator: ", ") + (tokens.count > 10 ? ", … (`meshca token list`)" : "")
+        }
+    }
+
+    /// What depends on the old root (SHA-256 `old`) of the rotation activated at `activatedAt`, as of `now`.
+    ///
+    /// A token carries the root that signed when it was created, and a client holding it verifies the CA against
+    /// that root. Tokens record that root's fingerprint since schema version 5. For older tokens it is inferred:
+    /// created before activation means the old root. Timestamps are whole seconds (rounded down), so a token made in
+    /// the activation's own second counts too; never is one made before it missed.
+    func oldRootHolders(of old: String, activatedAt: Date?, now: Date) async throws -> OldRootHolders {
+        let certificates = try await ledger.certificatesInUse(issuedBy: old, excluding: bridgeSerials(), now: now)
+        let superseded = try await ledger.revokedCount(
+            issuedBy: old, requester: Doctor.servingRequester, reason: RevocationReason.superseded.rawValue, now: now)
+        let tokens = try await ledger.tokens().filter { token in
+            guard token.state(at: now) == .active else { return false }
+            if let pin = token.pinnedRootSHA256 { return pin == old }
+            guard let activatedAt else { return false }
+            return token.createdAt < activatedAt
+        }
+        return OldRootHolders(
+            inUse: certificates.inUse, renewed: certificates.renewed, supersededServing: superseded, tokens: tokens)
     }
 
     private static let decoder: JSONDecoder = {
@@ -424,27 +610,47 @@ public struct RootRotation: Sendable {
         ]).joined(separator: "\n")
     }
 
-    static func pinnedTokensMessage(_ tokens: [JoinTokenRecord], oldRoot: Certificate) -> String {
-        let last = tokens.map(\.expiresAt).max().map { $0.formatted(.iso8601) } ?? "unknown"
-        let shown = tokens.prefix(10).map {
-            "  \($0.id)  \($0.namespace)/\($0.serviceAccount)  \($0.maxUses - $0.uses) use\($0.maxUses - $0.uses == 1 ? "" : "s") left, expires \($0.expiresAt.formatted(.iso8601))"
+    /// Why *retire* is refused: the old root's certificates in use and the tokens pinning it, with what to do.
+    static func retireRefusal(_ holders: OldRootHolders, oldRoot: Certificate) -> String {
+        var lines = ["Refusing to retire the old root \(oldRoot.sha256Fingerprint.prefix(16))…:"]
+        let live = holders.inUse
+        if !live.isEmpty {
+            let last = live.map(\.notAfter).max().map { $0.formatted(.iso8601) } ?? "unknown"
+            lines.append(
+                "\(live.count) unexpired, unrevoked certificate\(live.count == 1 ? "" : "s") signed by it \(live.count == 1 ? "is" : "are") still in use "
+                    + "(not renewed by \(live.count == 1 ? "its holder" : "their holders")) and would stop verifying. The last expires at \(last); those expiring last:")
+            lines += live.prefix(10).map { certificate in
+                let name =
+                    certificate.spiffeID.isEmpty
+                    ? (OldRootHolders.isServing(certificate) ? "(serving certificate of meshca serve)" : "(no SPIFFE ID)") : certificate.spiffeID
+                return "  \(certificate.serial)  \(name)  valid until \(certificate.notAfter.formatted(.iso8601))"
+            }
+            if live.count > 10 { lines.append("  … and \(live.count - 10) more") }
+            lines.append(
+                "Retire after \(last), or once every workload has renewed onto the new root (agents renew at half-life; "
+                    + "`meshca root status` says when), or revoke the ones that are no longer in use with `meshca revoke SERIAL`.")
+            if !holders.serving.isEmpty {
+                lines.append(
+                    "The daemon's serving certificate from the old root is superseded as soon as `meshca serve` runs on this state "
+                        + "directory (it replaces it within a second of activate, or at start).")
+            }
         }
-        return (["Refusing to retire the old root \(oldRoot.sha256Fingerprint.prefix(16))…: \(tokens.count) unused join token\(tokens.count == 1 ? "" : "s") "
-            + "created before activation pin\(tokens.count == 1 ? "s" : "") it, and a workload holding one could no longer verify the CA:"]
-            + shown + (tokens.count > 10 ? ["  … and \(tokens.count - 10) more (`meshca token list`)"] : []) + [
+        let tokens = holders.tokens
+        if !tokens.isEmpty {
+            let last = tokens.map(\.expiresAt).max().map { $0.formatted(.iso8601) } ?? "unknown"
+            lines.append(
+                "\(tokens.count) unused join token\(tokens.count == 1 ? "" : "s") pin\(tokens.count == 1 ? "s" : "") it, and a workload holding one "
+                    + "could no longer verify the CA:")
+            lines += tokens.prefix(10).map {
+                "  \($0.id)  \($0.namespace)/\($0.serviceAccount)  \($0.maxUses - $0.uses) use\($0.maxUses - $0.uses == 1 ? "" : "s") left, expires "
+                    + "\($0.expiresAt.formatted(.iso8601))\($0.pinnedRootSHA256 == nil ? "  (pin inferred: created before activate)" : "")"
+            }
+            if tokens.count > 10 { lines.append("  … and \(tokens.count - 10) more (`meshca token list`)") }
+            lines.append(
                 "Revoke each with `meshca token revoke ID` and hand out new ones (`meshca token create` now pins the new root), "
-                    + "or retire after \(last), when the last has expired."
-            ]).joined(separator: "\n")
-    }
-
-    static func liveMessage(_ live: (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord]), oldRoot: Certificate) -> String {
-        let shown = live.latest.map { "  \($0.serial)  \($0.spiffeID.isEmpty ? "(no SPIFFE ID)" : $0.spiffeID)  valid until \($0.notAfter.formatted(.iso8601))" }
-        let last = live.lastNotAfter.map { $0.formatted(.iso8601) } ?? "unknown"
-        return (["Refusing to retire the old root \(oldRoot.sha256Fingerprint.prefix(16))…: \(live.count) unexpired, unrevoked certificate\(live.count == 1 ? "" : "s") "
-            + "signed by it would stop verifying. The last expires at \(last); those expiring last:"] + shown + [
-            "Retire after \(last), when every workload has renewed onto the new root (`meshca root status` shows the count), "
-                + "or revoke the ones that are no longer in use with `meshca revoke SERIAL`."
-        ]).joined(separator: "\n")
+                    + "or retire after \(last), when the last has expired.")
+        }
+        return lines.joined(separator: "\n")
     }
 }
 

@@ -4,11 +4,22 @@ import MeshCACore
 import MeshCALedger
 import MeshCATransport
 import ServiceLifecycle
+import Synchronization
 import SwiftASN1
 import X509
 
 /// The daemon's own TLS certificate: issued by its CA at start, recorded in the ledger like every
 /// certificate that leaves the CA, and renewed at half its lifetime while the daemon runs.
+///
+/// Only the newest one is in use: each time the daemon swaps in a new serving certificate (at start, at renewal,
+/// when a root rotation changes the signing CA) it revokes every other unexpired serving certificate of this
+/// ledger as `superseded`, through the ledger's ordinary revocation (a `revocation` event on the hash chain; the
+/// CRL lists it until it expires). So a replaced serving certificate never holds `meshca root retire` back, and an
+/// audit shows exactly one serving certificate in use.
+///
+/// At start this includes the certificates of earlier daemon processes on the same state directory: they are not
+/// in use any more. That is right because one ledger serves one daemon (SQLiteLedger is for a single CA process);
+/// two daemons sharing a ledger would supersede each other's serving certificates and must not be run.
 public struct ServingIdentity: Sendable {
     /// The CA that signs it.
     public let authority: CertificateAuthority
@@ -22,6 +33,13 @@ public struct ServingIdentity: Sendable {
     /// Where a root rotation's bridge certificate is (`previous/cross-cert.pem`), read at each issuance.
     public let bridgePath: String?
 
+    /// Runs one swap at a time (issue, swap in, supersede the rest), shared by every copy of this value, so the
+    /// renewal and the CA-file watcher never revoke each other's new certificate.
+    private let swaps = OneAtATime()
+
+    /// The requester every serving certificate is recorded with.
+    static let requester = Requester(name: Doctor.servingRequester, authMethod: Doctor.servingAuthMethod)
+
     /// Creates the issuer of serving certificates.
     public init(authority: CertificateAuthority, ledger: any IssuanceLedger, names: [String], ttl: Duration, bridgePath: String? = nil) {
         self.authority = authority
@@ -31,13 +49,23 @@ public struct ServingIdentity: Sendable {
         self.bridgePath = bridgePath
     }
 
+    /// Issues and records the serving certificate the daemon starts with, then supersedes every earlier one (see
+    /// the type's description): chain PEM, key PEM and the leaf, as ``record(at:)`` returns them.
+    public func issue(at now: Date) async throws -> (chainPEM: String, keyPEM: String, leaf: Certificate) {
+        try await swaps.run {
+            let issued = try await record(at: now)
+            _ = try await supersedeAll(but: issued.leaf, at: now)
+            return issued
+        }
+    }
+
     /// A freshly issued and recorded serving certificate: chain PEM (leaf, then the roots, so a client
     /// pinning the root by fingerprint finds it), key PEM, and the leaf.
     ///
     /// Between a root rotation's activation and retirement the chain also carries the bridge (the active root
     /// certified by the old one) right after the leaf, so a client that trusts only the old root, or whose join
     /// token pins it, still verifies the daemon and can renew onto the new bundle.
-    public func issue(at now: Date) async throws -> (chainPEM: String, keyPEM: String, leaf: Certificate) {
+    public func record(at now: Date) async throws -> (chainPEM: String, keyPEM: String, leaf: Certificate) {
         let key = try KeyType.ecP256.generate()
         var dnsNames: [String] = []
         var addresses: [[UInt8]] = [[127, 0, 0, 1]]
@@ -53,7 +81,7 @@ public struct ServingIdentity: Sendable {
         try await ledger.record(
             IssuanceRecord(
                 certificate: leaf, trustDomain: authority.trustDomain, issuedAt: now, requestedTTL: ttl,
-                issuer: signer.certificate, requester: Requester(name: "meshca-serve", authMethod: "internal")
+                issuer: signer.certificate, requester: Self.requester
             )
         )
         let chain = [leaf] + bridge(for: signer.certificate)
@@ -62,12 +90,36 @@ public struct ServingIdentity: Sendable {
     }
 
     /// Issues a new serving certificate as of `now`, swaps it into the TLS listener's `certificate` (new
-    /// connections get it) and publishes its expiry; returns the leaf.
-    func reissue(into certificate: ServingCertificate, metrics: CAMetrics, at now: Date) async throws -> Certificate {
-        let next = try await issue(at: now)
-        try certificate.update(chainPEM: next.chainPEM, keyPEM: next.keyPEM)
-        metrics.setServingCertificateExpiry(next.leaf.notValidAfter)
-        return next.leaf
+    /// connections get it), publishes its expiry, and then supersedes every other serving certificate; returns
+    /// the leaf and the serials superseded.
+    func reissue(into certificate: ServingCertificate, metrics: CAMetrics, at now: Date) async throws -> (
+        leaf: Certificate, superseded: [String]
+    ) {
+        try await swaps.run {
+            let next = try await record(at: now)
+            try certificate.update(chainPEM: next.chainPEM, keyPEM: next.keyPEM)
+            metrics.setServingCertificateExpiry(next.leaf.notValidAfter)
+            // After the swap, so no new connection is handed a certificate already revoked.
+            return (next.leaf, try await supersedeAll(but: next.leaf, at: now))
+        }
+    }
+
+    /// Revokes as `superseded`, as of `now`, every unexpired, unrevoked serving certificate in the ledger other
+    /// than `current`; returns their serials. Serving certificates have no SPIFFE ID, so the query reads only the
+    /// ledger's few rows without one (`issuances_by_identity`).
+    func supersedeAll(but current: Certificate, at now: Date) async throws -> [String] {
+        let unexpired = try await ledger.issuances(
+            matching: IssuanceQuery(now: now, namespace: "", serviceAccount: "", status: .valid))
+        var superseded: [String] = []
+        for record in unexpired
+        where record.spiffeID.isEmpty && record.requester == Self.requester.name
+            && record.authMethod == Self.requester.authMethod && record.serial != current.serialHex
+        {
+            if case .revoked = try await ledger.revoke(serial: record.serial, reason: RevocationReason.superseded.rawValue, at: now) {
+                superseded.append(record.serial)
+            }
+        }
+        return superseded
     }
 
     /// The bridge certificate for `signing`, when a rotation left one that certifies exactly that root.
@@ -101,9 +153,14 @@ struct ServingCertificateRenewal: Service {
             }
             let now = Date()
             do {
-                let leaf = try await identity.reissue(into: certificate, metrics: metrics, at: now)
+                let (leaf, superseded) = try await identity.reissue(into: certificate, metrics: metrics, at: now)
                 nextAttempt = Self.halfLife(from: now, to: leaf.notValidAfter)
-                logger.info("renewed the serving certificate", metadata: ["serial": "\(leaf.serialHex)", "not_after": "\(leaf.notValidAfter.formatted(.iso8601))"])
+                logger.info(
+                    "renewed the serving certificate",
+                    metadata: [
+                        "serial": "\(leaf.serialHex)", "not_after": "\(leaf.notValidAfter.formatted(.iso8601))",
+                        "superseded": "\(superseded.joined(separator: ","))",
+                    ])
             } catch {
                 nextAttempt = now.addingTimeInterval(60)
                 logger.error("could not renew the serving certificate; retrying in 60s", metadata: ["error": "\(error)"])
@@ -113,5 +170,24 @@ struct ServingCertificateRenewal: Service {
 
     static func halfLife(from start: Date, to end: Date) -> Date {
         start.addingTimeInterval(end.timeIntervalSince(start) / 2)
+    }
+}
+
+/// Runs async operations one after another, in the order they were submitted, even across suspension points (an
+/// actor alone would interleave them at every `await`).
+final class OneAtATime: Sendable {
+    private let tail = Mutex<Task<Void, Never>?>(nil)
+
+    func run<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = tail.withLock { tail in
+            let previous = tail
+            let task = Task {
+                await previous?.value
+                return try await operation()
+            }
+            tail = Task { _ = try? await task.value }
+            return task
+        }
+        return try await task.value
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a root rotation asks of the ledger: who holds a live certificate and whether they have been back since
-/// the new root was published, and which live certificates still chain to a root about to be retired.
+/// the new root was published, and which certificates of a root about to be retired are still in use.
 extension SQLiteLedger {
     /// One workload identity that holds at least one unexpired, unrevoked certificate.
     public struct IdentityContact: Sendable, Equatable {
@@ -38,29 +38,77 @@ extension SQLiteLedger {
         }
     }
 
-    /// The certificates signed by the CA certificate with SHA-256 `issuerFingerprint` that are unexpired and
-    /// unrevoked at `now`, apart from the serials in `excluding`: how many, when the last of them expires, and
-    /// the `limit` that expire last.
-    public func liveCertificates(
-        issuedBy issuerFingerprint: String, excluding: [String] = [], now: Date, limit: Int
-    ) async throws -> (count: Int, lastNotAfter: Date?, latest: [IssuanceRecord]) {
+    /// One certificate signed by a root about to be retired, as the retire gate needs it.
+    public struct RootCertificate: Sendable, Equatable {
+        /// The serial, lowercase hex.
+        public let serial: String
+        /// The SPIFFE ID; empty for certificates without one (the daemon's serving certificates, intermediates).
+        public let spiffeID: String
+        /// Who obtained it (`IssuanceRecord.requester`).
+        public let requester: String
+        /// How (`IssuanceRecord.authMethod`).
+        public let authMethod: String
+        /// When it was issued.
+        public let issuedAt: Date
+        /// When it expires.
+        public let notAfter: Date
+    }
+
+    /// The certificates signed by the CA certificate with SHA-256 `issuerFingerprint` that are still in use at
+    /// `now`, apart from the serials in `excluding`, sorted by `notAfter`, latest first; and how many more of its
+    /// unexpired, unrevoked certificates were left out because their holder renewed them.
+    ///
+    /// In use: unexpired, unrevoked, and not renewed. A certificate counts as renewed once a certificate was issued
+    /// to a caller that authenticated with it over mTLS (requester `mtls:<its serial>`, as `meshca agent` renews):
+    /// its holder has replaced it. A certificate renewed by another method (a join token, a service-account JWT)
+    /// cannot be told apart from a second replica of the same identity, so it counts until it expires.
+    ///
+    /// Two reads: the live part of `issuances_by_not_after`, then the mTLS renewals issued since the oldest live
+    /// workload certificate (through `issuances_by_issued_at`), so the cost follows the live population and about
+    /// one certificate lifetime of issuances, not the ledger's size.
+    public func certificatesInUse(
+        issuedBy issuerFingerprint: String, excluding: [String] = [], now: Date
+    ) async throws -> (inUse: [RootCertificate], renewed: Int) {
         let condition = "issuer_fingerprint = ? AND not_after > ? AND revoked_at IS NULL"
             + String(repeating: " AND serial <> ?", count: excluding.count)
         let parameters: [SQLiteStatement.Value] =
             [.text(issuerFingerprint.lowercased()), .integer(UnixTime.floor(now))] + excluding.map { .text($0.lowercased()) }
-        let path = self.path
         return try await perform { connection in
-            let summary = try connection.prepare(
-                "SELECT count(*), max(not_after) FROM issuances WHERE \(condition)", parameters,
-                operation: "count live certificates of a root")
-            _ = try summary.step()
-            let count = Int(summary.integer(0))
-            let last = summary.optionalInteger(1).map(UnixTime.date)
-            let latest = try connection.prepare(
-                IssuanceRecord.selectSQL + " WHERE \(condition) ORDER BY not_after DESC LIMIT ?",
-                parameters + [.integer(Int64(max(limit, 0)))], operation: "list live certificates of a root"
-            ).rows { try IssuanceRecord(row: $0, path: path) }
-            return (count, last, latest)
+            let live = try connection.prepare(
+                "SELECT serial, spiffe_id, requester, auth_method, issued_at, not_after FROM issuances WHERE \(condition) "
+                    + "ORDER BY not_after DESC, serial",
+                parameters, operation: "list the live certificates of a root"
+            ).rows {
+                RootCertificate(
+                    serial: $0.text(0), spiffeID: $0.text(1), requester: $0.text(2), authMethod: $0.text(3),
+                    issuedAt: UnixTime.date($0.integer(4)), notAfter: UnixTime.date($0.integer(5)))
+            }
+            // Only workload certificates can be presented for an mTLS renewal.
+            guard let oldest = live.filter({ !$0.spiffeID.isEmpty }).map(\.issuedAt).min() else { return (live, 0) }
+            let renewals = Set(
+                try connection.prepare(
+                    "SELECT requester FROM issuances WHERE issued_at >= ? AND auth_method = 'mtls'",
+                    [.integer(UnixTime.floor(oldest))], operation: "list the renewals of a root's certificates"
+                ).rows { $0.text(0) })
+            let inUse = live.filter { !renewals.contains("mtls:" + $0.serial) }
+            return (inUse, live.count - inUse.count)
+        }
+    }
+
+    /// How many certificates that `requester` obtained from the CA certificate with SHA-256 `issuerFingerprint`
+    /// are revoked for `reason` and not yet expired at `now` (for a rotation: the daemon's serving certificates
+    /// revoked as `superseded`, which no longer hold `retire` back and stay on the CRL until they expire).
+    public func revokedCount(
+        issuedBy issuerFingerprint: String, requester: String, reason: String, now: Date
+    ) async throws -> Int {
+        try await perform { connection in
+            let statement = try connection.prepare(
+                "SELECT count(*) FROM issuances WHERE not_after > ? AND issuer_fingerprint = ? AND requester = ? "
+                    + "AND revocation_reason = ? AND revoked_at IS NOT NULL",
+                [.integer(UnixTime.floor(now)), .text(issuerFingerprint.lowercased()), .text(requester), .text(reason)],
+                operation: "count revoked certificates of a root")
+            _ = try statement.step()
+            return Int(statement.integer(0))
         }
     }
 }

@@ -24,6 +24,17 @@ struct RootCommandTests {
         let status = try #require(try ws.json(try ws.meshca("root", "status", "--json")).first)
         #expect(status["stage"] as? String == "prepared")
         #expect(status["lagging"] as? Int == 1)
+        // What blocks the next step, and until when: the lagging identity, at the latest until its certificate expires.
+        #expect(status["next_step"] as? String == "activate")
+        let blocker = (status["blockers"] as? [[String: Any]])?.first
+        #expect(blocker?["kind"] as? String == "lagging-identities")
+        #expect(blocker?["count"] as? Int == 1)
+        #expect(blocker?["clears_by"] as? String == identitiesNotAfter(status))
+        #expect(blocker?["expected_by"] is String)
+        #expect(status["next_step_clears_by"] as? String == identitiesNotAfter(status))
+        let text = try ws.meshca("root", "status")
+        #expect(text.stdout.contains("`meshca root activate` is blocked by:\n  1 identity holds a live certificate"), "\(text.stdout)")
+        #expect(text.stdout.contains("stops blocking: expected by "), "\(text.stdout)")
         #expect((status["roots"] as? [[String: Any]])?.count == 2)
         let identities = status["identities"] as? [[String: Any]]
         #expect(identities?.first?["spiffe_id"] as? String == "spiffe://cluster.local/ns/default/sa/was")
@@ -48,7 +59,14 @@ struct RootCommandTests {
         let retire = try ws.meshca("root", "retire")
         #expect(retire.status == 1)
         #expect(retire.stderr.contains("Refusing to retire the old root"), "\(retire.stderr)")
-        #expect(try ws.json(try ws.meshca("root", "status", "--json")).first?["live_on_old_root"] as? Int == 1)
+        let activated = try #require(try ws.json(try ws.meshca("root", "status", "--json")).first)
+        #expect(activated["live_on_old_root"] as? Int == 1)
+        #expect(activated["next_step"] as? String == "retire")
+        // Issued locally (`meshca issue`): no agent renews it, so only its expiry clears it.
+        let live = (activated["blockers"] as? [[String: Any]])?.first
+        #expect(live?["kind"] as? String == "old-root-workload-certificates")
+        #expect(live?["expected_by"] as? String == activated["old_root_last_not_after"] as? String)
+        #expect(activated["serving_superseded_on_old_root"] as? Int == 0)
         // Revoking the old root's certificate: the old root (key in previous/) signs a CRL of its own in crl.pem,
         // which OpenSSL applies; and with nothing live left on the old root, retire goes through.
         let serial = try ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-serial").stdout
@@ -83,19 +101,29 @@ struct RootCommandTests {
         #expect(oldID.count == 12, "\(old.stdout)")
         expectSuccess(try ws.meshca("root", "prepare"))
         expectSuccess(try ws.meshca("root", "activate"))
-        // Token timestamps are whole seconds: a token made in the activation's own second counts as pinning the old
-        // root, so the new one is made in the next second.
-        Thread.sleep(forTimeInterval: 1.1)
+        // Made right after activate, usually in the same second: the token records the root it pins (the new one),
+        // so it does not count, whatever its creation time.
         let new = try ws.meshca("token", "create", "--sa", "api")
         expectSuccess(new)
         let newID = tokenID(new)
+        let pins = Dictionary(
+            uniqueKeysWithValues: try ws.json(try ws.meshca("token", "list", "--json")).map {
+                ($0["id"] as? String ?? "", $0["pinned_root_sha256"] as? String ?? "")
+            })
+        let roots = try #require(try ws.json(try ws.meshca("root", "status", "--json")).first?["roots"] as? [[String: Any]])
+        #expect(pins[newID] == roots.first { $0["signing"] as? Bool == true }?["sha256"] as? String)
+        #expect(pins[oldID] == roots.first { $0["signing"] as? Bool == false }?["sha256"] as? String)
 
         let status = try ws.meshca("root", "status")
-        #expect(status.stdout.contains("1 unused join token(s) from before activation pin the old root (\(oldID))"), "\(status.stdout)")
-        #expect(try ws.json(try ws.meshca("root", "status", "--json")).first?["tokens_on_old_root"] as? Int == 1)
+        #expect(status.stdout.contains("1 usable join token pins the old root (recorded at creation): \(oldID);"), "\(status.stdout)")
+        #expect(!status.stdout.contains(newID))
+        let json = try #require(try ws.json(try ws.meshca("root", "status", "--json")).first)
+        #expect(json["tokens_on_old_root"] as? Int == 1)
+        #expect(json["tokens_on_old_root_inferred"] as? Int == 0)
+        #expect((json["blockers"] as? [[String: Any]])?.map { $0["kind"] as? String } == ["old-root-join-tokens"])
         let refused = try ws.meshca("root", "retire")
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("1 unused join token created before activation pins it"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("1 unused join token pins it"), "\(refused.stderr)")
         #expect(refused.stderr.contains("\(oldID)  default/web"))
         #expect(!refused.stderr.contains(newID))
         #expect(refused.stderr.contains("meshca token revoke ID"))
@@ -103,4 +131,9 @@ struct RootCommandTests {
         expectSuccess(try ws.meshca("token", "revoke", oldID))
         expectSuccess(try ws.meshca("root", "retire"))
     }
+}
+
+/// The `not_after` of the (one) identity in a `root status --json` answer.
+private func identitiesNotAfter(_ status: [String: Any]) -> String? {
+    (status["identities"] as? [[String: Any]])?.first?["not_after"] as? String
 }

@@ -30,7 +30,7 @@ struct RootStatus: AsyncParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    @Flag(help: "Print JSON (stage, roots, identities, lagging, live_on_old_root, tokens_on_old_root).")
+    @Flag(help: "Print JSON (stage, roots, identities, lagging, next_step, blockers, live_on_old_root, tokens_on_old_root, ...).")
     var json = false
 
     func run() async throws {
@@ -56,38 +56,49 @@ struct RootStatus: AsyncParsableCommand {
         if !status.bundle.contains(status.signing) {
             print("signing CA      \(status.signing.sha256Fingerprint.prefix(16))  (plug-in intermediate) valid until \(status.signing.notValidAfter.rfc3339)")
         }
-        guard let progress = status.progress else {
-            print("\nNo rotation in progress. Start one with `meshca root prepare`.")
+        if let progress = status.progress {
+            print("prepared at     \(progress.preparedAt.rfc3339)")
+            if let activated = progress.activatedAt { print("activated at    \(activated.rfc3339)\(progress.forced ? " (forced)" : "")") }
+            let lagging = status.lagging
+            print("\nidentities holding live certificates: \(status.identities.count), caught up: \(status.identities.count - lagging.count), lagging: \(lagging.count)")
+            if !status.identities.isEmpty {
+                var table = TextTable(columns: ["STATE", "IDENTITY", "LAST CONTACT", "VALID UNTIL"])
+                for identity in status.identities {
+                    table.add([identity.contactedSince ? "caught up" : "LAGGING", identity.spiffeID, identity.lastIssuedAt.rfc3339, identity.notAfter.rfc3339])
+                }
+                print(table.render(), terminator: "")
+            }
+        }
+        if status.progress?.stage == .activated {
+            print("")
+            print("superseded      \(status.supersededServingOnOldRoot) serving certificate\(status.supersededServingOnOldRoot == 1 ? "" : "s") of meshca serve from the old root, "
+                + "revoked as superseded when the daemon replaced \(status.supersededServingOnOldRoot == 1 ? "it" : "them") (on the CRL until \(status.supersededServingOnOldRoot == 1 ? "it expires" : "they expire")); not blocking")
+            print("renewed         \(status.renewedOnOldRoot) unexpired certificate\(status.renewedOnOldRoot == 1 ? "" : "s") from the old root already renewed by \(status.renewedOnOldRoot == 1 ? "its holder" : "their holders"); not blocking")
+        }
+        print("")
+        guard !status.blockers.isEmpty else {
+            switch status.nextStep {
+            case "prepare": print("No rotation in progress. Start one with `meshca root prepare`.")
+            case "activate": print("Every identity has the new bundle: `meshca root activate` is safe.")
+            default: print("Nothing depends on the old root any more: `meshca root retire` is safe.")
+            }
             return
         }
-        print("prepared at     \(progress.preparedAt.rfc3339)")
-        if let activated = progress.activatedAt { print("activated at    \(activated.rfc3339)\(progress.forced ? " (forced)" : "")") }
-        let lagging = status.lagging
-        print("\nidentities holding live certificates: \(status.identities.count), caught up: \(status.identities.count - lagging.count), lagging: \(lagging.count)")
-        if !status.identities.isEmpty {
-            var table = TextTable(columns: ["STATE", "IDENTITY", "LAST CONTACT", "VALID UNTIL"])
-            for identity in status.identities {
-                table.add([identity.contactedSince ? "caught up" : "LAGGING", identity.spiffeID, identity.lastIssuedAt.rfc3339, identity.notAfter.rfc3339])
+        print("`meshca root \(status.nextStep)` is blocked by:")
+        for blocker in status.blockers {
+            var when: [String] = []
+            if let expected = blocker.expectedBy {
+                when.append(expected < now ? "expected by \(expected.rfc3339) (overdue)" : "expected by \(expected.rfc3339)")
             }
-            print(table.render(), terminator: "")
+            when.append(blocker.clearsBy.map { "at the latest \($0.rfc3339)" } ?? "not by itself")
+            print("  \(blocker.count) \(blocker.detail)")
+            print("    stops blocking: \(when.joined(separator: ", "))")
         }
-        switch progress.stage {
-        case .prepared:
-            print(lagging.isEmpty
-                ? "\nEvery identity has the new bundle: `meshca root activate` is safe."
-                : "\nWait for the lagging identities to renew (or restart their agents), then `meshca root activate`.")
-        case .activated:
-            let tokens = status.tokensOnOldRoot
-            if let live = status.liveOnOldRoot, live.count > 0 {
-                print("\n\(live.count) live certificate(s) still chain to the old root; the last expires at \(live.lastNotAfter?.rfc3339 ?? "?"). `meshca root retire` is possible after that.")
-            } else if tokens.isEmpty {
-                print("\nNo live certificate chains to the old root: `meshca root retire` is safe.")
-            }
-            if !tokens.isEmpty {
-                let last = tokens.map(\.expiresAt).max()?.rfc3339 ?? "?"
-                print("\(tokens.count) unused join token(s) from before activation pin the old root (\(tokens.map(\.id).joined(separator: ", "))); "
-                    + "revoke them with `meshca token revoke ID`, or retire after \(last).")
-            }
+        let expected = status.nextStepExpectedBy.map { "expected to be possible from \($0.rfc3339)" }
+        let latest = status.nextStepClearsBy.map { "possible at the latest from \($0.rfc3339)" }
+        let summary = [expected, latest].compactMap { $0 }
+        if !summary.isEmpty {
+            print("`meshca root \(status.nextStep)` is \(summary.joined(separator: ", ")) with nobody acting.")
         }
     }
 }
@@ -177,6 +188,14 @@ struct RootStatusJSON: Encodable {
         let caughtUp: Bool
         enum CodingKeys: String, CodingKey { case spiffeID = "spiffe_id", lastContact = "last_contact", notAfter = "not_after", caughtUp = "caught_up" }
     }
+    struct BlockerJSON: Encodable {
+        let kind: String
+        let count: Int
+        let expectedBy: String?
+        let clearsBy: String?
+        let detail: String
+        enum CodingKeys: String, CodingKey { case kind, count, expectedBy = "expected_by", clearsBy = "clears_by", detail }
+    }
     let stage: String
     let preparedAt: String?
     let activatedAt: String?
@@ -184,14 +203,23 @@ struct RootStatusJSON: Encodable {
     let roots: [RootJSON]
     let identities: [IdentityJSON]
     let lagging: Int
+    let nextStep: String
+    let blockers: [BlockerJSON]
+    let nextStepExpectedBy: String?
+    let nextStepClearsBy: String?
     let liveOnOldRoot: Int?
     let oldRootLastNotAfter: String?
+    let renewedOnOldRoot: Int?
+    let servingSupersededOnOldRoot: Int?
     let tokensOnOldRoot: Int
+    let tokensOnOldRootInferred: Int
 
     enum CodingKeys: String, CodingKey {
         case stage, preparedAt = "prepared_at", activatedAt = "activated_at", forced, roots, identities, lagging
+        case nextStep = "next_step", blockers, nextStepExpectedBy = "next_step_expected_by", nextStepClearsBy = "next_step_clears_by"
         case liveOnOldRoot = "live_on_old_root", oldRootLastNotAfter = "old_root_last_not_after"
-        case tokensOnOldRoot = "tokens_on_old_root"
+        case renewedOnOldRoot = "renewed_on_old_root", servingSupersededOnOldRoot = "serving_superseded_on_old_root"
+        case tokensOnOldRoot = "tokens_on_old_root", tokensOnOldRootInferred = "tokens_on_old_root_inferred"
     }
 
     init(_ status: RootRotation.Status) {
@@ -206,8 +234,18 @@ struct RootStatusJSON: Encodable {
             IdentityJSON(spiffeID: $0.spiffeID, lastContact: $0.lastIssuedAt.rfc3339, notAfter: $0.notAfter.rfc3339, caughtUp: $0.contactedSince)
         }
         lagging = status.lagging.count
-        liveOnOldRoot = status.liveOnOldRoot?.count
-        oldRootLastNotAfter = status.liveOnOldRoot?.lastNotAfter?.rfc3339
+        nextStep = status.nextStep
+        blockers = status.blockers.map {
+            BlockerJSON(kind: $0.kind.rawValue, count: $0.count, expectedBy: $0.expectedBy?.rfc3339, clearsBy: $0.clearsBy?.rfc3339, detail: $0.detail)
+        }
+        nextStepExpectedBy = status.nextStepExpectedBy?.rfc3339
+        nextStepClearsBy = status.nextStepClearsBy?.rfc3339
+        let activated = status.progress?.stage == .activated
+        liveOnOldRoot = activated ? status.inUseOnOldRoot.count : nil
+        oldRootLastNotAfter = status.inUseOnOldRoot.map(\.notAfter).max()?.rfc3339
+        renewedOnOldRoot = activated ? status.renewedOnOldRoot : nil
+        servingSupersededOnOldRoot = activated ? status.supersededServingOnOldRoot : nil
         tokensOnOldRoot = status.tokensOnOldRoot.count
+        tokensOnOldRootInferred = status.tokensOnOldRoot.filter { $0.pinnedRootSHA256 == nil }.count
     }
 }
