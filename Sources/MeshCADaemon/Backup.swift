@@ -331,9 +331,11 @@ public enum StateBackup {
     /// `meshca audit verify` on the copy: the hash chain, and the checkpoints against the copy's ledger key. The
     /// ledger is closed again before this returns, so the copy holds no `-wal` or `-shm` file.
     private static func verifyLedger(in copy: StateDirectory) async throws -> (LedgerChainReport, Int64) {
-        let ledger = try SQLiteLedger(path: copy.ledgerPath)
-        let key = try FileCheckpointSigner.existingPublicKey(at: FileCheckpointSigner.path(besideLedgerAt: copy.ledgerPath))
-        return (try await ledger.verifyChain(publicKey: key), try await ledger.issuanceCount())
+        try await StateDirectory.offCooperativePool {
+            let key = try FileCheckpointSigner.existingPublicKey(
+                at: FileCheckpointSigner.path(besideLedgerAt: copy.ledgerPath))
+            return try SQLiteLedger.verifyFile(at: copy.ledgerPath, publicKey: key)
+        }
     }
 
     /// When the certificate at `certificatePath` exists, its key must exist and match it.

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -109,11 +110,19 @@ extension SQLiteLedger {
         return lock.l_type != Int16(F_UNLCK)
     }
 
-    /// How many issuances the ledger holds.
-    public func issuanceCount() async throws -> Int64 {
-        try await perform { connection in
+    /// What `verifyChain(publicKey:)` reports for the ledger file at `path` (opened, and migrated, as `init(path:)`
+    /// does), with the number of issuances it holds; for a copy made by ``backUp(ledgerAt:to:busyTimeout:)``.
+    ///
+    /// Runs on the calling thread and closes the file before it returns, so no `-wal` or `-shm` file is left beside
+    /// it and the directory holding it can be renamed or removed at once.
+    public static func verifyFile(at path: String, publicKey: CheckpointPublicKey?) throws -> (
+        report: LedgerChainReport, issuances: Int64
+    ) {
+        let ledger = try SQLiteLedger(path: path)
+        return try ledger.connection.withLock { connection in
+            let report = try LedgerChainVerifier(connection: connection, publicKey: publicKey).run()
             let count = try connection.prepare("SELECT count(*) FROM issuances", operation: "count issuances")
-            return try count.step() ? count.integer(0) : 0
+            return (report, try count.step() ? count.integer(0) : 0)
         }
     }
 }
