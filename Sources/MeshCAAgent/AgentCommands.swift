@@ -159,13 +159,16 @@ public struct AgentStatusCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The agent's status endpoint.", valueName: "host:port")) var statusAddr: String = "127.0.0.1:15020"
     @Flag(help: "Print the raw JSON.") var json = false
 
+    /// The largest `/status` answer read: 64 KiB (an agent's is under 2 KiB).
+    static let maximumBodyBytes = 64 * 1024
+
     public func run() async throws {
         guard let url = URL(string: "http://\(statusAddr)/status"), (try? HostPort.parse(statusAddr)) != nil else {
             throw ValidationError("--status-addr \(statusAddr) is not HOST:PORT, e.g. 127.0.0.1:15020 or [::1]:15020.")
         }
         let answer: (status: Int, body: [UInt8])
         do {
-            answer = try await HTTPFetch.get(url)
+            answer = try await HTTPFetch.get(url, maximumBodyBytes: Self.maximumBodyBytes, what: "an agent's status")
         } catch {
             throw AgentCommandError("No agent answers at \(statusAddr) (\(error)). Is `meshca agent` running with --status-addr \(statusAddr)?")
         }
@@ -184,6 +187,14 @@ public struct AgentStatusCommand: AsyncParsableCommand {
         print("outage budget  \(HumanDuration.format(.seconds(Int64(status.outageBudgetSeconds)))) (how long the CA can be down before this certificate expires)")
         print("renewals       \(status.renewals), via \(status.obtainedBy ?? "-")")
         print("last error     \(status.lastError ?? "-")")
+        if let number = status.crlNumber {
+            let nextUpdate = status.crlNextUpdate ?? "-"
+            let expired = status.crlNextUpdate.flatMap { try? Date($0, strategy: .iso8601) }.map { $0 <= Date() } ?? false
+            print("crl            #\(number), next update \(nextUpdate)\(expired ? " (expired)" : "")")
+        } else {
+            print("crl            -")
+        }
+        print("crl refused    \(status.crlLastRefusal.map { "\(status.crlLastRefusalAt ?? "-"): \($0)" } ?? "-")")
         if status.state != "ok" { throw ExitCode.failure }
     }
 }

@@ -36,7 +36,7 @@ public struct AgentRuntime: Sendable {
         let crls = configuration.crlURL.map {
             CRLFetcher(
                 url: $0, directory: configuration.outDirectory, interval: configuration.crlRefreshInterval,
-                broadcast: broadcast, logger: logger)
+                broadcast: broadcast, status: status, logger: logger)
         }
         var onNewCertificate: (@Sendable () async -> Void)?
         if let crls { onNewCertificate = { _ = await crls.fetch() } }

@@ -27,6 +27,13 @@ public struct AgentStatus: Sendable, Codable, Equatable {
     public var consecutiveFailures: Int = 0
     /// How the current certificate was obtained: `token`, `jwt`, `mtls`, or `reused` (from disk at start).
     public var obtainedBy: String?
+    /// The number and nextUpdate of the CRL held (`--crl-url`): the one from the CA that issued the certificate.
+    public var crlNumber: Int64?
+    public var crlNextUpdate: Date?
+    /// Why the last CRL fetch was refused or failed (an older or expired CRL, too large, not from this CA,
+    /// unreachable), and when; kept after later successes, since a refused rollback is worth seeing.
+    public var crlLastRefusal: String?
+    public var crlLastRefusalAt: Date?
 
     /// How long the CA can stay down before the current certificate expires, in seconds, as of `now`.
     public func outageBudget(at now: Date) -> Int {
@@ -42,7 +49,9 @@ public struct AgentStatus: Sendable, Codable, Equatable {
             notBefore: notBefore?.formatted(.iso8601), notAfter: notAfter?.formatted(.iso8601),
             nextRenewal: nextRenewal?.formatted(.iso8601), lastError: lastError,
             lastErrorAt: lastErrorAt?.formatted(.iso8601), renewals: renewals,
-            consecutiveFailures: consecutiveFailures, obtainedBy: obtainedBy, outageBudgetSeconds: outageBudget(at: now))
+            consecutiveFailures: consecutiveFailures, obtainedBy: obtainedBy, outageBudgetSeconds: outageBudget(at: now),
+            crlNumber: crlNumber, crlNextUpdate: crlNextUpdate?.formatted(.iso8601), crlLastRefusal: crlLastRefusal,
+            crlLastRefusalAt: crlLastRefusalAt?.formatted(.iso8601))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(document)) ?? Data()
@@ -64,12 +73,18 @@ struct StatusDocument: Codable {
     var consecutiveFailures: Int
     var obtainedBy: String?
     var outageBudgetSeconds: Int
+    var crlNumber: Int64?
+    var crlNextUpdate: String?
+    var crlLastRefusal: String?
+    var crlLastRefusalAt: String?
 
     enum CodingKeys: String, CodingKey {
         case state, serial, renewals
         case spiffeID = "spiffe_id", notBefore = "not_before", notAfter = "not_after", nextRenewal = "next_renewal"
         case lastError = "last_error", lastErrorAt = "last_error_at", consecutiveFailures = "consecutive_failures"
         case obtainedBy = "obtained_by", outageBudgetSeconds = "outage_budget_seconds"
+        case crlNumber = "crl_number", crlNextUpdate = "crl_next_update", crlLastRefusal = "crl_last_refusal"
+        case crlLastRefusalAt = "crl_last_refusal_at"
     }
 
     /// Every key, unknown values as `null` (the synthesized encoder would leave them out).
@@ -87,6 +102,10 @@ struct StatusDocument: Codable {
         try container.encode(consecutiveFailures, forKey: .consecutiveFailures)
         try container.encode(obtainedBy, forKey: .obtainedBy)
         try container.encode(outageBudgetSeconds, forKey: .outageBudgetSeconds)
+        try container.encode(crlNumber, forKey: .crlNumber)
+        try container.encode(crlNextUpdate, forKey: .crlNextUpdate)
+        try container.encode(crlLastRefusal, forKey: .crlLastRefusal)
+        try container.encode(crlLastRefusalAt, forKey: .crlLastRefusalAt)
     }
 }
 

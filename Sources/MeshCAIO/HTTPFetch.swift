@@ -11,15 +11,19 @@ import NIOPosix
 ///
 /// It replaces `URLSession`, whose FoundationNetworking module brings libcurl and some twenty shared libraries
 /// into every `meshca` process at start-up, for two requests to meshca's own monitoring ports. Only `http://`
-/// URLs; one request per connection (`Connection: close`); the whole body is kept in memory.
+/// URLs; one request per connection (`Connection: close`); the whole body is kept in memory, up to a limit the
+/// caller states (a larger body fails the fetch as soon as it is seen, whatever `Content-Length` said).
 package enum HTTPFetch {
     /// Why a fetch failed, in words for the user.
     package struct Failure: Error, CustomStringConvertible {
         package let description: String
     }
 
-    /// The status code and body of `GET url`, within `timeout` (connecting included).
-    package static func get(_ url: URL, timeout: Duration = .seconds(5)) async throws -> (status: Int, body: [UInt8]) {
+    /// The status code and body of `GET url`, within `timeout` (connecting included); fails when the body is
+    /// larger than `maximumBodyBytes`. `what` names the body in that error ("a CRL").
+    package static func get(
+        _ url: URL, timeout: Duration = .seconds(5), maximumBodyBytes: Int, what: String
+    ) async throws -> (status: Int, body: [UInt8]) {
         guard url.scheme == "http", let host = url.host, !host.isEmpty else {
             throw Failure(description: "\(url) is not an http:// URL")
         }
@@ -34,7 +38,12 @@ package enum HTTPFetch {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ResponseCollector(
+                                promise: promise, limit: maximumBodyBytes,
+                                tooLarge: Failure(
+                                    description: "the answer from \(url) is larger than \(maximumBodyBytes) bytes, the most "
+                                        + "meshca reads for \(what); it was discarded")))
                     }
                 }
                 .connect(host: host, port: port).get()
@@ -63,17 +72,27 @@ private final class ResponseCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let promise: EventLoopPromise<(status: Int, body: [UInt8])>
+    private let limit: Int
+    private let tooLarge: HTTPFetch.Failure
     private var status = 0
     private var body: [UInt8] = []
 
-    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>) {
+    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>, limit: Int, tooLarge: HTTPFetch.Failure) {
         self.promise = promise
+        self.limit = limit
+        self.tooLarge = tooLarge
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head): status = Int(head.status.code)
-        case .body(var buffer): body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .body(var buffer):
+            guard body.count + buffer.readableBytes <= limit else {
+                promise.fail(tooLarge)
+                context.close(promise: nil)
+                return
+            }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
         case .end: promise.succeed((status, body))
         }
     }
