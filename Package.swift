@@ -58,6 +58,7 @@ let package = Package(
                 .embedInCode("0003_event_chain.sql"),
                 .embedInCode("0004_index_issuances_by_service_account.sql"),
                 .embedInCode("0005_join_tokens_pinned_root.sql"),
+                .embedInCode("0006_index_issuances_by_public_key.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -17,6 +17,7 @@ public enum LedgerMigrations {
         make(3, "0003_event_chain.sql", PackageResources._003_event_chain_sql),
         make(4, "0004_index_issuances_by_service_account.sql", PackageResources._004_index_issuances_by_service_account_sql),
         make(5, "0005_join_tokens_pinned_root.sql", PackageResources._005_join_tokens_pinned_root_sql),
+        make(6, "0006_index_issuances_by_public_key.sql", PackageResources._006_index_issuances_by_public_key_sql),
     ]
 
     /// The newest schema version this build can read and write.

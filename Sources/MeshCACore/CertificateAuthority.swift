@@ -72,6 +72,30 @@ public final class CertificateAuthority: Sendable {
         return [Self.pem(certificateDER: issuance.certificate.derBytes)] + active.chainTailPEM
     }
 
+    /// The ``Issuance`` of `certificate`, a workload certificate the active signer issued earlier for
+    /// `identity`, to be handed out again to a client that repeats a request whose answer it lost. Nothing is
+    /// signed. Nil when `issuerFingerprint` (the ledger's) is not the active signer's: after a rotation the
+    /// chain that certificate needs is not the one this CA now sends, so the request is treated as new.
+    public func issuanceAgain(
+        of certificate: Certificate, identity: SPIFFEID, issuedAt: Date, requestedTTL: Duration?, keyType: String,
+        csrSHA256: String, issuerFingerprint: String
+    ) -> Issuance? {
+        let active = self.active.withLock { $0 }
+        guard issuerFingerprint == active.fingerprint else { return nil }
+        return Issuance(
+            certificate: certificate,
+            identity: identity,
+            intermediates: active.intermediates,
+            bundle: active.identity.bundle,
+            issuedAt: issuedAt,
+            requestedTTL: requestedTTL,
+            grantedTTL: .seconds(Int64(certificate.notValidAfter.timeIntervalSince(issuedAt).rounded(.down))),
+            keyType: keyType,
+            csrSHA256: csrSHA256,
+            issuerFingerprint: issuerFingerprint
+        )
+    }
+
     /// One `CERTIFICATE` PEM block ending in a newline: the same text as `Certificate.pem`, built on bytes
     /// (64-character base64 lines) instead of by splitting a `String`.
     static func pem(certificateDER der: [UInt8]) -> String {

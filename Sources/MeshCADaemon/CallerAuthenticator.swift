@@ -19,17 +19,20 @@ public struct CallerAuthenticator: Sendable {
     private let tokens: TokenAuthenticator
     private let jwt: JWTAuthenticator?
     private let ledger: any IssuanceLedger
+    private let repeats: RepeatedRequests
 
     /// Authenticates against `authority`'s bundle, join tokens, and optionally service-account tokens; client
-    /// certificates must be recorded, unrevoked, in `ledger`.
+    /// certificates must be recorded, unrevoked, in `ledger`. A used-up join token still authenticates a
+    /// request that repeats, within `retryWindow`, the one that used it (see ``RepeatedRequests``).
     public init(
         authority: CertificateAuthority, tokens: TokenAuthenticator, jwt: JWTAuthenticator?,
-        ledger: any IssuanceLedger
+        ledger: any IssuanceLedger, retryWindow: Duration = .zero
     ) {
         self.authority = authority
         self.tokens = tokens
         self.jwt = jwt
         self.ledger = ledger
+        self.repeats = RepeatedRequests(ledger: ledger, window: retryWindow)
     }
 
     /// The caller of `call` as of `now`, or ``AuthenticationFailure``.
@@ -50,7 +53,9 @@ public struct CallerAuthenticator: Sendable {
         }
         let credential = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
         if JoinToken.looksLikeToken(credential) {
-            return try await tokens.authenticate(credential, at: now)
+            return try await tokens.authenticate(credential, at: now) { caller in
+                await repeats.earlierIssuance(csrPEM: call.csrPEM, identity: caller.identity, requester: caller.requester, at: now) != nil
+            }
         }
         guard let jwt else {
             throw AuthenticationFailure(

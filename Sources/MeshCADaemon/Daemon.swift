@@ -71,10 +71,11 @@ public struct Daemon: Sendable {
             authority: authority,
             tokens: TokenAuthenticator(ledger: ledger, trustDomain: state.trustDomain),
             jwt: jwt,
-            ledger: ledger
+            ledger: ledger,
+            retryWindow: config.retryWindow
         )
         let handler = CreateCertificateHandler(
-            service: IssuanceService(authority: authority, ledger: ledger),
+            service: IssuanceService(authority: authority, ledger: ledger, retryWindow: config.retryWindow),
             authenticator: authenticator,
             rateLimiter: config.rateLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             failedAuthentications: config.authFailureLimit.map { RateLimiter(count: $0.count, per: $0.per) },

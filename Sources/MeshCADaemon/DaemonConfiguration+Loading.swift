@@ -103,6 +103,12 @@ extension DaemonConfiguration {
         KeySpec("rate-limit", accepts: "COUNT/s, COUNT/m or COUNT/h per identity, or off (also 0)", example: "100/m") {
             $1.rateLimit = try RateLimit.parseValue($0.text)
         },
+        KeySpec("retry-window", accepts: "a duration up to 1h, such as 5m, or off (also 0)", example: "5m") {
+            let text = $0.text.trimmingCharacters(in: .whitespaces).lowercased()
+            if text == "off" || text == "0" { return $1.retryWindow = .zero }
+            $1.retryWindow = try HumanDuration.parse(text)
+            guard $1.retryWindow <= .seconds(3600) else { throw ValueProblem("it is longer than 1h") }
+        },
         KeySpec("jwt-keys", accepts: "the path of a readable JWKS file", example: "/etc/meshca/jwks.json") {
             $1.jwtKeysFile = try $0.readableFile()
         },

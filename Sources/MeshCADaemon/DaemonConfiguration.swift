@@ -29,6 +29,7 @@ import MeshCAIO
 /// | `serving-cert-ttl` | ``servingCertificateTTL`` | `7d` |
 /// | `rate-limit` | ``rateLimit`` | `100/m` per identity |
 /// | `auth-failure-limit` | ``authFailureLimit`` | `60/m` per network address |
+/// | `retry-window` | ``retryWindow`` | `5m` |
 /// | `jwt-keys` | ``jwtKeysFile`` | unset: no JWT authentication |
 /// | `jwt-issuer` | ``jwtIssuer`` | unset |
 /// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
@@ -59,6 +60,9 @@ public struct DaemonConfiguration: Sendable {
     /// Failed authentications allowed per network address (IP) before its requests are refused unread;
     /// `nil` turns the limit off. Key `auth-failure-limit`.
     public var authFailureLimit: RateLimit? = RateLimit(count: 60, per: .seconds(60))
+    /// How long after an issuance a request repeated with the same credential and the same CSR public key gets
+    /// the same certificate back (see ``RepeatedRequests``); `.zero` turns this off. Key `retry-window`.
+    public var retryWindow: Duration = RepeatedRequests.defaultWindow
     /// A JWKS file with the keys that sign Kubernetes service-account tokens; `nil` disables JWT
     /// authentication. A path, never the keys themselves. Key `jwt-keys`.
     public var jwtKeysFile: String? = nil

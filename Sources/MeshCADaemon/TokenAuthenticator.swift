@@ -18,7 +18,13 @@ public struct TokenAuthenticator: Sendable {
     }
 
     /// The caller a token stands for, as of `now`.
-    public func authenticate(_ credential: String, at now: Date) async throws -> AuthenticatedCaller {
+    ///
+    /// A used-up token is refused unless `isRepeat` says this request repeats the one that used it last (see
+    /// ``RepeatedRequests``): that caller is returned with the token use still attached, so the ledger refuses
+    /// any new issuance with it and only the earlier certificate can be the answer.
+    public func authenticate(
+        _ credential: String, at now: Date, isRepeat: (AuthenticatedCaller) async -> Bool = { _ in false }
+    ) async throws -> AuthenticatedCaller {
         func fail(_ message: String) -> AuthenticationFailure { AuthenticationFailure(method: "token", message) }
         let token: JoinToken
         do {
@@ -31,22 +37,23 @@ public struct TokenAuthenticator: Sendable {
         else {
             throw fail("Join token \(token) is not known to this CA (wrong CA, or a mistyped token). Create one with `meshca token create` on the CA host.")
         }
-        switch record.state(at: now) {
-        case .active:
-            break
-        case .expired:
-            throw fail("Join token \(token) expired at \(record.expiresAt.formatted(.iso8601)). Create a new one with `meshca token create`.")
-        case .usedUp:
-            throw fail("Join token \(token) has been used \(record.uses) of \(record.maxUses) times. Create a new one with `meshca token create` (or `--uses N`).")
-        case .revoked:
-            throw fail("Join token \(token) was revoked. Create a new one with `meshca token create`.")
-        }
         let identity = try SPIFFEID(trustDomain: trustDomain, namespace: record.namespace, serviceAccount: record.serviceAccount)
-        return AuthenticatedCaller(
+        let caller = AuthenticatedCaller(
             identity: identity,
             requester: Requester(name: "token:\(record.id)", authMethod: "token"),
             tokenUse: TokenUse(id: record.id, secretSHA256: record.secretSHA256, at: now)
         )
+        switch record.state(at: now) {
+        case .active:
+            return caller
+        case .expired:
+            throw fail("Join token \(token) expired at \(record.expiresAt.formatted(.iso8601)). Create a new one with `meshca token create`.")
+        case .usedUp:
+            if await isRepeat(caller) { return caller }
+            throw fail("Join token \(token) has been used \(record.uses) of \(record.maxUses) times. Create a new one with `meshca token create` (or `--uses N`).")
+        case .revoked:
+            throw fail("Join token \(token) was revoked. Create a new one with `meshca token create`.")
+        }
     }
 }
 

@@ -54,6 +54,12 @@ public protocol IssuanceLedger: Sendable {
     /// on the primary key, cheap enough for every renewal.
     func issuance(serial: String) async throws -> IssuanceRecord?
 
+    /// The newest issuance recorded for `requester` whose certificate holds the public key with SHA-256
+    /// `publicKeySHA256` (the ledger's `publicKeySHA256`, lowercase hex) and that was issued at or after
+    /// `since`, or nil. How the CA recognizes a request repeated after its answer was lost; an indexed lookup
+    /// (issuances by public key), cheap enough for every issuance.
+    func newestIssuance(requester: String, publicKeySHA256: String, issuedSince since: Date) async throws -> IssuanceRecord?
+
     /// The entries of a CRL for one issuing CA: every certificate whose `issuerFingerprint` is
     /// `issuerFingerprint` that is revoked and has not expired at `now` (RFC 5280 lets a CRL drop entries once
     /// the certificate expires). Oldest revocation first.
@@ -65,6 +71,14 @@ public protocol IssuanceLedger: Sendable {
 }
 
 extension IssuanceLedger {
+    /// `newestIssuance(requester:publicKeySHA256:issuedSince:)` through `issuances(matching:)`, for ledgers
+    /// without an index of their own.
+    public func newestIssuance(requester: String, publicKeySHA256: String, issuedSince since: Date) async throws -> IssuanceRecord? {
+        try await issuances(matching: IssuanceQuery(issuedSince: since)).last {
+            $0.requester == requester && $0.publicKeySHA256 == publicKeySHA256.lowercased()
+        }
+    }
+
     /// Durably records one issued certificate without a join token; returns only after the row is committed
     /// (fsynced), so the caller may hand the certificate out. Throws `.duplicateSerial` when the serial is
     /// already recorded.

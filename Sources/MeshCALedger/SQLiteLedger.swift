@@ -32,6 +32,7 @@ import Synchronization
 /// | 3       | `0003_event_chain.sql`           | `ledger_events` hash chain, existing rows chained; `ledger_checkpoints` |
 /// | 4       | `0004_index_issuances_by_service_account.sql` | index `issuances (service_account, issued_at)` for `audit list --sa` |
 /// | 5       | `0005_join_tokens_pinned_root.sql` | `pinned_root_sha256` column on `join_tokens`: the root a token pins (NULL for older tokens) |
+/// | 6       | `0006_index_issuances_by_public_key.sql` | index `issuances (public_key_sha256, issued_at)`: finding the certificate already issued for a repeated request |
 ///
 /// Every write also appends to the hash chain in its own transaction (see `LedgerChain`); `verifyChain()`
 /// checks it and `checkpoint()` signs its head with the ledger key.

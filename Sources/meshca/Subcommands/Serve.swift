@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Failed authentications per client address before it is refused unread: N/s, N/m or N/h, or off (default 60/m).", valueName: "rate"))
     var authFailureLimit: String?
 
+    @Option(help: ArgumentHelp("How long a request repeated with the same credential and CSR key gets the certificate already issued, or off (default 5m).", valueName: "duration"))
+    var retryWindow: String?
+
     @Option(help: ArgumentHelp("Public keys for Kubernetes service-account JWTs: PEM keys/certificates or a JWKS file.", valueName: "file"))
     var jwtKeys: String?
 
@@ -83,6 +86,7 @@ struct Serve: AsyncParsableCommand {
         flags["serving-cert-ttl"] = servingCertTTL
         flags["rate-limit"] = rateLimit
         flags["auth-failure-limit"] = authFailureLimit
+        flags["retry-window"] = retryWindow
         flags["jwt-keys"] = jwtKeys
         flags["jwt-issuer"] = jwtIssuer
         flags["jwt-audience"] = jwtAudience

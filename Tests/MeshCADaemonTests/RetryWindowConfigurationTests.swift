@@ -1,0 +1,25 @@
+import MeshCADaemon
+import Testing
+
+@Suite("retry-window: default 5m, off, at most 1h")
+struct RetryWindowConfigurationTests {
+    func load(_ value: String?) throws -> DaemonConfiguration {
+        try DaemonConfiguration.load(flags: value.map { ["retry-window": $0] } ?? [:], environment: [:], configFile: nil)
+    }
+
+    @Test("The default is 5m; off and 0 turn it off; a duration sets it")
+    func values() throws {
+        #expect(try load(nil).retryWindow == .seconds(300))
+        #expect(try load("off").retryWindow == .zero)
+        #expect(try load("0").retryWindow == .zero)
+        #expect(try load("90s").retryWindow == .seconds(90))
+    }
+
+    @Test("Longer than 1h, or not a duration, is refused naming the key")
+    func refused() throws {
+        for bad in ["2h", "soon"] {
+            let error = #expect(throws: ConfigurationError.self) { _ = try load(bad) }
+            #expect(error?.description.contains("retry-window") == true, "\(String(describing: error))")
+        }
+    }
+}
