@@ -275,3 +275,33 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzzing (README "Fuzzing", scripts/fuzz.sh): MeshCAFuzzEntries (Fuzz/Entries) has one function per parser that takes
+// bytes from the network or from disk; MeshCAFuzzReplayTests feeds it every file under Fuzz/Corpus and Fuzz/Crashes
+// in the normal build. The libFuzzer executables `fuzz-<target>` exist only with MESHCA_FUZZ=1, so normal builds
+// and CI never build them.
+package.targets += [
+    .target(
+        name: "MeshCAFuzzEntries",
+        dependencies: [
+            "MeshCACore", "MeshCADaemon", "MeshCATransport",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "Fuzz/Entries",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(name: "MeshCAFuzzReplayTests", dependencies: ["MeshCAFuzzEntries"], swiftSettings: swiftSettings),
+]
+if Context.environment["MESHCA_FUZZ"] == "1" {
+    for name in ["csr", "chain", "crl", "token", "jwt", "request", "config"] {
+        package.products.append(.executable(name: "fuzz-\(name)", targets: ["fuzz-\(name)"]))
+        package.targets.append(
+            .executableTarget(
+                name: "fuzz-\(name)", dependencies: ["MeshCAFuzzEntries"], path: "Fuzz/Targets/fuzz-\(name)",
+                swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
+    }
+}
