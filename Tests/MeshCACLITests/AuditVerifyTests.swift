@@ -4,7 +4,7 @@ import Testing
 
 @Suite("meshca audit verify", .timeLimit(.minutes(2)))
 struct AuditVerifyTests {
-    /// A workspace whose ledger holds events #1 and #2 (issuances) and #3 (a join token).
+    /// A workspace whose ledger holds events #1 and #2 (issuances), #3 (a join token) and #4 (the root it pins).
     private func ledger() throws -> Workspace {
         let ws = try Workspace()
         expectSuccess(try ws.meshca("issue", "--sa", "was", "--out", "a"))
@@ -27,17 +27,17 @@ struct AuditVerifyTests {
         defer { ws.remove() }
         let plain = try ws.meshca("audit", "verify")
         expectSuccess(plain)
-        #expect(plain.stdout.contains("ledger intact: 3 events"), "\(plain.stdout)")
+        #expect(plain.stdout.contains("ledger intact: 4 events"), "\(plain.stdout)")
         #expect(!FileManager.default.fileExists(atPath: ws.state + "/ledger-key.pem"), "verify alone creates no key")
 
         let signed = try ws.meshca("audit", "verify", "--checkpoint")
         expectSuccess(signed)
-        #expect(signed.stdout.contains("checkpoint #1 covers events 1-3"), "\(signed.stdout)")
+        #expect(signed.stdout.contains("checkpoint #1 covers events 1-4"), "\(signed.stdout)")
         #expect(try ws.dir.mode("state/ledger-key.pem") == 0o600)
 
         let report = try #require(try ws.json(try ws.meshca("audit", "verify", "--json")).first)
         #expect(report["intact"] as? Bool == true)
-        #expect(report["events"] as? Int == 3)
+        #expect(report["events"] as? Int == 4)
         #expect(report["checkpoints"] as? Int == 1)
         #expect(report["first_problem"] is NSNull)
         let checkpoint = try #require(report["last_checkpoint"] as? [String: Any])
