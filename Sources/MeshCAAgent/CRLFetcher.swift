@@ -93,7 +93,7 @@ public final class CRLFetcher: Service, Sendable {
             return true
         } catch {
             // The body came over plain HTTP: a refused CRL's issuer name may hold anything.
-            let reason = Self.printable("\(error)")
+            let reason = "\(error)".escapedForLog
             logger.warning(
                 "could not fetch the CRL; keeping the previous one", metadata: ["url": "\(url)", "error": "\(reason)"])
             status?.update {
@@ -102,15 +102,6 @@ public final class CRLFetcher: Service, Sendable {
             }
             return false
         }
-    }
-
-    /// `text` with control characters written as escapes (`\n`, `\u{1B}`), for a log line or a terminal.
-    static func printable(_ text: String) -> String {
-        String(
-            text.unicodeScalars.flatMap { scalar -> [Character] in
-                guard scalar.properties.generalCategory == .control else { return [Character(scalar)] }
-                return Array(scalar.escaped(asASCII: true))
-            })
     }
 
     /// Shows the CRL of the workload's own CA among `crls` (the one that signed the leaf, else the first) in the
