@@ -40,10 +40,10 @@ final class CFSSLServe: Sendable {
         if let found = which("cfssl") { return found }
         guard install else { return nil }
         print("cfssl is not installed; installing the Debian package golang-cfssl (apt-get install -y golang-cfssl)")
-        var attempt = try Command.run("apt-get", ["install", "-y", "-qq", "golang-cfssl"], environment: ["DEBIAN_FRONTEND": "noninteractive", "PATH": path])
+        var attempt = try Command.runBlocking("apt-get", ["install", "-y", "-qq", "golang-cfssl"], environment: ["DEBIAN_FRONTEND": "noninteractive", "PATH": path])
         if attempt.status != 0 {
-            _ = try Command.run("apt-get", ["update", "-qq"], environment: ["PATH": path])
-            attempt = try Command.run("apt-get", ["install", "-y", "-qq", "golang-cfssl"], environment: ["DEBIAN_FRONTEND": "noninteractive", "PATH": path])
+            _ = try Command.runBlocking("apt-get", ["update", "-qq"], environment: ["PATH": path])
+            attempt = try Command.runBlocking("apt-get", ["install", "-y", "-qq", "golang-cfssl"], environment: ["DEBIAN_FRONTEND": "noninteractive", "PATH": path])
         }
         guard attempt.status == 0, let found = which("cfssl") else {
             throw BenchError("Could not install golang-cfssl (apt-get said: \(attempt.stderr.suffix(300))). Install it as root, pass --cfssl PATH, or run with --skip-cfssl.")
@@ -77,7 +77,7 @@ final class CFSSLServe: Sendable {
     /// An ECDSA P-256 root (`cfssl gencert -initca`) in ca.pem and ca-key.pem, and the signing profile in config.json.
     static func makeCA(binary: String, directory: TemporaryDirectory) throws {
         try directory.write("ca-csr.json", #"{"CN": "meshca-bench cfssl root", "key": {"algo": "ecdsa", "size": 256}, "names": [{"O": "cluster.local"}]}"#)
-        let made = try Command.run(binary, ["gencert", "-initca", "-loglevel", "5", directory.file("ca-csr.json")])
+        let made = try Command.runBlocking(binary, ["gencert", "-initca", "-loglevel", "5", directory.file("ca-csr.json")])
         guard made.status == 0, let output = try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: Any],
             let cert = output["cert"] as? String, let key = output["key"] as? String
         else { throw BenchError("cfssl gencert -initca failed: \(made.stderr.suffix(500))") }

@@ -80,7 +80,7 @@ struct LedgerAtScale {
         if chained {
             for _ in 0..<max(1, min(runs, 3)) {
                 let begin = ContinuousClock.now
-                let verified = try Command.run(meshcaBinary, ["audit", "verify", "--json", "--state-dir", state])
+                let verified = try Command.runBlocking(meshcaBinary, ["audit", "verify", "--json", "--state-dir", state])
                 result.verifySamples.append((ContinuousClock.now - begin).milliseconds)
                 let report = try? JSONSerialization.jsonObject(with: Data(verified.stdout.utf8)) as? [String: Any]
                 result.verifyIntact = report?["intact"] as? Bool
@@ -124,7 +124,7 @@ struct LedgerAtScale {
 
     /// Runs `query` once untimed, then `runs` times, checking it lists the expected number of certificates.
     static func time(_ query: inout Query, binary: String, runs: Int) throws {
-        let warm = try Command.run(binary, query.arguments)
+        let warm = try Command.runBlocking(binary, query.arguments)
         guard warm.status == 0, let listed = try JSONSerialization.jsonObject(with: Data(warm.stdout.utf8)) as? [Any] else {
             throw BenchError("meshca \(query.arguments.joined(separator: " ")) failed: \(warm.stderr.suffix(500))")
         }
@@ -136,7 +136,7 @@ struct LedgerAtScale {
     }
 
     private static func checked(_ binary: String, _ arguments: [String]) throws {
-        let result = try Command.run(binary, arguments)
+        let result = try Command.runBlocking(binary, arguments)
         guard result.status == 0 else { throw BenchError("meshca \(arguments.joined(separator: " ")) failed: \(result.stderr.suffix(500))") }
     }
 }

@@ -48,7 +48,7 @@ struct MeshCAServe {
 
     /// A join token for `serviceAccount` good for `uses` issuances, made with `meshca token create`.
     func token(for serviceAccount: String, uses: Int) throws -> String {
-        let token = try Command.meshca(["token", "create", "--sa", serviceAccount, "--uses", String(uses), "--ttl", "1h", "--state-dir", state])
+        let token = try Command.meshcaBlocking(["token", "create", "--sa", serviceAccount, "--uses", String(uses), "--ttl", "1h", "--state-dir", state])
         guard token.status == 0 else { throw BenchError("meshca token create failed: \(token.stderr)") }
         return token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }

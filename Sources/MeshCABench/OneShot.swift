@@ -44,7 +44,7 @@ struct OneShot {
     /// Wall milliseconds of one run of `executable`, which must exit 0.
     static func timed(_ executable: String, _ arguments: [String]) throws -> Double {
         let begin = ContinuousClock.now
-        let result = try Command.run(executable, arguments)
+        let result = try Command.runBlocking(executable, arguments)
         let elapsed = ContinuousClock.now - begin
         guard result.status == 0 else {
             throw BenchError("\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr.suffix(500))")

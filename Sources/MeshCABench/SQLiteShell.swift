@@ -9,7 +9,7 @@ enum SQLiteShell {
         guard let binary = CFSSLServe.which("sqlite3") else {
             throw BenchError("The sqlite3 shell is not installed; install it (apt-get install -y sqlite3), or skip the phases that need it (--skip-cfssl, --ledger-rows 0).")
         }
-        let result = try Command.run(binary, ["-batch", "-bail", database], stdin: sql)
+        let result = try Command.runBlocking(binary, ["-batch", "-bail", database], stdin: sql)
         guard result.status == 0 else { throw BenchError("sqlite3 \(database) failed: \(result.stderr.suffix(500))") }
         return result.stdout
     }

@@ -167,7 +167,7 @@ struct CRLRollbackTests {
 
         let huge = String(repeating: " ", count: 64 * 1024) + "{}"
         try await withHTTPServer(["/status": { .ok(huge, contentType: "application/json") }]) { port in
-            let result = try Command.run(Command.agentBinary, ["status", "--status-addr", "127.0.0.1:\(port)"])
+            let result = try await Command.run(Command.agentBinary, ["status", "--status-addr", "127.0.0.1:\(port)"])
             #expect(result.status == 1)
             #expect(result.stderr.contains("is larger than 65536 bytes, the most meshca reads for an agent's status"), "\(result.stderr)")
         }
@@ -183,13 +183,13 @@ struct CRLRollbackTests {
         shown.crlLastRefusalAt = Date(timeIntervalSince1970: 1_799_990_000)
         let document = shown.json(at: Date(timeIntervalSince1970: 1_799_990_000))
         try await withHTTPServer(["/status": { .ok(document, contentType: "application/json") }]) { port in
-            let text = try Command.run(Command.agentBinary, ["status", "--status-addr", "127.0.0.1:\(port)"])
+            let text = try await Command.run(Command.agentBinary, ["status", "--status-addr", "127.0.0.1:\(port)"])
             #expect(text.status == 0, "\(text.stderr)")
             #expect(text.stdout.contains("crl            #1795788650, next update 2027-01-15T08:00:00Z"), "\(text.stdout)")
             #expect(
                 text.stdout.contains(
                     "crl refused    2027-01-15T05:13:20Z: The CRL from http://x/crl (issuer CN=root) has number 10, lower than the 20"))
-            let json = try Command.run(Command.agentBinary, ["status", "--status-addr", "127.0.0.1:\(port)", "--json"])
+            let json = try await Command.run(Command.agentBinary, ["status", "--status-addr", "127.0.0.1:\(port)", "--json"])
             let decoded = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
             #expect(decoded["crl_number"] as? Int == 1_795_788_650)
             #expect(decoded["crl_next_update"] as? String == "2027-01-15T08:00:00Z")

@@ -26,7 +26,7 @@ struct WorkloadAPIInteropTests {
             FileManager.default.isExecutableFile(atPath: Self.python),
             "no \(Self.python): run scripts/test.sh, which creates it with py-spiffe"
         )
-        let probe = try Command.run(Self.python, ["-c", "import spiffe, grpc, cryptography"])
+        let probe = try await Command.run(Self.python, ["-c", "import spiffe, grpc, cryptography"])
         try #require(probe.status == 0, "\(Self.python) lacks py-spiffe: pip install spiffe (\(probe.stderr))")
 
         let fixture = try WorkloadAPIFixture()

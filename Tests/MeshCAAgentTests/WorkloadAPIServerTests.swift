@@ -142,7 +142,7 @@ struct WorkloadAPIServerTests {
         let directory = (fixture.socketPath as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Python binds and exits without unlinking, as a killed process leaves its socket behind.
-        let stale = try Command.run(
+        let stale = try await Command.run(
             "python3",
             ["-c", "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", fixture.socketPath]
         )

@@ -88,7 +88,7 @@ struct WorkloadAPISocketSafetyTests {
     }
 
     @Test("meshca-agent stops at start on a world-writable --out or socket directory, and says what to change")
-    func agentRefusesSharedDirectories() throws {
+    func agentRefusesSharedDirectories() async throws {
         let directory = try TemporaryDirectory("shared")
         defer { directory.remove() }
         let shared = directory.file("shared")
@@ -99,13 +99,13 @@ struct WorkloadAPISocketSafetyTests {
             + String(repeating: "c", count: 64)
         let arguments = ["--ca", "127.0.0.1:1", "--sa", "was", "--token", token, "--status-addr", "off", "--log-level", "error"]
 
-        let out = try Command.run(Command.agentBinary, arguments + ["--out", shared])
+        let out = try await Command.run(Command.agentBinary, arguments + ["--out", shared])
         #expect(out.status == 1)
         #expect(out.stderr.contains("The output directory \(shared) is not safe"), "\(out.stderr)")
         #expect(out.stderr.contains("`chmod o-w \(shared)`"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: shared).isEmpty)
 
-        let socket = try Command.run(
+        let socket = try await Command.run(
             Command.agentBinary, arguments + ["--out", directory.file("out"), "--workload-api-socket", shared + "/agent.sock"])
         #expect(socket.status == 1)
         #expect(socket.stderr.contains("The Workload API socket's directory \(shared) is not safe"), "\(socket.stderr)")

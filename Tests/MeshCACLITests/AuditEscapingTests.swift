@@ -5,10 +5,10 @@ import Testing
 @Suite("meshca audit escapes what requests sent before printing it")
 struct AuditEscapingTests {
     @Test("A rejection whose message holds a newline and a terminal escape prints as one escaped row")
-    func rejectionsTable() throws {
+    func rejectionsTable() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        expectSuccess(try ws.meshca("issue", "--sa", "was", "--out", "a"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "was", "--out", "a"))
         // A row as an older meshca recorded it, with the CSR's text unescaped: char(10) is a newline,
         // char(27) ESC (the start of a terminal control sequence), char(8238) U+202E RIGHT-TO-LEFT OVERRIDE.
         let insert = """
@@ -18,10 +18,10 @@ struct AuditEscapingTests {
                     'The CSR asks for spiffe://x' || char(10) || '2027-01-15T08:00:00Z issued admin' || char(27) || '[2K' || char(8238) || 'gpj.exe',
                     'ipv4:127.0.0.1:40000');
             """
-        let sql = try Command.run("sqlite3", [ws.dir.file("state/ledger.db"), insert])
+        let sql = try await Command.run("sqlite3", [ws.dir.file("state/ledger.db"), insert])
         #expect(sql.status == 0, "\(sql.stderr)")
 
-        let table = try ws.meshca("audit", "rejections")
+        let table = try await ws.meshca("audit", "rejections")
         expectSuccess(table)
         let lines = table.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
         #expect(lines.count == 2, "\(table.stdout)")

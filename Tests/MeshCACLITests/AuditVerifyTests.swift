@@ -5,37 +5,37 @@ import Testing
 @Suite("meshca audit verify", .timeLimit(.minutes(2)))
 struct AuditVerifyTests {
     /// A workspace whose ledger holds events #1 and #2 (issuances), #3 (a join token) and #4 (the root it pins).
-    private func ledger() throws -> Workspace {
+    private func ledger() async throws -> Workspace {
         let ws = try Workspace()
-        expectSuccess(try ws.meshca("issue", "--sa", "was", "--out", "a"))
-        expectSuccess(try ws.meshca("issue", "--sa", "api", "--out", "b"))
-        expectSuccess(try ws.meshca("token", "create", "--sa", "was"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "was", "--out", "a"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "api", "--out", "b"))
+        expectSuccess(try await ws.meshca("token", "create", "--sa", "was"))
         return ws
     }
 
     /// Runs `sql` on the workspace's ledger with the sqlite3 shell, as someone editing the file by hand would.
-    private func sqlite(_ ws: Workspace, _ sql: String) throws -> String {
-        let result = try Command.run("sqlite3", [ws.state + "/ledger.db", sql])
+    private func sqlite(_ ws: Workspace, _ sql: String) async throws -> String {
+        let result = try await Command.run("sqlite3", [ws.state + "/ledger.db", sql])
         #expect(result.status == 0, "sqlite3: \(result.stderr)")
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test(
         "An untouched ledger verifies with exit 0; --checkpoint creates the ledger key and a signature OpenSSL accepts")
-    func clean() throws {
-        let ws = try ledger()
+    func clean() async throws {
+        let ws = try await ledger()
         defer { ws.remove() }
-        let plain = try ws.meshca("audit", "verify")
+        let plain = try await ws.meshca("audit", "verify")
         expectSuccess(plain)
         #expect(plain.stdout.contains("ledger intact: 4 events"), "\(plain.stdout)")
         #expect(!FileManager.default.fileExists(atPath: ws.state + "/ledger-key.pem"), "verify alone creates no key")
 
-        let signed = try ws.meshca("audit", "verify", "--checkpoint")
+        let signed = try await ws.meshca("audit", "verify", "--checkpoint")
         expectSuccess(signed)
         #expect(signed.stdout.contains("checkpoint #1 covers events 1-4"), "\(signed.stdout)")
         #expect(try ws.dir.mode("state/ledger-key.pem") == 0o600)
 
-        let report = try #require(try ws.json(try ws.meshca("audit", "verify", "--json")).first)
+        let report = try #require(try await ws.json(try await ws.meshca("audit", "verify", "--json")).first)
         #expect(report["intact"] as? Bool == true)
         #expect(report["events"] as? Int == 4)
         #expect(report["checkpoints"] as? Int == 1)
@@ -45,7 +45,7 @@ struct AuditVerifyTests {
         let base64 = try #require(checkpoint["signature"] as? String)
         let signature = try #require(Data(base64Encoded: base64))
         try signature.write(to: URL(fileURLWithPath: ws.dir.file("checkpoint.sig")))
-        let openssl = try ws.openssl(
+        let openssl = try await ws.openssl(
             "pkeyutl", "-verify", "-pubin", "-inkey", "state/ledger-key.pub.pem", "-rawin", "-in", "checkpoint.txt",
             "-sigfile", "checkpoint.sig")
         #expect(openssl.status == 0, "\(openssl.stdout)\(openssl.stderr)")
@@ -90,16 +90,16 @@ struct AuditVerifyTests {
     ]
 
     @Test("Editing the ledger with sqlite3 makes verify exit 1 and name the first bad event", arguments: edits)
-    func tampered(_ edit: Edit) throws {
-        let ws = try ledger()
+    func tampered(_ edit: Edit) async throws {
+        let ws = try await ledger()
         defer { ws.remove() }
-        let serial = try sqlite(ws, "SELECT subject FROM ledger_events WHERE seq = 2")
-        _ = try sqlite(ws, edit.sql)
+        let serial = try await sqlite(ws, "SELECT subject FROM ledger_events WHERE seq = 2")
+        _ = try await sqlite(ws, edit.sql)
 
-        let text = try ws.meshca("audit", "verify")
+        let text = try await ws.meshca("audit", "verify")
         #expect(text.status == 1)
         #expect(text.stdout.hasPrefix("FAIL"), "\(text.stdout)")
-        let json = try ws.meshca("audit", "verify", "--json")
+        let json = try await ws.meshca("audit", "verify", "--json")
         #expect(json.status == 1)
         let report = try #require(try ws.json(json).first)
         #expect(report["intact"] as? Bool == false)
@@ -114,23 +114,23 @@ struct AuditVerifyTests {
     }
 
     @Test("A forged checkpoint signature, or a public key that is not the ledger key, fails with exit 1")
-    func checkpoints() throws {
-        let ws = try ledger()
+    func checkpoints() async throws {
+        let ws = try await ledger()
         defer { ws.remove() }
-        expectSuccess(try ws.meshca("audit", "verify", "--checkpoint"))
-        expectSuccess(try ws.meshca("audit", "verify", "--public-key", "state/ledger-key.pub.pem"))
+        expectSuccess(try await ws.meshca("audit", "verify", "--checkpoint"))
+        expectSuccess(try await ws.meshca("audit", "verify", "--public-key", "state/ledger-key.pub.pem"))
 
-        #expect(try ws.openssl("genpkey", "-algorithm", "ed25519", "-out", "other.pem").status == 0)
-        #expect(try ws.openssl("pkey", "-in", "other.pem", "-pubout", "-out", "other.pub.pem").status == 0)
-        let otherKey = try ws.meshca("audit", "verify", "--public-key", "other.pub.pem")
+        #expect(try await ws.openssl("genpkey", "-algorithm", "ed25519", "-out", "other.pem").status == 0)
+        #expect(try await ws.openssl("pkey", "-in", "other.pem", "-pubout", "-out", "other.pub.pem").status == 0)
+        let otherKey = try await ws.meshca("audit", "verify", "--public-key", "other.pub.pem")
         #expect(otherKey.status == 1)
         #expect(otherKey.stdout.contains("not by the ledger key"), "\(otherKey.stdout)")
 
-        _ = try sqlite(ws, "UPDATE ledger_checkpoints SET signature = randomblob(64)")
-        let forged = try ws.meshca("audit", "verify", "--checkpoint")
+        _ = try await sqlite(ws, "UPDATE ledger_checkpoints SET signature = randomblob(64)")
+        let forged = try await ws.meshca("audit", "verify", "--checkpoint")
         #expect(forged.status == 1)
         #expect(forged.stdout.contains("does not verify with the ledger key"), "\(forged.stdout)")
         #expect(forged.stdout.contains("No checkpoint was written"))
-        #expect(try sqlite(ws, "SELECT count(*) FROM ledger_checkpoints") == "1")
+        await #expect(try sqlite(ws, "SELECT count(*) FROM ledger_checkpoints") == "1")
     }
 }

@@ -13,7 +13,7 @@ struct BackupRestoreTests {
         let serve = try Served(state: ws.state)
         defer { serve.process.terminate() }
         let address = try await serve.address()
-        let token = try ws.meshca("token", "create", "--sa", "was", "--uses", "1000", "--ttl", "1h")
+        let token = try await ws.meshca("token", "create", "--sa", "was", "--uses", "1000", "--ttl", "1h")
         expectSuccess(token)
         try ws.dir.write("was.token", token.stdout)
 
@@ -25,10 +25,11 @@ struct BackupRestoreTests {
                 var round = 0
                 while !load.isStopped {
                     let started = ContinuousClock.now
+                    // A Dispatch thread, not the cooperative pool: blocking on the child is fine here.
                     let result = Result(catching: {
-                        try ws.meshca(
-                            "issue", "--sa", "was", "--server", address, "--token-file", "was.token", "--out",
-                            "out-\(worker)-\(round)")
+                        try Command.meshcaBlocking(
+                            ["issue", "--sa", "was", "--server", address, "--token-file", "was.token", "--out",
+                            "out-\(worker)-\(round)"], environment: ["MESHCA_STATE_DIR": ws.state], directory: ws.dir.path)
                     })
                     load.finished(result, started: started)
                     round += 1
@@ -43,7 +44,7 @@ struct BackupRestoreTests {
 
         let backupStarted = ContinuousClock.now
         let finishedBefore = Set(load.issued.map(\.serial))
-        let backup = try ws.meshca("backup", ws.dir.file("backup"))
+        let backup = try await ws.meshca("backup", ws.dir.file("backup"))
         let backupEnded = ContinuousClock.now
         try await load.waitFor(issued: finishedBefore.count + 3)  // the daemon keeps issuing after the backup
         load.stop()
@@ -67,22 +68,22 @@ struct BackupRestoreTests {
         #expect(try siblings(of: ws.dir.file("backup")).isEmpty, "a staging directory was left behind")
 
         // Every issuance that had returned before the backup began is in it, and every issuance in it has its certificate.
-        let records = try ws.json(try ws.meshca("audit", "list", "--json", "--state-dir", ws.dir.file("backup")))
+        let records = try ws.json(try await ws.meshca("audit", "list", "--json", "--state-dir", ws.dir.file("backup")))
         let serials = Set(records.compactMap { $0["serial"] as? String })
         #expect(finishedBefore.isSubset(of: serials), "missing from the backup: \(finishedBefore.subtracting(serials))")
         for record in records {
             let serial = try #require(record["serial"] as? String)
             try ws.dir.write("record.pem", try #require(record["certificate_pem"] as? String, "\(serial) has no certificate"))
-            let parsed = try ws.openssl("x509", "-in", "record.pem", "-noout", "-serial")
+            let parsed = try await ws.openssl("x509", "-in", "record.pem", "-noout", "-serial")
             #expect(parsed.status == 0, "the certificate of \(serial) does not parse: \(parsed.stderr)")
             #expect(normalized(parsed.stdout.replacingOccurrences(of: "serial=", with: "")) == normalized(serial))
         }
 
         // While the daemon runs, its state directory is not restored over, even with --force.
-        let unforced = try ws.meshca("restore", ws.dir.file("backup"))
+        let unforced = try await ws.meshca("restore", ws.dir.file("backup"))
         #expect(unforced.status == 1)
         #expect(unforced.stderr.contains("The state directory \(ws.state) is not empty"), "\(unforced.stderr)")
-        let busy = try ws.meshca("restore", ws.dir.file("backup"), "--force")
+        let busy = try await ws.meshca("restore", ws.dir.file("backup"), "--force")
         #expect(busy.status == 1)
         #expect(busy.stderr.contains("Another process has the ledger \(ws.state)/ledger.db open"), "\(busy.stderr)")
         #expect(try siblings(of: ws.state).isEmpty, "nothing moved aside or staged")
@@ -90,7 +91,7 @@ struct BackupRestoreTests {
 
         // Restored into a new directory, the CA serves again, issues, and its ledger verifies.
         let restoredPath = ws.dir.file("restored")
-        let restore = try ws.meshca("restore", ws.dir.file("backup"), "--state-dir", restoredPath)
+        let restore = try await ws.meshca("restore", ws.dir.file("backup"), "--state-dir", restoredPath)
         expectSuccess(restore)
         #expect(restore.stdout.contains("restored \(ws.dir.file("backup")) into \(restoredPath)"), "\(restore.stdout)")
         #expect(restore.stdout.contains("intact: yes"))
@@ -99,33 +100,33 @@ struct BackupRestoreTests {
         let restored = try Served(state: restoredPath)
         defer { restored.process.terminate() }
         let restoredAddress = try await restored.address()
-        let newToken = try ws.meshca("token", "create", "--sa", "api", "--state-dir", restoredPath)
+        let newToken = try await ws.meshca("token", "create", "--sa", "api", "--state-dir", restoredPath)
         expectSuccess(newToken)
         try ws.dir.write("api.token", newToken.stdout)
-        let issued = try ws.meshca(
+        let issued = try await ws.meshca(
             "issue", "--sa", "api", "--server", restoredAddress, "--token-file", "api.token", "--out", "api")
         expectSuccess(issued)
         #expect(try ws.dir.read("api/root-cert.pem") == ws.dir.read("state/root-cert.pem"), "issued by the same CA")
-        let verify = try ws.meshca("audit", "verify", "--state-dir", restoredPath)
+        let verify = try await ws.meshca("audit", "verify", "--state-dir", restoredPath)
         expectSuccess(verify)
         #expect(verify.stdout.hasPrefix("OK    ledger intact"), "\(verify.stdout)")
-        let after = try ws.json(try ws.meshca("audit", "list", "--json", "--state-dir", restoredPath))
+        let after = try ws.json(try await ws.meshca("audit", "list", "--json", "--state-dir", restoredPath))
         #expect(Set(after.compactMap { $0["serial"] as? String }).isSuperset(of: serials))
         #expect(after.count > records.count)
         #expect(try await restored.process.stop() == 0)
     }
 
     @Test("backup refuses a non-empty destination; restore refuses a non-empty state directory unless --force, which moves it aside")
-    func refusals() throws {
+    func refusals() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        expectSuccess(try ws.meshca("issue", "--sa", "was", "--out", "was"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "was", "--out", "was"))
         let backupPath = ws.dir.file("backup")
-        expectSuccess(try ws.meshca("backup", backupPath))
+        expectSuccess(try await ws.meshca("backup", backupPath))
 
         try FileManager.default.createDirectory(atPath: ws.dir.file("full"), withIntermediateDirectories: false)
         try ws.dir.write("full/notes.txt", "mine\n")
-        let full = try ws.meshca("backup", ws.dir.file("full"))
+        let full = try await ws.meshca("backup", ws.dir.file("full"))
         #expect(full.status == 1)
         #expect(full.stderr.contains("The backup destination \(ws.dir.file("full")) is not empty (holds 1 entry: notes.txt)"), "\(full.stderr)")
         #expect(full.stderr.contains("Choose a new path"))
@@ -135,7 +136,7 @@ struct BackupRestoreTests {
         let target = ws.dir.file("target")
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false)
         try ws.dir.write("target/notes.txt", "mine\n")
-        let refused = try ws.meshca("restore", backupPath, "--state-dir", target)
+        let refused = try await ws.meshca("restore", backupPath, "--state-dir", target)
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("The state directory \(target) is not empty (holds 1 entry: notes.txt)"), "\(refused.stderr)")
         #expect(refused.stderr.contains("pass --force"))
@@ -144,7 +145,7 @@ struct BackupRestoreTests {
 
         // A staging directory left by a restore that crashed is reported, not touched.
         try FileManager.default.createDirectory(atPath: target + ".restoring-crashed", withIntermediateDirectories: false)
-        let forced = try ws.meshca("restore", backupPath, "--state-dir", target, "--force")
+        let forced = try await ws.meshca("restore", backupPath, "--state-dir", target, "--force")
         expectSuccess(forced)
         #expect(forced.stderr.contains("warning: \(target).restoring-crashed is left from an interrupted backup or restore"), "\(forced.stderr)")
         #expect(FileManager.default.fileExists(atPath: target + ".restoring-crashed"))
@@ -153,21 +154,21 @@ struct BackupRestoreTests {
         #expect(forced.stdout.contains("moved to \(ws.dir.file(aside))"), "\(forced.stdout)")
         #expect(try ws.dir.read("target/ca-cert.pem") == ws.dir.read("state/ca-cert.pem"))
         #expect(try ws.dir.mode("target/ca-key.pem") == 0o600)
-        expectSuccess(try ws.meshca("audit", "verify", "--state-dir", target))
+        expectSuccess(try await ws.meshca("audit", "verify", "--state-dir", target))
     }
 
     @Test("A ledger that does not verify fails the backup and the restore, and leaves nothing behind")
-    func unverifiable() throws {
+    func unverifiable() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        expectSuccess(try ws.meshca("issue", "--sa", "was", "--out", "was"))
-        expectSuccess(try ws.meshca("issue", "--sa", "api", "--out", "api"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "was", "--out", "was"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "api", "--out", "api"))
         let good = ws.dir.file("good")
-        expectSuccess(try ws.meshca("backup", good))
+        expectSuccess(try await ws.meshca("backup", good))
 
         // A backup whose ledger was edited is not restored.
-        try sqlite(good + "/ledger.db", "UPDATE issuances SET not_after = not_after + 86400")
-        let restore = try ws.meshca("restore", good, "--state-dir", ws.dir.file("restored"))
+        try await sqlite(good + "/ledger.db", "UPDATE issuances SET not_after = not_after + 86400")
+        let restore = try await ws.meshca("restore", good, "--state-dir", ws.dir.file("restored"))
         #expect(restore.status == 1)
         #expect(restore.stderr.contains("The backup \(good) does not verify"), "\(restore.stderr)")
         #expect(restore.stderr.contains("FAIL  the ledger was changed outside meshca"))
@@ -177,19 +178,19 @@ struct BackupRestoreTests {
         // A backup whose key is not its certificate's is not restored.
         let other = try Workspace()
         defer { other.remove() }
-        expectSuccess(try other.meshca("init"))
+        expectSuccess(try await other.meshca("init"))
         let mismatched = ws.dir.file("mismatched")
-        expectSuccess(try ws.meshca("backup", mismatched))
+        expectSuccess(try await ws.meshca("backup", mismatched))
         try FileManager.default.removeItem(atPath: mismatched + "/ca-key.pem")
         try FileManager.default.copyItem(atPath: other.state + "/ca-key.pem", toPath: mismatched + "/ca-key.pem")
-        let wrongKey = try ws.meshca("restore", mismatched, "--state-dir", ws.dir.file("restored"))
+        let wrongKey = try await ws.meshca("restore", mismatched, "--state-dir", ws.dir.file("restored"))
         #expect(wrongKey.status == 1)
         #expect(wrongKey.stderr.contains("\(mismatched) is not a usable meshca backup"), "\(wrongKey.stderr)")
         #expect(!FileManager.default.fileExists(atPath: ws.dir.file("restored")))
 
         // A state directory whose ledger was edited is not backed up.
-        try sqlite(ws.state + "/ledger.db", "DELETE FROM issuances WHERE serial = (SELECT subject FROM ledger_events WHERE seq = 2)")
-        let backup = try ws.meshca("backup", ws.dir.file("second"))
+        try await sqlite(ws.state + "/ledger.db", "DELETE FROM issuances WHERE serial = (SELECT subject FROM ledger_events WHERE seq = 2)")
+        let backup = try await ws.meshca("backup", ws.dir.file("second"))
         #expect(backup.status == 1)
         #expect(backup.stderr.contains("The backup of \(ws.state) does not verify"), "\(backup.stderr)")
         #expect(backup.stderr.contains("The copy was removed"))
@@ -212,8 +213,8 @@ struct BackupRestoreTests {
     }
 
     /// Runs `sql` on a ledger file with the sqlite3 shell, as a hand edit would.
-    private func sqlite(_ path: String, _ sql: String) throws {
-        let result = try Command.run("sqlite3", [path, sql])
+    private func sqlite(_ path: String, _ sql: String) async throws {
+        let result = try await Command.run("sqlite3", [path, sql])
         #expect(result.status == 0, "sqlite3: \(result.stderr)")
     }
 }

@@ -13,13 +13,13 @@ struct Workspace {
 
     /// Runs `meshca` with `--state-dir` supplied through MESHCA_STATE_DIR, in the workspace (or `cwd`).
     @discardableResult
-    func meshca(_ arguments: String..., cwd: String? = nil) throws -> Command.Result {
-        try Command.meshca(arguments, environment: ["MESHCA_STATE_DIR": state], directory: cwd ?? dir.path)
+    func meshca(_ arguments: String..., cwd: String? = nil) async throws -> Command.Result {
+        try await Command.meshca(arguments, environment: ["MESHCA_STATE_DIR": state], directory: cwd ?? dir.path)
     }
 
     /// Runs `openssl` with `arguments` in the workspace.
-    func openssl(_ arguments: String...) throws -> Command.Result {
-        try Command.run("openssl", arguments, directory: dir.path)
+    func openssl(_ arguments: String...) async throws -> Command.Result {
+        try await Command.run("openssl", arguments, directory: dir.path)
     }
 
     /// Decodes `meshca audit ... --json` output.

@@ -5,10 +5,10 @@ import Testing
 @Suite("meshca issue, checked by OpenSSL and Python cryptography")
 struct IssueCommandTests {
     @Test("`meshca issue --sa was` on a fresh machine creates a CA and writes three files OpenSSL accepts")
-    func firstRun() throws {
+    func firstRun() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        let result = try ws.meshca("issue", "--sa", "was")
+        let result = try await ws.meshca("issue", "--sa", "was")
         expectSuccess(result)
         let notices = result.stderr.split(separator: "\n")
         #expect(notices.count == 1 && notices[0].contains("created one for trust domain cluster.local"), "\(result.stderr)")
@@ -16,10 +16,10 @@ struct IssueCommandTests {
         #expect(try ws.dir.mode("state") == 0o700)
         #expect(try ws.dir.mode("state/ca-key.pem") == 0o600)
 
-        let verify = try ws.openssl("verify", "-CAfile", "root-cert.pem", "cert-chain.pem")
+        let verify = try await ws.openssl("verify", "-CAfile", "root-cert.pem", "cert-chain.pem")
         #expect(verify.status == 0 && verify.stdout.contains("cert-chain.pem: OK"), "\(verify.stdout)\(verify.stderr)")
 
-        let text = try ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-text").stdout
+        let text = try await ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-text").stdout
         #expect(text.contains("X509v3 Subject Alternative Name: critical"))
         #expect(text.contains("URI:spiffe://cluster.local/ns/default/sa/was"))
         #expect(text.components(separatedBy: "URI:").count == 2, "exactly one URI SAN")
@@ -30,8 +30,8 @@ struct IssueCommandTests {
         #expect(text.contains("Subject: \n") || text.contains("Subject:\n"))
 
         // key.pem belongs to the leaf: the public keys are the same.
-        let fromKey = try ws.openssl("pkey", "-in", "key.pem", "-pubout").stdout
-        let fromCert = try ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-pubkey").stdout
+        let fromKey = try await ws.openssl("pkey", "-in", "key.pem", "-pubout").stdout
+        let fromCert = try await ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-pubkey").stdout
         #expect(!fromKey.isEmpty && fromKey == fromCert)
 
         // root-cert.pem holds roots only; cert-chain.pem is leaf then root.
@@ -39,19 +39,19 @@ struct IssueCommandTests {
         #expect(try ws.dir.read("cert-chain.pem").hasSuffix(try ws.dir.read("root-cert.pem")))
 
         // The ledger knows the serial OpenSSL reads from the certificate.
-        let serial = try ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-serial").stdout
+        let serial = try await ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-serial").stdout
             .replacingOccurrences(of: "serial=", with: "").trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        let rows = try ws.json(try ws.meshca("audit", "list", "--json"))
+        let rows = try ws.json(try await ws.meshca("audit", "list", "--json"))
         #expect(rows.map { $0["serial"] as? String } == [serial])
         #expect(rows.first?["spiffe_id"] as? String == "spiffe://cluster.local/ns/default/sa/was")
         #expect(rows.first?["auth_method"] as? String == "local")
     }
 
     @Test("Python cryptography's strict DER parser accepts the chain and sees one critical URI SAN")
-    func pythonCrossCheck() throws {
+    func pythonCrossCheck() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        expectSuccess(try ws.meshca("issue", "--sa", "api", "--ns", "payments", "--key-type", "rsa-2048", "--out", "creds"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "api", "--ns", "payments", "--key-type", "rsa-2048", "--out", "creds"))
         let script = """
             import sys
             from cryptography import x509
@@ -74,7 +74,7 @@ struct IssueCommandTests {
             assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
             print("ok")
             """
-        let result = try Command.run("python3", ["-c", script], directory: ws.dir.path)
+        let result = try await Command.run("python3", ["-c", script], directory: ws.dir.path)
         #expect(result.status == 0 && result.stdout == "ok\n", "\(result.stdout)\(result.stderr)")
     }
 
@@ -85,30 +85,30 @@ struct IssueCommandTests {
         let count = 4
         let results = try await withThrowingTaskGroup(of: Command.Result.self) { group in
             for index in 0..<count {
-                group.addTask { try ws.meshca("issue", "--sa", "worker-\(index)", "--out", "out-\(index)") }
+                group.addTask { try await ws.meshca("issue", "--sa", "worker-\(index)", "--out", "out-\(index)") }
             }
             return try await group.reduce(into: [Command.Result]()) { $0.append($1) }
         }
         for result in results { expectSuccess(result) }
         #expect(results.filter { $0.stderr.contains("created one") }.count == 1)
-        let rows = try ws.json(try ws.meshca("audit", "list", "--json"))
+        let rows = try ws.json(try await ws.meshca("audit", "list", "--json"))
         #expect(rows.count == count)
         for index in 0..<count {
-            let verify = try ws.openssl("verify", "-CAfile", "state/root-cert.pem", "out-\(index)/cert-chain.pem")
+            let verify = try await ws.openssl("verify", "-CAfile", "state/root-cert.pem", "out-\(index)/cert-chain.pem")
             #expect(verify.status == 0, "\(verify.stderr)")
         }
     }
 
     @Test("An RSA CA and P-384 workload keys: signature algorithms follow the keys")
-    func keyTypes() throws {
+    func keyTypes() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        expectSuccess(try ws.meshca("init", "--key-type", "rsa-3072", "--trust-domain", "example.org"))
-        expectSuccess(try ws.meshca("issue", "--sa", "was", "--key-type", "ec-p384"))
-        let text = try ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-text").stdout
+        expectSuccess(try await ws.meshca("init", "--key-type", "rsa-3072", "--trust-domain", "example.org"))
+        expectSuccess(try await ws.meshca("issue", "--sa", "was", "--key-type", "ec-p384"))
+        let text = try await ws.openssl("x509", "-in", "cert-chain.pem", "-noout", "-text").stdout
         #expect(text.contains("Signature Algorithm: sha256WithRSAEncryption"))
         #expect(text.contains("NIST CURVE: P-384"))
         #expect(text.contains("URI:spiffe://example.org/ns/default/sa/was"))
-        #expect(try ws.openssl("verify", "-CAfile", "root-cert.pem", "cert-chain.pem").status == 0)
+        #expect(try await ws.openssl("verify", "-CAfile", "root-cert.pem", "cert-chain.pem").status == 0)
     }
 }

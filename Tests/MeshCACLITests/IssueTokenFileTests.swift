@@ -14,18 +14,18 @@ struct IssueTokenFileTests {
         let ready = try await serve.waitForLine(containing: "listening on")
         let address = try #require(ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }).description
 
-        let created = try ws.meshca("token", "create", "--sa", "was")
+        let created = try await ws.meshca("token", "create", "--sa", "was")
         expectSuccess(created)
         try ws.dir.write("was.token", created.stdout)  // with its final newline, as `> was.token` writes it
-        let issued = try ws.meshca("issue", "--sa", "was", "--server", address, "--token-file", "was.token", "--out", "was")
+        let issued = try await ws.meshca("issue", "--sa", "was", "--server", address, "--token-file", "was.token", "--out", "was")
         expectSuccess(issued)
         #expect(issued.stdout.contains("issued spiffe://cluster.local/ns/default/sa/was"))
         #expect(FileManager.default.fileExists(atPath: ws.dir.file("was/key.pem")))
 
-        let both = try ws.meshca("issue", "--sa", "was", "--server", address, "--token-file", "was.token", "--token", "x")
+        let both = try await ws.meshca("issue", "--sa", "was", "--server", address, "--token-file", "was.token", "--token", "x")
         #expect(both.status == 64)
         #expect(both.stderr.contains("--server needs exactly one of --token-file or --token"))
-        let missing = try ws.meshca("issue", "--sa", "was", "--server", address, "--token-file", "nope.token")
+        let missing = try await ws.meshca("issue", "--sa", "was", "--server", address, "--token-file", "nope.token")
         #expect(missing.status == 64)
         #expect(missing.stderr.contains("--token-file: cannot read nope.token"))
         #expect(try await serve.stop() == 0)

@@ -8,8 +8,8 @@ struct ServeWarningTests {
     func jwtKeysWithoutIssuer() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        expectSuccess(try ws.openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "jwt-key.pem"))
-        expectSuccess(try ws.openssl("ec", "-in", "jwt-key.pem", "-pubout", "-out", "jwt-pub.pem"))
+        expectSuccess(try await ws.openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "jwt-key.pem"))
+        expectSuccess(try await ws.openssl("ec", "-in", "jwt-key.pem", "-pubout", "-out", "jwt-pub.pem"))
         for issuer in [nil, "https://kubernetes.default.svc"] {
             var arguments = [
                 "serve", "--state-dir", ws.state, "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0",

@@ -126,8 +126,8 @@ struct ConnectionLimitTests {
 }
 
 /// `authorization: Bearer <a fresh single-use token>` for `daemon`'s CA.
-private func bearer(_ daemon: InProcessDaemon) throws -> Metadata {
-    let result = try Command.meshca(["token", "create", "--sa", "was", "--state-dir", daemon.stateDir])
+private func bearer(_ daemon: InProcessDaemon) async throws -> Metadata {
+    let result = try await Command.meshca(["token", "create", "--sa", "was", "--state-dir", daemon.stateDir])
     guard result.status == 0 else { throw BackgroundProcessError("token create failed: \(result.stderr)") }
     return ["authorization": "Bearer \(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"]
 }

@@ -228,7 +228,7 @@ struct DoctorTests {
         let fixture = try DoctorFixture()
         defer { fixture.remove() }
         let certificate = try await fixture.issue("web", ago: .seconds(3600))
-        let edit = try Command.run(
+        let edit = try await Command.run(
             "sqlite3", [fixture.state.ledgerPath, "UPDATE issuances SET not_after = not_after + 86400"])
         #expect(edit.status == 0, "\(edit.stderr)")
         let report = await fixture.examine()

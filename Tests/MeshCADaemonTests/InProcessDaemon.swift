@@ -35,6 +35,16 @@ final class CapturedLog: Sendable {
         throw BackgroundProcessError("no log line contains \"\(text)\" within \(timeout); the log:\n\(all.joined(separator: "\n"))")
     }
 
+    /// Runs `body`; when it throws, the error is thrown again with the log's warnings and errors attached.
+    func explainingFailure<Result>(_ body: () async throws -> Result) async throws -> Result {
+        do {
+            return try await body()
+        } catch {
+            let notable = all.filter { $0.hasPrefix("warning") || $0.hasPrefix("error") || $0.hasPrefix("notice") }
+            throw BackgroundProcessError("\(error); the daemon logged:\n\(notable.joined(separator: "\n"))")
+        }
+    }
+
     private struct Handler: LogHandler {
         let log: CapturedLog
         var metadata: Logger.Metadata = [:]
@@ -74,7 +84,7 @@ final class InProcessDaemon: Sendable {
     ) {
         let directory = try TemporaryDirectory("daemon")
         let state = directory.file("state")
-        let created = try Command.meshca(["token", "create", "--sa", "was", "--uses", String(tokenUses), "--state-dir", state])
+        let created = try await Command.meshca(["token", "create", "--sa", "was", "--uses", String(tokenUses), "--state-dir", state])
         guard created.status == 0 else { throw BackgroundProcessError("token create failed: \(created.stderr)") }
         var configuration = DaemonConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)

@@ -42,12 +42,12 @@ private struct RotatingCA {
 
     /// `openssl verify` of `leaf` against the PEM roots in `roots` (an independent path validator; the tests
     /// issue "in the future", so validity times are not checked).
-    func opensslVerifies(_ leaf: Certificate, roots: [Certificate], untrusted: [Certificate] = []) throws -> Bool {
+    func opensslVerifies(_ leaf: Certificate, roots: [Certificate], untrusted: [Certificate] = []) async throws -> Bool {
         try dir.write("verify-roots.pem", roots.map(\.pem).joined())
         try dir.write("verify-leaf.pem", leaf.pem)
         try dir.write("verify-untrusted.pem", untrusted.map(\.pem).joined())
         let untrustedArguments = untrusted.isEmpty ? [] : ["-untrusted", dir.file("verify-untrusted.pem")]
-        return try Command.run(
+        return try await Command.run(
             "openssl", ["verify", "-no_check_time", "-CAfile", dir.file("verify-roots.pem")] + untrustedArguments + [dir.file("verify-leaf.pem")]
         ).status == 0
     }
@@ -72,7 +72,7 @@ struct RootRotationTests {
         let during = try await ca.issue("web", at: 10)
         #expect(during.bundle == [old, prepared.newRoot])
         #expect(during.certificate.issuer == old.subject)
-        #expect(try ca.opensslVerifies(before.certificate, roots: during.bundle))
+        await #expect(try ca.opensslVerifies(before.certificate, roots: during.bundle))
 
         let again = await #expect(throws: DaemonError.self) { try await ca.rotation.prepare(actor: "test", now: ca.at(11)) }
         #expect(again?.code == .rotationStage)
@@ -115,12 +115,12 @@ struct RootRotationTests {
 
         let after = try await ca.issue("web", at: 210)
         #expect(after.certificate.issuer == activated.newRoot.subject)
-        #expect(try ca.opensslVerifies(after.certificate, roots: state.signer.bundle))
-        #expect(!(try ca.opensslVerifies(after.certificate, roots: [activated.oldRoot])))
+        await #expect(try ca.opensslVerifies(after.certificate, roots: state.signer.bundle))
+        await #expect(!(try ca.opensslVerifies(after.certificate, roots: [activated.oldRoot])))
         // The bridge (served by the daemon until retire) lets a client that trusts only the old root verify it.
         let bridge = try Certificate(pemEncoded: ca.dir.read("state/previous/cross-cert.pem"))
         #expect(bridge.subject == activated.newRoot.subject && bridge.issuer == activated.oldRoot.subject)
-        #expect(try ca.opensslVerifies(after.certificate, roots: [activated.oldRoot], untrusted: [bridge]))
+        await #expect(try ca.opensslVerifies(after.certificate, roots: [activated.oldRoot], untrusted: [bridge]))
         #expect(try await ca.ledger.verifyChain().isIntact)
     }
 

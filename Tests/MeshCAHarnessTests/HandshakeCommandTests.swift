@@ -7,12 +7,12 @@ import Testing
 @Suite("meshca handshake", .timeLimit(.minutes(2)))
 struct HandshakeCommandTests {
     @Test("Two workloads of one CA: exit 0 and both verified SPIFFE IDs printed")
-    func succeeds() throws {
+    func succeeds() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
         let api = try mesh.workload("api")
-        let result = try Command.meshca([
+        let result = try await Command.meshca([
             "handshake", "--server", web, "--client", api, "--expect-server-id", (try mesh.id("web")).uri,
         ])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
@@ -23,11 +23,11 @@ struct HandshakeCommandTests {
     }
 
     @Test("STRICT without a client certificate: exit 1 with the cause and the fix")
-    func strictWithoutClientCertificate() throws {
+    func strictWithoutClientCertificate() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
-        let result = try Command.meshca(["handshake", "--server", web])
+        let result = try await Command.meshca(["handshake", "--server", web])
         #expect(result.status == 1)
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(
@@ -45,24 +45,24 @@ struct HandshakeCommandTests {
     }
 
     @Test("PERMISSIVE with a plaintext client: exit 0 and says it accepted plaintext")
-    func permissivePlaintext() throws {
+    func permissivePlaintext() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
-        let result = try Command.meshca(["handshake", "--server", web, "--client", "plaintext", "--mode", "permissive"])
+        let result = try await Command.meshca(["handshake", "--server", web, "--client", "plaintext", "--mode", "permissive"])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.hasPrefix("OK      PERMISSIVE: accepted a plaintext connection"))
     }
 
     @Test("A key.pem from another issuance: exit 1 naming the file")
-    func keyMismatch() throws {
+    func keyMismatch() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
         let api = try mesh.workload("api")
         try FileManager.default.removeItem(atPath: web + "/key.pem")
         try FileManager.default.copyItem(atPath: api + "/key.pem", toPath: web + "/key.pem")
-        let result = try Command.meshca(["handshake", "--server", web, "--client", api])
+        let result = try await Command.meshca(["handshake", "--server", web, "--client", api])
         #expect(result.status == 1)
         #expect(
             result.stdout.contains("cause:  The server's \(web)/key.pem is not the private key of the leaf certificate")
@@ -71,7 +71,7 @@ struct HandshakeCommandTests {
     }
 
     @Test("--json prints the report with snake_case fields and the failure code")
-    func json() throws {
+    func json() async throws {
         let mesh = try TestMesh()
         let other = try TestMesh(trustDomain: "other.org")
         defer {
@@ -80,7 +80,7 @@ struct HandshakeCommandTests {
         }
         let web = try other.workload("web")
         let api = try mesh.workload("api")
-        let result = try Command.meshca(["handshake", "--server", web, "--client", api, "--json"])
+        let result = try await Command.meshca(["handshake", "--server", web, "--client", api, "--json"])
         #expect(result.status == 1)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(object["kind"] as? String == "loopback")
@@ -115,8 +115,8 @@ struct HandshakeCommandTests {
             ),
             (["handshake", "--server", "plaintext", "--client", "plaintext"], "leave no TLS to test"),
         ])
-    func usageErrors(arguments: [String], message: String) throws {
-        let result = try Command.meshca(arguments)
+    func usageErrors(arguments: [String], message: String) async throws {
+        let result = try await Command.meshca(arguments)
         #expect(result.status == 64, "\(result.stderr)")
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
@@ -132,7 +132,7 @@ struct HandshakeCommandTests {
         defer { server.terminate() }
         let banner = try await server.waitForLine(containing: "listening on", timeout: .seconds(60))
         let address = try #require(banner.split(separator: " ").dropFirst(2).first)
-        let client = try Command.meshca([
+        let client = try await Command.meshca([
             "handshake", "--connect", String(address), "--certs", api, "--expect-server-id", (try mesh.id("web")).uri,
         ])
         #expect(client.status == 0, "\(client.stdout)\(client.stderr)")
@@ -153,13 +153,13 @@ struct HandshakeCommandTests {
         let banner = try await server.waitForLine(containing: "listening on", timeout: .seconds(60))
         let address = String(try #require(banner.split(separator: " ").dropFirst(2).first))
         for _ in 0..<2 {
-            let client = try Command.meshca(["handshake", "--connect", address, "--certs", api])
+            let client = try await Command.meshca(["handshake", "--connect", address, "--certs", api])
             #expect(client.status == 0, "\(client.stdout)")
         }
         #expect(try await server.stop(timeout: .seconds(30)) == 0)
         #expect(server.output.components(separatedBy: "OK      mTLS handshake succeeded").count == 3)
 
-        let refused = try Command.meshca(["handshake", "--connect", address, "--certs", api, "--timeout", "2s"])
+        let refused = try await Command.meshca(["handshake", "--connect", address, "--certs", api, "--timeout", "2s"])
         #expect(refused.status == 1)
         #expect(refused.stdout.contains("cause:  The client could not connect to \(address): Connection refused."))
         #expect(refused.stdout.contains("code:   connection-failed"))

@@ -28,12 +28,12 @@ struct OpenSSLToolTests {
     }
 
     /// Runs `openssl s_client` against `port`, presenting `directory`'s certificate unless it is `nil`.
-    private func runClient(port: UInt16, directory: String?, trusting roots: String) throws -> Command.Result {
+    private func runClient(port: UInt16, directory: String?, trusting roots: String) async throws -> Command.Result {
         var arguments = [
             "s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", roots, "-verify_return_error", "-ign_eof",
         ]
         if let directory { arguments += ["-cert", directory + "/cert-chain.pem", "-key", directory + "/key.pem"] }
-        return try Command.run("openssl", arguments)
+        return try await Command.run("openssl", arguments)
     }
 
     @Test("The harness client completes mTLS with openssl s_server in STRICT mode (-Verify 1)")
@@ -97,13 +97,13 @@ struct OpenSSLToolTests {
     }
 
     @Test("openssl s_client with a certificate completes mTLS with the STRICT harness server")
-    func strictServerAcceptsClient() throws {
+    func strictServerAcceptsClient() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
         let api = try mesh.workload("api")
         let listener = try ListenerThread(certificates: web, expectedClientID: try mesh.id("api"))
-        let client = try runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
+        let client = try await runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
         let report = try listener.report()
         #expect(report.outcome == .succeeded, "\(report.renderText())\n\(client.stderr)")
         #expect(report.server.verifiedPeerID == (try mesh.id("api")).uri)
@@ -112,39 +112,39 @@ struct OpenSSLToolTests {
     }
 
     @Test("openssl s_client without a certificate is refused by the STRICT harness server, and PERMISSIVE accepts it")
-    func strictServerRefusesAnonymousClient() throws {
+    func strictServerRefusesAnonymousClient() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
         let strict = try ListenerThread(certificates: web)
-        let refused = try runClient(port: strict.port, directory: nil, trusting: web + "/root-cert.pem")
+        let refused = try await runClient(port: strict.port, directory: nil, trusting: web + "/root-cert.pem")
         let failure = try #require(try strict.report().failure)
         #expect(failure.code == .clientCertificateRequired)
         #expect(failure.detectedBy == .server)
         #expect(refused.status != 0 || refused.stderr.contains("alert"))
 
         let permissive = try ListenerThread(certificates: web, mode: .permissive)
-        _ = try runClient(port: permissive.port, directory: nil, trusting: web + "/root-cert.pem")
+        _ = try await runClient(port: permissive.port, directory: nil, trusting: web + "/root-cert.pem")
         let accepted = try permissive.report()
         #expect(accepted.outcome == .succeeded, "\(accepted.renderText())")
         #expect(accepted.notes.contains { $0.hasPrefix("PERMISSIVE: accepted a TLS client without a certificate") })
     }
 
     @Test("openssl s_client with an expired certificate is refused by the harness server, with the time")
-    func serverRefusesExpiredClient() throws {
+    func serverRefusesExpiredClient() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
         let api = try mesh.workload("api", issuedAt: Date().addingTimeInterval(-2 * 86_400), ttl: .seconds(3600))
         let listener = try ListenerThread(certificates: web)
-        _ = try runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
+        _ = try await runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
         let failure = try #require(try listener.report().failure)
         #expect(failure.code == .certificateExpired)
         #expect(failure.cause.contains("The client's leaf spiffe://cluster.local/ns/default/sa/api expired at"))
     }
 
     @Test("openssl s_client from another trust domain is refused by the harness server's SPIFFE check")
-    func serverRefusesForeignTrustDomain() throws {
+    func serverRefusesForeignTrustDomain() async throws {
         let mesh = try TestMesh()
         let other = try TestMesh(trustDomain: "other.org")
         defer {
@@ -154,7 +154,7 @@ struct OpenSSLToolTests {
         let web = try mesh.workload("web", trusting: [mesh.root, other.root])
         let api = try other.workload("api", trusting: [mesh.root])
         let listener = try ListenerThread(certificates: web)
-        _ = try runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
+        _ = try await runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
         let failure = try #require(try listener.report().failure)
         #expect(failure.code == .wrongTrustDomain)
         #expect(failure.detectedBy == .server)

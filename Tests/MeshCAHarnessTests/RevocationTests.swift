@@ -40,7 +40,7 @@ struct RevocationTests {
     @Test(
         "openssl crl verifies the CRL's signature against the CA and shows the serial and the reason",
         arguments: [KeyType.ecP256, .rsa2048])
-    func opensslReadsCRL(keyType: KeyType) throws {
+    func opensslReadsCRL(keyType: KeyType) async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let key = try keyType.generate()
@@ -53,7 +53,7 @@ struct RevocationTests {
             number: 12, thisUpdate: Date(), nextUpdate: Date().addingTimeInterval(3600))
         try mesh.directory.write("ca.pem", root.pem)
         try Data(crl.derBytes).write(to: URL(fileURLWithPath: mesh.directory.file("crl.der")))
-        let result = try Command.run(
+        let result = try await Command.run(
             "openssl", ["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text", "-CAfile", "ca.pem"],
             directory: mesh.directory.path)
         #expect(result.status == 0, "\(result.stderr)")
@@ -69,14 +69,14 @@ struct RevocationTests {
         let other = try TestMesh()
         defer { other.remove() }
         try mesh.directory.write("other.pem", other.root.pem)
-        let foreign = try Command.run(
+        let foreign = try await Command.run(
             "openssl", ["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-CAfile", "other.pem"],
             directory: mesh.directory.path)
         #expect(!(foreign.stdout + foreign.stderr).contains("verify OK"))
     }
 
     @Test("Python cryptography loads the DER CRL, validates its signature and finds the serial with its reason")
-    func pythonReadsCRL() throws {
+    func pythonReadsCRL() async throws {
         #expect(
             FileManager.default.isExecutableFile(atPath: Self.python), "no \(Self.python): set MESHCA_INTEROP_PYTHON")
         let mesh = try TestMesh()
@@ -96,7 +96,7 @@ struct RevocationTests {
             print(crl.is_signature_valid(ca.public_key()), reason, number, crl.issuer == ca.subject)
             """
         try mesh.directory.write("check.py", script)
-        let result = try Command.run(Self.python, ["check.py", web.serialHex], directory: mesh.directory.path)
+        let result = try await Command.run(Self.python, ["check.py", web.serialHex], directory: mesh.directory.path)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "True key_compromise 3 True")
     }

@@ -31,8 +31,8 @@ final class TestAgent: Sendable {
     }
 
     /// `/status`, decoded.
-    func status() throws -> [String: Any] {
-        let result = try Command.run("curl", ["-s", "http://\(statusAddress)/status"])
+    func status() async throws -> [String: Any] {
+        let result = try await Command.run("curl", ["-s", "http://\(statusAddress)/status"])
         return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
     }
 
@@ -40,11 +40,11 @@ final class TestAgent: Sendable {
     func waitUntil(timeout: Duration = .seconds(90), _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let status = try self.status()
+            let status = try await self.status()
             if condition(status) { return status }
             try await Task.sleep(for: .milliseconds(200))
         }
-        throw BackgroundProcessError("agent status never matched; last: \(try self.status()); stderr:\n\(process.errorOutput)")
+        throw BackgroundProcessError("agent status never matched; last: \(try await self.status()); stderr:\n\(process.errorOutput)")
     }
 
     func stop() { process.terminate() }
@@ -107,7 +107,7 @@ struct AgentTests {
         #expect(status["spiffe_id"] as? String == "spiffe://cluster.local/ns/default/sa/was")
         #expect((status["outage_budget_seconds"] as? Int ?? 0) > 0)
 
-        let rows = try daemon.ledger().filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }
+        let rows = try await daemon.ledger().filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }
         #expect(rows.filter { ($0["auth_method"] as? String) == "token" }.count == 1)
         #expect(rows.filter { ($0["auth_method"] as? String) == "mtls" }.count >= 2)
         let hookRuns = (try? String(contentsOfFile: hookLog, encoding: .utf8))?.split(separator: "\n") ?? []
@@ -121,19 +121,19 @@ struct AgentTests {
             let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16)
             #expect(mask.map { $0 & 0x7fff_ffff } == 0, "\(line)")
         }
-        #expect(try Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
+        #expect(try await Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
         #expect(try daemon.directory.mode("was/..data/key.pem") == 0o600)
-        #expect(try Command.meshca(["inspect", out]).status == 0)
+        #expect(try await Command.meshca(["inspect", out]).status == 0)
 
         // `meshca agent status` reads the same endpoint (over meshca's own HTTP client).
-        let shown = try Command.meshca(["agent", "status", "--status-addr", agent.statusAddress])
+        let shown = try await Command.meshca(["agent", "status", "--status-addr", agent.statusAddress])
         #expect(shown.status == 0, "\(shown.stderr)")
         #expect(shown.stdout.contains("spiffe://cluster.local/ns/default/sa/was"))
-        let nobody = try Command.meshca(["agent", "status", "--status-addr", "127.0.0.1:1"])
+        let nobody = try await Command.meshca(["agent", "status", "--status-addr", "127.0.0.1:1"])
         #expect(nobody.status != 0)
         #expect(nobody.stderr.contains("No agent answers at 127.0.0.1:1"))
         // And so does the sidecar executable's own `status`.
-        let slim = try Command.run(Command.agentBinary, ["status", "--status-addr", agent.statusAddress])
+        let slim = try await Command.run(Command.agentBinary, ["status", "--status-addr", agent.statusAddress])
         #expect(slim.status == 0, "\(slim.stderr)")
         #expect(slim.stdout.contains("state          ok"))
     }
@@ -144,14 +144,14 @@ struct AgentTests {
         defer { daemon.stop() }
         let out = daemon.directory.file("was")
         let tokenFile = daemon.directory.file("was.token")
-        try (try daemon.token(uses: 2)).write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try await (try daemon.token(uses: 2)).write(toFile: tokenFile, atomically: true, encoding: .utf8)
         let agent = try await TestAgent.start(
             daemonAddress: daemon.address, token: "", out: out, replacingToken: ["--token-file", tokenFile], extra: ["--ttl", "20s"])
         defer { agent.stop() }
         let first = try await agent.waitUntil { $0["state"] as? String == "ok" }
         let revoked = try #require(first["serial"] as? String)
         let revokedNotAfter = try #require((first["not_after"] as? String).flatMap { try? Date($0, strategy: .iso8601) })
-        #expect(try daemon.meshca("revoke", revoked, "--reason", "keyCompromise").status == 0)
+        #expect(try await daemon.meshca("revoke", revoked, "--reason", "keyCompromise").status == 0)
 
         // The next renewal (at about 10 s) is refused over mTLS and the agent bootstraps with the file's token at
         // once. Without that it would retry the revoked certificate until it expires (20 s) and only then bootstrap.
@@ -159,16 +159,16 @@ struct AgentTests {
         #expect(Date() < revokedNotAfter, "replaced only after the revoked certificate expired")
         #expect(after["state"] as? String == "ok")
         #expect(after["obtained_by"] as? String == "token")
-        let refusals = try daemon.rejections().filter { ($0["auth_method"] as? String) == "mtls" }
+        let refusals = try await daemon.rejections().filter { ($0["auth_method"] as? String) == "mtls" }
         #expect(refusals.contains { ($0["message"] as? String)?.contains("revoked") == true }, "\(refusals)")
-        #expect(try Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
+        #expect(try await Command.run("openssl", ["verify", "-CAfile", out + "/root-cert.pem", out + "/cert-chain.pem"]).status == 0)
     }
 
     @Test("CA down at start, then up: the agent retries and succeeds; CA down at renewal: files kept, error shown, recovery")
     func caOutages() async throws {
         let first = try await TestDaemon.start()
         let address = first.address
-        let token = try first.token(uses: 1)
+        let token = try await first.token(uses: 1)
         try await first.shutdown(keepDirectory: true)
 
         let out = first.directory.file("was")
@@ -198,25 +198,25 @@ struct AgentTests {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
         let out = daemon.directory.file("was")
-        let token = try daemon.token(uses: 1)
+        let token = try await daemon.token(uses: 1)
         let first = try await TestAgent.start(daemonAddress: daemon.address, token: token, out: out)
         _ = try await first.waitUntil { $0["state"] as? String == "ok" }
         first.stop()
-        let before = try daemon.ledger().count
+        let before = try await daemon.ledger().count
 
         // The token is used up: only reusing the files on disk can make this agent healthy.
         let second = try await TestAgent.start(daemonAddress: daemon.address, token: token, out: out)
         defer { second.stop() }
         let status = try await second.waitUntil { $0["state"] as? String == "ok" }
         #expect(status["obtained_by"] as? String == "reused")
-        #expect(try daemon.ledger().count == before)
+        await #expect(try daemon.ledger().count == before)
     }
 
     @Test("A CA refusal is reported in the status; an unwritable --out stops the agent at start with what to do")
     func refusals() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let wrongIdentity = try daemon.token(sa: "admin", uses: 3)
+        let wrongIdentity = try await daemon.token(sa: "admin", uses: 3)
         let refused = try await TestAgent.start(daemonAddress: daemon.address, token: wrongIdentity, out: daemon.directory.file("a"))
         defer { refused.stop() }
         let status = try await refused.waitUntil { $0["last_error"] is String }
@@ -224,7 +224,7 @@ struct AgentTests {
         #expect(!FileManager.default.fileExists(atPath: daemon.directory.file("a/key.pem")))
 
         try daemon.directory.write("occupied", "x")
-        let blocked = try Command.meshca(["agent", "--ca", daemon.address, "--sa", "was", "--out", daemon.directory.file("occupied"), "--token", try daemon.token(), "--status-addr", "off"])
+        let blocked = try await Command.meshca(["agent", "--ca", daemon.address, "--sa", "was", "--out", daemon.directory.file("occupied"), "--token", try await daemon.token(), "--status-addr", "off"])
         #expect(blocked.status == 1)
         #expect(blocked.stderr.contains("is a file, not a directory"), "\(blocked.stderr)")
     }
@@ -246,7 +246,7 @@ struct AgentWorkloadAPITests {
         defer { agent.stop() }
         _ = try await agent.waitUntil { $0["state"] as? String == "ok" }
         let script = GRPCInteropTests.packageRoot + "/Tests/MeshCAAgentTests/interop/workload_api_client.py"
-        let result = try Command.run(python, [script, socket])
+        let result = try await Command.run(python, [script, socket])
         #expect(result.status == 0, "\(result.stderr)")
         let line = try #require(result.stdout.split(separator: "\n").last { $0.hasPrefix("RESULT ") })
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(line.dropFirst("RESULT ".count).utf8)) as? [String: Any])
@@ -273,26 +273,26 @@ struct HandshakeDuringRenewalTests {
         defer { db.stop() }
         _ = try await web.waitUntil { $0["state"] as? String == "ok" }
         _ = try await db.waitUntil { $0["state"] as? String == "ok" }
-        let startSerials = (try web.status()["serial"] as? String, try db.status()["serial"] as? String)
+        let startSerials = await (try web.status()["serial"] as? String, try db.status()["serial"] as? String)
 
         var handshakes = 0
         var failures: [String] = []
         let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline {
-            let result = try Command.meshca([
+            let result = try await Command.meshca([
                 "handshake", "--server", daemon.directory.file("db"), "--client", daemon.directory.file("web"),
                 "--expect-server-id", "spiffe://cluster.local/ns/default/sa/db",
                 "--expect-client-id", "spiffe://cluster.local/ns/default/sa/was",
             ])
             handshakes += 1
             if result.status != 0 { failures.append(result.stdout + result.stderr) }
-            let webRenewals = try web.status()["renewals"] as? Int ?? 0
-            let dbRenewals = try db.status()["renewals"] as? Int ?? 0
+            let webRenewals = try await web.status()["renewals"] as? Int ?? 0
+            let dbRenewals = try await db.status()["renewals"] as? Int ?? 0
             if webRenewals >= 3 && dbRenewals >= 3 { break }
         }
         #expect(failures.isEmpty, "\(failures.count) of \(handshakes) handshakes failed: \(failures.first ?? "")")
-        #expect(try web.status()["serial"] as? String != startSerials.0)
-        #expect(try db.status()["serial"] as? String != startSerials.1)
+        await #expect(try web.status()["serial"] as? String != startSerials.0)
+        await #expect(try db.status()["serial"] as? String != startSerials.1)
         #expect(handshakes >= 5)
     }
 }

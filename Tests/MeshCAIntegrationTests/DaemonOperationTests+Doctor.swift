@@ -8,7 +8,7 @@ extension DaemonOperationTests {
     func doctorAndGauges() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let result = try daemon.meshca("doctor", "--json")
+        let result = try await daemon.meshca("doctor", "--json")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let findings = report["findings"] as? [[String: Any]] ?? []
@@ -20,7 +20,7 @@ extension DaemonOperationTests {
         let series = #"meshca_certificate_expiry_timestamp_seconds{role="serving",fingerprint="\#(fingerprint)"}"#
         var body = ""
         for _ in 0..<100 {
-            body = try get("http://\(daemon.monitoring)/metrics").body
+            body = try await get("http://\(daemon.monitoring)/metrics").body
             if body.contains(series) { break }
             try await Task.sleep(for: .milliseconds(100))
         }

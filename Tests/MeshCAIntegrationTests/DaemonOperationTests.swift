@@ -9,8 +9,8 @@ import X509
 @Suite("Running meshca serve: monitoring, configuration errors, graceful shutdown", .serialized)
 struct DaemonOperationTests {
     /// GET over plain HTTP with curl (an independent client).
-    func get(_ url: String) throws -> (status: String, body: String) {
-        let result = try Command.run("curl", ["-s", "-w", "\n%{http_code}", url])
+    func get(_ url: String) async throws -> (status: String, body: String) {
+        let result = try await Command.run("curl", ["-s", "-w", "\n%{http_code}", url])
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
     }
@@ -19,11 +19,11 @@ struct DaemonOperationTests {
     func monitoring() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token()
+        let token = try await daemon.token()
         _ = try await daemon.client().createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token))
-        #expect(try get("http://\(daemon.monitoring)/healthz").status == "200")
-        #expect(try get("http://\(daemon.monitoring)/readyz").status == "200")
-        let metrics = try get("http://\(daemon.monitoring)/metrics")
+        await #expect(try get("http://\(daemon.monitoring)/healthz").status == "200")
+        await #expect(try get("http://\(daemon.monitoring)/readyz").status == "200")
+        let metrics = try await get("http://\(daemon.monitoring)/metrics")
         #expect(metrics.status == "200")
         #expect(metrics.body.contains("citadel_server_csr_count 1"))
         #expect(metrics.body.contains("citadel_server_success_cert_issuance_count 1"))
@@ -36,7 +36,7 @@ struct DaemonOperationTests {
         let daemon = try await TestDaemon.start(["--dns-name", "ca.example.internal"])
         defer { daemon.stop() }
         let port = daemon.address.split(separator: ":").last.map(String.init) ?? ""
-        let probe = try Command.run(
+        let probe = try await Command.run(
             "openssl",
             ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", daemon.stateDir + "/root-cert.pem", "-alpn", "h2", "-verify_return_error", "-verify_ip", "127.0.0.1"],
             stdin: ""
@@ -44,17 +44,17 @@ struct DaemonOperationTests {
         let text = probe.stdout + probe.stderr
         #expect(text.contains("Verify return code: 0 (ok)"), "\(text)")
         #expect(text.contains("ALPN protocol: h2"), "\(text)")
-        let serving = try #require(try daemon.ledger().first { ($0["auth_method"] as? String) == "internal" })
+        let serving = try await #require(try daemon.ledger().first { ($0["auth_method"] as? String) == "internal" })
         let sans = serving["sans"] as? [String] ?? []
         #expect(sans.contains("DNS:ca.example.internal") && sans.contains("IP:127.0.0.1"))
     }
 
     @Test("Bad settings are all reported at start, each naming its key, before any port is bound")
-    func configurationErrors() throws {
+    func configurationErrors() async throws {
         let directory = try TemporaryDirectory("config")
         defer { directory.remove() }
         try directory.write("meshca.yaml", "max-ttl: 500d\nlisten: nowhere\ncolour: blue\n")
-        let result = try Command.meshca(["serve", "--config", directory.file("meshca.yaml"), "--rate-limit", "fast", "--state-dir", directory.file("state")])
+        let result = try await Command.meshca(["serve", "--config", directory.file("meshca.yaml"), "--rate-limit", "fast", "--state-dir", directory.file("state")])
         #expect(result.status == 64)
         for key in ["max-ttl", "listen", "colour", "rate-limit"] {
             #expect(result.stderr.contains(key), "missing \(key) in: \(result.stderr)")
@@ -66,7 +66,7 @@ struct DaemonOperationTests {
     func gracefulShutdown() async throws {
         let daemon = try await TestDaemon.start(["--rate-limit", "off"])
         defer { daemon.directory.remove() }
-        let token = try daemon.token(uses: 200)
+        let token = try await daemon.token(uses: 200)
         let client = try daemon.client()
         let csrs = try (0..<60).map { _ in try workloadCSR().pem }
         let results = try await withThrowingTaskGroup(of: String?.self) { group in
@@ -86,7 +86,7 @@ struct DaemonOperationTests {
         }
         #expect(!daemon.process.isRunning)
         let issued = Set(results.compactMap { $0 }.filter { $0 != "stopped" })
-        let recorded = Set(try daemon.ledger().filter { ($0["auth_method"] as? String) == "token" }.compactMap { $0["serial"] as? String })
+        let recorded = await Set(try daemon.ledger().filter { ($0["auth_method"] as? String) == "token" }.compactMap { $0["serial"] as? String })
         #expect(issued.isSubset(of: recorded), "handed out but not recorded: \(issued.subtracting(recorded))")
         #expect(daemon.process.errorOutput.contains("stopped"))
     }

@@ -20,8 +20,8 @@ struct GRPCInteropTests {
         #expect(FileManager.default.isExecutableFile(atPath: Self.python), "no \(Self.python): run scripts/test.sh, which creates it")
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token(uses: 2)
-        let result = try Command.run(
+        let token = try await daemon.token(uses: 2)
+        let result = try await Command.run(
             Self.python,
             [
                 Self.packageRoot + "/Tests/MeshCAIntegrationTests/interop/istio_agent_call.py", daemon.address, token,
@@ -37,7 +37,7 @@ struct GRPCInteropTests {
         let codes = summary["codes"] as? [String: String]
         #expect(codes?["garbage_csr"] == "INVALID_ARGUMENT")
         #expect(codes?["no_credential"] == "UNAUTHENTICATED")
-        let verify = try Command.run("openssl", ["verify", "-CAfile", "roots.pem", "chain.pem"], directory: daemon.directory.path)
+        let verify = try await Command.run("openssl", ["verify", "-CAfile", "roots.pem", "chain.pem"], directory: daemon.directory.path)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }
 }

@@ -14,14 +14,14 @@ struct MTLSAndJWTTests {
     func mtlsRenewal() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token()
+        let token = try await daemon.token()
         let (key, csr) = try workloadCSR()
         let first = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
         let identity = CAClient.ClientIdentity(chainPEM: first.joined(), keyPEM: try key.serializeAsPEM().pemString)
 
         let renewed = try await daemon.client(identity: identity).createCertificate(csrPEM: workloadCSR().pem, ttl: nil)
         #expect(try CredentialBundle(istioChain: renewed).leaf.uriSANs == ["spiffe://cluster.local/ns/default/sa/was"])
-        let mtls = try daemon.ledger().filter { ($0["auth_method"] as? String) == "mtls" }
+        let mtls = try await daemon.ledger().filter { ($0["auth_method"] as? String) == "mtls" }
         #expect(mtls.count == 1)
         #expect(mtls.first?["requester"] as? String == "mtls:\(try CredentialBundle(istioChain: first).leaf.serialHex)")
 
@@ -38,13 +38,13 @@ struct MTLSAndJWTTests {
         defer { daemon.stop() }
         let foreign = try TemporaryDirectory("foreign")
         defer { foreign.remove() }
-        #expect(try Command.meshca(["issue", "--sa", "was", "--state-dir", foreign.file("state"), "--out", foreign.path]).status == 0)
+        #expect(try await Command.meshca(["issue", "--sa", "was", "--state-dir", foreign.file("state"), "--out", foreign.path]).status == 0)
         let identity = CAClient.ClientIdentity(chainPEM: try foreign.read("cert-chain.pem"), keyPEM: try foreign.read("key.pem"))
         let code = await statusCode {
             _ = try await daemon.client(identity: identity).createCertificate(csrPEM: try workloadCSR().pem, ttl: nil)
         }
         #expect(code == .unavailable)
-        #expect(try daemon.ledger().filter { ($0["auth_method"] as? String) == "mtls" }.isEmpty)
+        await #expect(try daemon.ledger().filter { ($0["auth_method"] as? String) == "mtls" }.isEmpty)
     }
 
     @Test("A Kubernetes service-account JWT is verified offline: identity from the kubernetes.io claim; bad audience and expiry refused")
@@ -69,7 +69,7 @@ struct MTLSAndJWTTests {
         let client = try daemon.client()
         let chain = try await client.createCertificate(csrPEM: workloadCSR(sa: "api", ns: "payments").pem, ttl: nil, headers: bearer(jwt()))
         #expect(try CredentialBundle(istioChain: chain).leaf.uriSANs == ["spiffe://cluster.local/ns/payments/sa/api"])
-        #expect(try daemon.ledger().contains { ($0["requester"] as? String) == "jwt:system:serviceaccount:payments:api" })
+        await #expect(try daemon.ledger().contains { ($0["requester"] as? String) == "jwt:system:serviceaccount:payments:api" })
 
         let csr = try workloadCSR(sa: "api", ns: "payments").pem
         let audience = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(try jwt(aud: ["other"]))) }

@@ -29,7 +29,7 @@ struct RenewalTrustTests {
     func intermediateSignedLeaf() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let created = try daemon.meshca("intermediate", "create", "--out", daemon.directory.file("intermediate"))
+        let created = try await daemon.meshca("intermediate", "create", "--out", daemon.directory.file("intermediate"))
         #expect(created.status == 0, "\(created.stderr)")
         let (identity, intermediate) = try rogueIdentity(intermediateIn: daemon.directory.file("intermediate"), roots: daemon.roots())
         let csr = try workloadCSR(sa: "admin", ns: "kube-system").pem
@@ -37,20 +37,20 @@ struct RenewalTrustTests {
         let unrecorded = await rpcFailure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: csr, ttl: nil) }
         #expect(unrecorded?.code == .unauthenticated)
         #expect(unrecorded?.message.contains("was not issued by this CA") == true, "\(String(describing: unrecorded))")
-        #expect(try daemon.ledger().allSatisfy { ($0["spiffe_id"] as? String) != "spiffe://cluster.local/ns/kube-system/sa/admin" })
-        let rejection = try #require(try daemon.rejections().last)
+        await #expect(try daemon.ledger().allSatisfy { ($0["spiffe_id"] as? String) != "spiffe://cluster.local/ns/kube-system/sa/admin" })
+        let rejection = try await #require(try daemon.rejections().last)
         #expect(rejection["auth_method"] as? String == "mtls")
         #expect(rejection["reason_code"] as? String == "unauthenticated")
         #expect((rejection["message"] as? String)?.contains("was not issued by this CA") == true)
 
-        let revoked = try daemon.meshca("revoke", intermediate.serialHex, "--reason", "cACompromise")
+        let revoked = try await daemon.meshca("revoke", intermediate.serialHex, "--reason", "cACompromise")
         #expect(revoked.status == 0, "\(revoked.stderr)")
         let afterRevocation = await rpcFailure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: csr, ttl: nil) }
         #expect(afterRevocation?.code == .unauthenticated)
         #expect(afterRevocation?.message.contains("chain contains a revoked certificate") == true, "\(String(describing: afterRevocation))")
         #expect(afterRevocation?.message.contains("cACompromise") == true)
-        #expect(try daemon.rejections().filter { ($0["auth_method"] as? String) == "mtls" }.count == 2)
-        #expect(try daemon.ledger().allSatisfy { ($0["spiffe_id"] as? String) != "spiffe://cluster.local/ns/kube-system/sa/admin" })
+        await #expect(try daemon.rejections().filter { ($0["auth_method"] as? String) == "mtls" }.count == 2)
+        await #expect(try daemon.ledger().allSatisfy { ($0["spiffe_id"] as? String) != "spiffe://cluster.local/ns/kube-system/sa/admin" })
     }
 
     @Test("A certificate this CA issued renews over mTLS, and is refused once revoked")
@@ -65,10 +65,10 @@ struct RenewalTrustTests {
         let renewed = try await daemon.client(identity: identity).createCertificate(csrPEM: workloadCSR().pem, ttl: nil)
         #expect(try CredentialBundle(istioChain: renewed).leaf.uriSANs == ["spiffe://cluster.local/ns/default/sa/was"])
 
-        #expect(try daemon.meshca("revoke", leaf.serialHex, "--reason", "keyCompromise").status == 0)
+        #expect(try await daemon.meshca("revoke", leaf.serialHex, "--reason", "keyCompromise").status == 0)
         let refused = await rpcFailure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: workloadCSR().pem, ttl: nil) }
         #expect(refused?.code == .unauthenticated)
         #expect(refused?.message.contains("was revoked at") == true, "\(String(describing: refused))")
-        #expect(try daemon.rejections().last?["auth_method"] as? String == "mtls")
+        await #expect(try daemon.rejections().last?["auth_method"] as? String == "mtls")
     }
 }

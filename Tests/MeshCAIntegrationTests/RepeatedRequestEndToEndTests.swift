@@ -14,30 +14,30 @@ struct RepeatedRequestEndToEndTests {
     func singleUseTokenRetry() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token()
+        let token = try await daemon.token()
         let csr = try workloadCSR().pem
         let first = try CredentialBundle(istioChain: try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))).leaf
         // A new connection, as a retry after a GOAWAY makes.
         let again = try CredentialBundle(istioChain: try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))).leaf
         #expect(again.serialHex == first.serialHex)
         #expect(again == first)
-        let issued = try daemon.ledger()
+        let issued = try await daemon.ledger()
         #expect(issued.filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }.count == 1)
-        let repeats = try daemon.rejections().filter { ($0["reason_code"] as? String) == "repeated-request" }
+        let repeats = try await daemon.rejections().filter { ($0["reason_code"] as? String) == "repeated-request" }
         #expect(repeats.count == 1)
         #expect((repeats.first?["message"] as? String)?.contains(first.serialHex) == true)
 
         let otherKey = await rpcFailure { _ = try await daemon.client().createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token)) }
         #expect(otherKey?.code == .unauthenticated)
         #expect(otherKey?.message.contains("has been used 1 of 1 times") == true, "\(String(describing: otherKey))")
-        #expect(try daemon.ledger().filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }.count == 1)
+        await #expect(try daemon.ledger().filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }.count == 1)
     }
 
     @Test("--retry-window off: the same request with a spent token is refused")
     func retryWindowOff() async throws {
         let daemon = try await TestDaemon.start(["--retry-window", "off"])
         defer { daemon.stop() }
-        let token = try daemon.token()
+        let token = try await daemon.token()
         let csr = try workloadCSR().pem
         _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
         let refused = await rpcFailure { _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) }

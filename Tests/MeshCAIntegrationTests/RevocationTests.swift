@@ -10,8 +10,8 @@ import X509
 @Suite("Revocation against a running meshca serve", .serialized)
 struct RevocationTests {
     /// GETs `url` with curl into `file` and returns the HTTP status and content type.
-    private func download(_ url: String, to file: String) throws -> (status: String, contentType: String) {
-        let result = try Command.run("curl", ["-s", "-o", file, "-w", "%{http_code} %{content_type}", url])
+    private func download(_ url: String, to file: String) async throws -> (status: String, contentType: String) {
+        let result = try await Command.run("curl", ["-s", "-o", file, "-w", "%{http_code} %{content_type}", url])
         let parts = result.stdout.split(separator: " ", maxSplits: 1).map(String.init)
         return (parts.first ?? "", parts.count > 1 ? parts[1] : "")
     }
@@ -20,14 +20,14 @@ struct RevocationTests {
     func revokedCannotRenew() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token()
+        let token = try await daemon.token()
         let (key, csr) = try workloadCSR()
         let first = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
         let leaf = try CredentialBundle(istioChain: first).leaf
         let identity = CAClient.ClientIdentity(chainPEM: first.joined(), keyPEM: try key.serializeAsPEM().pemString)
         _ = try await daemon.client(identity: identity).createCertificate(csrPEM: workloadCSR().pem, ttl: nil)
 
-        let revoke = try daemon.meshca("revoke", leaf.serialHex, "--reason", "keyCompromise")
+        let revoke = try await daemon.meshca("revoke", leaf.serialHex, "--reason", "keyCompromise")
         #expect(revoke.status == 0, "\(revoke.stderr)")
 
         let refusal = await rpcFailure {
@@ -38,17 +38,17 @@ struct RevocationTests {
         #expect(refusal?.message.contains("was revoked at") == true)
         #expect(refusal?.message.contains("reason: keyCompromise") == true)
         #expect(refusal?.message.contains("join token") == true)
-        let rejections = try daemon.rejections()
+        let rejections = try await daemon.rejections()
         #expect(rejections.contains { ($0["message"] as? String)?.contains("was revoked at") == true }, "\(rejections)")
 
         // The daemon picks the CLI's revocation up by polling the ledger; wait for it (bounded, not timed).
         let der = daemon.directory.file("crl.der")
         var listed = ""
         for _ in 0..<60 {
-            let (status, type) = try download("http://\(daemon.monitoring)/crl", to: der)
+            let (status, type) = try await download("http://\(daemon.monitoring)/crl", to: der)
             #expect(status == "200")
             #expect(type == "application/pkix-crl")
-            let text = try Command.run(
+            let text = try await Command.run(
                 "openssl",
                 ["crl", "-inform", "DER", "-in", der, "-noout", "-text", "-CAfile", daemon.stateDir + "/ca-cert.pem"])
             listed = text.stdout + text.stderr
@@ -60,7 +60,7 @@ struct RevocationTests {
         #expect(listed.contains("Key Compromise"))
 
         let pem = daemon.directory.file("crl.pem")
-        #expect(try download("http://\(daemon.monitoring)/crl.pem", to: pem).status == "200")
+        await #expect(try download("http://\(daemon.monitoring)/crl.pem", to: pem).status == "200")
         #expect(try String(contentsOfFile: pem, encoding: .utf8).hasPrefix("-----BEGIN X509 CRL-----"))
     }
 }
@@ -79,15 +79,15 @@ struct AgentCRLTests {
         _ = try await agent.waitUntil { $0["state"] as? String == "ok" }
 
         // Another workload's certificate, then revoked with the CLI: the agent's copy must come to list it.
-        let token = try daemon.token(sa: "db")
+        let token = try await daemon.token(sa: "db")
         let other = try await daemon.client().createCertificate(
             csrPEM: try workloadCSR(sa: "db").pem, ttl: nil, headers: bearer(token))
         let serial = try CredentialBundle(istioChain: other).leaf.serialHex
-        #expect(try daemon.meshca("revoke", serial, "--reason", "superseded").status == 0)
+        #expect(try await daemon.meshca("revoke", serial, "--reason", "superseded").status == 0)
 
         var text = ""
         for _ in 0..<120 {
-            let result = try Command.run(
+            let result = try await Command.run(
                 "openssl", ["crl", "-in", out + "/crl.pem", "-noout", "-text", "-CAfile", out + "/root-cert.pem"])
             text = result.stdout + result.stderr
             if text.contains("Serial Number: \(serial.uppercased())") { break }
@@ -97,7 +97,7 @@ struct AgentCRLTests {
         #expect(text.contains("verify OK"))
         #expect(try daemon.directory.mode("was/crl.pem") == 0o644)
 
-        let bad = try Command.meshca([
+        let bad = try await Command.meshca([
             "agent", "--ca", daemon.address, "--sa", "was", "--out", out, "--token", try daemon.token(),
             "--crl-url", "https://\(daemon.monitoring)/crl",
         ])

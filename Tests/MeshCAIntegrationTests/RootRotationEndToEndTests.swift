@@ -32,11 +32,11 @@ struct RootRotationEndToEndTests {
         var handshakes = 0
         var failures: [String] = []
         /// Runs handshakes (db serves, web connects, both verify each other) until `done` holds; a hang guard only.
-        func handshakeUntil(_ what: String, _ done: () throws -> Bool) async throws {
+        func handshakeUntil(_ what: String, _ done: () async throws -> Bool) async throws {
             let deadline = ContinuousClock.now + .seconds(120)
-            while try !done() {
+            while try await !done() {
                 guard ContinuousClock.now < deadline else { throw BackgroundProcessError("never reached: \(what)") }
-                let result = try Command.meshca([
+                let result = try await Command.meshca([
                     "handshake", "--server", daemon.directory.file("db"), "--client", daemon.directory.file("web"),
                     "--expect-server-id", "spiffe://cluster.local/ns/default/sa/db",
                     "--expect-client-id", "spiffe://cluster.local/ns/default/sa/was",
@@ -51,7 +51,7 @@ struct RootRotationEndToEndTests {
         }
 
         // Prepare: the agents pick up the two-root bundle at their next renewal.
-        #expect(try daemon.meshca("root", "prepare").status == 0)
+        #expect(try await daemon.meshca("root", "prepare").status == 0)
         let newRoot = try #require(try daemon.roots().last)
         #expect(newRoot != oldRoot)
         try await handshakeUntil("both agents hold both roots") {
@@ -59,11 +59,11 @@ struct RootRotationEndToEndTests {
         }
         // ... and the ledger has seen both renew since prepare (the activation gate).
         try await handshakeUntil("no identity lags") {
-            let status = try daemon.meshca("root", "status", "--json")
+            let status = try await daemon.meshca("root", "status", "--json")
             let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
             return json?["lagging"] as? Int == 0
         }
-        let activate = try daemon.meshca("root", "activate")
+        let activate = try await daemon.meshca("root", "activate")
         #expect(activate.status == 0, "\(activate.stderr)")
 
         // Activate: renewals now come from the new root, while peers still on the old root keep verifying.
@@ -71,16 +71,16 @@ struct RootRotationEndToEndTests {
             everyAgent { leaf, _ in leaf.issuer == newRoot.subject }
         }
         // The daemon's serving certificate follows the active root (checked by OpenSSL, not by meshca).
-        let served = try Command.run("sh", ["-c", "openssl s_client -connect \(daemon.address) -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -issuer"])
+        let served = try await Command.run("sh", ["-c", "openssl s_client -connect \(daemon.address) -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -issuer"])
         #expect(served.stdout.contains("meshca root"), "serving certificate issuer: \(served.stdout)")
 
         // Retire: once both agents have renewed onto the new root nothing depends on the old one (the daemon's
         // serving certificates from it were superseded when it replaced them), so it goes through at once, without
         // waiting for the old root's certificates to expire and without revoking any by hand.
-        let status = try JSONSerialization.jsonObject(with: Data(try daemon.meshca("root", "status", "--json").stdout.utf8)) as? [String: Any]
+        let status = try JSONSerialization.jsonObject(with: Data(try await daemon.meshca("root", "status", "--json").stdout.utf8)) as? [String: Any]
         #expect((status?["blockers"] as? [Any])?.isEmpty == true, "\(status ?? [:])")
         #expect((status?["serving_superseded_on_old_root"] as? Int ?? 0) >= 1, "\(status ?? [:])")
-        let retire = try daemon.meshca("root", "retire")
+        let retire = try await daemon.meshca("root", "retire")
         #expect(retire.status == 0, "\(retire.stderr)")
         #expect(try daemon.roots() == [newRoot])
         try await handshakeUntil("both agents hold only the new root") {
@@ -89,7 +89,7 @@ struct RootRotationEndToEndTests {
 
         #expect(failures.isEmpty, "\(failures.count) of \(handshakes) handshakes failed: \(failures.first ?? "")")
         #expect(handshakes >= 5)
-        let verify = try daemon.meshca("audit", "verify")
+        let verify = try await daemon.meshca("audit", "verify")
         #expect(verify.status == 0, "\(verify.stdout)")
     }
 
@@ -102,13 +102,13 @@ struct RootRotationEndToEndTests {
         defer { web.stop() }
         _ = try await web.waitUntil { $0["state"] as? String == "ok" }
         let oldRoot = try #require(try daemon.roots().first)
-        #expect(try daemon.meshca("root", "prepare").status == 0)
-        let forced = try daemon.meshca("root", "activate", "--force")
+        #expect(try await daemon.meshca("root", "prepare").status == 0)
+        let forced = try await daemon.meshca("root", "activate", "--force")
         #expect(forced.status == 0, "\(forced.stderr)")
         let newRoot = try #require(try daemon.roots().first)
         #expect(newRoot != oldRoot)
         // The agent trusted only the old root when the daemon's certificate moved to the new one.
-        let renewals = try web.status()["renewals"] as? Int ?? 0
+        let renewals = try await web.status()["renewals"] as? Int ?? 0
         _ = try await web.waitUntil { ($0["renewals"] as? Int ?? 0) > renewals && $0["state"] as? String == "ok" }
         _ = try await web.waitUntil { _ in credentials(out).map { $0.leaf.issuer == newRoot.subject && $0.roots.contains(oldRoot) } ?? false }
     }

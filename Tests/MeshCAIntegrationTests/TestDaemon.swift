@@ -42,13 +42,13 @@ final class TestDaemon: Sendable {
 
     /// Runs a `meshca` CLI command against this daemon's state directory.
     @discardableResult
-    func meshca(_ arguments: String...) throws -> Command.Result {
-        try Command.meshca(arguments + ["--state-dir", stateDir], directory: directory.path)
+    func meshca(_ arguments: String...) async throws -> Command.Result {
+        try await Command.meshca(arguments + ["--state-dir", stateDir], directory: directory.path)
     }
 
     /// Creates a join token with `meshca token create`.
-    func token(sa: String = "was", ns: String = "default", uses: Int = 1, ttl: String = "1h") throws -> String {
-        let result = try meshca("token", "create", "--sa", sa, "--ns", ns, "--uses", String(uses), "--ttl", ttl)
+    func token(sa: String = "was", ns: String = "default", uses: Int = 1, ttl: String = "1h") async throws -> String {
+        let result = try await meshca("token", "create", "--sa", sa, "--ns", ns, "--uses", String(uses), "--ttl", ttl)
         guard result.status == 0 else { throw BackgroundProcessError("token create failed: \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -64,14 +64,14 @@ final class TestDaemon: Sendable {
     }
 
     /// `meshca audit list --json`, decoded.
-    func ledger() throws -> [[String: Any]] {
-        let result = try meshca("audit", "list", "--json")
+    func ledger() async throws -> [[String: Any]] {
+        let result = try await meshca("audit", "list", "--json")
         return (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
     }
 
     /// `meshca audit rejections --json`, decoded.
-    func rejections() throws -> [[String: Any]] {
-        let result = try meshca("audit", "rejections", "--json")
+    func rejections() async throws -> [[String: Any]] {
+        let result = try await meshca("audit", "rejections", "--json")
         return (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
     }
 

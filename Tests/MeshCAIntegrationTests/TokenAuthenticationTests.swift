@@ -12,7 +12,7 @@ struct TokenAuthenticationTests {
     func tokenIssuance() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token()
+        let token = try await daemon.token()
         let (key, csr) = try workloadCSR()
         let chain = try await daemon.client().createCertificate(csrPEM: csr, ttl: .seconds(3600), headers: bearer(token))
         #expect(chain.count == 2)
@@ -26,10 +26,10 @@ struct TokenAuthenticationTests {
 
         try daemon.directory.write("chain.pem", chain.joined())
         try daemon.directory.write("roots.pem", chain.last!)
-        let verify = try Command.run("openssl", ["verify", "-CAfile", "roots.pem", "chain.pem"], directory: daemon.directory.path)
+        let verify = try await Command.run("openssl", ["verify", "-CAfile", "roots.pem", "chain.pem"], directory: daemon.directory.path)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
 
-        let row = try #require(try daemon.ledger().first { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" })
+        let row = try await #require(try daemon.ledger().first { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" })
         #expect(row["serial"] as? String == bundle.leaf.serialHex)
         #expect(row["auth_method"] as? String == "token")
         #expect((row["requester"] as? String)?.hasPrefix("token:") == true)
@@ -39,7 +39,7 @@ struct TokenAuthenticationTests {
     func singleUseUnderConcurrency() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token(uses: 1)
+        let token = try await daemon.token(uses: 1)
         let client = try daemon.client()
         let outcomes = try await withThrowingTaskGroup(of: RPCError.Code?.self) { group in
             for _ in 0..<8 {
@@ -50,7 +50,7 @@ struct TokenAuthenticationTests {
         }
         #expect(outcomes.filter { $0 == nil }.count == 1, "\(outcomes)")
         #expect(outcomes.filter { $0 == .unauthenticated }.count == 7, "\(outcomes)")
-        #expect(try daemon.ledger().filter { ($0["auth_method"] as? String) == "token" }.count == 1)
+        await #expect(try daemon.ledger().filter { ($0["auth_method"] as? String) == "token" }.count == 1)
     }
 
     @Test("Missing, unknown and revoked credentials are UNAUTHENTICATED and recorded with the peer")
@@ -63,19 +63,19 @@ struct TokenAuthenticationTests {
         #expect(none?.code == .unauthenticated)
         #expect(none?.message.contains("no credential") == true)
 
-        let real = try JoinToken(parsing: daemon.token())
+        let real = try await JoinToken(parsing: daemon.token())
         let forged = "mct1.\(real.id).\(String(repeating: "A", count: 43)).\(real.rootFingerprint)"
         let unknown = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(forged)) }
         #expect(unknown?.code == .unauthenticated)
         #expect(unknown?.message.contains("not known to this CA") == true)
 
-        let revoked = try daemon.token()
-        #expect(try daemon.meshca("token", "revoke", JoinToken(parsing: revoked).id).status == 0)
+        let revoked = try await daemon.token()
+        #expect(try await daemon.meshca("token", "revoke", JoinToken(parsing: revoked).id).status == 0)
         let afterRevoke = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(revoked)) }
         #expect(afterRevoke?.code == .unauthenticated)
         #expect(afterRevoke?.message.contains("revoked") == true)
 
-        let rejections = try daemon.rejections()
+        let rejections = try await daemon.rejections()
         #expect(rejections.count == 3)
         #expect(rejections.allSatisfy { ($0["peer"] as? String)?.hasPrefix("ipv4:127.0.0.1:") == true })
     }
@@ -84,7 +84,7 @@ struct TokenAuthenticationTests {
     func refusals() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let token = try daemon.token(uses: 10)
+        let token = try await daemon.token(uses: 10)
         let client = try daemon.client()
 
         let other = try workloadCSR(sa: "admin", ns: "kube-system").pem
@@ -108,16 +108,16 @@ struct TokenAuthenticationTests {
         #expect(badSignature?.code == .invalidArgument)
         #expect(badSignature?.message.contains("signature") == true)
 
-        let reasons = Set(try daemon.rejections().compactMap { $0["reason_code"] as? String })
+        let reasons = await Set(try daemon.rejections().compactMap { $0["reason_code"] as? String })
         #expect(reasons.isSuperset(of: ["identity-mismatch", "ttl-too-long", "malformed-csr", "bad-csr-signature"]))
-        #expect(try daemon.ledger().filter { ($0["auth_method"] as? String) == "token" }.isEmpty)
+        await #expect(try daemon.ledger().filter { ($0["auth_method"] as? String) == "token" }.isEmpty)
     }
 
     @Test("The per-identity rate limit answers RESOURCE_EXHAUSTED")
     func rateLimit() async throws {
         let daemon = try await TestDaemon.start(["--rate-limit", "2/m"])
         defer { daemon.stop() }
-        let token = try daemon.token(uses: 5)
+        let token = try await daemon.token(uses: 5)
         let client = try daemon.client()
         var codes: [RPCError.Code?] = []
         for _ in 0..<3 {
@@ -132,7 +132,7 @@ struct TokenAuthenticationTests {
         // 5 an hour: the budget refills one failure per 12 minutes, so the test does not depend on its own speed.
         let daemon = try await TestDaemon.start(["--auth-failure-limit", "5/h"])
         defer { daemon.stop() }
-        let valid = try daemon.token()
+        let valid = try await daemon.token()
         let real = try JoinToken(parsing: valid)
         let guessed = "mct1.\(real.id).\(String(repeating: "B", count: 43)).\(real.rootFingerprint)"
         let csr = try workloadCSR().pem
@@ -144,7 +144,7 @@ struct TokenAuthenticationTests {
             return codes
         }
         #expect(codes == Array(repeating: .unauthenticated, count: 5) + Array(repeating: .resourceExhausted, count: 3))
-        #expect(try daemon.rejections().count == 5)
+        await #expect(try daemon.rejections().count == 5)
         // The limit is per address, not per connection, and it covers valid credentials from there too (a NAT).
         let fresh = await rpcFailure { _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(valid)) }
         #expect(fresh?.code == .resourceExhausted)
@@ -154,7 +154,7 @@ struct TokenAuthenticationTests {
     @Test("A restart keeps tokens and the ledger")
     func restart() async throws {
         let first = try await TestDaemon.start()
-        let token = try first.token(uses: 2)
+        let token = try await first.token(uses: 2)
         _ = try await first.client().createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token))
         try await first.shutdown(keepDirectory: true)
 
@@ -163,7 +163,7 @@ struct TokenAuthenticationTests {
         _ = try await second.client().createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token))
         let third = await statusCode { _ = try await second.client().createCertificate(csrPEM: try workloadCSR().pem, ttl: nil, headers: bearer(token)) }
         #expect(third == .unauthenticated)
-        #expect(try second.ledger().filter { ($0["auth_method"] as? String) == "token" }.count == 2)
+        await #expect(try second.ledger().filter { ($0["auth_method"] as? String) == "token" }.count == 2)
     }
 }
 

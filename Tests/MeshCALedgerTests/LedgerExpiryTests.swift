@@ -48,7 +48,7 @@ struct LedgerExpiryTests {
             let path = ledgerPath(in: directory)
             _ = try SQLiteLedger(path: path)
             // The sqlite3 shell, independent of the code under test; unbound parameters are fine for a plan.
-            let result = try Command.run("sqlite3", [path, "EXPLAIN QUERY PLAN " + SQLiteLedger.expiringIdentitiesSQL])
+            let result = try await Command.run("sqlite3", [path, "EXPLAIN QUERY PLAN " + SQLiteLedger.expiringIdentitiesSQL])
             #expect(result.status == 0, "\(result.stderr)")
             let details = result.stdout.split(separator: "\n").map {
                 $0.trimmingCharacters(in: CharacterSet(charactersIn: "|-` "))
