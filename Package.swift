@@ -297,6 +297,16 @@ package.targets += [
     .testTarget(name: "MeshCAFuzzReplayTests", dependencies: ["MeshCAFuzzEntries"], swiftSettings: swiftSettings),
 ]
 if Context.environment["MESHCA_FUZZ"] == "1" {
+    // Only the fuzz executables and what they use, so that one `swift build` makes them all.
+    var needed: Set<String> = []
+    var queue = ["MeshCAFuzzEntries"]
+    while let name = queue.popLast() {
+        guard needed.insert(name).inserted, let target = package.targets.first(where: { $0.name == name }) else { continue }
+        for case .targetItem(name: let name, condition: _) in target.dependencies { queue.append(name) }
+        for case .byNameItem(name: let name, condition: _) in target.dependencies { queue.append(name) }
+    }
+    package.products.removeAll { $0 is Product.Executable }
+    package.targets.removeAll { !needed.contains($0.name) }
     for name in ["csr", "chain", "crl", "token", "jwt", "request", "config"] {
         package.products.append(.executable(name: "fuzz-\(name)", targets: ["fuzz-\(name)"]))
         package.targets.append(

@@ -26,11 +26,11 @@ done
 # Swift takes only the last -sanitize= flag, so the combined one comes last (C targets get both from --sanitize).
 build=(swift build -c release --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
 export MESHCA_FUZZ=1
+# With MESHCA_FUZZ=1 the package holds only the fuzz executables and the libraries they use: this builds them all.
+"${build[@]}"
 bin=$("${build[@]}" --show-bin-path)
 summary=()
 for t in "${targets[@]}"; do
-    # One product at a time: they share every dependency, so each after the first is a short link.
-    "${build[@]}" --product "fuzz-$t"
     work=.build-fuzz/corpus/$t
     mkdir -p "$work" "Fuzz/Corpus/$t" "Fuzz/Crashes/$t"
     log=.build-fuzz/fuzz-$t.log
