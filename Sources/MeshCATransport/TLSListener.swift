@@ -100,6 +100,7 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
             maxConnections: limits.maxConnections, listener: "the gRPC listener \(host):\(port)", setting: "max-connections",
             logger: logger)
         let timeouts = RateLimitedLog()
+        let abuse = RateLimitedLog()
 
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -136,11 +137,12 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
                                             + "finish its TLS handshake within \(timeout)\(timeouts.more(suppressed))"))
                             }
                         })
+                    try channel.pipeline.syncOperations.addHandler(HTTP2PingGuard(log: abuse, logger: logger))
                 }.flatMap {
                     connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
                 }.flatMapThrowing { configured in
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(HTTP2ConnectionWatch(drainTimeout: idleTimeout), position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
+                    try pipeline.addHandler(HTTP2ConnectionWatch(drainTimeout: idleTimeout, abuseLog: abuse, logger: logger), position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
                     return configured
                 }
             }

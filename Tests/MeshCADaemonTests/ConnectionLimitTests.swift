@@ -27,9 +27,9 @@ struct ConnectionLimitTests {
         let slowRequest = try RawConnection(port: daemon.monitoringPort)
         try slowRequest.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
 
-        #expect(silent.waitForClose(timeout: .seconds(15)))
-        #expect(half.waitForClose(timeout: .seconds(15)))
-        #expect(slowRequest.waitForClose(timeout: .seconds(15)))
+        #expect(await silent.waitForClose(timeout: .seconds(15)))
+        #expect(await half.waitForClose(timeout: .seconds(15)))
+        #expect(await slowRequest.waitForClose(timeout: .seconds(15)))
         _ = try await daemon.log.waitForLine(containing: "that did not finish its TLS handshake within 1.0 seconds")
         _ = try await daemon.log.waitForLine(containing: "that sent no complete request within 1.0 seconds")
         // A real client is unaffected.
@@ -53,8 +53,8 @@ struct ConnectionLimitTests {
         #expect(health.status == 200)
 
         // The oldest half-open connections were the ones given up, long before their handshake timeout.
-        #expect(grpcFlood[0].waitForClose(timeout: .seconds(15)))
-        #expect(monitoringFlood[0].waitForClose(timeout: .seconds(15)))
+        #expect(await grpcFlood[0].waitForClose(timeout: .seconds(15)))
+        #expect(await monitoringFlood[0].waitForClose(timeout: .seconds(15)))
         let grpcLine = try await daemon.log.waitForLine(containing: "connection limit reached on the gRPC listener")
         #expect(grpcLine.contains("(8 open)") && grpcLine.contains("raise max-connections"), "\(grpcLine)")
         _ = try await daemon.log.waitForLine(containing: "connection limit reached on the monitoring listener")
@@ -79,7 +79,7 @@ struct ConnectionLimitTests {
         // The monitoring port: a keep-alive connection idle after its response.
         let keepAlive = try RawConnection(port: daemon.monitoringPort)
         try keepAlive.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        #expect(keepAlive.waitForClose(timeout: .seconds(15)))
+        #expect(await keepAlive.waitForClose(timeout: .seconds(15)))
         await daemon.stop()
     }
 

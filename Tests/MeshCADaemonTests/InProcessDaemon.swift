@@ -151,7 +151,7 @@ func workloadCSRPEM(sa: String = "was") throws -> String {
 }
 
 /// A plain TCP connection that the test controls byte by byte.
-final class RawConnection {
+final class RawConnection: @unchecked Sendable {  // the socket is only read by one wait at a time
     let socket: Int32
 
     /// Connects to 127.0.0.1:`port`.
@@ -183,8 +183,15 @@ final class RawConnection {
     }
 
     /// Waits until the server closes the connection (end of stream or reset), reading and dropping whatever it
-    /// sends meanwhile; true when it closed before `timeout` passed.
-    func waitForClose(timeout: Duration) -> Bool {
+    /// sends meanwhile; true when it closed before `timeout` passed. The wait blocks a thread of its own, not one
+    /// of the cooperative pool the in-process daemon needs.
+    func waitForClose(timeout: Duration) async -> Bool {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: self.blockingWaitForClose(timeout: timeout)) }
+        }
+    }
+
+    private func blockingWaitForClose(timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + timeout
         var buffer = [UInt8](repeating: 0, count: 4096)
         while ContinuousClock.now < deadline {
