@@ -20,7 +20,9 @@ import X509
 /// Connections are bounded by ``ConnectionLimits``: one that has not finished its TLS handshake within the
 /// handshake timeout is closed, and at the connection cap a new connection replaces the oldest one still in its
 /// handshake (or is refused when every open connection is established), with a log line. The idle timeout is
-/// the transport's `connection.maxIdleTime` (see ``transportConfig(limits:)``).
+/// the transport's `connection.maxIdleTime` (see ``transportConfig(limits:)``). Client PINGs are answered by
+/// ``HTTP2PingGuard`` under a budget that grows with the client's requests, and connections closed for abuse are
+/// logged by ``HTTP2ConnectionWatch``.
 public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
     /// The TLS 1.2 suites offered: the ECDHE + AEAD ones Istio's own listeners accept by default. No CBC, no SHA-1
     /// MAC, no static RSA key exchange. TLS 1.3's suites are all AEAD (BoringSSL does not make them configurable).
@@ -142,7 +144,8 @@ public struct TLSListener: HTTP2ServerTransport.ListenerFactory {
                     connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
                 }.flatMapThrowing { configured in
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(HTTP2ConnectionWatch(drainTimeout: idleTimeout, abuseLog: abuse, logger: logger), position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
+                    let watch = HTTP2ConnectionWatch(drainTimeout: idleTimeout, abuseLog: abuse, logger: logger)
+                    try pipeline.addHandler(watch, position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
                     return configured
                 }
             }
