@@ -264,11 +264,11 @@ struct HandshakeDuringRenewalTests {
     func handshakeLoop() async throws {
         let daemon = try await TestDaemon.start()
         defer { daemon.stop() }
-        let web = try await TestAgent.start(daemonAddress: daemon.address, token: try daemon.token(), out: daemon.directory.file("web"), extra: ["--ttl", "6s"])
+        let web = try await TestAgent.start(daemonAddress: daemon.address, token: try daemon.token(), out: daemon.directory.file("web"), extra: ["--ttl", "10s"])
         defer { web.stop() }
         let db = try await TestAgent.start(
             daemonAddress: daemon.address, token: try daemon.token(sa: "db"), out: daemon.directory.file("db"),
-            sa: "db", extra: ["--ttl", "6s"]
+            sa: "db", extra: ["--ttl", "10s"]
         )
         defer { db.stop() }
         _ = try await web.waitUntil { $0["state"] as? String == "ok" }
@@ -288,11 +288,13 @@ struct HandshakeDuringRenewalTests {
             if result.status != 0 { failures.append(result.stdout + result.stderr) }
             let webRenewals = try await web.status()["renewals"] as? Int ?? 0
             let dbRenewals = try await db.status()["renewals"] as? Int ?? 0
-            if webRenewals >= 3 && dbRenewals >= 3 { break }
+            // Both conditions, not a count reached in time: on a busy machine a handshake can take seconds,
+            // and the point is that handshakes keep succeeding while several renewals happen underneath.
+            if webRenewals >= 3 && dbRenewals >= 3 && handshakes >= 5 { break }
         }
         #expect(failures.isEmpty, "\(failures.count) of \(handshakes) handshakes failed: \(failures.first ?? "")")
         await #expect(try web.status()["serial"] as? String != startSerials.0)
         await #expect(try db.status()["serial"] as? String != startSerials.1)
-        #expect(handshakes >= 5)
+        #expect(handshakes >= 5, "the loop hit its 90 s hang guard after \(handshakes) handshakes")
     }
 }
