@@ -26,6 +26,8 @@ done
 # Swift takes only the last -sanitize= flag, so the combined one comes last (C targets get both from --sanitize).
 build=(swift build -c release --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
 export MESHCA_FUZZ=1
+# The config target writes each input to a temporary file: on tmpfs that is twice as fast.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 # With MESHCA_FUZZ=1 the package holds only the fuzz executables and the libraries they use: this builds them all.
 "${build[@]}"
 bin=$("${build[@]}" --show-bin-path)
