@@ -65,7 +65,7 @@ struct DaemonOperationTests {
     @Test("SIGTERM during a burst: every request either gets a recorded certificate or an error, none is lost")
     func gracefulShutdown() async throws {
         let daemon = try await TestDaemon.start(["--rate-limit", "off"])
-        defer { daemon.directory.remove() }
+        defer { daemon.stop() }  // the test stops the process itself; this removes the directory and frees the slot
         let token = try await daemon.token(uses: 200)
         let client = try daemon.client()
         let csrs = try (0..<60).map { _ in try workloadCSR().pem }

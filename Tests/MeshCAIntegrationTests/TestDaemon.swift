@@ -3,6 +3,7 @@ import GRPCCore
 import MeshCACore
 import MeshCATestSupport
 import MeshCATransport
+import Synchronization
 import Testing
 import X509
 
@@ -19,6 +20,18 @@ final class TestDaemon: Sendable {
 
     /// Starts a daemon (on ports chosen by the kernel) and waits until it is serving.
     static func start(_ extra: [String] = [], directory given: TemporaryDirectory? = nil, listen: String = "127.0.0.1:0") async throws -> TestDaemon {
+        // At most a few daemons at once (ProcessSlots.daemons); the slot is given back by shutdown() or stop().
+        await ProcessSlots.daemons.acquire()
+        let slot = Slot()
+        do {
+            return try await start(extra, directory: given, listen: listen, slot: slot)
+        } catch {
+            slot.release()
+            throw error
+        }
+    }
+
+    private static func start(_ extra: [String], directory given: TemporaryDirectory?, listen: String, slot: Slot) async throws -> TestDaemon {
         let directory = try given ?? TemporaryDirectory("serve")
         let process = try BackgroundProcess(
             Command.meshcaBinary,
@@ -30,14 +43,24 @@ final class TestDaemon: Sendable {
         guard let at = words.firstIndex(of: "on"), let http = words.last?.replacingOccurrences(of: "http://", with: "") else {
             throw BackgroundProcessError("unexpected ready line: \(line)")
         }
-        return TestDaemon(directory: directory, process: process, address: String(words[at + 1]), monitoring: http)
+        return TestDaemon(directory: directory, process: process, address: String(words[at + 1]), monitoring: http, slot: slot)
     }
 
-    private init(directory: TemporaryDirectory, process: BackgroundProcess, address: String, monitoring: String) {
+    /// This daemon's place in ``ProcessSlots/daemons``, given back once.
+    private final class Slot: Sendable {
+        private let held = Atomic<Bool>(true)
+        func release() {
+            if held.exchange(false, ordering: .relaxed) { ProcessSlots.daemons.release() }
+        }
+    }
+    private let slot: Slot
+
+    private init(directory: TemporaryDirectory, process: BackgroundProcess, address: String, monitoring: String, slot: Slot) {
         self.directory = directory
         self.process = process
         self.address = address
         self.monitoring = monitoring
+        self.slot = slot
     }
 
     /// Runs a `meshca` CLI command against this daemon's state directory.
@@ -77,6 +100,7 @@ final class TestDaemon: Sendable {
 
     /// Stops the daemon with SIGTERM and removes its directory.
     func shutdown(keepDirectory: Bool = false) async throws {
+        defer { slot.release() }
         try await process.stop()
         if !keepDirectory { directory.remove() }
     }
@@ -85,6 +109,7 @@ final class TestDaemon: Sendable {
     func stop() {
         process.terminate()
         directory.remove()
+        slot.release()
     }
 }
 
