@@ -129,12 +129,13 @@ struct WorkloadAPISocket: Sendable {
 
     /// Gives the socket bound in `staging` its mode and renames it to ``path``; returns its identity.
     func publish(_ staging: Staging) throws -> Identity {
-        var info = stat()
+        // The stat goes through MeshCAIO: in this module Foundation's CoreFoundation also declares `stat`, and the
+        // static release build then refuses its members here (MemberImportVisibility).
         guard fchmodat(staging.descriptor, Self.stagingName, Self.mode, 0) == 0,
-            fstatat(staging.descriptor, Self.stagingName, &info, AT_SYMLINK_NOFOLLOW) == 0
+            let entry = FilePaths.entry(in: staging.descriptor, named: Self.stagingName)
         else { throw setupFailure("setting mode 0666 on the new socket in \(staging.directory)") }
         guard rename(staging.socketPath, path) == 0 else { throw setupFailure("moving the new socket to \(path)") }
-        let identity = Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        let identity = Identity(device: entry.device, inode: entry.inode)
         guard currentIdentity() == identity else {
             throw WorkloadAPIError(
                 .socketSetupFailed,

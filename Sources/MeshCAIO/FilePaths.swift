@@ -56,6 +56,13 @@ package enum FilePaths {
         return (UInt64(info.st_dev), UInt64(info.st_ino), info.st_mode & S_IFMT == S_IFSOCK)
     }
 
+    /// ``entry(at:)`` for the entry `name` in the directory open as `directory` (`fstatat(2)`, not following a symlink).
+    package static func entry(in directory: Int32, named name: String) -> (device: UInt64, inode: UInt64, isSocket: Bool)? {
+        var info = stat()
+        guard fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino), info.st_mode & S_IFMT == S_IFSOCK)
+    }
+
     /// The POSIX reason (e.g. "Permission denied") behind a file error from `FileManager`, for messages.
     package static func reason(_ error: any Error) -> String {
         if let posix = (error as? CocoaError)?.underlying as? POSIXError {
