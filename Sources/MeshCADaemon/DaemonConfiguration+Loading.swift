@@ -265,6 +265,13 @@ struct SettingsReader {
         guard !isDirectory.boolValue else {
             return problems.append("\(origin) is a directory, not a YAML file. \(fix)")
         }
+        // An empty file sets nothing, unread: String(contentsOfFile:) leaks a 4 KiB buffer on a zero-length file
+        // (found by fuzz-config; regression input Fuzz/Crashes/config/leak-empty-file).
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            attributes[.type] as? FileAttributeType == .typeRegular, (attributes[.size] as? NSNumber)?.intValue == 0
+        {
+            return
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: String(contentsOfFile: path, encoding: .utf8))
