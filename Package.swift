@@ -6,6 +6,13 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The commit in `meshca_build_info`: $MESHCA_BUILD_COMMIT, else the checkout's (with `-dirty` for uncommitted changes).
+let buildCommit: String = {
+    if let explicit = Context.environment["MESHCA_BUILD_COMMIT"], !explicit.isEmpty { return explicit }
+    guard let git = Context.gitInformation else { return "unknown" }
+    return String(git.currentCommit.prefix(12)) + (git.hasUncommittedChanges ? "-dirty" : "")
+}().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
+
 let package = Package(
     name: "meshca",
     platforms: [.macOS(.v15)],
@@ -94,11 +101,14 @@ let package = Package(
             exclude: ["Protos"],
             swiftSettings: swiftSettings
         ),
+        // The commit being built, for the build-info metric (a C define can carry a string; Swift's cannot).
+        .target(name: "CMeshCABuildInfo", cSettings: [.define("MESHCA_BUILD_COMMIT", to: "\"\(buildCommit)\"")]),
         // Files and small HTTP, shared by the daemon and the agent: atomic writes, the credential directory
         // (`..data` swaps), the GET-only route server and client. FoundationEssentials only, no CA, no ledger.
         .target(
             name: "MeshCAIO",
             dependencies: [
+                "CMeshCABuildInfo",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

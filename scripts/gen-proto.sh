@@ -3,7 +3,8 @@
 #
 #   Input:  Sources/MeshCATransport/Protos/ca.proto        (Istio CA, istio.v1.auth.IstioCertificateService)
 #           Sources/MeshCATransport/Protos/workload.proto  (SPIFFE Workload API, bare SpiffeWorkloadAPI)
-#   Output: Sources/MeshCATransport/Generated/{ca,workload}.{pb,grpc}.swift
+#           Sources/MeshCATransport/Protos/health.proto    (gRPC health checking, grpc.health.v1.Health)
+#   Output: Sources/MeshCATransport/Generated/{ca,workload,health}.{pb,grpc}.swift
 #
 # When to run: after editing any .proto in Protos/, or after bumping swift-protobuf /
 # grpc-swift-protobuf in Package.swift (then update the pinned versions below to match, so the
@@ -29,7 +30,7 @@ GRPC_SWIFT_PROTOBUF_VERSION="2.4.1"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROTO_DIR="$REPO_ROOT/Sources/MeshCATransport/Protos"
 OUT_DIR="$REPO_ROOT/Sources/MeshCATransport/Generated"
-PROTOS=(ca.proto workload.proto)
+PROTOS=(ca.proto workload.proto health.proto)
 
 command -v protoc >/dev/null || { echo "error: protoc not found (apt-get install protobuf-compiler libprotobuf-dev)" >&2; exit 1; }
 command -v swift  >/dev/null || { echo "error: swift not found" >&2; exit 1; }

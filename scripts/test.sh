@@ -12,10 +12,10 @@ if ! python3 -c "import cryptography" 2>/dev/null; then
 fi
 # Python grpcio is the independent gRPC client of the interoperability test.
 venv=.build/interop-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import grpc, grpc_tools, cryptography, spiffe" 2>/dev/null; then
-    echo "meshca: preparing $venv (grpcio, grpcio-tools, cryptography, spiffe)" >&2
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_health.v1, cryptography, spiffe" 2>/dev/null; then
+    echo "meshca: preparing $venv (grpcio, grpcio-tools, grpcio-health-checking, cryptography, spiffe)" >&2
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools cryptography spiffe
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools grpcio-health-checking cryptography spiffe
 fi
 export MESHCA_INTEROP_PYTHON="$PWD/$venv/bin/python"
 swift build --build-tests

@@ -27,11 +27,15 @@ public struct AuthenticationFailure: Error, Sendable, CustomStringConvertible {
     /// The sentence for the caller, with control characters escaped (it may quote the credential's claims,
     /// and it is logged and recorded as a rejection).
     public let message: String
+    /// Whether the credential verified but named no identity this CA can issue for (a client certificate that is
+    /// not an X509-SVID of the trust domain, a JWT naming no service account): Istio's "ID extraction" error.
+    public let noIdentity: Bool
 
     /// Creates a failure.
-    public init(method: String, _ message: String) {
+    public init(method: String, _ message: String, noIdentity: Bool = false) {
         self.method = method
         self.message = message.escapedForLog
+        self.noIdentity = noIdentity
     }
 
     public var description: String { message }

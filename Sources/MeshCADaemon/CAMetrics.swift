@@ -16,14 +16,19 @@ import X509
 /// | `citadel_server_success_cert_issuance_count` | counter | ``issued(duration:)`` |
 /// | `citadel_server_authentication_failure_count` | counter | ``authenticationFailed()`` |
 /// | `citadel_server_csr_parsing_err_count` | counter | ``rejected(reason:)`` with `malformed-csr` or `bad-csr-signature` |
-/// | `citadel_server_csr_sign_err_count` | counter | ``signingFailed()`` |
+/// | `citadel_server_csr_sign_err_count{error}` | counter | ``signingFailed(error:)`` |
+/// | `citadel_server_id_extraction_err_count` | counter | ``identityExtractionFailed()`` |
 /// | `meshca_rejections_total{reason}` | counter | ``rejected(reason:)`` |
 /// | `citadel_server_root_cert_expiry_timestamp` | gauge, Unix seconds | ``setRootExpiry(_:)`` |
 /// | `citadel_server_cert_chain_expiry_timestamp` | gauge, Unix seconds | ``setChainExpiry(_:)`` |
+/// | `citadel_server_root_cert_expiry_seconds` | gauge, seconds left (negative once expired), computed at each scrape | ``setRootExpiry(_:)`` |
+/// | `citadel_server_cert_chain_expiry_seconds` | gauge, seconds left, computed at each scrape | ``setChainExpiry(_:)`` |
 /// | `meshca_serving_cert_expiry_timestamp` | gauge, Unix seconds | ``setServingCertificateExpiry(_:)`` |
 /// | `meshca_issuance_duration_seconds` | histogram | ``issued(duration:)`` |
 /// | `meshca_certificate_expiry_timestamp_seconds{role,fingerprint}` | gauge, Unix seconds | ``publish(_:)`` |
 /// | `meshca_identities_expiring` | gauge | ``publish(_:)`` |
+///
+/// `CAMetrics+Operations.swift` adds the ledger, CRL, gRPC status, build and process metrics.
 public final class CAMetrics: Sendable {
     /// The registry holding every metric below. Other components may register their own metrics here
     /// so that one `/metrics` page shows everything; names must not collide with the ones above.
@@ -44,13 +49,23 @@ public final class CAMetrics: Sendable {
     private let issuanceCount: Counter
     private let authenticationFailures: Counter
     private let parsingErrors: Counter
-    private let signingErrors: Counter
+    private let identityExtractionErrors: Counter
     private let rootExpiry: Gauge
     private let chainExpiry: Gauge
     private let servingExpiry: Gauge
     private let issuanceDuration: DurationHistogram
     /// The (role, fingerprint) series ``publish(_:)`` last set, so the next call can drop the ones that went away.
     let publishedExpirySeries = Mutex<Set<[String]>>([])
+    /// The root and chain expiry last published, for the `_seconds` gauges computed at scrape time.
+    private let expiryDates = Mutex<(root: Date?, chain: Date?)>((nil, nil))
+    private let rootExpirySeconds: Gauge
+    private let chainExpirySeconds: Gauge
+    /// When the ledger's newest checkpoint was made, for `meshca_ledger_checkpoint_age_seconds`.
+    let newestCheckpoint = Mutex<Date?>(nil)
+    /// The current time, for the gauges computed at scrape time.
+    let now: @Sendable () -> Date
+    /// Run at the start of every ``exposition()``; each returns text to append (or "").
+    let scrapeHooks = Mutex<[@Sendable () -> String]>([])
 
     // Computed: MetricNameDescriptor is not Sendable, so it cannot be a stored static.
     private static var rejectionsDescriptor: MetricNameDescriptor {
@@ -64,8 +79,9 @@ public final class CAMetrics: Sendable {
     /// Creates the metrics in a fresh registry, or in `registry` when the daemon shares one.
     ///
     /// Calling this twice with the same registry returns collectors for the same series.
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.registry = registry
+        self.now = now
         func counter(_ name: String, _ help: String) -> Counter {
             registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help))
         }
@@ -85,9 +101,17 @@ public final class CAMetrics: Sendable {
             "citadel_server_csr_parsing_err_count",
             "The number of CSRs that could not be parsed or whose signature did not verify."
         )
-        signingErrors = counter(
-            "citadel_server_csr_sign_err_count",
-            "The number of accepted CSRs that failed while signing or recording in the ledger."
+        identityExtractionErrors = counter(
+            "citadel_server_id_extraction_err_count",
+            "The number of verified credentials from which no SPIFFE identity could be taken (a client certificate that is not an X509-SVID of the trust domain, a JWT naming no service account)."
+        )
+        rootExpirySeconds = gauge(
+            "citadel_server_root_cert_expiry_seconds",
+            "The time remaining, in seconds, before the root cert will expire. A negative value indicates the cert is expired."
+        )
+        chainExpirySeconds = gauge(
+            "citadel_server_cert_chain_expiry_seconds",
+            "The time remaining, in seconds, before the CA's signing certificate chain will expire. A negative value indicates the cert is expired."
         )
         rootExpiry = gauge(
             "citadel_server_root_cert_expiry_timestamp",
@@ -140,19 +164,32 @@ public final class CAMetrics: Sendable {
         if Self.parsingReasons.contains(label) { parsingErrors.increment() }
     }
 
-    /// Counts a request that passed every check but failed while signing or recording in the ledger.
-    public func signingFailed() {
-        signingErrors.increment()
+    /// Counts a request that passed every check but failed while signing or recording in the ledger, under
+    /// `error`: the refusal's code (`signing-failed`, `signer-not-valid`, `invalid-signer`), the daemon error's
+    /// code (`not-recorded`), or `internal` for anything else. Like Istio's counter of the same name, with its
+    /// `error` label.
+    public func signingFailed(error: String) {
+        let descriptor = MetricNameDescriptor(
+            metricName: "citadel_server_csr_sign_err_count", unitName: "",
+            helpText: "The number of accepted CSRs that failed while signing or recording in the ledger, by error code.")
+        registry.makeCounter(descriptor: descriptor, labels: [("error", Self.labelValue(error))]).increment()
+    }
+
+    /// Counts a verified credential that yielded no identity (Istio's `citadel_server_id_extraction_err_count`).
+    public func identityExtractionFailed() {
+        identityExtractionErrors.increment()
     }
 
     /// Publishes when the root certificate expires.
     public func setRootExpiry(_ date: Date) {
         rootExpiry.set(date.timeIntervalSince1970)
+        expiryDates.withLock { $0.root = date }
     }
 
     /// Publishes when the CA's signing chain (its own certificate up to the root) expires.
     public func setChainExpiry(_ date: Date) {
         chainExpiry.set(date.timeIntervalSince1970)
+        expiryDates.withLock { $0.chain = date }
     }
 
     /// Publishes the root and chain expiry of the CA that signs with `signer`: the earliest root of its bundle,
@@ -167,13 +204,24 @@ public final class CAMetrics: Sendable {
         servingExpiry.set(date.timeIntervalSince1970)
     }
 
+    /// Runs `hook` at the start of every ``exposition()`` (on a NIO thread: quick, no blocking) and appends the text
+    /// it returns, for values computed at scrape time or rendered outside the registry.
+    public func onScrape(_ hook: @escaping @Sendable () -> String) {
+        scrapeHooks.withLock { $0.append(hook) }
+    }
+
     /// Every metric in the Prometheus text format, version 0.0.4.
     public func exposition() -> String {
-        registry.emitToString()
+        let now = self.now()
+        let (root, chain) = expiryDates.withLock { ($0.root, $0.chain) }
+        if let root { rootExpirySeconds.set(root.timeIntervalSince(now).rounded(.down)) }
+        if let chain { chainExpirySeconds.set(chain.timeIntervalSince(now).rounded(.down)) }
+        let extra = scrapeHooks.withLock { $0 }.map { $0() }.joined()
+        return registry.emitToString() + extra
     }
 
     /// Keeps label values printable and bounded so a surprising reason cannot break the exposition.
-    private static func labelValue(_ reason: String) -> String {
+    static func labelValue(_ reason: String) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-_")
         let cleaned = String(reason.lowercased().prefix(64).map { allowed.contains($0) ? $0 : "_" })
         return cleaned.isEmpty ? "unknown" : cleaned

@@ -76,7 +76,9 @@ public struct CallerAuthenticator: Sendable {
         guard case .meetsPolicy = SPIFFEVerifierPolicy.evaluate(leaf: leaf, trustDomain: authority.trustDomain, expectedID: nil),
             let uri = leaf.uriSANs.first, let identity = try? SPIFFEID(parsing: uri)
         else {
-            throw fail("The client certificate is not an X509-SVID of trust domain \(authority.trustDomain.name).")
+            throw AuthenticationFailure(
+                method: "mtls", "The client certificate is not an X509-SVID of trust domain \(authority.trustDomain.name).",
+                noIdentity: true)
         }
         return AuthenticatedCaller(identity: identity, requester: Requester(name: "mtls:\(leaf.serialHex)", authMethod: "mtls"))
     }

@@ -111,6 +111,7 @@ public struct CreateCertificateHandler: CertificateSigner {
         } catch let failure as AuthenticationFailure {
             _ = failedAuthentications?.allow(peer, at: now)
             metrics.authenticationFailed()
+            if failure.noIdentity { metrics.identityExtractionFailed() }
             metrics.rejected(reason: "unauthenticated")
             try? await service.ledger.record(
                 RejectionRecord(
@@ -143,7 +144,7 @@ public struct CreateCertificateHandler: CertificateSigner {
         switch error {
         case let refusal as IssuanceError:
             metrics.rejected(reason: refusal.code.rawValue)
-            if mapped.code == .internalError { metrics.signingFailed() }
+            if mapped.code == .internalError { metrics.signingFailed(error: refusal.code.rawValue) }
             logger.notice(
                 "refused",
                 metadata: ["peer": "\(call.remotePeer.escapedForLog)", "reason": "\(refusal.code)", "message": "\(refusal.message.escapedForLog)"])
@@ -151,7 +152,7 @@ public struct CreateCertificateHandler: CertificateSigner {
             metrics.authenticationFailed()
             metrics.rejected(reason: "token-rejected")
         default:
-            metrics.signingFailed()
+            metrics.signingFailed(error: (error as? DaemonError)?.code.rawValue ?? "internal")
             logger.error("issuance failed", metadata: ["peer": "\(call.remotePeer.escapedForLog)", "error": "\(String(describing: error).escapedForLog)"])
         }
     }

@@ -59,6 +59,7 @@ public struct Daemon: Sendable {
             policy: try IssuancePolicy(defaultTTL: config.defaultTTL, maxTTL: config.maxTTL)
         )
         let metrics = CAMetrics()
+        metrics.addProcessMetrics()
         metrics.setCAExpiry(of: state.signer)
 
         let jwt = try await config.jwtKeysFile.asyncMap {
@@ -94,6 +95,12 @@ public struct Daemon: Sendable {
             publisher: CRLPublisher(directory: directory, ledger: ledger), signer: { authority.signingIdentity },
             logger: logger)
         try await crls.refresh(at: now)
+        metrics.publishCRL { crls.current }
+        // grpc.health.v1.Health: SERVING while the ledger and the CA are usable, checked before anything is served.
+        let health = HealthStatusBoard(services: [Istio_V1_Auth_IstioCertificateService.descriptor.fullyQualifiedService])
+        let healthMonitor = DaemonHealthMonitor(
+            directory: directory, ledger: ledger, authority: authority, board: health, metrics: metrics, logger: logger)
+        await healthMonitor.check(at: now)
 
         let peers = PeerRegistry()
         let transport = HTTP2ServerTransport.Custom(
@@ -108,7 +115,9 @@ public struct Daemon: Sendable {
             ),
             config: TLSListener.transportConfig(limits: limits)
         )
-        let server = GRPCServer(transport: transport, services: [IstioCertificateService(signer: handler, peers: peers)])
+        let server = GRPCServer(
+            transport: transport, services: [IstioCertificateService(signer: handler, peers: peers), HealthService(board: health)],
+            interceptors: [RequestStatusCounter(metrics: metrics)])
         let ready = Atomic<Bool>(false)
         let monitoring = MonitoringServer(
             host: config.monitoring.host,
@@ -129,10 +138,11 @@ public struct Daemon: Sendable {
                 services: [
                     .init(service: monitoring),
                     .init(service: crls),
+                    .init(service: healthMonitor),
                     .init(service: ExpiryGaugeRefresh(doctor: Doctor(directory: directory), metrics: metrics, logger: logger)),
                     .init(service: ServingCertificateRenewal(identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger, notAfter: first.leaf.notValidAfter, issuedAt: now)),
                     .init(service: CAStateWatcher(directory: directory, authority: authority, serving: serving, certificate: servingCertificate, metrics: metrics, logger: logger, interval: .seconds(1))),
-                    .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed) })),
+                    .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed); health.shutDown() })),
                     .init(service: announce, successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -107,7 +107,9 @@ public struct JWTAuthenticator: Sendable {
                     + "projected token with a shorter expirationSeconds, or raise jwt-max-lifetime.")
         }
         guard let (namespace, serviceAccount) = claims.workload else {
-            throw fail("The token names no service account (no kubernetes.io claim and sub is not system:serviceaccount:<ns>:<sa>).")
+            throw AuthenticationFailure(
+                method: "jwt", "The token names no service account (no kubernetes.io claim and sub is not system:serviceaccount:<ns>:<sa>).",
+                noIdentity: true)
         }
         let identity: SPIFFEID
         do {
