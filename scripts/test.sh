@@ -18,6 +18,13 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import grpc, grpc_too
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools grpcio-health-checking cryptography spiffe
 fi
 export MESHCA_INTEROP_PYTHON="$PWD/$venv/bin/python"
+# The Prometheus alert rules in deploy/monitoring: promtool comes with Debian's prometheus package.
+if ensure_system_packages prometheus && command -v promtool >/dev/null; then
+    promtool check rules deploy/monitoring/meshca-alerts.yml
+    (cd deploy/monitoring && promtool test rules meshca-alerts.test.yml)
+else
+    echo "meshca: skipping the alert-rule checks: promtool (Debian package prometheus) could not be installed" >&2
+fi
 swift build --build-tests
 # Keep the benchmark from rotting: a few issuances through the debug build (no timing claims).
 "$(swift build --show-bin-path)/meshca-bench" --requests 10 --concurrency 1,4 --agent-renewals 1
