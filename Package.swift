@@ -143,6 +143,8 @@ let package = Package(
             name: "meshca",
             dependencies: [
                 "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAHarness", "MeshCAAgent",
+                // `meshca version`: the SQLite library version and the newest ledger migration.
+                "CSQLite", "MeshCAMigrations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -151,7 +153,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // `meshca agent`: keeps a workload's files fresh and serves the SPIFFE Workload API on a Unix socket.
-        // It must not depend on MeshCADaemon (the CA, ledger, JWT, YAML): `meshca-agent` links only this.
+        // It must not depend on MeshCADaemon (the CA, ledger, JWT): `meshca-agent` links only this. Yams reads its
+        // --config file.
         .target(
             name: "MeshCAAgent",
             dependencies: [
@@ -171,11 +174,12 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
         // `meshca-agent`: the same agent as `meshca agent` in a small executable for sidecars (no CA, ledger,
-        // SQLite, JWT, YAML or OpenSSL harness), so each pod pays for less memory.
+        // SQLite, JWT or OpenSSL harness), so each pod pays for less memory.
         .executableTarget(
             name: "meshca-agent",
             dependencies: [

@@ -17,123 +17,95 @@ import Glibc
 public enum AgentCommandLine {
     /// What the agent does, for both commands' help.
     public static let abstract = "Keep a workload's cert-chain.pem, key.pem and root-cert.pem fresh, and serve the SPIFFE Workload API."
-    /// `run` (the default) and `status`.
+    /// How the agent works and where its settings come from, for both commands' help.
+    public static let discussion = """
+        Without a subcommand (or with `run`), runs the agent. The key never leaves this machine; every certificate \
+        gets a new key. The first certificate needs a join token (--token/--token-file) or a service-account JWT \
+        (--jwt-file); renewals use the current certificate over mTLS. Readers that must never mix a key with another \
+        chain should resolve DIR/..data once and read the three files from that directory.
+
+        Every setting can also come from the environment (MESHCA_AGENT_<KEY>, e.g. MESHCA_AGENT_CA, \
+        MESHCA_AGENT_TOKEN_FILE) or a YAML file (--config or MESHCA_AGENT_CONFIG; keys as the flag names, e.g. \
+        ttl: 24h); flags win over the environment, which wins over the file. Every problem is reported at once.
+        """
+    /// `run` and `status`; without one, the agent runs.
     public static let subcommands: [any ParsableCommand.Type] = [AgentRun.self, AgentStatusCommand.self]
+    /// What `meshca-agent --version` prints.
+    public static var version: String { "meshca-agent \(BuildInfo.version)\ncommit \(BuildInfo.commit)" }
 }
 
-/// `meshca agent [run] --ca HOST:PORT --sa NAME --out DIR --token T ...`
-public struct AgentRun: AsyncParsableCommand {
+/// The agent's settings as flags, shared by `meshca agent`, `meshca agent run` and `meshca-agent` (and read by
+/// `status` for --status-addr). Every flag is optional here: a value may come from the environment or --config
+/// instead, and ``AgentConfiguration/load(flags:environment:configFile:)`` reports what is missing.
+public struct AgentOptions: ParsableArguments {
     public init() {}
 
-    public static let configuration = CommandConfiguration(
-        commandName: "run",
-        abstract: "Run the agent (the default when no subcommand is given).",
-        discussion: """
-            The key never leaves this machine; every certificate gets a new key. The first certificate needs a \
-            join token (--token/--token-file) or a service-account JWT (--jwt-file); renewals use the current \
-            certificate over mTLS. Readers that must never mix a key with another chain should resolve DIR/..data \
-            once and read the three files from that directory.
-            """
-    )
-
-    @Option(help: ArgumentHelp("The CA daemon's address.", valueName: "host:port")) var ca: String
-    @Option(name: .customLong("sa"), help: ArgumentHelp("Service account of the workload.", valueName: "name")) var serviceAccount: String
-    @Option(name: .customLong("ns"), help: ArgumentHelp("Namespace of the workload.", valueName: "name")) var namespace: String = "default"
-    @Option(help: ArgumentHelp("Trust domain of the identity.", valueName: "name")) var trustDomain: String = "cluster.local"
-    @Option(help: ArgumentHelp("Directory for the three files.", valueName: "dir")) var out: String
+    @Option(help: ArgumentHelp("A YAML file with settings (keys as the flag names, e.g. ttl: 24h; also MESHCA_AGENT_CONFIG).", valueName: "file"))
+    var config: String?
+    @Option(help: ArgumentHelp("The CA daemon's address (required).", valueName: "host:port")) var ca: String?
+    @Option(name: .customLong("sa"), help: ArgumentHelp("Service account of the workload (required).", valueName: "name")) var serviceAccount: String?
+    @Option(name: .customLong("ns"), help: ArgumentHelp("Namespace of the workload (default default).", valueName: "name")) var namespace: String?
+    @Option(help: ArgumentHelp("Trust domain of the identity (default cluster.local).", valueName: "name")) var trustDomain: String?
+    @Option(help: ArgumentHelp("Directory for the three files (required).", valueName: "dir")) var out: String?
     @Option(help: ArgumentHelp("Join token for the first certificate (also pins the CA root).", valueName: "token")) var token: String?
     @Option(help: ArgumentHelp("File holding the join token.", valueName: "file")) var tokenFile: String?
     @Option(help: ArgumentHelp("File holding a Kubernetes service-account JWT (re-read at each use).", valueName: "file")) var jwtFile: String?
     @Option(help: ArgumentHelp("Roots to verify the CA with (default: the token's pinned root).", valueName: "file")) var rootCert: String?
-    @Option(help: ArgumentHelp("Requested lifetime.", valueName: "duration")) var ttl: String = "24h"
-    @Option(help: ArgumentHelp("Workload key type.", valueName: "type")) var keyType: String = KeyType.ecP256.rawValue
-    @Option(help: ArgumentHelp("Fraction of the lifetime left when renewing.", valueName: "ratio")) var graceRatio: Double = 0.5
-    @Option(help: ArgumentHelp("Random spread of the renewal time (fraction).", valueName: "fraction")) var jitter: Double = 0.1
+    @Option(help: ArgumentHelp("Requested lifetime (default 24h).", valueName: "duration")) var ttl: String?
+    @Option(help: ArgumentHelp("Workload key type (default ec-p256).", valueName: "type")) var keyType: String?
+    @Option(help: ArgumentHelp("Fraction of the lifetime left when renewing (default 0.5).", valueName: "ratio")) var graceRatio: String?
+    @Option(help: ArgumentHelp("Random spread of the renewal time, a fraction (default 0.1).", valueName: "fraction")) var jitter: String?
     @Option(help: ArgumentHelp("Unix socket for the SPIFFE Workload API (none by default).", valueName: "path")) var workloadAPISocket: String?
-    @Option(help: ArgumentHelp("Uid allowed on the Workload API; repeatable (default: the agent's uid).", valueName: "uid")) var workloadUID: [UInt32] = []
+    @Option(help: ArgumentHelp("Uid allowed on the Workload API; repeatable (default: the agent's uid).", valueName: "uid")) var workloadUID: [String] = []
     @Option(help: ArgumentHelp("Shell command run after each successful write (e.g. 'nginx -s reload').", valueName: "cmd")) var onRotate: String?
-    @Option(help: ArgumentHelp("Octal mode of key.pem.", valueName: "mode")) var fileMode: String = "0600"
+    @Option(help: ArgumentHelp("Octal mode of key.pem (default 0600).", valueName: "mode")) var fileMode: String?
     @Option(help: ArgumentHelp("Owner of the files, as uid:gid.", valueName: "uid:gid")) var fileOwner: String?
-    @Option(help: ArgumentHelp("Status endpoint (/healthz, /status), or 'off'.", valueName: "host:port")) var statusAddr: String = "127.0.0.1:15020"
+    @Option(help: ArgumentHelp("Status endpoint (/healthz, /status), or 'off' (default 127.0.0.1:15020).", valueName: "host:port")) var statusAddr: String?
     @Option(help: ArgumentHelp("The CA's CRL to fetch (at start, every --crl-refresh, after each renewal) into DIR/crl.pem and the Workload API: meshca serve's http://MONITORING/crl.", valueName: "url")) var crlURL: String?
-    @Option(help: ArgumentHelp("How often to fetch --crl-url again.", valueName: "duration")) var crlRefresh: String = "1m"
-    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level")) var logLevel: String = "info"
+    @Option(help: ArgumentHelp("How often to fetch --crl-url again (default 1m).", valueName: "duration")) var crlRefresh: String?
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level")) var logLevel: String?
 
-    func makeConfiguration() throws -> AgentConfiguration {
-        func parseDuration(_ text: String, flag: String) throws -> Duration {
-            do { return try HumanDuration.parse(text) } catch let error as IssuanceError { throw ValidationError("\(flag): \(error.message)") }
-        }
-        let bootstraps = [token.map { AgentConfiguration.Bootstrap.token($0) }, tokenFile.map { .tokenFile($0) }, jwtFile.map { .jwtFile($0) }].compactMap { $0 }
-        guard bootstraps.count == 1, let bootstrap = bootstraps.first else {
-            throw ValidationError("Give exactly one of --token, --token-file or --jwt-file (create a token with `meshca token create --sa \(serviceAccount)` on the CA host).")
-        }
-        if case .jwtFile = bootstrap, rootCert == nil {
-            throw ValidationError("--jwt-file needs --root-cert: a JWT does not carry the CA's root (a join token does).")
-        }
-        if case .token(let text) = bootstrap {
-            do { _ = try JoinToken(parsing: text) } catch let error as IssuanceError { throw ValidationError("--token: \(error.message)") }
-        }
-        guard let mode = mode_t(fileMode, radix: 8), mode & ~0o777 == 0, mode & 0o400 != 0 else {
-            throw ValidationError("--file-mode \(fileMode) is not an octal file mode the owner can read, such as 0600 or 0640.")
-        }
-        var owner: (uid: uid_t, gid: gid_t)?
-        if let fileOwner {
-            let parts = fileOwner.split(separator: ":")
-            guard parts.count == 2, let uid = uid_t(parts[0]), let gid = gid_t(parts[1]) else {
-                throw ValidationError("--file-owner \(fileOwner) must be numeric uid:gid, such as 1000:1000.")
-            }
-            owner = (uid, gid)
-        }
-        var crl: URL?
-        if let crlURL {
-            guard let url = URL(string: crlURL), url.scheme == "http", url.host != nil else {
-                throw ValidationError(
-                    "--crl-url \(crlURL) must be a plain http:// URL, such as http://127.0.0.1:15014/crl (meshca serve's monitoring port); the CRL is signed, so no TLS is needed.")
-            }
-            crl = url
-        }
-        var status: (host: String, port: Int)?
-        if statusAddr != "off" {
-            guard let address = try? HostPort.parse(statusAddr) else {
-                throw ValidationError("--status-addr \(statusAddr) is not HOST:PORT (or off), e.g. 127.0.0.1:15020 or [::1]:15020.")
-            }
-            status = (address.host, address.port)
-        }
-        let crlRefreshInterval = try parseDuration(crlRefresh, flag: "--crl-refresh")
+    /// The flags given, by key (`--crl-url` is `crl-url`).
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        flags["ca"] = ca
+        flags["sa"] = serviceAccount
+        flags["ns"] = namespace
+        flags["trust-domain"] = trustDomain
+        flags["out"] = out
+        flags["token"] = token
+        flags["token-file"] = tokenFile
+        flags["jwt-file"] = jwtFile
+        flags["root-cert"] = rootCert
+        flags["ttl"] = ttl
+        flags["key-type"] = keyType
+        flags["grace-ratio"] = graceRatio
+        flags["jitter"] = jitter
+        flags["workload-api-socket"] = workloadAPISocket
+        flags["workload-uid"] = workloadUID.isEmpty ? nil : workloadUID.joined(separator: ",")
+        flags["on-rotate"] = onRotate
+        flags["file-mode"] = fileMode
+        flags["file-owner"] = fileOwner
+        flags["status-addr"] = statusAddr
+        flags["crl-url"] = crlURL
+        flags["crl-refresh"] = crlRefresh
+        flags["log-level"] = logLevel
+        return flags
+    }
+
+    /// The checked configuration from flags, environment and file; every problem at once as a usage error.
+    public func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (configuration: AgentConfiguration, logLevel: Logger.Level) {
         do {
-            var configuration = AgentConfiguration(
-                caAddress: ca,
-                identity: try SPIFFEID(trustDomain: TrustDomain(trustDomain), namespace: namespace, serviceAccount: serviceAccount),
-                outDirectory: FilePaths.absolute(out),
-                bootstrap: bootstrap,
-                rootCertFile: rootCert,
-                ttl: try parseDuration(ttl, flag: "--ttl"),
-                keyType: try KeyType(parsing: keyType),
-                schedule: try RenewalSchedule(graceRatio: graceRatio, jitter: jitter),
-                workloadAPISocket: workloadAPISocket,
-                workloadUIDs: workloadUID.isEmpty ? [UInt32(getuid())] : Set(workloadUID),
-                onRotate: onRotate,
-                keyMode: mode,
-                fileOwner: owner,
-                statusAddress: status,
-                crlURL: crl
-            )
-            configuration.crlRefreshInterval = crlRefreshInterval
-            return configuration
-        } catch let error as IssuanceError {
-            throw ValidationError(error.message)
+            let loaded = try AgentConfiguration.load(flags: flags, environment: environment, configFile: config)
+            return (loaded.configuration, Logger.Level(rawValue: loaded.logLevel) ?? .info)
+        } catch let error as AgentConfigurationError {
+            throw ValidationError(error.description)
         }
     }
 
-    public func validate() throws {
-        _ = try makeConfiguration()
-    }
-
-    public func run() async throws {
-        let configuration = try makeConfiguration()
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical.")
-        }
+    /// Runs the agent until SIGTERM/SIGINT.
+    public func runAgent() async throws {
+        let (configuration, level) = try load()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -145,6 +117,37 @@ public struct AgentRun: AsyncParsableCommand {
         }
         try await runtime.run()
     }
+
+    /// The status endpoint `meshca agent status` asks: --status-addr, else MESHCA_AGENT_STATUS_ADDR, else the
+    /// --config file's status-addr, else 127.0.0.1:15020.
+    func statusAddress(environment: [String: String]) -> String {
+        if let statusAddr { return statusAddr }
+        if let text = environment[AgentConfiguration.environmentName("status-addr")] { return text }
+        if let path = config ?? environment["MESHCA_AGENT_CONFIG"] {
+            var settings: [String: AgentConfiguration.Setting] = [:]
+            var problems: [String] = []
+            AgentConfiguration.readFile(path, namedBy: "--config", into: &settings, problems: &problems)
+            if let setting = settings["status-addr"] { return setting.text }
+        }
+        return "127.0.0.1:15020"
+    }
+}
+
+/// `meshca agent run [flags]`: the same as `meshca agent [flags]`, kept for scripts that name it.
+public struct AgentRun: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent (the same as giving no subcommand).",
+        discussion: AgentCommandLine.discussion
+    )
+
+    @OptionGroup var options: AgentOptions
+
+    public func run() async throws {
+        try await options.runAgent()
+    }
 }
 
 /// `meshca agent status`
@@ -153,16 +156,22 @@ public struct AgentStatusCommand: AsyncParsableCommand {
 
     public static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a running agent's identity, expiry, next renewal, last error and outage budget."
+        abstract: "Show a running agent's identity, expiry, next renewal, last error and outage budget.",
+        discussion: """
+            Asks the agent's status endpoint: --status-addr HOST:PORT, else MESHCA_AGENT_STATUS_ADDR, else status-addr \
+            in the --config file, else 127.0.0.1:15020 (the agent's default).
+            """
     )
 
-    @Option(help: ArgumentHelp("The agent's status endpoint.", valueName: "host:port")) var statusAddr: String = "127.0.0.1:15020"
+    /// The agent's flags: `status` reads --status-addr (and --config) from them, given before or after `status`.
+    @OptionGroup(visibility: .hidden) var agent: AgentOptions
     @Flag(help: "Print the raw JSON.") var json = false
 
     /// The largest `/status` answer read: 64 KiB (an agent's is under 2 KiB).
     static let maximumBodyBytes = 64 * 1024
 
     public func run() async throws {
+        let statusAddr = agent.statusAddress(environment: ProcessInfo.processInfo.environment)
         guard let url = URL(string: "http://\(statusAddr)/status"), (try? HostPort.parse(statusAddr)) != nil else {
             throw ValidationError("--status-addr \(statusAddr) is not HOST:PORT, e.g. 127.0.0.1:15020 or [::1]:15020.")
         }
@@ -203,4 +212,44 @@ public struct AgentStatusCommand: AsyncParsableCommand {
 struct AgentCommandError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The entry point of `meshca` and `meshca-agent`: ArgumentParser's, except that a usage error found while a
+/// command runs (a `ValidationError` from `run()`, such as a bad value from the environment or a config file)
+/// prints the usage of that command, not of the top level.
+public enum CommandLineMain {
+    /// Parses the arguments, runs the chosen command, and exits with its status (64 for a usage error).
+    public static func run<Root: ParsableCommand>(_ root: Root.Type) async {
+        var command: any ParsableCommand
+        do {
+            command = try root.parseAsRoot()
+        } catch {
+            root.exit(withError: error)
+        }
+        do {
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as ValidationError {
+            let failed = type(of: command)
+            let name = path(from: root, to: failed)?.joined(separator: " ") ?? root._commandName
+            let usage = root.usageString(for: failed)
+            let text = "Error: \(error.message)\nUsage: \(usage)\n  See '\(name) --help' for more information.\n"
+            _ = text.withCString { write(2, $0, strlen($0)) }
+            exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            root.exit(withError: error)
+        }
+    }
+
+    /// The command names from `root` down to `target` (`["meshca", "token", "create"]`), or nil when not below it.
+    static func path(from root: any ParsableCommand.Type, to target: any ParsableCommand.Type) -> [String]? {
+        if ObjectIdentifier(root) == ObjectIdentifier(target) { return [root._commandName] }
+        for subcommand in root.configuration.subcommands {
+            if let rest = path(from: subcommand, to: target) { return [root._commandName] + rest }
+        }
+        return nil
+    }
 }

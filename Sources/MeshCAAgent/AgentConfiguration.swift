@@ -4,6 +4,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import MeshCACore
+import MeshCAIO
+import Yams
 
 #if canImport(Glibc)
 import Glibc
@@ -94,4 +96,353 @@ public struct AgentConfiguration: Sendable {
         self.fileOwner = fileOwner
         self.statusAddress = statusAddress
     }
+}
+
+/// Every problem found in the agent's settings, reported together so one edit fixes them all (the same report
+/// as `meshca serve`'s configuration). Each problem names the key, where the value came from (`flag --ttl`,
+/// `environment MESHCA_AGENT_TTL`, `config file PATH`), the bad value, what is accepted and an example.
+public struct AgentConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// One sentence per problem: the config file's first, then each key in ``AgentConfiguration/keys`` order.
+    public let problems: [String]
+
+    /// The only problem, or a count followed by one problem per line.
+    public var description: String {
+        if problems.count == 1 { return problems[0] }
+        return "The configuration has \(problems.count) problems:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+extension AgentConfiguration {
+    /// Where a setting came from, so a message can say where to fix it.
+    enum Source: Sendable {
+        case flag, environment, file(String)
+
+        func describe(_ key: String) -> String {
+            switch self {
+            case .flag: "flag --\(key)"
+            case .environment: "environment \(AgentConfiguration.environmentName(key))"
+            case .file(let path): "config file \(path)"
+            }
+        }
+
+        /// How to write `value` for `key` where the bad value came from.
+        func example(_ key: String, _ value: String) -> String {
+            switch self {
+            case .flag: "--\(key) \(value)"
+            case .environment: "\(AgentConfiguration.environmentName(key))=\(value)"
+            case .file: "\(key): \(value)"
+            }
+        }
+    }
+
+    /// One raw value and its origin.
+    struct Setting: Sendable {
+        let text: String
+        /// For list keys: the items (split at commas, trimmed, empty ones dropped).
+        let items: [String]
+        let source: Source
+
+        init(_ text: String, items: [String]? = nil, source: Source) {
+            self.text = text
+            self.items = (items ?? [text]).flatMap { $0.split(separator: ",") }.map { $0.trimmed }
+                .filter { !$0.isEmpty }
+            self.source = source
+        }
+    }
+
+    /// One key: what it accepts, an example, and how its text sets a field.
+    struct Key: Sendable {
+        let name: String
+        let isList: Bool
+        let accepts: String
+        let example: String
+        let apply: @Sendable (Setting, inout Draft) throws -> Void
+
+        init(_ name: String, list: Bool = false, accepts: String, example: String, apply: @escaping @Sendable (Setting, inout Draft) throws -> Void) {
+            self.name = name
+            self.isList = list
+            self.accepts = accepts
+            self.example = example
+            self.apply = apply
+        }
+    }
+
+    /// Why a value breaks its key's rule.
+    struct Problem: Error {
+        let why: String
+        init(_ why: String) { self.why = why }
+    }
+
+    /// The settings while they are read; required ones are nil until set.
+    struct Draft {
+        var ca: String?
+        var serviceAccount: String?
+        var namespace = "default"
+        var trustDomain = "cluster.local"
+        var out: String?
+        var bootstraps: [(key: String, bootstrap: Bootstrap)] = []
+        var rootCert: String?
+        var ttl: Duration = .seconds(86_400)
+        var keyType = KeyType.ecP256
+        var graceRatio = 0.5
+        var jitter = 0.1
+        var workloadAPISocket: String?
+        var workloadUIDs: Set<UInt32> = []
+        var onRotate: String?
+        var keyMode: mode_t = 0o600
+        var fileOwner: (uid: uid_t, gid: gid_t)?
+        var statusAddress: (host: String, port: Int)? = ("127.0.0.1", 15020)
+        var crlURL: URL?
+        var crlRefresh: Duration = .seconds(60)
+        var logLevel = "info"
+    }
+
+    /// The settings' keys, as written in a config file; flags are `--KEY`, environment variables `MESHCA_AGENT_KEY`
+    /// with `-` as `_` (`crl-url`: `--crl-url`, `MESHCA_AGENT_CRL_URL`).
+    public static let keys: [String] = specs.map(\.name)
+
+    /// `MESHCA_AGENT_<KEY>`, upper case, `-` as `_`.
+    public static func environmentName(_ key: String) -> String {
+        "MESHCA_AGENT_" + String(key.uppercased().map { $0 == "-" ? "_" : $0 })
+    }
+
+    /// The log levels `log-level` accepts.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Reads the agent's settings: each key from `flags` (kebab keys without `--`; list keys comma-separated),
+    /// else `MESHCA_AGENT_<KEY>` in `environment`, else the YAML mapping in `configFile` (or
+    /// `MESHCA_AGENT_CONFIG`), else its default. Checks every value and throws one ``AgentConfigurationError``
+    /// listing every problem. `MESHCA_AGENT_*` variables that are not keys are ignored; unknown file keys are
+    /// problems. Also returns the `log-level` text (checked).
+    public static func load(
+        flags: [String: String], environment: [String: String], configFile: String?
+    ) throws -> (configuration: AgentConfiguration, logLevel: String) {
+        var settings: [String: Setting] = [:]
+        var problems: [String] = []
+        if let path = configFile {
+            readFile(path, namedBy: "--config", into: &settings, problems: &problems)
+        } else if let path = environment["MESHCA_AGENT_CONFIG"] {
+            readFile(path, namedBy: "MESHCA_AGENT_CONFIG", into: &settings, problems: &problems)
+        }
+        for key in keys {
+            if let text = environment[environmentName(key)] { settings[key] = Setting(text, source: .environment) }
+        }
+        for (key, text) in flags.sorted(by: { $0.key < $1.key }) {
+            guard keys.contains(key) else {
+                problems.append("--\(key) is not a meshca agent option. Known options: \(keys.map { "--" + $0 }.joined(separator: ", ")).")
+                continue
+            }
+            settings[key] = Setting(text, source: .flag)
+        }
+
+        var draft = Draft()
+        for spec in specs {
+            guard let setting = settings[spec.name] else { continue }
+            do {
+                try spec.apply(setting, &draft)
+            } catch {
+                var why = (error as? Problem)?.why ?? (error as? HostPort.Problem)?.why ?? rule(from: error)
+                while why.hasSuffix(".") { why.removeLast() }
+                problems.append(
+                    "\(spec.name) (\(setting.source.describe(spec.name))) = \"\(setting.text.escapedForLog)\": \(why). "
+                        + "Accepted: \(spec.accepts). Example: \(setting.source.example(spec.name, spec.example))")
+            }
+        }
+        func missing(_ key: String, _ what: String) -> String {
+            let example = specs.first { $0.name == key }?.example ?? "VALUE"
+            return "\(key) is not set: \(what). Give --\(key) \(example), \(environmentName(key))=\(example), or \(key): \(example) in the --config file."
+        }
+        if draft.ca == nil, settings["ca"] == nil { problems.append(missing("ca", "the CA daemon's HOST:PORT is needed")) }
+        if draft.serviceAccount == nil, settings["sa"] == nil { problems.append(missing("sa", "the workload's service account is needed")) }
+        if draft.out == nil, settings["out"] == nil { problems.append(missing("out", "the directory for the three files is needed")) }
+        if draft.bootstraps.count != 1, !problems.contains(where: { $0.hasPrefix("token") || $0.hasPrefix("jwt-file") }) {
+            let given = draft.bootstraps.isEmpty ? "none is set" : "\(draft.bootstraps.map(\.key).joined(separator: " and ")) are all set"
+            problems.append(
+                "Give exactly one of --token, --token-file or --jwt-file (or MESHCA_AGENT_TOKEN, MESHCA_AGENT_TOKEN_FILE, MESHCA_AGENT_JWT_FILE, "
+                    + "or token/token-file/jwt-file in the --config file); \(given). Create a token with "
+                    + "`meshca token create --sa \(draft.serviceAccount ?? "NAME")` on the CA host.")
+        }
+        if case .jwtFile = draft.bootstraps.first?.bootstrap, draft.bootstraps.count == 1, draft.rootCert == nil {
+            problems.append("--jwt-file needs --root-cert (or root-cert in the --config file): a JWT does not carry the CA's root (a join token does).")
+        }
+        var identity: SPIFFEID?
+        var schedule: RenewalSchedule?
+        do {
+            schedule = try RenewalSchedule(graceRatio: draft.graceRatio, jitter: draft.jitter)
+        } catch {
+            problems.append(rule(from: error, whole: true))
+        }
+        if let serviceAccount = draft.serviceAccount {
+            do {
+                identity = try SPIFFEID(trustDomain: TrustDomain(draft.trustDomain), namespace: draft.namespace, serviceAccount: serviceAccount)
+            } catch {
+                problems.append(rule(from: error, whole: true))
+            }
+        }
+        guard problems.isEmpty, let ca = draft.ca, let out = draft.out, let identity, let schedule, let bootstrap = draft.bootstraps.first?.bootstrap else {
+            throw AgentConfigurationError(problems: problems)
+        }
+        var configuration = AgentConfiguration(
+            caAddress: ca, identity: identity, outDirectory: FilePaths.absolute(out), bootstrap: bootstrap, rootCertFile: draft.rootCert,
+            ttl: draft.ttl, keyType: draft.keyType, schedule: schedule, workloadAPISocket: draft.workloadAPISocket,
+            workloadUIDs: draft.workloadUIDs.isEmpty ? [UInt32(getuid())] : draft.workloadUIDs, onRotate: draft.onRotate,
+            keyMode: draft.keyMode, fileOwner: draft.fileOwner, statusAddress: draft.statusAddress, crlURL: draft.crlURL
+        )
+        configuration.crlRefreshInterval = draft.crlRefresh
+        return (configuration, draft.logLevel)
+    }
+
+    /// Reads the YAML mapping at `path` into `settings`; `option` is how the user named the file, for messages.
+    static func readFile(_ path: String, namedBy option: String, into settings: inout [String: Setting], problems: inout [String]) {
+        let origin = "config file \(path) (from \(option))"
+        let fix = "Fix the path, or drop \(option) to use only flags, environment and defaults."
+        guard FileManager.default.fileExists(atPath: path) else {
+            return problems.append("\(origin) does not exist. \(fix)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return problems.append("\(origin) cannot be read: it is a directory, or this user may not read it. \(fix)")
+        }
+        guard !data.isEmpty else { return }  // An empty file sets nothing.
+        guard let text = String(validating: data, as: UTF8.self) else { return problems.append("\(origin) is not UTF-8 text. \(fix)") }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            return problems.append("\(origin) is not valid YAML; write one key: value per line. Yams says: \(error)")
+        }
+        guard let root else { return }
+        guard let mapping = root.mapping else {
+            return problems.append("\(origin) must be a mapping of keys to values, one per line, e.g. ttl: 24h.")
+        }
+        let source = Source.file(path)
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? "\(keyNode)"
+            guard let spec = specs.first(where: { $0.name == key }) else {
+                let normalized = String(key.lowercased().map { $0 == "_" ? "-" : $0 })
+                let hint = keys.first { normalized == $0 || normalized == $0 + "s" }.map { " Did you mean \($0)?" } ?? ""
+                problems.append("config file \(path): unknown key \"\(key.escapedForLog)\".\(hint) Known keys: \(keys.joined(separator: ", ")).")
+                continue
+            }
+            let accepted = "Accepted: \(spec.accepts). Example: \(source.example(key, spec.example))"
+            if value.null != nil {
+                problems.append("\(key) (config file \(path)) has no value. Give one or remove the line. \(accepted)")
+            } else if let scalar = value.scalar {
+                settings[key] = Setting(scalar.string, source: source)
+            } else if let list = value.sequence, spec.isList, list.allSatisfy({ $0.scalar != nil }) {
+                let items = list.compactMap { $0.scalar?.string }
+                settings[key] = Setting(items.joined(separator: ","), items: items, source: source)
+            } else {
+                let shape = spec.isList ? "a value or a list of values" : "a single value"
+                problems.append("\(key) (config file \(path)) must be \(shape), not a nested structure. \(accepted)")
+            }
+        }
+    }
+
+    /// The rule from a MeshCACore message ("<value> is not valid: RULE. What to do."), or the whole message.
+    private static func rule(from error: any Error, whole: Bool = false) -> String {
+        let message = (error as? IssuanceError)?.message ?? "\(error)"
+        guard !whole, let colon = message.firstRange(of: ": ") else { return message }
+        let rest = message[colon.upperBound...]
+        return String(rest[..<(rest.firstRange(of: ". ")?.lowerBound ?? rest.endIndex)])
+    }
+
+    private static func nonEmpty(_ setting: Setting) throws -> String {
+        guard !setting.text.trimmed.isEmpty else { throw Problem("it is empty") }
+        return setting.text
+    }
+
+    private static let durationRule = "a duration such as 90s, 30m, 24h or 7d"
+
+    /// Every key, in the order of `--help` and of reported problems.
+    static let specs: [Key] = [
+        Key("ca", accepts: "the CA daemon's HOST:PORT", example: "meshca.example:15012") { setting, draft in
+            _ = try HostPort.parse(setting.text)
+            draft.ca = setting.text
+        },
+        Key("sa", accepts: "a Kubernetes service account name", example: "web") { setting, draft in
+            try KubernetesName.validate(setting.text, as: .serviceAccount)
+            draft.serviceAccount = setting.text
+        },
+        Key("ns", accepts: "a Kubernetes namespace name", example: "default") { setting, draft in
+            try KubernetesName.validate(setting.text, as: .namespace)
+            draft.namespace = setting.text
+        },
+        Key("trust-domain", accepts: "a lowercase DNS-style name", example: "cluster.local") { setting, draft in
+            draft.trustDomain = try TrustDomain(setting.text).name
+        },
+        Key("out", accepts: "a directory path", example: "/var/run/secrets/workload") { setting, draft in
+            draft.out = try nonEmpty(setting)
+        },
+        Key("token", accepts: "a join token from `meshca token create`", example: "mct1.…") { setting, draft in
+            _ = try JoinToken(parsing: setting.text.trimmed)
+            draft.bootstraps.append(("token", .token(setting.text.trimmed)))
+        },
+        Key("token-file", accepts: "the path of a file holding a join token", example: "/etc/meshca/web.token") { setting, draft in
+            draft.bootstraps.append(("token-file", .tokenFile(try nonEmpty(setting))))
+        },
+        Key("jwt-file", accepts: "the path of a Kubernetes service-account token file", example: "/var/run/secrets/tokens/istio-token") {
+            setting, draft in
+            draft.bootstraps.append(("jwt-file", .jwtFile(try nonEmpty(setting))))
+        },
+        Key("root-cert", accepts: "the path of a PEM file of root certificates", example: "/etc/meshca/root-cert.pem") { setting, draft in
+            draft.rootCert = try nonEmpty(setting)
+        },
+        Key("ttl", accepts: durationRule, example: "24h") { setting, draft in
+            draft.ttl = try HumanDuration.parse(setting.text)
+        },
+        Key("key-type", accepts: KeyType.allCases.map(\.rawValue).joined(separator: ", "), example: "ec-p256") { setting, draft in
+            draft.keyType = try KeyType(parsing: setting.text)
+        },
+        Key("grace-ratio", accepts: "a fraction between 0 and 1 (0.5 renews at half-life)", example: "0.5") { setting, draft in
+            guard let value = Double(setting.text.trimmed) else { throw Problem("it is not a number") }
+            draft.graceRatio = value
+        },
+        Key("jitter", accepts: "a fraction from 0 up to 1", example: "0.1") { setting, draft in
+            guard let value = Double(setting.text.trimmed) else { throw Problem("it is not a number") }
+            draft.jitter = value
+        },
+        Key("workload-api-socket", accepts: "the path of a Unix socket", example: "/run/meshca/agent.sock") { setting, draft in
+            draft.workloadAPISocket = try nonEmpty(setting)
+        },
+        Key("workload-uid", list: true, accepts: "numeric uids, comma-separated (a YAML list in the file)", example: "1000,1001") {
+            setting, draft in
+            guard !setting.items.isEmpty else { throw Problem("it lists nothing") }
+            for item in setting.items {
+                guard let uid = UInt32(item) else { throw Problem("\"\(item)\" is not a numeric uid") }
+                draft.workloadUIDs.insert(uid)
+            }
+        },
+        Key("on-rotate", accepts: "a shell command", example: "'nginx -s reload'") { setting, draft in
+            draft.onRotate = try nonEmpty(setting)
+        },
+        Key("file-mode", accepts: "an octal file mode the owner can read", example: "0600") { setting, draft in
+            guard let mode = mode_t(setting.text, radix: 8), mode & ~0o777 == 0, mode & 0o400 != 0 else {
+                throw Problem("it is not an octal file mode the owner can read")
+            }
+            draft.keyMode = mode
+        },
+        Key("file-owner", accepts: "numeric uid:gid", example: "1000:1000") { setting, draft in
+            let parts = setting.text.split(separator: ":")
+            guard parts.count == 2, let uid = uid_t(parts[0]), let gid = gid_t(parts[1]) else { throw Problem("it is not numeric uid:gid") }
+            draft.fileOwner = (uid, gid)
+        },
+        Key("status-addr", accepts: "HOST:PORT or [IPv6]:PORT, or off", example: "127.0.0.1:15020") { setting, draft in
+            if setting.text == "off" { return draft.statusAddress = nil }
+            let address = try HostPort.parse(setting.text)
+            draft.statusAddress = (address.host, address.port)
+        },
+        Key("crl-url", accepts: "a plain http:// URL (meshca serve's http://MONITORING/crl; the CRL is signed, so no TLS is needed)",
+            example: "http://127.0.0.1:15014/crl") { setting, draft in
+            guard let url = URL(string: setting.text), url.scheme == "http", url.host != nil else { throw Problem("it is not a plain http:// URL") }
+            draft.crlURL = url
+        },
+        Key("crl-refresh", accepts: durationRule, example: "1m") { setting, draft in
+            draft.crlRefresh = try HumanDuration.parse(setting.text)
+        },
+        Key("log-level", accepts: logLevels.joined(separator: ", "), example: "info") { setting, draft in
+            let level = setting.text.trimmed.lowercased()
+            guard logLevels.contains(level) else { throw Problem("it is not a log level") }
+            draft.logLevel = level
+        },
+    ]
 }

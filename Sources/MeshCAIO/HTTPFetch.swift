@@ -49,7 +49,7 @@ package enum HTTPFetch {
                 .connect(host: host, port: port).get()
         } catch {
             promise.fail(error)
-            throw Failure(description: "could not connect to \(host):\(port) (\(error))")
+            throw Failure(description: "could not connect to \(host):\(port): \(ConnectionFailure.words(for: error) ?? "\(error)")")
         }
         let deadline = channel.eventLoop.scheduleTask(in: .seconds(Int64(timeout.components.seconds))) {
             promise.fail(Failure(description: "no answer from \(url) within \(timeout)"))

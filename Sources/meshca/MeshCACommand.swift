@@ -1,4 +1,5 @@
 import ArgumentParser
+import MeshCAAgent
 
 /// `meshca`: an embedded certificate authority for service meshes.
 @main
@@ -11,7 +12,14 @@ struct MeshCACommand: AsyncParsableCommand {
             root-cert.pem into the current directory. State lives in --state-dir, else $MESHCA_STATE_DIR, else \
             ${XDG_DATA_HOME:-~/.local/share}/meshca.
             """,
-        version: "0.1.0",
-        subcommands: [Init.self, Issue.self, Serve.self, Token.self, Revoke.self, CRLCommand.self, AgentCommand.self, Intermediate.self, Root.self, Audit.self, Inspect.self, Handshake.self, DoctorCommand.self, BackupCommand.self, RestoreCommand.self]
+        version: String(VersionInfo.local.text.dropLast()),
+        subcommands: [
+            Init.self, Issue.self, Serve.self, Token.self, Revoke.self, CRLCommand.self, AgentCommand.self, Intermediate.self, Root.self,
+            Audit.self, Inspect.self, Handshake.self, DoctorCommand.self, BackupCommand.self, RestoreCommand.self, Version.self,
+        ]
     )
+
+    static func main() async {
+        await CommandLineMain.run(Self.self)
+    }
 }

@@ -33,6 +33,7 @@ struct ErrorTests {
     func ttlTooLong() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
+        expectSuccess(try await ws.meshca("init"))  // without a CA, nothing is created or recorded (CLIConventionsTests)
         let result = try await ws.meshca("issue", "--sa", "was", "--ttl", "120d")
         #expect(result.status == 1)
         #expect(result.stderr.contains("120d") && result.stderr.contains("90d"))
@@ -55,14 +56,16 @@ struct ErrorTests {
         #expect(try ws.dir.read("state/ca-cert.pem") == before)
     }
 
-    @Test("An --out that is a file is refused with the path, and the certificate stays recorded")
+    @Test("An --out that is a file is a usage error naming the path, found before anything is issued")
     func outNotDirectory() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
+        expectSuccess(try await ws.meshca("init"))
         try ws.dir.write("occupied", "x")
         let result = try await ws.meshca("issue", "--sa", "was", "--out", "occupied")
-        #expect(result.status == 1)
+        #expect(result.status == 64)
         #expect(result.stderr.contains("is a file, not a directory"))
+        #expect(try ws.json(try await ws.meshca("audit", "list", "--json")).isEmpty, "nothing issued")
     }
 
     @Test("A corrupt ledger is named with what to do, and nothing is issued")

@@ -128,8 +128,6 @@ struct AuditVerify: AsyncParsableCommand {
             "problems": report.problems.map(problem),
             "checkpoint_written": checkpoint(written),
         ]
-        let data = try JSONSerialization.data(
-            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        return try JSONOutput.render(object: object)
     }
 }

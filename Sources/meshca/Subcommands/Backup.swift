@@ -156,8 +156,6 @@ enum BackupRendering {
             },
         ]
         object.merge(extra) { _, new in new }
-        let data = try JSONSerialization.data(
-            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        return try JSONOutput.render(object: object)
     }
 }

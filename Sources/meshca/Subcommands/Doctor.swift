@@ -118,8 +118,6 @@ enum DoctorJSON {
             },
             "identities_total": report.identitiesTotal,
         ]
-        let data = try JSONSerialization.data(
-            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        return try JSONOutput.render(object: object)
     }
 }

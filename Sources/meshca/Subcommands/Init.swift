@@ -28,6 +28,9 @@ struct Init: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Sign under an existing CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) instead of creating a root.", valueName: "dir"))
     var pluginCA: String?
 
+    @Flag(help: "Print the new CA as JSON (trust_domain, state_dir, ca, roots, bundle, ledger).")
+    var json = false
+
     func run() async throws {
         let options: CAState.Options
         do {
@@ -45,6 +48,7 @@ struct Init: AsyncParsableCommand {
                 from: FilePaths.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, now: Date()
             )
             _ = try SQLiteLedger(path: directory.ledgerPath)
+            if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: FilePaths.absolute(pluginCA))) }
             print("imported the plug-in CA from \(pluginCA) into \(directory.path) (trust domain \(ca.trustDomain.name))")
             print("  signing CA \(ca.signer.certificate.subject), valid until \(ca.signer.certificate.notValidAfter.rfc3339)")
             print("  chain      \(ca.signer.intermediates.count) intermediate(s) above it, \(ca.signer.bundle.count) root(s) in the bundle")
@@ -52,11 +56,55 @@ struct Init: AsyncParsableCommand {
         }
         let ca = try CAState.create(in: directory, options: options, now: Date())
         _ = try SQLiteLedger(path: directory.ledgerPath)
+        if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: nil)) }
         let root = ca.signer.certificate
         print("created a CA for trust domain \(ca.trustDomain.name) in \(directory.path)")
         print("  root       \(options.keyType), valid until \(root.notValidAfter.rfc3339)")
         print("  sha256     \(root.sha256Fingerprint)")
         print("  bundle     \(directory.bundlePath)")
         print("  ledger     \(directory.ledgerPath)")
+    }
+}
+
+/// `meshca init --json`.
+struct InitJSON: Encodable {
+    struct CertificateJSON: Encodable {
+        let subject: String
+        let sha256: String
+        let keyType: String?
+        let notAfter: String
+        enum CodingKeys: String, CodingKey { case subject, sha256, keyType = "key_type", notAfter = "not_after" }
+
+        init(_ certificate: Certificate) {
+            subject = "\(certificate.subject)"
+            sha256 = certificate.sha256Fingerprint
+            keyType = KeyType.of(certificate.publicKey)
+            notAfter = certificate.notValidAfter.rfc3339
+        }
+    }
+    let trustDomain: String
+    let stateDir: String
+    /// The signing CA: the new root, or the imported plug-in CA.
+    let ca: CertificateJSON
+    let intermediates: Int
+    let roots: [CertificateJSON]
+    let importedFrom: String?
+    let bundle: String
+    let ledger: String
+
+    enum CodingKeys: String, CodingKey {
+        case trustDomain = "trust_domain", stateDir = "state_dir", ca, intermediates, roots, importedFrom = "imported_from"
+        case bundle, ledger
+    }
+
+    init(_ state: CAState, directory: StateDirectory, importedFrom: String?) {
+        trustDomain = state.trustDomain.name
+        stateDir = directory.path
+        ca = CertificateJSON(state.signer.certificate)
+        intermediates = state.signer.intermediates.count
+        roots = state.signer.bundle.map(CertificateJSON.init)
+        self.importedFrom = importedFrom
+        bundle = directory.bundlePath
+        ledger = directory.ledgerPath
     }
 }

@@ -17,9 +17,22 @@ struct Inspect: AsyncParsableCommand {
     @Argument(help: "The directory holding the three files.")
     var directory: String = "."
 
+    @Flag(help: "Print JSON (directory, spiffe_id, not_before, not_after, ok, findings).")
+    var json = false
+
     func run() async throws {
         let path = FilePaths.absolute(directory)
         let report = await CredentialReport.inspect(directory: path, now: Date())
+        if json {
+            let object: [String: Any] = [
+                "directory": path, "spiffe_id": report.spiffeID ?? NSNull(), "not_before": report.notBefore?.rfc3339 ?? NSNull(),
+                "not_after": report.notAfter?.rfc3339 ?? NSNull(), "ok": !report.hasErrors,
+                "findings": report.findings.map { ["severity": $0.severity.rawValue, "message": $0.message] },
+            ]
+            print(try JSONOutput.render(object: object))
+            if report.hasErrors { throw ExitCode.failure }
+            return
+        }
         print(path)
         for finding in report.findings {
             let mark = switch finding.severity {

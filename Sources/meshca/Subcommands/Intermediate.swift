@@ -41,9 +41,20 @@ struct IntermediateCreate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Common name of the intermediate.", valueName: "name"))
     var commonName: String = "meshca intermediate"
 
+    @Flag(help: "Print JSON (subject, serial, not_after, directory, files).")
+    var json = false
+
+    func validate() throws {
+        do { _ = try KeyType(parsing: keyType) } catch let error as IssuanceError { throw ValidationError(error.message) }
+        _ = try parseDuration(ttl, flag: "--ttl")
+        guard !commonName.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ValidationError("--common-name is empty; give a name such as \"meshca intermediate\".")
+        }
+        try requireDirectory(out, flag: "--out")
+    }
+
     func run() async throws {
-        let keyType: KeyType
-        do { keyType = try KeyType(parsing: self.keyType) } catch let error as IssuanceError { throw ValidationError(error.message) }
+        let keyType = try KeyType(parsing: self.keyType)
         let ttl = try parseDuration(self.ttl, flag: "--ttl")
         let directory = state.directory
         let now = Date()
@@ -53,6 +64,8 @@ struct IntermediateCreate: AsyncParsableCommand {
         let authority = CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer)
         let key = try keyType.generate()
         let certificate = try authority.issueIntermediate(publicKey: key.publicKey, commonName: commonName, ttl: ttl, at: now)
+        let output = FilePaths.absolute(out)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         // Like every certificate that leaves the CA, the intermediate is recorded before it is written out.
         let ledger = try SQLiteLedger(path: directory.ledgerPath)
         try await ledger.record(
@@ -61,13 +74,18 @@ struct IntermediateCreate: AsyncParsableCommand {
                 issuer: ca.signer.certificate, requester: Requester(name: Issue.localUser(), authMethod: "local")
             )
         )
-        let output = FilePaths.absolute(out)
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let above = (ca.signer.bundle.contains(ca.signer.certificate) ? [] : [ca.signer.certificate] + ca.signer.intermediates)
         try AtomicFile.write(try key.serializeAsPEM().pemString + "\n", to: output + "/ca-key.pem", mode: 0o600)
         try AtomicFile.write(certificate.pem, to: output + "/ca-cert.pem", mode: 0o644)
         try AtomicFile.write(([certificate] + above + ca.signer.bundle).map(\.pem).joined(), to: output + "/cert-chain.pem", mode: 0o644)
         try AtomicFile.write(ca.signer.bundle.map(\.pem).joined(), to: output + "/root-cert.pem", mode: 0o644)
+        if json {
+            let object: [String: Any] = [
+                "subject": "\(certificate.subject)", "serial": certificate.serialHex, "not_after": certificate.notValidAfter.rfc3339,
+                "directory": output, "files": ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"],
+            ]
+            return print(try JSONOutput.render(object: object))
+        }
         print("created intermediate CA \(certificate.subject) in \(output)")
         print("  serial     \(certificate.serialHex)")
         print("  valid      until \(certificate.notValidAfter.rfc3339)")

@@ -67,7 +67,7 @@ extension Issue {
             keyPEM: try key.serializeAsPEM().pemString + "\n",
             bundlePEM: credentials.bundlePEM
         )
-        report(identity: identity, leaf: credentials.leaf, keyType: keyType, directory: outDirectory)
+        try report(identity: identity, leaf: credentials.leaf, keyType: keyType, directory: outDirectory)
     }
 }
 
@@ -80,11 +80,28 @@ struct RemoteIssueError: Error, CustomStringConvertible {
     }
 
     init(server: String, error: RPCError) {
-        let hint: String
-        switch error.code {
-        case .unavailable: hint = " Is `meshca serve` running at \(server), and does its certificate verify against the token's root (or --root-cert)?"
-        default: hint = ""
+        guard error.code == .unavailable else {
+            description = "The CA at \(server) answered \(error.code): \(error.message)"
+            return
         }
-        description = "The CA at \(server) answered \(error.code): \(error.message)\(hint)"
+        // No answer at all: say what happened to the connection, in words.
+        var cause = error.cause
+        while let rpc = cause as? RPCError { cause = rpc.cause }
+        if let words = cause.flatMap(ConnectionFailure.words(for:)) {
+            description =
+                "Cannot reach a CA at \(server): \(words). Is `meshca serve` running there? Its gRPC port is serve's --listen "
+                + "(default 127.0.0.1:15012)."
+        } else if error.message.contains("accepted the TCP connection") {
+            let detail = cause.map { " (\(String(describing: $0).escapedForLog))" } ?? ""
+            description =
+                "\(server) accepted the connection but no TLS session with a CA came of it\(detail). Either it is not meshca "
+                + "serve's gRPC/TLS port (the monitoring port, default 15014, speaks plain HTTP; the gRPC port is --listen, "
+                + "default 15012), or its certificate does not verify against the token's pinned root (or --root-cert)."
+        } else {
+            let detail = cause.map { " (\(String(describing: $0).escapedForLog))" } ?? ""
+            description =
+                "Cannot reach a CA at \(server): \(error.message.trimmingCharacters(in: CharacterSet(charactersIn: ".")))\(detail). Is `meshca serve` running there? Its gRPC port is "
+                + "serve's --listen (default 127.0.0.1:15012)."
+        }
     }
 }

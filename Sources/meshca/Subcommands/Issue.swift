@@ -56,6 +56,9 @@ struct Issue: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Trust domain of the identity requested from --server.", valueName: "name"))
     var trustDomain: String = "cluster.local"
 
+    @Flag(help: "Print what was issued as JSON (spiffe_id, serial, not_before, not_after, key_type, files).")
+    var json = false
+
     func validate() throws {
         if server != nil, (token == nil) == (tokenFile == nil) {
             throw ValidationError(
@@ -73,6 +76,7 @@ struct Issue: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         _ = try parseDuration(ttl, flag: "--ttl")
+        try requireDirectory(out, flag: "--out")
     }
 
     func run() async throws {
@@ -84,6 +88,11 @@ struct Issue: AsyncParsableCommand {
         }
         let directory = state.directory
         let now = Date()
+        if !directory.hasCA {
+            // Refuse before creating a CA: a failed command leaves nothing behind. (With a CA, the refusal is
+            // recorded in its ledger like any other.)
+            _ = try IssuancePolicy.standard.grantedTTL(forRequested: requestedTTL)
+        }
         let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
         if created {
             printError(
@@ -110,11 +119,21 @@ struct Issue: AsyncParsableCommand {
             keyPEM: try key.serializeAsPEM().pemString + "\n",
             bundlePEM: issuance.bundlePEM
         )
-        report(identity: identity, leaf: issuance.certificate, keyType: keyType, directory: outDirectory)
+        try report(identity: identity, leaf: issuance.certificate, keyType: keyType, directory: outDirectory)
     }
 
-    /// Prints what was issued and where the files are.
-    func report(identity: SPIFFEID, leaf: Certificate, keyType: KeyType, directory: String) {
+    /// Prints what was issued and where the files are (as JSON with `--json`).
+    func report(identity: SPIFFEID, leaf: Certificate, keyType: KeyType, directory: String) throws {
+        if json {
+            try JSONOutput.print(
+                IssueJSON(
+                    spiffeID: identity.uri, serial: leaf.serialHex, notBefore: leaf.notValidBefore.rfc3339,
+                    notAfter: leaf.notValidAfter.rfc3339, keyType: keyType.rawValue,
+                    files: .init(
+                        certChain: "\(directory)/\(CredentialFiles.chainFile)", key: "\(directory)/\(CredentialFiles.keyFile)",
+                        rootCert: "\(directory)/\(CredentialFiles.bundleFile)")))
+            return
+        }
         let lifetime = Duration.seconds(Int64(leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore)) - 120)
         print("issued \(identity.uri)")
         print("  serial     \(leaf.serialHex)")
@@ -129,5 +148,24 @@ struct Issue: AsyncParsableCommand {
         let uid = getuid()
         let name = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "unknown"
         return "local:\(name)(uid \(uid))"
+    }
+}
+
+/// `meshca issue --json`.
+struct IssueJSON: Encodable {
+    struct Files: Encodable {
+        let certChain: String
+        let key: String
+        let rootCert: String
+        enum CodingKeys: String, CodingKey { case certChain = "cert_chain", key, rootCert = "root_cert" }
+    }
+    let spiffeID: String
+    let serial: String
+    let notBefore: String
+    let notAfter: String
+    let keyType: String
+    let files: Files
+    enum CodingKeys: String, CodingKey {
+        case spiffeID = "spiffe_id", serial, notBefore = "not_before", notAfter = "not_after", keyType = "key_type", files
     }
 }

@@ -33,6 +33,9 @@ struct Revoke: AsyncParsableCommand {
             valueName: "reason"))
     var reason: String = RevocationReason.unspecified.rawValue
 
+    @Flag(help: "Print JSON (serial, spiffe_id, reason, revoked_at, crls).")
+    var json = false
+
     func validate() throws {
         do {
             _ = try RevocationReason(parsing: reason)
@@ -64,8 +67,16 @@ struct Revoke: AsyncParsableCommand {
                     + "nothing changed. Revocations are final, so its time and reason stay as first recorded.")
         case .revoked(let record):
             let crls = try await CRLPublisher(directory: directory, ledger: ledger).publishAll(for: ca.signer, at: now)
-            print("revoked \(record.serial) (\(Self.identity(of: record))), reason \(reason), at \(now.rfc3339)")
-            for crl in crls { print(Revoke.summary(of: crl, at: directory.crlPath)) }
+            if json {
+                let object: [String: Any] = [
+                    "serial": record.serial, "spiffe_id": record.spiffeID, "reason": reason.rawValue, "revoked_at": now.rfc3339,
+                    "crls": crls.map { Revoke.json(of: $0, at: directory.crlPath) },
+                ]
+                print(try JSONOutput.render(object: object))
+            } else {
+                print("revoked \(record.serial) (\(Self.identity(of: record))), reason \(reason), at \(now.rfc3339)")
+                for crl in crls { print(Revoke.summary(of: crl, at: directory.crlPath)) }
+            }
             if !crls.contains(where: { $0.entries.contains { Hex.encode($0.serialNumber.bytes) == record.serial } }) {
                 printError(
                     "meshca: note: \(record.serial) was issued by a CA certificate (fingerprint "
@@ -79,6 +90,14 @@ struct Revoke: AsyncParsableCommand {
     static func summary(of crl: CertificateRevocationList, at path: String) -> String {
         "CRL #\(crl.number) with \(crl.entries.count) entr\(crl.entries.count == 1 ? "y" : "ies") written to \(path) "
             + "(next update by \(crl.nextUpdate.rfc3339))"
+    }
+
+    /// A CRL in `--json` output: number, entries, this_update, next_update, path, pem.
+    static func json(of crl: CertificateRevocationList, at path: String) -> [String: Any] {
+        [
+            "number": crl.number, "entries": crl.entries.count, "this_update": crl.thisUpdate.rfc3339,
+            "next_update": crl.nextUpdate.rfc3339, "path": path, "pem": crl.pem,
+        ]
     }
 
     static func identity(of record: IssuanceRecord) -> String {
@@ -103,17 +122,23 @@ struct CRLCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Also write the PEM to this file instead of printing it.", valueName: "file"))
     var out: String?
 
+    @Flag(help: "Print JSON (one object per CRL: number, entries, this_update, next_update, path, pem).")
+    var json = false
+
     func run() async throws {
         let directory = state.directory
         let ca = try CAState.load(from: directory)
         // During a root rotation's overlap the old root's CRL follows the signing CA's, as in crl.pem.
         let crls = try await CRLPublisher(directory: directory, ledger: try state.openLedger()).publishAll(
             for: ca.signer, at: Date())
-        for crl in crls { printError(Revoke.summary(of: crl, at: directory.crlPath)) }
         let pem = crls.map(\.pem).joined()
-        if let out {
-            try AtomicFile.write(pem, to: FilePaths.absolute(out), mode: 0o644)
-        } else {
+        if let out { try AtomicFile.write(pem, to: FilePaths.absolute(out), mode: 0o644) }
+        if json {
+            print(try JSONOutput.render(object: crls.map { Revoke.json(of: $0, at: directory.crlPath) }))
+            return
+        }
+        for crl in crls { printError(Revoke.summary(of: crl, at: directory.crlPath)) }
+        if out == nil {
             print(pem, terminator: "")
         }
     }

@@ -38,6 +38,14 @@ func parseDuration(_ text: String, flag: String) throws -> Duration {
     }
 }
 
+/// Refuses a `--out` (or similar) path that exists and is not a directory, before anything is created.
+func requireDirectory(_ path: String, flag: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: FilePaths.absolute(path), isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw ValidationError("\(flag) \(path) is a file, not a directory. Choose another \(flag).")
+    }
+}
+
 /// Prints a line to standard error.
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))

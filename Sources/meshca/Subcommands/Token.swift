@@ -35,6 +35,9 @@ struct TokenCreate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How many certificates it can obtain.", valueName: "n"))
     var uses: Int = 1
 
+    @Flag(help: "Print JSON (token, id, spiffe_id, uses, expires_at) instead of the bare token.")
+    var json = false
+
     func validate() throws {
         do {
             try KubernetesName.validate(namespace, as: .namespace)
@@ -65,6 +68,13 @@ struct TokenCreate: AsyncParsableCommand {
             )
         )
         let id = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
+        if json {
+            let object: [String: Any] = [
+                "token": token.encoded, "id": token.id, "spiffe_id": id.uri, "uses": uses, "expires_at": expires.rfc3339,
+                "pinned_root_sha256": root.sha256Fingerprint,
+            ]
+            return print(try JSONOutput.render(object: object))
+        }
         printError("token \(token.id) for \(id.uri): \(uses) use\(uses == 1 ? "" : "s"), expires \(expires.rfc3339)")
         print(token.encoded)
     }
@@ -115,11 +125,15 @@ struct TokenRevoke: AsyncParsableCommand {
     @Argument(help: "The token's id, as `meshca token list` shows it.")
     var id: String
 
+    @Flag(help: "Print JSON ({\"revoked\": ID}).")
+    var json = false
+
     func run() async throws {
         let ledger = try state.openLedger()
         guard try await ledger.revokeToken(id: id.lowercased(), at: Date()) else {
             throw AuditError("No active token with id \(id). See `meshca token list`.")
         }
+        if json { return print(try JSONOutput.render(object: ["revoked": id.lowercased()])) }
         print("revoked token \(id.lowercased())")
     }
 }
