@@ -238,4 +238,34 @@ struct CLIConventionsTests {
         #expect(issueOut.status == 64)
         #expect(!FileManager.default.fileExists(atPath: ws.state))
     }
+
+    @Test("scripts/install-completions.sh installs bash, zsh and fish completion and man pages generated from the commands under PREFIX")
+    func completionsAndManPages() async throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        let prefix = ws.dir.file("prefix")
+        let bin = URL(fileURLWithPath: Command.meshcaBinary).deletingLastPathComponent().path
+        let result = try await Command.run(
+            Self.packageRoot + "/scripts/install-completions.sh", [bin],
+            environment: ProcessInfo.processInfo.environment.merging(["PREFIX": prefix]) { _, new in new })
+        expectSuccess(result)
+        for tool in ["meshca", "meshca-agent"] {
+            let bash = try String(contentsOfFile: prefix + "/share/bash-completion/completions/\(tool)", encoding: .utf8)
+            let zsh = try String(contentsOfFile: prefix + "/share/zsh/site-functions/_\(tool)", encoding: .utf8)
+            let fish = try String(contentsOfFile: prefix + "/share/fish/vendor_completions.d/\(tool).fish", encoding: .utf8)
+            for script in [bash, zsh, fish] { #expect(script.contains("workload-api-socket"), "\(tool)") }
+            // bash accepts the script and registers the completion.
+            let registered = try await Command.run("bash", ["-c", "source '\(prefix)/share/bash-completion/completions/\(tool)' && complete -p \(tool)"])
+            #expect(registered.status == 0 && registered.stdout.contains(tool), "\(registered.stderr)")
+        }
+        let bash = try String(contentsOfFile: prefix + "/share/bash-completion/completions/meshca", encoding: .utf8)
+        for subcommand in ["issue", "serve", "agent", "version", "intermediate"] { #expect(bash.contains(subcommand)) }
+
+        let man = prefix + "/share/man/man1/"
+        let issue = try String(contentsOfFile: man + "meshca.issue.1", encoding: .utf8)
+        #expect(issue.contains("Fl -sa") && issue.contains("Fl -json"), "\(issue)")
+        let agent = try String(contentsOfFile: man + "meshca-agent.1", encoding: .utf8)
+        #expect(agent.contains("Fl -workload-api-socket") && agent.contains("MESHCA_AGENT_"))
+        #expect(FileManager.default.fileExists(atPath: man + "meshca.1") && FileManager.default.fileExists(atPath: man + "meshca.version.1"))
+    }
 }
