@@ -30,17 +30,24 @@ public struct Agent: Service {
     let logger: Logger
     /// Runs after every certificate published (reused at start or newly obtained): the CRL fetch.
     let onNewCertificate: (@Sendable () async -> Void)?
+    /// What time it is and how to wait for the next renewal or retry.
+    let time: ServiceTime
+    /// A number in [0, 1] for each renewal's jitter and each retry's backoff.
+    let random: @Sendable () -> Double
 
-    /// The loop for `configuration`, publishing to `broadcast` and reporting to `status`; `onNewCertificate`
-    /// runs after each certificate is published.
+    /// The loop for `configuration`, publishing to `broadcast` and reporting to `status`, on `time`;
+    /// `onNewCertificate` runs after each certificate is published. `random` spreads renewals and retries.
     public init(
         configuration: AgentConfiguration, broadcast: CredentialsBroadcast, status: AgentStatusBox, logger: Logger,
+        time: ServiceTime = .system, random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
         onNewCertificate: (@Sendable () async -> Void)? = nil
     ) {
         self.configuration = configuration
         self.broadcast = broadcast
         self.status = status
         self.logger = logger
+        self.time = time
+        self.random = random
         self.onNewCertificate = onNewCertificate
     }
 
@@ -53,7 +60,7 @@ public struct Agent: Service {
 
     public func run() async throws {
         let directory = CredentialDirectory(path: configuration.outDirectory, keyMode: configuration.keyMode, owner: configuration.fileOwner)
-        var held = reuse(from: directory, at: Date())
+        var held = reuse(from: directory, at: time.now())
         if let held {
             broadcast.publish(held.credentials)
             record(held, obtainedBy: "reused")
@@ -61,35 +68,31 @@ public struct Agent: Service {
             await onNewCertificate?()
         }
         var failures = 0
-        var nextAttempt = held.map(renewalTime) ?? Date()
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            status.update { $0.nextRenewal = nextAttempt }
+        let first = held.map(renewalTime) ?? time.now()
+        status.update { $0.nextRenewal = first }
+        await time.repeatedly(from: first) { now in
+            let next: Date
             do {
-                let wait = max(0, nextAttempt.timeIntervalSinceNow)
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
-            } catch {
-                return
-            }
-            do {
-                let (next, method) = try await obtain(renewing: held, at: Date())
-                try directory.write(chainPEM: next.chainPEM, keyPEM: next.credentials.privateKeyPEM, bundlePEM: next.credentials.bundle.map(\.pem).joined())
-                broadcast.publish(next.credentials)
-                held = next
+                let (obtained, method) = try await obtain(renewing: held, at: now)
+                try directory.write(
+                    chainPEM: obtained.chainPEM, keyPEM: obtained.credentials.privateKeyPEM,
+                    bundlePEM: obtained.credentials.bundle.map(\.pem).joined(), at: now)
+                broadcast.publish(obtained.credentials)
+                held = obtained
                 failures = 0
-                record(next, obtainedBy: method)
-                nextAttempt = renewalTime(next)
+                record(obtained, obtainedBy: method)
+                next = renewalTime(obtained)
                 logger.info(
                     "certificate written",
-                    metadata: ["serial": "\(next.credentials.leaf.serialHex)", "not_after": "\(next.credentials.leaf.notValidAfter.formatted(.iso8601))", "via": "\(method)"]
+                    metadata: ["serial": "\(obtained.credentials.leaf.serialHex)", "not_after": "\(obtained.credentials.leaf.notValidAfter.formatted(.iso8601))", "via": "\(method)"]
                 )
                 await runHook()
                 await onNewCertificate?()
             } catch {
-                let now = Date()
                 let explanation = AgentFailure.explain(error, held: held?.credentials.leaf, bootstrap: configuration.bootstrap, at: now)
-                let delay = configuration.schedule.backoff(attempt: failures, random: Double.random(in: 0...1), now: now, deadline: held?.credentials.leaf.notValidAfter)
+                let delay = configuration.schedule.backoff(attempt: failures, random: random(), now: now, deadline: held?.credentials.leaf.notValidAfter)
                 failures += 1
-                nextAttempt = now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+                next = now.addingTimeInterval(delay.seconds)
                 status.update {
                     $0.state = explanation.expired ? "expired" : "renewing-failed"
                     $0.lastError = explanation.message
@@ -98,11 +101,13 @@ public struct Agent: Service {
                 }
                 logger.error("could not obtain a certificate; retrying", metadata: ["error": "\(explanation.message)", "retry_in": "\(delay)"])
             }
+            status.update { $0.nextRenewal = next }
+            return next
         }
     }
 
     private func renewalTime(_ held: Held) -> Date {
-        configuration.schedule.renewalTime(receivedAt: held.receivedAt, notAfter: held.credentials.leaf.notValidAfter, random: Double.random(in: -1...1))
+        configuration.schedule.renewalTime(receivedAt: held.receivedAt, notAfter: held.credentials.leaf.notValidAfter, random: random() * 2 - 1)
     }
 
     private func record(_ held: Held, obtainedBy method: String) {

@@ -17,11 +17,17 @@ public struct AgentRuntime: Sendable {
     public let configuration: AgentConfiguration
     private let logger: Logger
     private let onStatusReady: @Sendable (_ address: String) -> Void
+    /// The time the renewal loop and the CRL fetch run on.
+    private let time: ServiceTime
 
-    /// An agent for `configuration`; `onStatusReady` gets the bound status address (`HOST:PORT`).
-    public init(configuration: AgentConfiguration, logger: Logger, onStatusReady: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// An agent for `configuration`, its loops on `time`; `onStatusReady` gets the bound status address (`HOST:PORT`).
+    public init(
+        configuration: AgentConfiguration, logger: Logger, time: ServiceTime = .system,
+        onStatusReady: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.configuration = configuration
         self.logger = logger
+        self.time = time
         self.onStatusReady = onStatusReady
     }
 
@@ -36,14 +42,14 @@ public struct AgentRuntime: Sendable {
         let crls = configuration.crlURL.map {
             CRLFetcher(
                 url: $0, directory: configuration.outDirectory, interval: configuration.crlRefreshInterval,
-                broadcast: broadcast, status: status, logger: logger)
+                broadcast: broadcast, status: status, time: time, logger: logger)
         }
         var onNewCertificate: (@Sendable () async -> Void)?
-        if let crls { onNewCertificate = { _ = await crls.fetch() } }
+        if let crls { onNewCertificate = { _ = await crls.fetch(at: time.now()) } }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(
                 service: Agent(
-                    configuration: configuration, broadcast: broadcast, status: status, logger: logger,
+                    configuration: configuration, broadcast: broadcast, status: status, logger: logger, time: time,
                     onNewCertificate: onNewCertificate))
         ]
         if let crls { services.append(.init(service: crls)) }
@@ -57,7 +63,7 @@ public struct AgentRuntime: Sendable {
                         let snapshot = status.current
                         return snapshot.state == "expired" ? MonitoringResponse(.serviceUnavailable, "expired\n") : .ok("ok\n")
                     },
-                    "/status": { .ok(status.current.json(at: Date()), contentType: "application/json") },
+                    "/status": { .ok(status.current.json(at: time.now()), contentType: "application/json") },
                 ],
                 setting: "--status-addr",
                 bindHint: "Pass --status-addr with a free HOST:PORT (e.g. 127.0.0.1:15021), or --status-addr off.",

@@ -34,14 +34,16 @@ public final class CRLFetcher: Service, Sendable {
     private let broadcast: CredentialsBroadcast
     private let status: AgentStatusBox?
     private let logger: Logger
+    private let time: ServiceTime
     /// The CRLs in `crl.pem`: the last accepted, or what the file held at start.
     private let held: Mutex<[CertificateRevocationList]>
 
     /// A fetcher publishing to `broadcast` and reporting the CRL it holds, and its refusals, to `status`.
     public init(
         url: URL, directory: String, interval: Duration, broadcast: CredentialsBroadcast, status: AgentStatusBox? = nil,
-        logger: Logger
+        time: ServiceTime = .system, logger: Logger
     ) {
+        self.time = time
         self.url = url
         self.directory = directory
         self.interval = interval
@@ -59,7 +61,7 @@ public final class CRLFetcher: Service, Sendable {
 
     /// Fetches once; returns whether a new CRL was published. Skips (false) before the agent has credentials.
     @discardableResult
-    public func fetch(at now: Date = Date()) async -> Bool {
+    public func fetch(at now: Date) async -> Bool {
         guard let credentials = broadcast.current else { return false }
         do {
             let (code, bytes) = try await HTTPFetch.get(
@@ -154,15 +156,8 @@ public final class CRLFetcher: Service, Sendable {
         return ours
     }
 
-    /// Fetches every ``interval`` until graceful shutdown or cancellation.
+    /// Fetches at once and then every ``interval`` until graceful shutdown or cancellation.
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await fetch()
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
-            } catch {
-                return
-            }
-        }
+        await time.every(interval, immediately: true) { now in await fetch(at: now) }
     }
 }

@@ -27,21 +27,18 @@ struct CAStateWatcher: Service {
     let certificate: ServingCertificate
     let metrics: CAMetrics
     let logger: Logger
+    /// How often the files are compared (`state-poll-interval`).
     let interval: Duration
+    var time: ServiceTime = .system
 
     func run() async throws {
         var seen = fileIdentity()
         var lastProblem: String?
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
+        await time.every(interval, immediately: false) { now in
             let current = fileIdentity()
-            guard current != seen else { continue }
+            guard current != seen else { return }
             do {
-                try await reload()
+                try await reload(at: now)
                 seen = current
                 lastProblem = nil
             } catch {
@@ -56,7 +53,7 @@ struct CAStateWatcher: Service {
     }
 
     /// Loads the state and switches to it when it differs from what the CA signs with, as of `now`.
-    func reload(at now: Date = Date()) async throws {
+    func reload(at now: Date) async throws {
         let directory = self.directory
         let state = try await StateDirectory.offCooperativePool { try CAState.load(from: directory) }
         guard state.trustDomain == authority.trustDomain else {

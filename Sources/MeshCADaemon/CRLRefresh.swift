@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCACore
+import MeshCAIO
 import MeshCALedger
 import ServiceLifecycle
 import Synchronization
@@ -19,14 +20,17 @@ public final class CRLRefresh: Service, Sendable {
     private let publisher: CRLPublisher
     private let signer: @Sendable () -> SigningIdentity
     private let logger: Logger
+    private let time: ServiceTime
     private let state = Mutex<(crl: CertificateRevocationList?, pem: String?, cursor: Int64, issuer: String)>((nil, nil, 0, ""))
 
     /// A refresher publishing through `publisher` for whichever CA `signer` returns at the time.
     public init(
         publisher: CRLPublisher, signer: @escaping @Sendable () -> SigningIdentity,
         pollInterval: Duration = .seconds(2),
+        time: ServiceTime = .system,
         logger: Logger
     ) {
+        self.time = time
         self.publisher = publisher
         self.signer = signer
         self.pollInterval = pollInterval
@@ -42,7 +46,7 @@ public final class CRLRefresh: Service, Sendable {
 
     /// Publishes a fresh CRL now if one is due (see the type's description); returns the current one.
     @discardableResult
-    public func refresh(at now: Date = Date()) async throws -> CertificateRevocationList {
+    public func refresh(at now: Date) async throws -> CertificateRevocationList {
         let (previous, cursor, issuer) = state.withLock { ($0.crl, $0.cursor, $0.issuer) }
         // The head is read before the entries, so a revocation racing with this publish shows up in the next poll.
         let poll = try await publisher.ledger.revocations(after: cursor)
@@ -70,14 +74,9 @@ public final class CRLRefresh: Service, Sendable {
 
     /// Polls until graceful shutdown or cancellation.
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        await time.every(pollInterval, immediately: false) { now in
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.pollInterval) }
-            } catch {
-                return
-            }
-            do {
-                try await refresh()
+                try await refresh(at: now)
             } catch {
                 logger.error(
                     "could not publish the CRL; serving the previous one and retrying",

@@ -20,14 +20,18 @@ public struct CreateCertificateHandler: CertificateSigner {
     private let failedAuthentications: RateLimiter?
     private let metrics: CAMetrics
     private let logger: Logger
+    private let now: @Sendable () -> Date
 
     /// Joins the pieces of the daemon. `failedAuthentications` limits, per network address (IP), how many
     /// failed authentications are answered and recorded; past it, requests from there are refused unread with
-    /// RESOURCE_EXHAUSTED and without a ledger write (nil: no limit).
+    /// RESOURCE_EXHAUSTED and without a ledger write (nil: no limit). Each request is issued and recorded as of
+    /// `now()`.
     public init(
         service: IssuanceService, authenticator: CallerAuthenticator, rateLimiter: RateLimiter?,
-        failedAuthentications: RateLimiter? = nil, metrics: CAMetrics, logger: Logger
+        failedAuthentications: RateLimiter? = nil, metrics: CAMetrics, logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.now = now
         self.service = service
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
@@ -45,7 +49,7 @@ public struct CreateCertificateHandler: CertificateSigner {
 
     public func createCertificate(_ call: CertificateCall) async throws -> [String] {
         let started = ContinuousClock.now
-        let now = Date()
+        let now = self.now()
         metrics.csrReceived()
         do {
             let caller = try await authenticate(call, at: now)

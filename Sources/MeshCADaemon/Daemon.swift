@@ -26,11 +26,17 @@ public struct Daemon: Sendable {
     private let logger: Logger
     /// Called once, with the bound gRPC and monitoring addresses, when the daemon is ready.
     private let onReady: @Sendable (_ grpc: String, _ monitoring: String) -> Void
+    /// The time its periodic services (serving-certificate renewal, CRL refresh, CA-file watcher, expiry gauges) run on.
+    private let time: ServiceTime
 
-    /// A daemon for `configuration`.
-    public init(configuration: DaemonConfiguration, logger: Logger, onReady: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
+    /// A daemon for `configuration`, its periodic services on `time`.
+    public init(
+        configuration: DaemonConfiguration, logger: Logger, time: ServiceTime = .system,
+        onReady: @escaping @Sendable (String, String) -> Void = { _, _ in }
+    ) {
         self.configuration = configuration
         self.logger = logger
+        self.time = time
         self.onReady = onReady
     }
 
@@ -42,7 +48,7 @@ public struct Daemon: Sendable {
         let (state, created) = try CAState.loadOrCreate(
             in: directory,
             options: .init(trustDomain: try TrustDomain(config.trustDomain)),
-            now: Date()
+            now: time.now()
         )
         if created {
             logger.notice("created a new CA", metadata: ["state_dir": "\(directory.path)", "trust_domain": "\(state.trustDomain)"])
@@ -58,7 +64,7 @@ public struct Daemon: Sendable {
             signer: state.signer,
             policy: try IssuancePolicy(defaultTTL: config.defaultTTL, maxTTL: config.maxTTL)
         )
-        let metrics = CAMetrics()
+        let metrics = CAMetrics(now: time.now)
         metrics.addProcessMetrics()
         metrics.setCAExpiry(of: state.signer)
 
@@ -81,11 +87,12 @@ public struct Daemon: Sendable {
             rateLimiter: config.rateLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             failedAuthentications: config.authFailureLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             metrics: metrics,
-            logger: logger
+            logger: logger,
+            now: time.now
         )
 
         let serving = ServingIdentity(authority: authority, ledger: ledger, names: config.dnsNames, ttl: config.servingCertificateTTL, bridgePath: directory.bridgePath)
-        let now = Date()
+        let now = time.now()
         let first = try await serving.issue(at: now)
         let servingCertificate = try ServingCertificate(chainPEM: first.chainPEM, keyPEM: first.keyPEM)
         metrics.setServingCertificateExpiry(first.leaf.notValidAfter)
@@ -93,13 +100,13 @@ public struct Daemon: Sendable {
         // The CRL is published before anything is served, so a state directory that cannot hold it fails start-up.
         let crls = CRLRefresh(
             publisher: CRLPublisher(directory: directory, ledger: ledger), signer: { authority.signingIdentity },
-            logger: logger)
+            time: time, logger: logger)
         try await crls.refresh(at: now)
         metrics.publishCRL { crls.current }
         // grpc.health.v1.Health: SERVING while the ledger and the CA are usable, checked before anything is served.
         let health = HealthStatusBoard(services: [Istio_V1_Auth_IstioCertificateService.descriptor.fullyQualifiedService])
         let healthMonitor = DaemonHealthMonitor(
-            directory: directory, ledger: ledger, authority: authority, board: health, metrics: metrics, logger: logger)
+            directory: directory, ledger: ledger, authority: authority, board: health, metrics: metrics, logger: logger, now: time.now)
         await healthMonitor.check(at: now)
 
         let peers = PeerRegistry()
@@ -139,9 +146,15 @@ public struct Daemon: Sendable {
                     .init(service: monitoring),
                     .init(service: crls),
                     .init(service: healthMonitor),
-                    .init(service: ExpiryGaugeRefresh(doctor: Doctor(directory: directory), metrics: metrics, logger: logger)),
-                    .init(service: ServingCertificateRenewal(identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger, notAfter: first.leaf.notValidAfter, issuedAt: now)),
-                    .init(service: CAStateWatcher(directory: directory, authority: authority, serving: serving, certificate: servingCertificate, metrics: metrics, logger: logger, interval: .seconds(1))),
+                    .init(service: ExpiryGaugeRefresh(doctor: Doctor(directory: directory), metrics: metrics, logger: logger, time: time)),
+                    .init(
+                        service: ServingCertificateRenewal(
+                            identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger,
+                            notAfter: first.leaf.notValidAfter, issuedAt: now, time: time)),
+                    .init(
+                        service: CAStateWatcher(
+                            directory: directory, authority: authority, serving: serving, certificate: servingCertificate,
+                            metrics: metrics, logger: logger, interval: config.statePollInterval, time: time)),
                     .init(service: GRPCServerService(server: server, onShutdown: { ready.store(false, ordering: .relaxed); health.shutDown() })),
                     .init(service: announce, successTerminationBehavior: .ignore),
                 ],

@@ -134,6 +134,10 @@ extension DaemonConfiguration {
             guard count >= 1 else { throw ValueProblem("it is below 1") }
             $1.maxConnections = count
         },
+        KeySpec("state-poll-interval", accepts: "a duration from 1s to 1h, such as 1s or 10s", example: "1s") {
+            $1.statePollInterval = try HumanDuration.parse($0.text)
+            guard $1.statePollInterval <= .seconds(3600) else { throw ValueProblem("it is longer than 1h") }
+        },
         KeySpec("log-level", accepts: "trace, debug, info, notice, warning, error or critical", example: "info") {
             guard let level = Logger.Level(rawValue: $0.text.trimmingCharacters(in: .whitespaces).lowercased()) else {
                 throw ValueProblem("it is not a log level")

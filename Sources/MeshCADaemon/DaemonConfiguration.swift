@@ -37,6 +37,7 @@ import MeshCAIO
 /// | `handshake-timeout` | ``handshakeTimeout`` | `10s` |
 /// | `idle-timeout` | ``idleTimeout`` | `5m` |
 /// | `max-connections` | ``maxConnections`` | `auto`: from the open-file limit, at most 4096 |
+/// | `state-poll-interval` | ``statePollInterval`` | `1s` |
 /// | `log-level` | ``logLevel`` | `info` |
 public struct DaemonConfiguration: Sendable {
     /// Where the gRPC CA service (Istio's `IstioCertificateService`) listens. Key `listen`.
@@ -78,6 +79,10 @@ public struct DaemonConfiguration: Sendable {
     public var handshakeTimeout: Duration = ConnectionLimits.defaultHandshakeTimeout
     /// How long a connection may stay without a request before it is closed. Key `idle-timeout`.
     public var idleTimeout: Duration = ConnectionLimits.defaultIdleTimeout
+    /// How often the daemon looks for CA files changed by another meshca process (a root rotation step). A root
+    /// rotation's pick-up margin (`meshca root prepare --pick-up-margin`, 5s by default) should be at least five
+    /// times this. Key `state-poll-interval`.
+    public var statePollInterval: Duration = .seconds(1)
     /// The most connections open at once on each listener; `nil` derives it from the open-file limit
     /// (``ConnectionLimits/automaticMaxConnections(openFileLimit:listeners:)``). Key `max-connections`.
     public var maxConnections: Int? = nil

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshCAIO
 import MeshCALedger
 import ServiceLifecycle
 
@@ -14,22 +15,18 @@ struct ExpiryGaugeRefresh: Service {
     let metrics: CAMetrics
     let logger: Logger
     var interval: Duration = .seconds(60)
+    var time: ServiceTime = .system
 
     func run() async throws {
         var ledger: SQLiteLedger?
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        await time.every(interval, immediately: true) { now in
             if ledger == nil { ledger = try? SQLiteLedger(path: doctor.directory.ledgerPath) }
-            let facts = await doctor.expiryFacts(now: Date(), ledger: ledger)
+            let facts = await doctor.expiryFacts(now: now, ledger: ledger)
             metrics.publish(facts)
             if facts.expiringIdentities == nil {
                 logger.warning(
                     "could not count identities with overdue renewals for meshca_identities_expiring; run meshca doctor"
                 )
-            }
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
             }
         }
     }

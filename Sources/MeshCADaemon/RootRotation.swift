@@ -37,9 +37,10 @@ public struct RootRotation: Sendable {
         self.ledger = ledger
     }
 
-    /// Seconds after *prepare* from which an issuance counts as carrying the new bundle: five times the interval
-    /// at which `meshca serve` looks for changed CA files, so a busy daemon has picked the bundle up by then.
-    public static let pickUpMargin: TimeInterval = 5
+    /// The default time after *prepare* from which an issuance counts as carrying the new bundle
+    /// (`meshca root prepare --pick-up-margin`): five times the interval at which `meshca serve` looks for changed
+    /// CA files (`state-poll-interval`, 1s by default), so a busy daemon has picked the bundle up by then.
+    public static let defaultPickUpMargin: Duration = .seconds(5)
 
     /// The stage of a rotation in progress, as kept in `rotation.json`.
     public struct Progress: Codable, Sendable, Equatable {
@@ -63,13 +64,17 @@ public struct RootRotation: Sendable {
         public var newRootFingerprint: String
         /// Whether the activation overrode its gate.
         public var forced: Bool
+        /// Seconds after *prepare* from which an issuance counts as carrying the new bundle, as given to *prepare*;
+        /// absent in files written before it was a setting, which used the default.
+        public var pickUpMargin: TimeInterval?
 
-        /// From this second on an issuance counts as "fetched the new bundle": ``RootRotation/pickUpMargin``
-        /// after *prepare*, rounded up to the whole second the ledger stores, because a running daemon switches to
-        /// the new bundle only when its watcher next looks (every second), and a certificate issued before that
+        /// From this second on an issuance counts as "fetched the new bundle": ``pickUpMargin`` after *prepare*,
+        /// rounded up to the whole second the ledger stores, because a running daemon switches to the new bundle
+        /// only when its watcher next looks (every `state-poll-interval`), and a certificate issued before that
         /// still carries the old bundle.
         var bundlePublishedSince: Date {
-            Date(timeIntervalSince1970: (preparedAt.timeIntervalSince1970 + RootRotation.pickUpMargin).rounded(.up))
+            let margin = pickUpMargin ?? RootRotation.defaultPickUpMargin.seconds
+            return Date(timeIntervalSince1970: (preparedAt.timeIntervalSince1970 + margin).rounded(.up))
         }
     }
 
@@ -105,8 +110,17 @@ public struct RootRotation: Sendable {
     }
 
     /// Makes the next root (same key type and lifetime as the current one unless given) and publishes the
-    /// two-root bundle.
-    public func prepare(keyType: KeyType? = nil, ttl: Duration? = nil, actor: String, now: Date) async throws -> Prepared {
+    /// two-root bundle. Issuances from `pickUpMargin` after `now` on count as carrying it (see
+    /// ``Progress/pickUpMargin``).
+    public func prepare(
+        keyType: KeyType? = nil, ttl: Duration? = nil, pickUpMargin: Duration = RootRotation.defaultPickUpMargin,
+        actor: String, now: Date
+    ) async throws -> Prepared {
+        guard pickUpMargin >= .zero, pickUpMargin <= .seconds(3600) else {
+            throw DaemonError(
+                .rotationStage,
+                "--pick-up-margin \(pickUpMargin) is outside 0s to 1h; use at least five times the daemon's state-poll-interval (5s for the default 1s).")
+        }
         let state = try CAState.load(from: directory)
         try requireNoRotation()
         let signer = state.signer
@@ -147,7 +161,7 @@ public struct RootRotation: Sendable {
             try writeProgress(
                 Progress(
                     stage: .prepared, preparedAt: now, activatedAt: nil, oldRootFingerprint: oldRoot.sha256Fingerprint,
-                    newRootFingerprint: newRoot.sha256Fingerprint, forced: false))
+                    newRootFingerprint: newRoot.sha256Fingerprint, forced: false, pickUpMargin: pickUpMargin.seconds))
             try AtomicFile.write(bundle.map(\.pem).joined(), to: directory.bundlePath, mode: 0o644)
         }
         return Prepared(oldRoot: oldRoot, newRoot: newRoot, bundle: bundle)

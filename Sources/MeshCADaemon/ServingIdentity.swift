@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCACore
+import MeshCAIO
 import MeshCALedger
 import MeshCATransport
 import ServiceLifecycle
@@ -132,44 +133,49 @@ public struct ServingIdentity: Sendable {
 
 }
 
-/// Renews the serving certificate at half its lifetime (retrying every minute on failure) and swaps it
-/// into the TLS listener; open connections keep the certificate they were opened with.
+/// Renews the serving certificate at half its lifetime (``schedule``, without jitter: there is one daemon, not a
+/// fleet) and swaps it into the TLS listener; open connections keep the certificate they were opened with. A
+/// failed renewal is retried with the schedule's backoff, always before the current certificate expires.
 struct ServingCertificateRenewal: Service {
+    /// When the serving certificate renews, and how retries back off.
+    static let schedule = try! RenewalSchedule(graceRatio: 0.5, jitter: 0, initialBackoff: .seconds(30), maximumBackoff: .seconds(300))
+
     let identity: ServingIdentity
     let certificate: ServingCertificate
     let metrics: CAMetrics
     let logger: Logger
     var notAfter: Date
     var issuedAt: Date
+    var time: ServiceTime = .system
 
     func run() async throws {
-        var nextAttempt = Self.halfLife(from: issuedAt, to: notAfter)
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                let wait = max(0, nextAttempt.timeIntervalSinceNow)
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
-            } catch {
-                return
-            }
-            let now = Date()
+        var notAfter = self.notAfter
+        var failures = 0
+        await time.repeatedly(from: Self.renewalTime(issuedAt: issuedAt, notAfter: notAfter)) { now in
             do {
                 let (leaf, superseded) = try await identity.reissue(into: certificate, metrics: metrics, at: now)
-                nextAttempt = Self.halfLife(from: now, to: leaf.notValidAfter)
+                notAfter = leaf.notValidAfter
+                failures = 0
                 logger.info(
                     "renewed the serving certificate",
                     metadata: [
                         "serial": "\(leaf.serialHex)", "not_after": "\(leaf.notValidAfter.formatted(.iso8601))",
                         "superseded": "\(superseded.joined(separator: ","))",
                     ])
+                return Self.renewalTime(issuedAt: now, notAfter: leaf.notValidAfter)
             } catch {
-                nextAttempt = now.addingTimeInterval(60)
-                logger.error("could not renew the serving certificate; retrying in 60s", metadata: ["error": "\(error)"])
+                let delay = Self.schedule.backoff(attempt: failures, random: Double.random(in: 0...1), now: now, deadline: notAfter)
+                failures += 1
+                logger.error(
+                    "could not renew the serving certificate; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                return now.addingTimeInterval(delay.seconds)
             }
         }
     }
 
-    static func halfLife(from start: Date, to end: Date) -> Date {
-        start.addingTimeInterval(end.timeIntervalSince(start) / 2)
+    /// When a serving certificate issued at `issuedAt` and expiring at `notAfter` is renewed: at half-life.
+    static func renewalTime(issuedAt: Date, notAfter: Date) -> Date {
+        schedule.renewalTime(receivedAt: issuedAt, notAfter: notAfter, random: 0)
     }
 }
 

@@ -88,7 +88,7 @@ struct CRLRollbackTests {
         let older = try crl(number: 10, revoking: false)
         try await withFetcher(served, out: out, status: status) { fetcher in
             served.set(newer.derBytes)
-            #expect(await fetcher.fetch())
+            #expect(await fetcher.fetch(at: Date()))
             #expect(try onDisk(out).numbers == [20])
             #expect(status.current.crlNumber == 20)
             #expect(status.current.crlNextUpdate == newer.nextUpdate)
@@ -96,7 +96,7 @@ struct CRLRollbackTests {
 
             // The older CRL does not list the revoked serial; accepting it would un-revoke it.
             served.set(older.derBytes)
-            #expect(await fetcher.fetch() == false)
+            #expect(await fetcher.fetch(at: Date()) == false)
             #expect(try onDisk(out).numbers == [20])
             #expect(try onDisk(out).serials == [revoked])
             #expect(fixture.broadcast.crls == [newer.derBytes])
@@ -107,10 +107,10 @@ struct CRLRollbackTests {
 
             // The same CRL again, and then a newer one, are accepted.
             served.set(newer.derBytes)
-            #expect(await fetcher.fetch() == false)
+            #expect(await fetcher.fetch(at: Date()) == false)
             let newest = try crl(number: 21)
             served.set(newest.derBytes)
-            #expect(await fetcher.fetch())
+            #expect(await fetcher.fetch(at: Date()))
             #expect(try onDisk(out).numbers == [21])
             #expect(status.current.crlNumber == 21)
         }
@@ -120,7 +120,7 @@ struct CRLRollbackTests {
         let accepted = try await withFetcher(served, out: out, status: restarted) { fetcher in
             #expect(restarted.current.crlNumber == 21)
             served.set(newer.derBytes)
-            return await fetcher.fetch()
+            return await fetcher.fetch(at: Date())
         }
         #expect(accepted == false)
         #expect(try onDisk(out).numbers == [21])
@@ -138,9 +138,9 @@ struct CRLRollbackTests {
         let expired = try crl(number: 6, revoking: false, thisUpdate: Date().addingTimeInterval(-7200), validity: 3600)
         try await withFetcher(served, out: out, status: status) { fetcher in
             served.set(current.derBytes)
-            #expect(await fetcher.fetch())
+            #expect(await fetcher.fetch(at: Date()))
             served.set(expired.derBytes)
-            #expect(await fetcher.fetch() == false)
+            #expect(await fetcher.fetch(at: Date()) == false)
             #expect(try onDisk(out).numbers == [5])
             #expect(fixture.broadcast.crls == [current.derBytes])
             let refusal = try #require(status.current.crlLastRefusal)
@@ -159,7 +159,7 @@ struct CRLRollbackTests {
         try await withFetcher(served, out: out, status: status) { fetcher in
             // A CRL exactly at the limit would be read; one byte more is not.
             served.set([UInt8](repeating: 0x30, count: CRLFetcher.maximumBodyBytes + 1))
-            #expect(await fetcher.fetch() == false)
+            #expect(await fetcher.fetch(at: Date()) == false)
             let refusal = try #require(status.current.crlLastRefusal)
             #expect(refusal.contains("is larger than 4194304 bytes, the most meshca reads for a CRL"), "\(refusal)")
             #expect(!FileManager.default.fileExists(atPath: out + "/crl.pem"))

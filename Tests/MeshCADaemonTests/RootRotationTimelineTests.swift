@@ -46,7 +46,7 @@ private final class SimulatedMesh {
         _ = try await serving.record(at: base)
         let first = try await serving.issue(at: base.addingTimeInterval(start * 3600))
         servingLeaf = first.leaf
-        servingRenewal = ServingCertificateRenewal.halfLife(from: base.addingTimeInterval(start * 3600), to: first.leaf.notValidAfter)
+        servingRenewal = ServingCertificateRenewal.renewalTime(issuedAt: base.addingTimeInterval(start * 3600), notAfter: first.leaf.notValidAfter)
         watcher = CAStateWatcher(
             directory: state, authority: authority, serving: serving,
             certificate: try ServingCertificate(chainPEM: first.chainPEM, keyPEM: first.keyPEM), metrics: metrics,
@@ -71,7 +71,7 @@ private final class SimulatedMesh {
     func advance(to hours: Double) async throws {
         let end = at(hours)
         while true {
-            let agentDue = agents.map { ($0.key, ServingCertificateRenewal.halfLife(from: $0.value.issuedAt, to: $0.value.certificate.notValidAfter)) }
+            let agentDue = agents.map { ($0.key, ServingCertificateRenewal.renewalTime(issuedAt: $0.value.issuedAt, notAfter: $0.value.certificate.notValidAfter)) }
                 .min { $0.1 < $1.1 }
             let next = min(agentDue?.1 ?? .distantFuture, servingRenewal)
             guard next <= end else { return }
@@ -80,7 +80,7 @@ private final class SimulatedMesh {
             } else {
                 let (leaf, _) = try await serving.reissue(into: watcher.certificate, metrics: metrics, at: servingRenewal)
                 servingLeaf = leaf
-                servingRenewal = ServingCertificateRenewal.halfLife(from: servingRenewal, to: leaf.notValidAfter)
+                servingRenewal = ServingCertificateRenewal.renewalTime(issuedAt: servingRenewal, notAfter: leaf.notValidAfter)
             }
         }
     }

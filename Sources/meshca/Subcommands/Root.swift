@@ -118,12 +118,18 @@ struct RootPrepare: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Lifetime of the new root (default: the current root's).", valueName: "duration"))
     var ttl: String?
 
+    @Option(help: ArgumentHelp(
+        "Time after prepare from which an issuance counts as carrying the new roots: at least five times serve's --state-poll-interval (default 5s).",
+        valueName: "duration"))
+    var pickUpMargin: String?
+
     func run() async throws {
+        let pickUpMargin = try self.pickUpMargin.map { try parseDuration($0, flag: "--pick-up-margin") } ?? RootRotation.defaultPickUpMargin
         let keyType: KeyType?
         do { keyType = try self.keyType.map(KeyType.init(parsing:)) } catch let error as IssuanceError { throw ValidationError(error.message) }
         let ttl = try self.ttl.map { try parseDuration($0, flag: "--ttl") }
         let prepared = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .prepare(keyType: keyType, ttl: ttl, actor: Issue.localUser(), now: Date())
+            .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, actor: Issue.localUser(), now: Date())
         print("prepared the next root \(prepared.newRoot.sha256Fingerprint.prefix(16))  \(prepared.newRoot.subject), valid until \(prepared.newRoot.notValidAfter.rfc3339)")
         print("root-cert.pem now holds \(prepared.bundle.count) roots; every certificate issued from now on carries them.")
         print("Next: watch `meshca root status` until no identity lags, then run `meshca root activate`.")

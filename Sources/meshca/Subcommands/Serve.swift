@@ -71,6 +71,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Most connections open at once on each listener, or auto: from the open-file limit, at most 4096 (default auto).", valueName: "count"))
     var maxConnections: String?
 
+    @Option(help: ArgumentHelp("How often to look for CA files changed by another meshca process, such as a root rotation step (default 1s).", valueName: "duration"))
+    var statePollInterval: String?
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -94,6 +97,7 @@ struct Serve: AsyncParsableCommand {
         flags["handshake-timeout"] = handshakeTimeout
         flags["idle-timeout"] = idleTimeout
         flags["max-connections"] = maxConnections
+        flags["state-poll-interval"] = statePollInterval
         flags["log-level"] = logLevel
         let environment = ProcessInfo.processInfo.environment
         let configuration: DaemonConfiguration
