@@ -211,8 +211,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Helpers for tests only: temporary directories, running the built binary and `openssl`.
-        .target(name: "MeshCATestSupport", swiftSettings: swiftSettings),
+        // The test kit, for tests and the benchmark only: temporary directories, running the built binaries and
+        // `openssl`, a controllable clock, waiting on a condition, a test PKI, an in-memory ledger, and the daemon
+        // and the agent run in-process (on a test clock when a test wants one).
+        .target(
+            name: "MeshCATestSupport",
+            dependencies: [
+                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATransport", "MeshCADaemon", "MeshCAAgent",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MeshCACoreTests",
             dependencies: [
@@ -232,7 +244,7 @@ let package = Package(
         .testTarget(
             name: "MeshCADaemonTests",
             dependencies: [
-                "MeshCADaemon", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport",
+                "MeshCADaemon", "MeshCAAgent", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport",
                 "MeshCATransport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -173,15 +173,9 @@ final class WorkloadAPIFixture: Sendable {
         }
     }
 
-    /// Polls `condition` every 20 ms; throws after 30 s (a hang guard, not a speed check).
+    /// Waits until `condition` holds; throws after 30 s (a hang guard, not a speed check).
     static func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                throw WorkloadAPIFixtureError("timed out waiting until \(what)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await Wait.until(what, timeout: .seconds(30)) { condition() }
     }
 }
 

@@ -270,13 +270,10 @@ private final class IssuanceLoad: Sendable {
 
     /// Waits until at least `count` issuances have returned (or one failed); the deadline only guards against a hang.
     func waitFor(issued count: Int, timeout: Duration = .seconds(120)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while true {
+        try await Wait.until("\(count) issuances returned (\(state.withLock { $0.issued.count }) did)", timeout: timeout) {
             let (done, failures) = state.withLock { ($0.issued.count, $0.failures) }
-            if done >= count { return }
             if !failures.isEmpty { throw CLIError("issuance failed: \(failures)") }
-            guard ContinuousClock.now < deadline else { throw CLIError("only \(done) of \(count) issuances within \(timeout)") }
-            try await Task.sleep(for: .milliseconds(20))
+            return done >= count
         }
     }
 }

@@ -176,11 +176,7 @@ final class PingProbe: ChannelDuplexHandler {
         }
 
         private func wait(_ what: String, until done: (Snapshot) -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !done(snapshot) {
-                guard ContinuousClock.now < deadline else { throw BackgroundProcessError("no \(what) within 30 s: \(snapshot)") }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await Wait.until("\(what) arrived (so far: \(snapshot))", timeout: .seconds(30)) { done(snapshot) }
         }
     }
 

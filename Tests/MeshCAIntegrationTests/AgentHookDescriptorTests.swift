@@ -16,12 +16,9 @@ struct AgentHookDescriptorTests {
             extra: ["--workload-api-socket", socket, "--on-rotate", "ls -l /proc/self/fd > \(listing).tmp && mv \(listing).tmp \(listing)"]
         )
         defer { agent.stop() }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !FileManager.default.fileExists(atPath: listing) {
-            guard ContinuousClock.now < deadline, agent.process.isRunning else {
-                throw BackgroundProcessError("the hook never ran; agent stderr:\n\(agent.process.errorOutput)")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        try await Wait.until("the --on-rotate hook wrote \(listing); agent stderr:\n\(agent.process.errorOutput)") {
+            guard agent.process.isRunning else { throw BackgroundProcessError("the agent exited; stderr:\n\(agent.process.errorOutput)") }
+            return FileManager.default.fileExists(atPath: listing)
         }
 
         // The agent does hold its listeners (and NIO's epoll) on descriptors above 2, without close-on-exec.

@@ -38,13 +38,14 @@ final class TestAgent: Sendable {
 
     /// Polls `/status` until `condition` holds (a hang guard, not a speed expectation).
     func waitUntil(timeout: Duration = .seconds(90), _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let status = try await self.status()
-            if condition(status) { return status }
-            try await Task.sleep(for: .milliseconds(200))
+        do {
+            return try await Wait.value("the agent's /status matches", timeout: timeout) {
+                let status = try await self.status()
+                return condition(status) ? status : nil
+            }
+        } catch is WaitError {
+            throw BackgroundProcessError("agent status never matched; last: \(try await self.status()); stderr:\n\(process.errorOutput)")
         }
-        throw BackgroundProcessError("agent status never matched; last: \(try await self.status()); stderr:\n\(process.errorOutput)")
     }
 
     func stop() { process.terminate() }
@@ -95,7 +96,7 @@ struct AgentTests {
                     counts.reads.add(1, ordering: .relaxed)
                     if !snapshot.keyMatches { counts.mismatches.add(1, ordering: .relaxed) }
                 }
-                usleep(2000)
+                usleep(2000)  // paces the reader between reads; it waits for nothing
             }
         }
         reader.start()

@@ -19,10 +19,9 @@ extension DaemonOperationTests {
         // The refresh runs when the daemon starts; poll only to ride out that first moment (never a speed check).
         let series = #"meshca_certificate_expiry_timestamp_seconds{role="serving",fingerprint="\#(fingerprint)"}"#
         var body = ""
-        for _ in 0..<100 {
+        try await Wait.until("/metrics has \(series)") {
             body = try await get("http://\(daemon.monitoring)/metrics").body
-            if body.contains(series) { break }
-            try await Task.sleep(for: .milliseconds(100))
+            return body.contains(series)
         }
         #expect(body.contains(series), "\(body)")
         #expect(body.contains(#"meshca_certificate_expiry_timestamp_seconds{role="root""#))

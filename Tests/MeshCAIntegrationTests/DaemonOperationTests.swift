@@ -3,6 +3,7 @@ import GRPCCore
 import MeshCACore
 import MeshCATestSupport
 import MeshCATransport
+import Synchronization
 import Testing
 import X509
 
@@ -62,32 +63,50 @@ struct DaemonOperationTests {
         #expect(!FileManager.default.fileExists(atPath: directory.file("state")))
     }
 
-    @Test("SIGTERM during a burst: every request either gets a recorded certificate or an error, none is lost")
+    @Test("SIGTERM with requests in flight: every request either gets a recorded certificate or an error, none is lost")
     func gracefulShutdown() async throws {
         let daemon = try await TestDaemon.start(["--rate-limit", "off"])
         defer { daemon.stop() }  // the test stops the process itself; this removes the directory and frees the slot
-        let token = try await daemon.token(uses: 200)
+        let token = try await daemon.token(uses: 10_000)
         let client = try daemon.client()
-        let csrs = try (0..<60).map { _ in try workloadCSR().pem }
-        let results = try await withThrowingTaskGroup(of: String?.self) { group in
-            for (index, csr) in csrs.enumerated() {
+        // Eight clients issue back to back until the daemon stops answering, so requests are always on the wire.
+        // Each request notes whether it started before the signal and ended after it: in flight when it arrived.
+        let progress = ShutdownProgress()
+        let results = try await withThrowingTaskGroup(of: [String].self) { group in
+            for _ in 0..<8 {
                 group.addTask {
-                    try await Task.sleep(for: .milliseconds(index * 5))
-                    guard let chain = try? await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) else { return nil }
-                    return try CredentialBundle(istioChain: chain).leaf.serialHex
+                    var serials: [String] = []
+                    while true {
+                        let csr = try workloadCSR().pem
+                        let startedBeforeSignal = !progress.signalled
+                        let chain = try? await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
+                        if startedBeforeSignal, progress.signalled { progress.inFlightAtSignal.add(1, ordering: .relaxed) }
+                        guard let chain else { return serials }
+                        serials.append(try CredentialBundle(istioChain: chain).leaf.serialHex)
+                        progress.completed.add(1, ordering: .relaxed)
+                    }
                 }
             }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(120))
-                _ = try await daemon.process.stop()
-                return "stopped"
-            }
-            return try await group.reduce(into: [String?]()) { $0.append($1) }
+            // The signal goes once the daemon is busy: some requests answered, the clients still sending.
+            try await Wait.until("the daemon answered 20 requests") { progress.completed.load(ordering: .relaxed) >= 20 }
+            progress.signal()
+            _ = try await daemon.process.stop()
+            return try await group.reduce(into: [String]()) { $0 += $1 }
         }
         #expect(!daemon.process.isRunning)
-        let issued = Set(results.compactMap { $0 }.filter { $0 != "stopped" })
+        #expect(progress.inFlightAtSignal.load(ordering: .relaxed) > 0, "no request was in flight when SIGTERM arrived")
+        let issued = Set(results)
         let recorded = await Set(try daemon.ledger().filter { ($0["auth_method"] as? String) == "token" }.compactMap { $0["serial"] as? String })
         #expect(issued.isSubset(of: recorded), "handed out but not recorded: \(issued.subtracting(recorded))")
         #expect(daemon.process.errorOutput.contains("stopped"))
     }
+}
+
+/// What the clients of ``DaemonOperationTests/gracefulShutdown()`` saw around the signal.
+final class ShutdownProgress: Sendable {
+    let completed = Atomic<Int>(0)
+    let inFlightAtSignal = Atomic<Int>(0)
+    private let sent = Atomic<Bool>(false)
+    var signalled: Bool { sent.load(ordering: .sequentiallyConsistent) }
+    func signal() { sent.store(true, ordering: .sequentiallyConsistent) }
 }

@@ -44,7 +44,7 @@ struct RevocationTests {
         // The daemon picks the CLI's revocation up by polling the ledger; wait for it (bounded, not timed).
         let der = daemon.directory.file("crl.der")
         var listed = ""
-        for _ in 0..<60 {
+        try await Wait.until("/crl lists \(leaf.serialHex)") {
             let (status, type) = try await download("http://\(daemon.monitoring)/crl", to: der)
             #expect(status == "200")
             #expect(type == "application/pkix-crl")
@@ -52,8 +52,7 @@ struct RevocationTests {
                 "openssl",
                 ["crl", "-inform", "DER", "-in", der, "-noout", "-text", "-CAfile", daemon.stateDir + "/ca-cert.pem"])
             listed = text.stdout + text.stderr
-            if listed.contains("Serial Number: \(leaf.serialHex.uppercased())") { break }
-            try await Task.sleep(for: .milliseconds(500))
+            return listed.contains("Serial Number: \(leaf.serialHex.uppercased())")
         }
         #expect(listed.contains("Serial Number: \(leaf.serialHex.uppercased())"), "\(listed)")
         #expect(listed.contains("verify OK"))
@@ -86,12 +85,11 @@ struct AgentCRLTests {
         #expect(try await daemon.meshca("revoke", serial, "--reason", "superseded").status == 0)
 
         var text = ""
-        for _ in 0..<120 {
+        try await Wait.until("the agent's crl.pem lists \(serial); agent stderr:\n\(agent.process.errorOutput)") {
             let result = try await Command.run(
                 "openssl", ["crl", "-in", out + "/crl.pem", "-noout", "-text", "-CAfile", out + "/root-cert.pem"])
             text = result.stdout + result.stderr
-            if text.contains("Serial Number: \(serial.uppercased())") { break }
-            try await Task.sleep(for: .milliseconds(500))
+            return text.contains("Serial Number: \(serial.uppercased())")
         }
         #expect(text.contains("Serial Number: \(serial.uppercased())"), "\(text)\n\(agent.process.errorOutput)")
         #expect(text.contains("verify OK"))

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCATestSupport
 import MeshCALedger
 
 /// A whole-second instant the fixtures count from; the ledger stores whole seconds.
@@ -112,9 +113,7 @@ func inOneBatch(
 ) async -> [Result<Void, any Error>] {
     ledger.suspendOperations()
     async let outcomes = concurrently(count, body)
-    while ledger.pendingWriteCount < count {
-        try? await Task.sleep(for: .milliseconds(1))
-    }
+    try? await Wait.until("all \(count) writes wait on the held queue") { ledger.pendingWriteCount >= count }
     ledger.resumeOperations()
     return await outcomes
 }
