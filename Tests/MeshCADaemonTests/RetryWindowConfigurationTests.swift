@@ -23,3 +23,21 @@ struct RetryWindowConfigurationTests {
         }
     }
 }
+
+@Suite("state-poll-interval: default 1s, at most 1h")
+struct StatePollIntervalConfigurationTests {
+    @Test("The default is 1s; flag and environment set it; longer than 1h or not a duration is refused naming the key")
+    func values() throws {
+        #expect(try DaemonConfiguration.load(flags: [:], environment: [:], configFile: nil).statePollInterval == .seconds(1))
+        #expect(try DaemonConfiguration.load(flags: ["state-poll-interval": "10s"], environment: [:], configFile: nil).statePollInterval == .seconds(10))
+        #expect(
+            try DaemonConfiguration.load(flags: [:], environment: ["MESHCA_STATE_POLL_INTERVAL": "5s"], configFile: nil).statePollInterval
+                == .seconds(5))
+        for bad in ["2h", "often"] {
+            let error = #expect(throws: ConfigurationError.self) {
+                _ = try DaemonConfiguration.load(flags: ["state-poll-interval": bad], environment: [:], configFile: nil)
+            }
+            #expect(error?.description.contains("state-poll-interval") == true, "\(String(describing: error))")
+        }
+    }
+}

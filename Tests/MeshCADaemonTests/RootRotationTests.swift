@@ -124,6 +124,24 @@ struct RootRotationTests {
         #expect(try await ca.ledger.verifyChain().isIntact)
     }
 
+    @Test("--pick-up-margin: an issuance inside a longer margin does not count as carrying the new roots, one after it does")
+    func pickUpMargin() async throws {
+        let ca = try RotatingCA()
+        defer { ca.dir.remove() }
+        try await ca.issue("web", at: 0)
+        _ = try await ca.rotation.prepare(pickUpMargin: .seconds(60), actor: "test", now: ca.at(1))
+        #expect(try RootRotation.progress(in: ca.state)?.pickUpMargin == 60)
+        // 30 s after prepare is past the default 5 s but inside this rotation's 60 s.
+        try await ca.issue("web", at: 31)
+        #expect(try await ca.rotation.status(now: ca.at(100)).lagging.map(\.spiffeID) == ["spiffe://cluster.local/ns/default/sa/web"])
+        try await ca.issue("web", at: 62)
+        #expect(try await ca.rotation.status(now: ca.at(100)).lagging.isEmpty)
+        let tooLong = await #expect(throws: DaemonError.self) {
+            _ = try await ca.rotation.prepare(pickUpMargin: .seconds(7200), actor: "t", now: ca.at(1))
+        }
+        #expect(tooLong?.message.contains("--pick-up-margin") == true)
+    }
+
     @Test("--force activates despite lagging identities and records that it did")
     func forcedActivation() async throws {
         let ca = try RotatingCA()
