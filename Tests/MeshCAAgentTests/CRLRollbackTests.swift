@@ -33,7 +33,7 @@ struct CRLRollbackTests {
     ) throws -> CertificateRevocationList {
         try CertificateRevocationList.sign(
             entries: revoking ? [.init(serialNumber: revoked, revocationDate: thisUpdate, reason: .keyCompromise)] : [],
-            issuer: fixture.authority.signingIdentity, number: number, thisUpdate: thisUpdate,
+            issuer: fixture.pki.signer, number: number, thisUpdate: thisUpdate,
             nextUpdate: thisUpdate.addingTimeInterval(validity))
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import MeshCAAgent
+import MeshCATestSupport
 import MeshCATransport
 import Testing
 
@@ -17,7 +18,7 @@ struct WorkloadAPIAdmissionTests {
         for value in values { metadata.addString(value, forKey: "workload.spiffe.io") }
         let sent = metadata
         try await fixture.withServer { _, _ in
-            let code = await WorkloadAPIFixture.errorCode { _ = try await fixture.firstSVIDResponse(metadata: sent) }
+            let code = await RPCResult.code { _ = try await fixture.firstSVIDResponse(metadata: sent) }
             #expect(code == .invalidArgument)
         }
     }
@@ -37,9 +38,9 @@ struct WorkloadAPIAdmissionTests {
         let fixture = try WorkloadAPIFixture()
         try fixture.publishNew()
         try await fixture.withServer(allowedUIDs: [WorkloadAPIFixture.ownUID &+ 1]) { _, _ in
-            let svid = await WorkloadAPIFixture.errorCode { _ = try await fixture.firstSVIDResponse() }
+            let svid = await RPCResult.code { _ = try await fixture.firstSVIDResponse() }
             #expect(svid == .permissionDenied)
-            let bundles = await WorkloadAPIFixture.errorCode {
+            let bundles = await RPCResult.code {
                 try await fixture.withClient { api in
                     try await api.fetchX509Bundles(X509BundlesRequest(), metadata: WorkloadAPIFixture.securityHeader) {
                         var messages = $0.messages.makeAsyncIterator()
@@ -62,7 +63,7 @@ struct WorkloadAPIAdmissionTests {
         metadata.addString("1", forKey: "meshca-peer-pid")
         let spoofed = metadata
         try await fixture.withServer(allowedUIDs: [allowed]) { _, _ in
-            let code = await WorkloadAPIFixture.errorCode { _ = try await fixture.firstSVIDResponse(metadata: spoofed) }
+            let code = await RPCResult.code { _ = try await fixture.firstSVIDResponse(metadata: spoofed) }
             #expect(code == .permissionDenied)
         }
     }
@@ -98,20 +99,20 @@ struct WorkloadAPIAdmissionTests {
                 #expect(error?.message.contains("X.509-SVIDs only") == true)
 
                 let codes: [RPCError.Code?] = [
-                    await WorkloadAPIFixture.errorCode {
+                    await RPCResult.code {
                         _ = try await api.validateJWTSVID(ValidateJWTSVIDRequest(), metadata: header)
                     },
-                    await WorkloadAPIFixture.errorCode {
+                    await RPCResult.code {
                         try await api.fetchJWTBundles(JWTBundlesRequest(), metadata: header) {
                             for try await _ in $0.messages {}
                         }
                     },
-                    await WorkloadAPIFixture.errorCode {
+                    await RPCResult.code {
                         try await api.fetchWITSVID(WITSVIDRequest(), metadata: header) {
                             for try await _ in $0.messages {}
                         }
                     },
-                    await WorkloadAPIFixture.errorCode {
+                    await RPCResult.code {
                         try await api.fetchWITBundles(WITBundlesRequest(), metadata: header) {
                             for try await _ in $0.messages {}
                         }
@@ -126,9 +127,9 @@ struct WorkloadAPIAdmissionTests {
     func unavailableWithoutCredentials() async throws {
         let fixture = try WorkloadAPIFixture()
         try await fixture.withServer { _, _ in
-            let svid = await WorkloadAPIFixture.errorCode { _ = try await fixture.firstSVIDResponse() }
+            let svid = await RPCResult.code { _ = try await fixture.firstSVIDResponse() }
             #expect(svid == .unavailable)
-            let bundles = await WorkloadAPIFixture.errorCode {
+            let bundles = await RPCResult.code {
                 try await fixture.withClient { api in
                     try await api.fetchX509Bundles(X509BundlesRequest(), metadata: WorkloadAPIFixture.securityHeader) {
                         for try await _ in $0.messages {}

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import MeshCAAgent
 import MeshCACore
+import MeshCATestSupport
 import MeshCATransport
 import Testing
 import X509
@@ -12,7 +13,7 @@ struct WorkloadAPICRLTests {
     func crlField() async throws {
         let fixture = try WorkloadAPIFixture()
         try fixture.publishNew()
-        let signer = fixture.authority.signingIdentity
+        let signer = fixture.pki.signer
         @Sendable func crl(number: Int64) throws -> [UInt8] {
             try CertificateRevocationList.sign(
                 entries: [
@@ -57,10 +58,7 @@ struct WorkloadAPICRLTests {
     @Test("A fetched /crl.pem keeps every CRL from this workload's CAs and drops another CA's; a foreign CRL alone is refused")
     func acceptedCRLs() throws {
         func root(_ name: String) throws -> SigningIdentity {
-            let key = try KeyType.ecP256.generate()
-            let certificate = try SelfSignedRoot.make(
-                trustDomain: TrustDomain("cluster.local"), key: key, ttl: .seconds(86_400), now: Date(), commonName: name)
-            return try SigningIdentity(certificate: certificate, privateKey: key, bundle: [certificate])
+            try TestPKI(createdAt: Date(), rootTTL: .seconds(86_400), commonName: name).signer
         }
         let ours = try root("current")
         let previous = try root("previous")

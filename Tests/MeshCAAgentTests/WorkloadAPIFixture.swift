@@ -22,30 +22,19 @@ final class WorkloadAPIFixture: Sendable {
 
     let directory: TemporaryDirectory
     let socketPath: String
-    let authority: CertificateAuthority
+    let pki: TestPKI
     let broadcast = CredentialsBroadcast()
 
     /// A fixture whose socket sits two directories below a fresh temporary directory (created by the server).
     init() throws {
         directory = try TemporaryDirectory("wapi")
         socketPath = directory.path + "/run/meshca/agent.sock"
-        let key = try KeyType.ecP256.generate()
-        let root = try SelfSignedRoot.make(
-            trustDomain: Self.trustDomain, key: key, ttl: .seconds(365 * 86_400), now: Date())
-        authority = CertificateAuthority(
-            trustDomain: Self.trustDomain,
-            signer: try SigningIdentity(certificate: root, privateKey: key, bundle: [root])
-        )
+        pki = try TestPKI(trustDomain: Self.trustDomain.name, createdAt: Date(), rootTTL: .seconds(365 * 86_400))
     }
 
     /// Fresh credentials for ``identity``: a new key and a leaf issued now by the in-memory CA.
     func issue() throws -> WorkloadCredentials {
-        let key = try KeyType.ecP256.generate()
-        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: Self.identity, key: key))
-        let issuance = try authority.issue(
-            IssuanceRequest(csrPEM: csr, identity: Self.identity, requestedTTL: .seconds(3_600)),
-            at: Date()
-        )
+        let (issuance, key) = try pki.issue("was", ns: "default", at: Date(), ttl: .seconds(3_600))  // Self.identity
         let pem = try key.serializeAsPEM()
         return WorkloadCredentials(
             spiffeID: issuance.identity,
@@ -159,18 +148,6 @@ final class WorkloadAPIFixture: Sendable {
             let permissions = (attributes[.posixPermissions] as? NSNumber)?.intValue
         else { return nil }
         return (type, permissions)
-    }
-
-    /// The status code `body` fails with, or `nil` when it succeeds.
-    static func errorCode(_ body: () async throws -> Void) async -> RPCError.Code? {
-        do {
-            try await body()
-            return nil
-        } catch let error as RPCError {
-            return error.code
-        } catch {
-            return .unknown
-        }
     }
 
     /// Waits until `condition` holds; throws after 30 s (a hang guard, not a speed check).

@@ -75,12 +75,7 @@ struct WorkloadAPIServerTests {
                     // A renewal under the same root changes nothing a bundle reader sees: no message. A root
                     // rotation then adds a root; the next message must be that one, not a repeat.
                     try fixture.publishNew()
-                    let rotatedRoot = try SelfSignedRoot.make(
-                        trustDomain: WorkloadAPIFixture.trustDomain,
-                        key: KeyType.ecP256.generate(),
-                        ttl: .seconds(365 * 86_400),
-                        now: Date()
-                    )
+                    let rotatedRoot = try TestPKI(createdAt: Date(), rootTTL: .seconds(365 * 86_400)).root
                     let renewed = try fixture.issue()
                     fixture.broadcast.publish(
                         WorkloadCredentials(
@@ -110,7 +105,7 @@ struct WorkloadAPIServerTests {
                     var messages = response.messages.makeAsyncIterator()
                     _ = try #require(try await messages.next())
                     await group.triggerGracefulShutdown()
-                    return await WorkloadAPIFixture.errorCode {
+                    return await RPCResult.code {
                         while try await messages.next() != nil {}
                     }
                 }

@@ -1,4 +1,5 @@
 import MeshCACore
+import MeshCATestSupport
 import SwiftASN1
 import Testing
 import X509
@@ -11,8 +12,8 @@ struct CSRExtensionParsingTests {
 
     func refusal(_ oid: ASN1ObjectIdentifier, body: [UInt8], critical: Bool) throws -> IssuanceError? {
         let raw = Certificate.Extension(oid: oid, critical: critical, value: body[...])
-        let csr = try TestCA.csr(extensions: try Certificate.Extensions([raw]))
-        return issuanceError { _ = try TestCA().authority.issue(IssuanceRequest(csrPEM: csr, identity: TestCA.identity()), at: TestCA.now) }
+        let csr = try TestPKI.csr(extensions: try Certificate.Extensions([raw]))
+        return issuanceError { _ = try TestPKI(createdAt: TestPKI.fixedNow).authority.issue(IssuanceRequest(csrPEM: csr, identity: TestPKI.identity()), at: TestPKI.fixedNow) }
     }
 
     @Test("A SubjectAlternativeName extension that does not parse is refused as malformed-csr, naming it", arguments: garbage)
@@ -36,8 +37,8 @@ struct CSRExtensionParsingTests {
 
     @Test("A well-formed CA=false BasicConstraints is still accepted")
     func notCA() throws {
-        let csr = try TestCA.csr(extensions: try Certificate.Extensions { BasicConstraints.notCertificateAuthority })
-        let issued = try TestCA().authority.issue(IssuanceRequest(csrPEM: csr, identity: TestCA.identity()), at: TestCA.now)
+        let csr = try TestPKI.csr(extensions: try Certificate.Extensions { BasicConstraints.notCertificateAuthority })
+        let issued = try TestPKI(createdAt: TestPKI.fixedNow).authority.issue(IssuanceRequest(csrPEM: csr, identity: TestPKI.identity()), at: TestPKI.fixedNow)
         #expect(issued.certificate.uriSANs == ["spiffe://cluster.local/ns/default/sa/was"])
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCATestSupport
 import SwiftASN1
 import Testing
 @_spi(FixedExpiryValidationTime) import X509
@@ -17,8 +18,8 @@ struct CertificateProfileTests {
 
     @Test("A leaf carries exactly the istiod-style SVID extensions, with the right criticality")
     func extensions() throws {
-        let ca = try TestCA()
-        let leaf = try ca.issue(TestCA.identity()).certificate
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
+        let leaf = try ca.issue(at: TestPKI.fixedNow).issuance.certificate
         #expect(leaf.version == .v3)
         #expect(leaf.uriSANs == ["spiffe://cluster.local/ns/default/sa/was"])
         #expect(leaf.sanStrings.count == 1)
@@ -44,27 +45,27 @@ struct CertificateProfileTests {
 
     @Test("The subject is encoded as an empty SEQUENCE, not left out")
     func emptySubject() throws {
-        let leaf = try TestCA().issue(TestCA.identity()).certificate
+        let leaf = try TestPKI(createdAt: TestPKI.fixedNow).issue(at: TestPKI.fixedNow).issuance.certificate
         let fields = try tbsFields(leaf)
         #expect(Array(fields[5].encodedBytes) == [0x30, 0x00])
     }
 
     @Test("RSA workload keys get keyEncipherment, EC keys do not", arguments: [(KeyType.rsa2048, true), (.ecP384, false), (.ecP256, false)])
     func keyEncipherment(keyType: KeyType, expected: Bool) throws {
-        let ca = try TestCA()
-        let id = try TestCA.identity()
-        let csr = try TestCA.csr(for: id, keyType: keyType)
-        let issuance = try ca.authority.issue(IssuanceRequest(csrPEM: csr, identity: id), at: TestCA.now)
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
+        let id = try TestPKI.identity()
+        let csr = try TestPKI.csr(for: id, keyType: keyType)
+        let issuance = try ca.authority.issue(IssuanceRequest(csrPEM: csr, identity: id), at: TestPKI.fixedNow)
         #expect(try issuance.certificate.extensions.keyUsage?.keyEncipherment == expected)
         #expect(issuance.keyType == keyType.rawValue)
     }
 
     @Test("Serials are random, positive, 128-bit and minimally DER-encoded")
     func serials() throws {
-        let ca = try TestCA()
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
         var seen = Set<String>()
         for _ in 0..<50 {
-            let leaf = try ca.issue(TestCA.identity()).certificate
+            let leaf = try ca.issue(at: TestPKI.fixedNow).issuance.certificate
             let serial = try tbsFields(leaf)[1]
             let content = Array(serial.encodedBytes.dropFirst(2))
             #expect(content.count >= 16 && content.count <= 17)
@@ -77,14 +78,14 @@ struct CertificateProfileTests {
 
     @Test("The signature algorithm follows the CA key", arguments: [(KeyType.ecP256, Certificate.SignatureAlgorithm.ecdsaWithSHA256), (.ecP384, .ecdsaWithSHA384), (.rsa2048, .sha256WithRSAEncryption)])
     func signatureAlgorithm(caKey: KeyType, expected: Certificate.SignatureAlgorithm) throws {
-        let ca = try TestCA(keyType: caKey)
+        let ca = try TestPKI(keyType: caKey, createdAt: TestPKI.fixedNow)
         #expect(ca.root.signatureAlgorithm == expected)
-        #expect(try ca.issue(TestCA.identity()).certificate.signatureAlgorithm == expected)
+        #expect(try ca.issue(at: TestPKI.fixedNow).issuance.certificate.signatureAlgorithm == expected)
     }
 
     @Test("The self-signed root is O=<trust domain>, CA=true critical, keyCertSign+cRLSign critical, with an SKI")
     func rootProfile() throws {
-        let root = try TestCA().root
+        let root = try TestPKI(createdAt: TestPKI.fixedNow).root
         #expect(root.subject == root.issuer)
         #expect(root.subject.description == "O=cluster.local")
         #expect(try root.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: nil))
@@ -98,7 +99,7 @@ struct CertificateProfileTests {
 
     @Test("The Istio response chain is [leaf, root bundle], each element one PEM ending in a newline")
     func istioChain() throws {
-        let issuance = try TestCA().issue(TestCA.identity())
+        let issuance = try TestPKI(createdAt: TestPKI.fixedNow).issue(at: TestPKI.fixedNow).issuance
         let chain = issuance.istioCertChain
         #expect(chain.count == 2)
         #expect(chain.allSatisfy { $0.hasSuffix("-----END CERTIFICATE-----\n") })
@@ -109,11 +110,11 @@ struct CertificateProfileTests {
 
     @Test("The checked leaf passes the SPIFFE verifier policy with a critical SAN")
     func verifies() async throws {
-        let ca = try TestCA()
-        let leaf = try ca.issue(TestCA.identity()).certificate
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
+        let leaf = try ca.issue(at: TestPKI.fixedNow).issuance.certificate
         var verifier = Verifier(rootCertificates: CertificateStore([ca.root])) {
-            RFC5280Policy(fixedExpiryValidationTime: TestCA.now)
-            SPIFFEVerifierPolicy(trustDomain: TestCA.trustDomain, expectedID: try! TestCA.identity())
+            RFC5280Policy(fixedExpiryValidationTime: TestPKI.fixedNow)
+            SPIFFEVerifierPolicy(trustDomain: ca.trustDomain, expectedID: try! ca.identity())
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore())
         guard case .validCertificate = result else {
@@ -121,8 +122,8 @@ struct CertificateProfileTests {
             return
         }
         var wrongID = Verifier(rootCertificates: CertificateStore([ca.root])) {
-            RFC5280Policy(fixedExpiryValidationTime: TestCA.now)
-            SPIFFEVerifierPolicy(trustDomain: TestCA.trustDomain, expectedID: try! TestCA.identity("other"))
+            RFC5280Policy(fixedExpiryValidationTime: TestPKI.fixedNow)
+            SPIFFEVerifierPolicy(trustDomain: ca.trustDomain, expectedID: try! ca.identity("other"))
         }
         guard case .couldNotValidate = await wrongID.validate(leaf: leaf, intermediates: CertificateStore()) else {
             Issue.record("a leaf for another identity validated")

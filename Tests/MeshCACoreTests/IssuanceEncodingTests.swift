@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCATestSupport
 import Testing
 import X509
 
@@ -8,33 +9,25 @@ import X509
 struct IssuanceEncodingTests {
     @Test("The CA's cached Istio chain equals the issuance's own, under a root and under an intermediate")
     func cachedChainUnderRootAndIntermediate() throws {
-        let ca = try TestCA()
-        let rootIssuance = try ca.issue(TestCA.identity())
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
+        let rootIssuance = try ca.issue(at: TestPKI.fixedNow).issuance
         #expect(ca.authority.istioCertChain(for: rootIssuance) == rootIssuance.istioCertChain)
 
-        let intermediateKey = try KeyType.ecP256.generate()
-        let intermediate = try ca.authority.issueIntermediate(
-            publicKey: intermediateKey.publicKey, commonName: "plug-in", ttl: .seconds(86_400), at: TestCA.now)
-        let underIntermediate = CertificateAuthority(
-            trustDomain: TestCA.trustDomain,
-            signer: try SigningIdentity(certificate: intermediate, privateKey: intermediateKey, bundle: [ca.root])
-        )
-        let identity = try TestCA.identity("api")
-        let issuance = try underIntermediate.issue(
-            IssuanceRequest(csrPEM: TestCA.csr(for: identity), identity: identity), at: TestCA.now)
-        let chain = underIntermediate.istioCertChain(for: issuance)
+        let plugIn = try TestPKI(createdAt: TestPKI.fixedNow, intermediateTTL: .seconds(86_400))
+        let issuance = try plugIn.issue("api", at: TestPKI.fixedNow).issuance
+        let chain = plugIn.authority.istioCertChain(for: issuance)
         #expect(chain == issuance.istioCertChain)
         #expect(chain.count == 3)
     }
 
     @Test("An issuance signed before the CA switched signers still gets its own chain")
     func chainAfterActivation() throws {
-        let ca = try TestCA()
-        let before = try ca.issue(TestCA.identity())
-        let other = try TestCA()
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
+        let before = try ca.issue(at: TestPKI.fixedNow).issuance
+        let other = try TestPKI(createdAt: TestPKI.fixedNow)
         ca.authority.activate(other.authority.signingIdentity)
         #expect(ca.authority.istioCertChain(for: before) == before.istioCertChain)
-        let after = try ca.issue(TestCA.identity())
+        let after = try ca.issue(at: TestPKI.fixedNow).issuance
         #expect(ca.authority.istioCertChain(for: after) == after.istioCertChain)
         #expect(after.istioCertChain.last == other.root.pem)
     }
@@ -44,8 +37,8 @@ struct IssuanceEncodingTests {
         arguments: ["", "\n", "\r\n", "  \t\n", "\u{00A0}\n", "\n\u{2028}", "\u{0085}"]
     )
     func csrNormalization(padding: String) throws {
-        let identity = try TestCA.identity()
-        let pem = try TestCA.csr(for: identity)
+        let identity = try TestPKI.identity()
+        let pem = try TestPKI.csr(for: identity)
         let plain = try WorkloadCSR.check(pem: pem, for: identity)
         let crlf = pem.replacingOccurrences(of: "\n", with: "\r\n")
         for text in [padding + pem + padding, padding + crlf, crlf + padding] {

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCATestSupport
 import Testing
 import X509
 
@@ -7,30 +8,30 @@ import X509
 struct IssuancePolicyTests {
     @Test("No requested lifetime gives 24h; notBefore is backdated two minutes")
     func defaults() throws {
-        let issuance = try TestCA().issue(TestCA.identity())
+        let issuance = try TestPKI(createdAt: TestPKI.fixedNow).issue(at: TestPKI.fixedNow).issuance
         let leaf = issuance.certificate
-        #expect(leaf.notValidBefore == TestCA.now.addingTimeInterval(-120))
-        #expect(leaf.notValidAfter == TestCA.now.addingTimeInterval(86_400))
+        #expect(leaf.notValidBefore == TestPKI.fixedNow.addingTimeInterval(-120))
+        #expect(leaf.notValidAfter == TestPKI.fixedNow.addingTimeInterval(86_400))
         #expect(issuance.grantedTTL == .seconds(86_400))
         #expect(issuance.requestedTTL == nil)
     }
 
     @Test("A requested lifetime within the maximum is granted", arguments: [60, 3600, 90 * 86_400])
     func granted(seconds: Int64) throws {
-        let issuance = try TestCA().issue(TestCA.identity(), ttl: .seconds(seconds))
-        #expect(issuance.certificate.notValidAfter == TestCA.now.addingTimeInterval(TimeInterval(seconds)))
+        let issuance = try TestPKI(createdAt: TestPKI.fixedNow).issue(at: TestPKI.fixedNow, ttl: .seconds(seconds)).issuance
+        #expect(issuance.certificate.notValidAfter == TestPKI.fixedNow.addingTimeInterval(TimeInterval(seconds)))
         #expect(issuance.requestedTTL == .seconds(seconds))
     }
 
     @Test("Zero or negative requested lifetimes mean the default, as istiod does", arguments: [0, -5])
     func nonPositive(seconds: Int64) throws {
-        #expect(try TestCA().issue(TestCA.identity(), ttl: .seconds(seconds)).grantedTTL == .seconds(86_400))
+        #expect(try TestPKI(createdAt: TestPKI.fixedNow).issue(at: TestPKI.fixedNow, ttl: .seconds(seconds)).issuance.grantedTTL == .seconds(86_400))
     }
 
     @Test("A lifetime above 90 days is refused, naming both values")
     func tooLong() throws {
-        let ca = try TestCA()
-        let error = issuanceError { _ = try ca.issue(TestCA.identity(), ttl: .seconds(91 * 86_400)) }
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
+        let error = issuanceError { _ = try ca.issue(at: TestPKI.fixedNow, ttl: .seconds(91 * 86_400)).issuance }
         #expect(error?.code == .ttlTooLong)
         #expect(error?.message.contains("91d") == true)
         #expect(error?.message.contains("90d") == true)
@@ -38,17 +39,17 @@ struct IssuancePolicyTests {
 
     @Test("notAfter is capped at the CA's own notAfter, and the granted lifetime says so")
     func cappedByIssuer() throws {
-        let ca = try TestCA(rootTTL: .seconds(2 * 86_400))
-        let late = TestCA.now.addingTimeInterval(86_400 + 3600)  // 23h before the root expires
-        let issuance = try ca.issue(TestCA.identity(), ttl: .seconds(7 * 86_400), at: late)
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow, rootTTL: .seconds(2 * 86_400))
+        let late = TestPKI.fixedNow.addingTimeInterval(86_400 + 3600)  // 23h before the root expires
+        let issuance = try ca.issue(at: late, ttl: .seconds(7 * 86_400)).issuance
         #expect(issuance.certificate.notValidAfter == ca.root.notValidAfter)
         #expect(issuance.grantedTTL == .seconds(Int64(ca.root.notValidAfter.timeIntervalSince(late))))
     }
 
     @Test("An expired or not-yet-valid CA issues nothing", arguments: [-86_400.0, 3 * 86_400.0])
     func signerNotValid(offset: Double) throws {
-        let ca = try TestCA(rootTTL: .seconds(2 * 86_400))
-        let error = issuanceError { _ = try ca.issue(TestCA.identity(), at: TestCA.now.addingTimeInterval(offset)) }
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow, rootTTL: .seconds(2 * 86_400))
+        let error = issuanceError { _ = try ca.issue(at: TestPKI.fixedNow.addingTimeInterval(offset)).issuance }
         #expect(error?.code == .signerNotValid)
     }
 
@@ -59,7 +60,7 @@ struct IssuancePolicyTests {
 
     @Test("A key that does not belong to the CA certificate is refused")
     func mismatchedSigner() throws {
-        let ca = try TestCA()
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
         let error = issuanceError {
             _ = try SigningIdentity(certificate: ca.root, privateKey: KeyType.ecP256.generate(), bundle: [ca.root])
         }
@@ -69,11 +70,11 @@ struct IssuancePolicyTests {
 
     @Test("A leaf certificate cannot be used as a signer")
     func leafAsSigner() throws {
-        let ca = try TestCA()
+        let ca = try TestPKI(createdAt: TestPKI.fixedNow)
         let key = try KeyType.ecP256.generate()
-        let id = try TestCA.identity()
+        let id = try TestPKI.identity()
         let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: id, key: key))
-        let leaf = try ca.authority.issue(IssuanceRequest(csrPEM: csr, identity: id), at: TestCA.now).certificate
+        let leaf = try ca.authority.issue(IssuanceRequest(csrPEM: csr, identity: id), at: TestPKI.fixedNow).certificate
         #expect(issuanceError { _ = try SigningIdentity(certificate: leaf, privateKey: key, bundle: [ca.root]) }?.code == .invalidSigner)
     }
 }

@@ -1,4 +1,5 @@
 import MeshCACore
+import MeshCATestSupport
 import Testing
 import X509
 
@@ -32,8 +33,8 @@ struct LogEscapingTests {
     @Test("A CSR URI with a newline cannot put a line break into the refusal")
     func csrURI() throws {
         let forged = "spiffe://cluster.local/ns/default/sa/was\n2027-01-15T08:00:00+0000 info meshca: issued spiffe_id=spiffe://cluster.local/ns/kube-system/sa/admin"
-        let csr = try TestCA.csr(extensions: try Certificate.Extensions { Critical(SubjectAlternativeNames([.uniformResourceIdentifier(forged)])) })
-        let error = issuanceError { _ = try TestCA().authority.issue(IssuanceRequest(csrPEM: csr, identity: TestCA.identity()), at: TestCA.now) }
+        let csr = try TestPKI.csr(extensions: try Certificate.Extensions { Critical(SubjectAlternativeNames([.uniformResourceIdentifier(forged)])) })
+        let error = issuanceError { _ = try TestPKI(createdAt: TestPKI.fixedNow).authority.issue(IssuanceRequest(csrPEM: csr, identity: TestPKI.identity()), at: TestPKI.fixedNow) }
         #expect(error?.code == .identityMismatch)
         #expect(error?.message.contains("sa/was\\n2027-01-15T08:00:00+0000 info meshca: issued") == true)
         #expect(error?.message.contains("\n") == false)

@@ -91,10 +91,10 @@ struct CallerAuthenticatorTests {
         defer { dir.remove() }
         let fixture = try Fixture(dir)
         let (intermediate, key) = try await fixture.intermediate()
-        let rogue = CertificateAuthority(
+        let rogue = TestPKI(
             trustDomain: fixture.state.trustDomain,
             signer: try SigningIdentity(certificate: intermediate, privateKey: key, bundle: fixture.state.signer.bundle))
-        let leaf = try rogue.issue(request("admin", ns: "kube-system"), at: Date()).certificate
+        let leaf = try rogue.issue("admin", ns: "kube-system", at: Date()).issuance.certificate
         // Path validation alone accepts it: this is the chain the TLS listener lets through.
         #expect(await fixture.authenticator.verifyClientChain([leaf, intermediate]))
 

@@ -9,23 +9,11 @@ import X509
 
 @Suite("Workload credential files: writing and inspecting")
 struct CredentialFilesTests {
-    /// Issues into `dir/name` from a fresh CA (or `ca` when given), returning the CA used.
+    /// Issues into `dir/name` from a fresh CA made at `now` (or `ca` when given), returning the CA used.
     @discardableResult
-    func issue(into path: String, ca given: CAState? = nil, trustDomain: String = "cluster.local", ttl: Duration = .seconds(86_400), at now: Date = Date()) throws -> CAState {
-        let ca = try given ?? CAState(
-            trustDomain: TrustDomain(trustDomain),
-            signer: {
-                let key = try KeyType.ecP256.generate()
-                let root = try SelfSignedRoot.make(trustDomain: TrustDomain(trustDomain), key: key, ttl: .seconds(10 * 86_400), now: now)
-                return try SigningIdentity(certificate: root, privateKey: key, bundle: [root])
-            }(),
-            warnings: []
-        )
-        let id = try SPIFFEID(trustDomain: ca.trustDomain, namespace: "default", serviceAccount: "was")
-        let key = try KeyType.ecP256.generate()
-        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: id, key: key))
-        let issuance = try CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer)
-            .issue(IssuanceRequest(csrPEM: csr, identity: id, requestedTTL: ttl), at: now)
+    func issue(into path: String, ca given: TestPKI? = nil, ttl: Duration = .seconds(86_400), at now: Date = Date()) throws -> TestPKI {
+        let ca = try given ?? TestPKI(createdAt: now, rootTTL: .seconds(10 * 86_400))
+        let (issuance, key) = try ca.issue(at: now, ttl: ttl)
         try CredentialFiles.write(
             to: path, certChainPEM: issuance.certChainPEM,
             keyPEM: try key.serializeAsPEM().pemString + "\n", bundlePEM: issuance.bundlePEM

@@ -116,9 +116,7 @@ struct DoctorTests {
     func rotationRoots() async throws {
         let fixture = try DoctorFixture()
         defer { fixture.remove() }
-        let oldKey = try KeyType.ecP256.generate()
-        let old = try SelfSignedRoot.make(
-            trustDomain: fixture.ca.trustDomain, key: oldKey, ttl: .seconds(5 * 86_400), now: fixture.now)
+        let old = try TestPKI(trustDomain: fixture.ca.trustDomain.name, createdAt: fixture.now, rootTTL: .seconds(5 * 86_400)).root
         try FileManager.default.createDirectory(
             atPath: fixture.state.path + "/previous", withIntermediateDirectories: true)
         try old.pem.write(toFile: fixture.state.path + "/previous/ca-cert.pem", atomically: true, encoding: .utf8)
@@ -135,20 +133,8 @@ struct DoctorTests {
     func pluginIntermediate() async throws {
         let dir = try TemporaryDirectory("doctor-plugin")
         defer { dir.remove() }
-        let rootKey = try KeyType.ecP256.generate()
-        let root = try SelfSignedRoot.make(
-            trustDomain: TrustDomain("cluster.local"), key: rootKey, ttl: .seconds(365 * 86_400), now: Date())
-        let parent = CertificateAuthority(
-            trustDomain: try TrustDomain("cluster.local"),
-            signer: try SigningIdentity(certificate: root, privateKey: rootKey, bundle: [root]))
-        let key = try KeyType.ecP256.generate()
-        let intermediate = try parent.issueIntermediate(
-            publicKey: key.publicKey, commonName: "test intermediate", ttl: .seconds(10 * 86_400), at: Date())
-        try FileManager.default.createDirectory(atPath: dir.file("cacerts"), withIntermediateDirectories: true)
-        try dir.write("cacerts/ca-cert.pem", intermediate.pem)
-        try dir.write("cacerts/ca-key.pem", try key.serializeAsPEM().pemString)
-        try dir.write("cacerts/cert-chain.pem", intermediate.pem + root.pem)
-        try dir.write("cacerts/root-cert.pem", root.pem)
+        try TestPKI(createdAt: Date(), rootTTL: .seconds(365 * 86_400), intermediateTTL: .seconds(10 * 86_400))
+            .writeCacerts(to: dir.file("cacerts"))
         let state = StateDirectory(path: dir.file("state"))
         _ = try await CAState.importPlugin(
             from: dir.file("cacerts"), into: state, trustDomain: TrustDomain("cluster.local"), now: Date())

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCACore
+import MeshCATestSupport
 import MeshCADaemon
 import MeshCAIO
 import ServiceLifecycle
@@ -62,11 +63,8 @@ struct MonitoringServerTests {
 
     @Test("GET /crl answers 503 until a CRL is published, then the DER as application/pkix-crl; /crl.pem the PEM")
     func crl() async throws {
-        let key = try KeyType.ecP256.generate()
-        let root = try SelfSignedRoot.make(
-            trustDomain: try TrustDomain("cluster.local"), key: key, ttl: .seconds(86_400), now: Date())
         let published = try CertificateRevocationList.sign(
-            entries: [], issuer: try SigningIdentity(certificate: root, privateKey: key, bundle: [root]), number: 1,
+            entries: [], issuer: TestPKI(createdAt: Date(), rootTTL: .seconds(86_400)).signer, number: 1,
             thisUpdate: Date(), nextUpdate: Date().addingTimeInterval(3600))
         let current = Mutex<CertificateRevocationList?>(nil)
         try await withServer(crl: { current.withLock { $0 } }) { port in

@@ -11,17 +11,9 @@ import X509
 struct PluginCATests {
     /// Writes a cacerts directory with an intermediate signed by a fresh root.
     func makeCacerts(_ dir: TemporaryDirectory, name: String = "cacerts") throws -> (root: Certificate, intermediate: Certificate) {
-        let rootKey = try KeyType.ecP256.generate()
-        let root = try SelfSignedRoot.make(trustDomain: TrustDomain("cluster.local"), key: rootKey, ttl: .seconds(365 * 86_400), now: Date())
-        let authority = CertificateAuthority(trustDomain: try TrustDomain("cluster.local"), signer: try SigningIdentity(certificate: root, privateKey: rootKey, bundle: [root]))
-        let key = try KeyType.ecP256.generate()
-        let intermediate = try authority.issueIntermediate(publicKey: key.publicKey, commonName: "test intermediate", ttl: .seconds(30 * 86_400), at: Date())
-        try FileManager.default.createDirectory(atPath: dir.file(name), withIntermediateDirectories: true)
-        try dir.write("\(name)/ca-cert.pem", intermediate.pem)
-        try dir.write("\(name)/ca-key.pem", try key.serializeAsPEM().pemString)
-        try dir.write("\(name)/cert-chain.pem", intermediate.pem + root.pem)
-        try dir.write("\(name)/root-cert.pem", root.pem)
-        return (root, intermediate)
+        let pki = try TestPKI(createdAt: Date(), rootTTL: .seconds(365 * 86_400), intermediateTTL: .seconds(30 * 86_400))
+        try pki.writeCacerts(to: dir.file(name))
+        return (pki.root, try #require(pki.intermediate))
     }
 
     @Test("A complete cacerts directory is accepted; issued chains are [leaf, intermediate, root]")
@@ -35,9 +27,7 @@ struct PluginCATests {
         #expect(ca.signer.bundle == [root])
         let loaded = try CAState.load(from: state)
         #expect(loaded.signer.certificate == intermediate)
-        let id = try SPIFFEID(trustDomain: loaded.trustDomain, namespace: "default", serviceAccount: "was")
-        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: id, key: KeyType.ecP256.generate()))
-        let issuance = try CertificateAuthority(trustDomain: loaded.trustDomain, signer: loaded.signer).issue(IssuanceRequest(csrPEM: csr, identity: id), at: Date())
+        let issuance = try TestPKI(trustDomain: loaded.trustDomain, signer: loaded.signer).issue(at: Date()).issuance
         #expect(issuance.istioCertChain.count == 3)
         #expect(issuance.intermediates == [intermediate])
         #expect(try dir.mode("state/ca-key.pem") == 0o600)
@@ -71,11 +61,8 @@ struct PluginCATests {
 
         // A workload certificate posing as a CA.
         _ = try makeCacerts(dir)
-        let leafKey = try KeyType.ecP256.generate()
-        let state = try CAState.create(in: StateDirectory(path: dir.file("s")), options: .init(), now: Date())
-        let id = try SPIFFEID(trustDomain: state.trustDomain, namespace: "default", serviceAccount: "x")
-        let leaf = try CertificateAuthority(trustDomain: state.trustDomain, signer: state.signer)
-            .issue(IssuanceRequest(csrPEM: WorkloadCSR.pem(WorkloadCSR.make(for: id, key: leafKey)), identity: id), at: Date()).certificate
+        let (issuance, leafKey) = try TestPKI().issue("x", at: Date())
+        let leaf = issuance.certificate
         try dir.write("cacerts/ca-cert.pem", leaf.pem)
         try dir.write("cacerts/ca-key.pem", try leafKey.serializeAsPEM().pemString)
         let notCA = await #expect(throws: DaemonError.self) { _ = try await PluginCA.load(from: dir.file("cacerts"), now: Date()) }

@@ -43,10 +43,8 @@ struct RevocationTests {
     func opensslReadsCRL(keyType: KeyType) async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
-        let key = try keyType.generate()
-        let root = try SelfSignedRoot.make(
-            trustDomain: mesh.trustDomain, key: key, ttl: .seconds(86_400 * 30), now: Date())
-        let signer = try SigningIdentity(certificate: root, privateKey: key, bundle: [root])
+        let pki = try TestPKI(keyType: keyType, createdAt: Date(), rootTTL: .seconds(86_400 * 30))
+        let (root, signer) = (pki.root, pki.signer)
         let serial = Certificate.SerialNumber(bytes: [0x8f, 0x1a, 0x2b, 0x3c, 0x4d])
         let crl = try CertificateRevocationList.sign(
             entries: [.init(serialNumber: serial, revocationDate: Date(), reason: .keyCompromise)], issuer: signer,

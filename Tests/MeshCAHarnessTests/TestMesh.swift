@@ -8,34 +8,27 @@ import SwiftASN1
 import Synchronization
 import X509
 
-/// A CA made at run time plus the workloads it issued, each written as Istio's three files into its own
-/// directory. Nothing is committed: every key is generated here.
+/// A ``TestPKI`` plus the workloads it issued, each written as Istio's three files into its own directory.
+/// Nothing is committed: every key is generated here.
 ///
 /// The root is created three days in the past (valid for ten years), so the core's injected clock can
 /// issue certificates that have already expired, as well as ones that are not valid yet.
 struct TestMesh {
     let directory: TemporaryDirectory
-    let trustDomain: TrustDomain
-    let root: Certificate
-    let authority: CertificateAuthority
+    let pki: TestPKI
+
+    var trustDomain: TrustDomain { pki.trustDomain }
+    var root: Certificate { pki.root }
+    var authority: CertificateAuthority { pki.authority }
 
     init(trustDomain: String = "cluster.local") throws {
         directory = try TemporaryDirectory("hs")
-        self.trustDomain = try TrustDomain(trustDomain)
-        let key = try KeyType.ecP256.generate()
-        root = try SelfSignedRoot.make(
-            trustDomain: self.trustDomain, key: key, ttl: .seconds(10 * 365 * 86_400),
-            now: Date().addingTimeInterval(-3 * 86_400)
-        )
-        authority = CertificateAuthority(
-            trustDomain: self.trustDomain,
-            signer: try SigningIdentity(certificate: root, privateKey: key, bundle: [root])
-        )
+        pki = try TestPKI(trustDomain: trustDomain)
     }
 
     /// `spiffe://<td>/ns/<ns>/sa/<sa>`.
     func id(_ serviceAccount: String, ns: String = "default") throws -> SPIFFEID {
-        try SPIFFEID(trustDomain: trustDomain, namespace: ns, serviceAccount: serviceAccount)
+        try pki.identity(serviceAccount, ns: ns)
     }
 
     /// Issues a certificate for `serviceAccount` as of `issuedAt` and writes the three files into
@@ -45,11 +38,7 @@ struct TestMesh {
         _ serviceAccount: String, name: String? = nil, issuedAt: Date = Date(), ttl: Duration? = nil,
         keyType: KeyType = .ecP256, trusting roots: [Certificate]? = nil
     ) throws -> String {
-        let identity = try id(serviceAccount)
-        let key = try keyType.generate()
-        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key))
-        let issuance = try authority.issue(
-            IssuanceRequest(csrPEM: csr, identity: identity, requestedTTL: ttl), at: issuedAt)
+        let (issuance, key) = try pki.issue(serviceAccount, at: issuedAt, ttl: ttl, keyType: keyType)
         let path = directory.file(name ?? serviceAccount)
         try CredentialFiles.write(
             to: path,

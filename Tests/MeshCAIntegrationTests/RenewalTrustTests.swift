@@ -17,12 +17,11 @@ struct RenewalTrustTests {
     func rogueIdentity(intermediateIn directory: String, roots: [Certificate]) throws -> (identity: CAClient.ClientIdentity, intermediate: Certificate) {
         let intermediate = try Certificate(pemEncoded: String(contentsOfFile: directory + "/ca-cert.pem", encoding: .utf8))
         let intermediateKey = try Certificate.PrivateKey(pemEncoded: String(contentsOfFile: directory + "/ca-key.pem", encoding: .utf8))
-        let signer = try SigningIdentity(certificate: intermediate, privateKey: intermediateKey, bundle: roots)
-        let rogue = CertificateAuthority(trustDomain: try TrustDomain("cluster.local"), signer: signer)
-        let (key, csr) = try workloadCSR(sa: "admin", ns: "kube-system")
-        let admin = try SPIFFEID(trustDomain: TrustDomain("cluster.local"), namespace: "kube-system", serviceAccount: "admin")
-        let leaf = try rogue.issue(IssuanceRequest(csrPEM: csr, identity: admin), at: Date()).certificate
-        return (CAClient.ClientIdentity(chainPEM: leaf.pem + intermediate.pem, keyPEM: try key.serializeAsPEM().pemString), intermediate)
+        let rogue = TestPKI(
+            trustDomain: try TrustDomain("cluster.local"),
+            signer: try SigningIdentity(certificate: intermediate, privateKey: intermediateKey, bundle: roots))
+        let (issuance, key) = try rogue.issue("admin", ns: "kube-system", at: Date())
+        return (CAClient.ClientIdentity(chainPEM: issuance.certificate.pem + intermediate.pem, keyPEM: try key.serializeAsPEM().pemString), intermediate)
     }
 
     @Test("A leaf signed by a meshca intermediate is refused UNAUTHENTICATED and recorded, before and after the intermediate is revoked")
