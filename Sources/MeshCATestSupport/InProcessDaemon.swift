@@ -9,7 +9,20 @@ import X509
 
 /// Every line a logger wrote, for tests that check what the daemon or the agent logs.
 public final class CapturedLog: Sendable {
-    private let lines = Mutex<[String]>([])
+    /// One log call: its level, message and metadata (the logger's and the call's, each value as text).
+    public struct Entry: Sendable {
+        public let level: Logger.Level
+        public let message: String
+        public let metadata: [String: String]
+
+        /// `LEVEL message key=value...`, keys sorted.
+        public var line: String {
+            let suffix = metadata.isEmpty ? "" : " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            return "\(level) \(message)\(suffix)"
+        }
+    }
+
+    private let captured = Mutex<[Entry]>([])
 
     public init() {}
 
@@ -19,7 +32,10 @@ public final class CapturedLog: Sendable {
     }
 
     /// The lines so far, `LEVEL message key=value...`.
-    public var all: [String] { lines.withLock { $0 } }
+    public var all: [String] { entries.map(\.line) }
+
+    /// The entries so far, oldest first.
+    public var entries: [Entry] { captured.withLock { $0 } }
 
     /// The first line containing `text`, waiting for one until `timeout` passes (a hang guard).
     public func waitForLine(containing text: String, timeout: Duration = .seconds(60)) async throws -> String {
@@ -53,9 +69,9 @@ public final class CapturedLog: Sendable {
         }
 
         func log(event: LogEvent) {
-            let extra = (event.metadata ?? [:]).merging(metadata) { new, _ in new }
-            let suffix = extra.isEmpty ? "" : " " + extra.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            log.lines.withLock { $0.append("\(event.level) \(event.message)\(suffix)") }
+            let all = (event.metadata ?? [:]).merging(metadata) { new, _ in new }
+            let entry = Entry(level: event.level, message: "\(event.message)", metadata: all.mapValues { "\($0)" })
+            log.captured.withLock { $0.append(entry) }
         }
     }
 }

@@ -14,6 +14,13 @@ public struct TemporaryDirectory: Sendable {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
+    /// Runs `body` with a fresh directory and removes it afterwards, whether `body` returns or throws.
+    public static func with<Result>(_ prefix: String = "t", _ body: (TemporaryDirectory) async throws -> Result) async throws -> Result {
+        let directory = try TemporaryDirectory(prefix)
+        defer { directory.remove() }
+        return try await body(directory)
+    }
+
     /// `path/name`.
     public func file(_ name: String) -> String { path + "/" + name }
 

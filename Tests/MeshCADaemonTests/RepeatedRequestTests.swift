@@ -15,50 +15,14 @@ import X509
 /// key within the retry window get the certificate already issued, recorded as a repeat, not a second issuance.
 @Suite("Repeated requests get the certificate already issued")
 struct RepeatedRequestTests {
-    /// The daemon's request path in process: handler, authenticator and service over one real ledger, with a
-    /// single-use join token for default/was.
-    struct Fixture {
-        let dir: TemporaryDirectory
-        let ledger: SQLiteLedger
-        let service: IssuanceService
-        let handler: CreateCertificateHandler
-        let token: JoinToken
-        let identity: SPIFFEID
-
-        init(retryWindow: Duration = RepeatedRequests.defaultWindow) async throws {
-            dir = try TemporaryDirectory("repeat")
-            let now = Date()
-            let state = try CAState.create(in: StateDirectory(path: dir.file("state")), options: .init(), now: now)
-            ledger = try SQLiteLedger(path: dir.file("state/ledger.db"))
-            let authority = CertificateAuthority(trustDomain: state.trustDomain, signer: state.signer)
-            token = JoinToken.generate(rootFingerprint: state.signer.certificate.sha256Fingerprint)
-            try await ledger.createToken(
-                JoinTokenRecord(
-                    id: token.id, secretSHA256: token.secretSHA256, namespace: "default", serviceAccount: "was",
-                    createdAt: now, expiresAt: now.addingTimeInterval(3600), maxUses: 1, createdBy: "test"))
-            identity = try SPIFFEID(trustDomain: state.trustDomain, namespace: "default", serviceAccount: "was")
-            service = IssuanceService(authority: authority, ledger: ledger, retryWindow: retryWindow)
-            handler = CreateCertificateHandler(
-                service: service,
-                authenticator: CallerAuthenticator(
-                    authority: authority, tokens: TokenAuthenticator(ledger: ledger, trustDomain: state.trustDomain),
-                    jwt: nil, ledger: ledger, retryWindow: retryWindow),
-                rateLimiter: nil, metrics: CAMetrics(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        }
-
-        /// CreateCertificate with the join token; the leaf of the answer.
-        func create(_ csr: String) async throws -> Certificate {
-            let chain = try await handler.createCertificate(
-                CertificateCall(csrPEM: csr, requestedTTL: nil, authorization: "Bearer \(token.encoded)", remotePeer: "ipv4:127.0.0.1:1"))
-            return try Certificate(pemEncoded: chain[0])
-        }
-
-        func csr() throws -> String { try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: KeyType.ecP256.generate())) }
+    /// The request path over a real SQLite ledger (what it records is the point) with a single-use join token.
+    func makeFixture(retryWindow: Duration = RepeatedRequests.defaultWindow) async throws -> HandlerFixture {
+        try await HandlerFixture("repeat", durable: true, tokenUses: 1, retryWindow: retryWindow)
     }
 
     @Test("A single-use token: the repeated request gets the same certificate, one issuance, one repeat row")
     func spentTokenRepeat() async throws {
-        let fixture = try await Fixture()
+        let fixture = try await makeFixture()
         defer { fixture.dir.remove() }
         let csr = try fixture.csr()
         let first = try await fixture.create(csr)
@@ -74,7 +38,7 @@ struct RepeatedRequestTests {
 
     @Test("The spent token with a different CSR key is still refused")
     func spentTokenOtherKey() async throws {
-        let fixture = try await Fixture()
+        let fixture = try await makeFixture()
         defer { fixture.dir.remove() }
         _ = try await fixture.create(try fixture.csr())
         let error = await #expect(throws: RPCError.self) { _ = try await fixture.create(try fixture.csr()) }
@@ -85,7 +49,7 @@ struct RepeatedRequestTests {
 
     @Test("With retry-window off the repeat is refused, as before")
     func windowOff() async throws {
-        let fixture = try await Fixture(retryWindow: .zero)
+        let fixture = try await makeFixture(retryWindow: .zero)
         defer { fixture.dir.remove() }
         let csr = try fixture.csr()
         _ = try await fixture.create(csr)
@@ -95,7 +59,7 @@ struct RepeatedRequestTests {
 
     @Test("Past the window, or once the certificate is revoked, the repeat is a new request")
     func windowAndRevocation() async throws {
-        let fixture = try await Fixture()
+        let fixture = try await makeFixture()
         defer { fixture.dir.remove() }
         let csr = try fixture.csr()
         let now = Date()
@@ -119,7 +83,7 @@ struct RepeatedRequestTests {
 
     @Test("Without a token (JWT, mTLS) the same requester and key get the same certificate; another requester gets its own")
     func sameRequesterOnly() async throws {
-        let fixture = try await Fixture()
+        let fixture = try await makeFixture()
         defer { fixture.dir.remove() }
         let request = IssuanceRequest(csrPEM: try fixture.csr(), identity: fixture.identity)
         let jwt = Requester(name: "jwt:system:serviceaccount:default:was", authMethod: "jwt")
@@ -133,7 +97,7 @@ struct RepeatedRequestTests {
 
     @Test("A repeat must still prove possession: a CSR with the same key but a broken signature gets nothing")
     func repeatChecksCSR() async throws {
-        let fixture = try await Fixture()
+        let fixture = try await makeFixture()
         defer { fixture.dir.remove() }
         let csr = try fixture.csr()
         let now = Date()

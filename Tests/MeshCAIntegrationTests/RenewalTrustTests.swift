@@ -33,7 +33,7 @@ struct RenewalTrustTests {
         let (identity, intermediate) = try rogueIdentity(intermediateIn: daemon.directory.file("intermediate"), roots: daemon.roots())
         let csr = try workloadCSR(sa: "admin", ns: "kube-system").pem
 
-        let unrecorded = await rpcFailure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: csr, ttl: nil) }
+        let unrecorded = await RPCResult.failure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: csr, ttl: nil) }
         #expect(unrecorded?.code == .unauthenticated)
         #expect(unrecorded?.message.contains("was not issued by this CA") == true, "\(String(describing: unrecorded))")
         await #expect(try daemon.ledger().allSatisfy { ($0["spiffe_id"] as? String) != "spiffe://cluster.local/ns/kube-system/sa/admin" })
@@ -44,7 +44,7 @@ struct RenewalTrustTests {
 
         let revoked = try await daemon.meshca("revoke", intermediate.serialHex, "--reason", "cACompromise")
         #expect(revoked.status == 0, "\(revoked.stderr)")
-        let afterRevocation = await rpcFailure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: csr, ttl: nil) }
+        let afterRevocation = await RPCResult.failure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: csr, ttl: nil) }
         #expect(afterRevocation?.code == .unauthenticated)
         #expect(afterRevocation?.message.contains("chain contains a revoked certificate") == true, "\(String(describing: afterRevocation))")
         #expect(afterRevocation?.message.contains("cACompromise") == true)
@@ -65,7 +65,7 @@ struct RenewalTrustTests {
         #expect(try CredentialBundle(istioChain: renewed).leaf.uriSANs == ["spiffe://cluster.local/ns/default/sa/was"])
 
         #expect(try await daemon.meshca("revoke", leaf.serialHex, "--reason", "keyCompromise").status == 0)
-        let refused = await rpcFailure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: workloadCSR().pem, ttl: nil) }
+        let refused = await RPCResult.failure { _ = try await daemon.client(identity: identity).createCertificate(csrPEM: workloadCSR().pem, ttl: nil) }
         #expect(refused?.code == .unauthenticated)
         #expect(refused?.message.contains("was revoked at") == true, "\(String(describing: refused))")
         await #expect(try daemon.rejections().last?["auth_method"] as? String == "mtls")

@@ -124,27 +124,3 @@ func workloadCSR(sa: String = "was", ns: String = "default", keyType: KeyType = 
 func bearer(_ credential: String) -> Metadata {
     ["authorization": "Bearer \(credential)"]
 }
-
-/// The gRPC status code of an error thrown by a call, or nil when it is not an RPCError.
-func statusCode(_ body: () async throws -> Void) async -> RPCError.Code? {
-    do {
-        try await body()
-        return nil
-    } catch let error as RPCError {
-        return error.code
-    } catch {
-        return nil
-    }
-}
-
-/// Same as ``statusCode(_:)`` but also returns the message.
-func rpcFailure(_ body: () async throws -> Void) async -> RPCError? {
-    do {
-        try await body()
-        return nil
-    } catch let error as RPCError {
-        return error
-    } catch {
-        return RPCError(code: .unknown, message: "not an RPCError: \(error)")
-    }
-}

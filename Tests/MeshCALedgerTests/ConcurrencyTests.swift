@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import MeshCALedger
 import MeshCAMigrations
+import MeshCATestSupport
 import Synchronization
 import Testing
 
@@ -9,8 +10,8 @@ import Testing
 struct ConcurrencyTests {
     @Test("Two ledgers on the same file writing 200 records each at once lose nothing")
     func concurrentWriters() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let writers = [try SQLiteLedger(path: path), try SQLiteLedger(path: path)]
             let perWriter = 200
 
@@ -37,8 +38,8 @@ struct ConcurrencyTests {
 
     @Test("Several connections opening the same brand-new file at the same moment all succeed, migrating once")
     func concurrentOpen() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let openers = 6
             let failures = Mutex<[String]>([])
             // Real threads, so the opens truly overlap rather than taking turns on the cooperative pool.

@@ -1,13 +1,14 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Group commit: concurrent writes share one transaction", .timeLimit(.minutes(1)))
 struct GroupCommitTests {
     @Test("200 concurrent records all succeed, all rows are there, and they took fewer than 200 commits")
     func batching() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             let count = 200
             let outcomes = await concurrently(count) { index in
                 try await ledger.record(.fixture(serial: String(format: "0c%04x", index), issuedAt: at(Double(index))))
@@ -23,8 +24,8 @@ struct GroupCommitTests {
 
     @Test("A failing write in a batch fails alone; the rest of its batch commits in one transaction")
     func oneFailureInBatch() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path)
             let existing = IssuanceRecord.fixture(serial: "0d00")
             try await ledger.record(existing)
@@ -61,8 +62,8 @@ struct GroupCommitTests {
 
     @Test("A disk-full failure that ends the group transaction fails every write in its batch and records none")
     func diskFullFailsWholeBatch() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let earlier = (1...3).map { IssuanceRecord.fixture(serial: "0\($0)", issuedAt: at(Double($0))) }
             do {
                 let ledger = try SQLiteLedger(path: path)
@@ -102,8 +103,8 @@ struct GroupCommitTests {
 
     @Test("A batch that cannot begin because another process holds the lock fails every write, each by name")
     func lockedBatch() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path, configuration: .init(busyTimeout: .milliseconds(200)))
             let other = try RawDatabase(path: path)
             try other.execute("BEGIN EXCLUSIVE")

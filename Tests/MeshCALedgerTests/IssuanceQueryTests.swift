@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Recording and querying issuances")
@@ -17,8 +18,8 @@ struct IssuanceQueryTests {
 
     /// Runs `body` with a ledger in a fresh directory holding `all`, recorded out of order.
     private func withPopulatedLedger<Result>(_ body: (SQLiteLedger) async throws -> Result) async throws -> Result {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             for record in [Self.e, Self.c, Self.a, Self.d, Self.b] { try await ledger.record(record) }
             return try await body(ledger)
         }
@@ -26,8 +27,8 @@ struct IssuanceQueryTests {
 
     @Test("A record read back equals the one written, field for field")
     func roundTrip() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             var plain = IssuanceRecord.fixture(serial: "00ff10", requestedTTLSeconds: nil, certificateDER: [0x30, 0x00, 0x00, 0x7f, 0x80, 0xff])
             plain.sans = ["URI:spiffe://mesh.example/ns/payments/sa/api", "DNS:api.payments.svc", "DNS:ünïcode.example", "quote\"back\\slash"]
             let revoked = IssuanceRecord.fixture(
@@ -47,8 +48,8 @@ struct IssuanceQueryTests {
 
     @Test("Fractions of a second are dropped when stored, rounding toward the past")
     func wholeSeconds() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             try await ledger.record(IssuanceRecord.fixture(serial: "0c", issuedAt: at(0.75), notAfter: at(99.2)))
             let read = try #require(try await ledger.allIssuances().first)
             #expect(read.issuedAt == at(0))
@@ -58,8 +59,8 @@ struct IssuanceQueryTests {
 
     @Test("Serials that are not lowercase hex are refused before anything is written")
     func serialSpelling() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             for serial in ["0A1B", "0a:1b", "", "xyz"] {
                 let error = await #expect(throws: LedgerError.self) { try await ledger.record(.fixture(serial: serial)) }
                 #expect(error?.message.contains("lowercase hex") == true)

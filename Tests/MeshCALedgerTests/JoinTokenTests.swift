@@ -1,13 +1,14 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Creating, reading and revoking join tokens")
 struct JoinTokenTests {
     @Test("Tokens round trip field for field, list oldest first, and revoke once")
     func roundTrip() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             let newer = JoinTokenRecord.fixture(id: "0b", secretSHA256: secretHash("b0"), createdAt: at(10), maxUses: 3)
             var older = JoinTokenRecord.fixture(
                 id: "0a", namespace: "billing", serviceAccount: "worker", createdAt: at(5), expiresAt: at(86_400))
@@ -33,8 +34,8 @@ struct JoinTokenTests {
 
     @Test("A second token with the same id is refused with .duplicateToken and the first stays intact")
     func duplicateID() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path)
             let original = JoinTokenRecord.fixture()
             try await ledger.createToken(original)
@@ -59,8 +60,8 @@ struct JoinTokenTests {
             (JoinTokenRecord.fixture(maxUses: 0), "at least one use"),
         ])
     func invalidTokens(token: JoinTokenRecord, complaint: String) async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             let error = try await #require(throws: LedgerError.self) { try await ledger.createToken(token) }
             #expect(error.message.contains(complaint))
             #expect(try await ledger.tokens().isEmpty)

@@ -1,12 +1,13 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Signed checkpoints of the chain", .timeLimit(.minutes(1)))
 struct LedgerChainCheckpointTests {
     @Test("With a signer, a checkpoint is written every N events and each one verifies")
     func automatic() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let signer = InMemoryCheckpointSigner()
             let fixture = try await SixIssuances(in: directory, signer: signer, interval: 4)
             try await fixture.ledger.record(.fixture(serial: "0a07"))
@@ -24,10 +25,10 @@ struct LedgerChainCheckpointTests {
 
     @Test("checkpoint() signs the head once, returns the same checkpoint while nothing changed, and needs a key")
     func onDemand() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let signer = InMemoryCheckpointSigner()
             let ledger = try SQLiteLedger(
-                path: ledgerPath(in: directory), configuration: .init(checkpointSigner: signer))
+                path: directory.file("ledger.db"), configuration: .init(checkpointSigner: signer))
             #expect(try await ledger.checkpoint() == nil, "an empty chain has nothing to sign")
             try await ledger.record(.fixture(serial: "0a01"))
             let first = try #require(try await ledger.checkpoint())
@@ -41,7 +42,7 @@ struct LedgerChainCheckpointTests {
             )
             #expect(signer.publicKey.isValidSignature(first.signature, for: first.signedMessage))
 
-            let unsigned = try SQLiteLedger(path: ledgerPath(in: directory))
+            let unsigned = try SQLiteLedger(path: directory.file("ledger.db"))
             let error = try await #require(throws: LedgerError.self) { try await unsigned.checkpoint() }
             #expect(error.code == .ledgerKey)
             #expect(error.message.contains("no ledger key"))
@@ -50,7 +51,7 @@ struct LedgerChainCheckpointTests {
 
     @Test("Cutting the chain's tail below a checkpoint is reported as the first missing event deleted")
     func truncatedTail() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory, signer: InMemoryCheckpointSigner())
             try await fixture.ledger.checkpoint()
             try fixture.raw.execute(
@@ -66,7 +67,7 @@ struct LedgerChainCheckpointTests {
 
     @Test("A checkpoint whose signature was tampered with is reported as a bad checkpoint")
     func forgedSignature() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory, signer: InMemoryCheckpointSigner())
             try await fixture.ledger.checkpoint()
             try fixture.raw.execute("UPDATE ledger_checkpoints SET signature = randomblob(64)")
@@ -80,7 +81,7 @@ struct LedgerChainCheckpointTests {
 
     @Test("A checkpoint signed by some other key is reported, naming both keys")
     func otherKey() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let signer = InMemoryCheckpointSigner()
             let forger = InMemoryCheckpointSigner()
             let fixture = try await SixIssuances(in: directory, signer: signer)
@@ -96,7 +97,7 @@ struct LedgerChainCheckpointTests {
 
     @Test("Checkpoints that cannot be checked for want of a key make verification fail")
     func noKey() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try await fixture.ledger.checkpoint(signedBy: InMemoryCheckpointSigner())
 
@@ -108,9 +109,9 @@ struct LedgerChainCheckpointTests {
 
     @Test("The ledger key file is created once with mode 0600, its public half beside it, and reloaded unchanged")
     func keyFile() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = FileCheckpointSigner.path(besideLedgerAt: ledgerPath(in: directory))
-            #expect(path == directory.appendingPathComponent("ledger-key.pem").path)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = FileCheckpointSigner.path(besideLedgerAt: directory.file("ledger.db"))
+            #expect(path == directory.file("ledger-key.pem"))
             #expect(try FileCheckpointSigner.existingPublicKey(at: path) == nil)
 
             let created = try FileCheckpointSigner(path: path)

@@ -1,14 +1,15 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("The chain under concurrent writers", .timeLimit(.minutes(2)))
 struct LedgerChainConcurrencyTests {
     @Test("Concurrent group-committed issuances and rejections produce one unbroken chain, one event per row")
     func groupCommit() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let ledger = try SQLiteLedger(
-                path: ledgerPath(in: directory),
+                path: directory.file("ledger.db"),
                 configuration: .init(checkpointSigner: InMemoryCheckpointSigner(), checkpointInterval: 25))
             let batched = await inOneBatch(ledger, 40) { index in
                 try await ledger.record(.fixture(serial: String(format: "0e%04x", index), issuedAt: at(Double(index))))
@@ -40,8 +41,8 @@ struct LedgerChainConcurrencyTests {
 
     @Test("Two connections to one file, as two processes would have, append to one chain without forking it")
     func twoConnections() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let daemon = try SQLiteLedger(path: path)
             let cli = try SQLiteLedger(path: path)
             let outcomes = await concurrently(60) { index in

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 /// A ledger whose chain is events #1...#6: the issuances 0a01...0a06, in that order.
@@ -12,8 +13,8 @@ struct SixIssuances {
     static func serial(_ seq: Int) -> String { String(format: "0a%02d", seq) }
 
     /// Records the six issuances in a fresh ledger in `directory`, optionally with a checkpoint signer.
-    init(in directory: URL, signer: (any CheckpointSigner)? = nil, interval: Int = 1000) async throws {
-        path = ledgerPath(in: directory)
+    init(in directory: TemporaryDirectory, signer: (any CheckpointSigner)? = nil, interval: Int = 1000) async throws {
+        path = directory.file("ledger.db")
         ledger = try SQLiteLedger(
             path: path, configuration: .init(checkpointSigner: signer, checkpointInterval: interval))
         for seq in 1...6 {

@@ -1,6 +1,7 @@
 import Foundation
 import MeshCALedger
 import MeshCAMigrations
+import MeshCATestSupport
 import Testing
 
 @Suite("Bringing ledgers from before the chain onto it", .timeLimit(.minutes(1)))
@@ -31,8 +32,8 @@ struct LedgerChainMigrationTests {
 
     @Test("Migrating a version-2 ledger chains its existing rows in the order they happened, and it verifies")
     func chainsExistingRows() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             try await versionTwoLedger(at: path)
 
             let ledger = try SQLiteLedger(path: path)
@@ -65,8 +66,8 @@ struct LedgerChainMigrationTests {
 
     @Test("Placeholders left by a migration that committed before chaining are chained on the next open")
     func interruptedChaining() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             try await versionTwoLedger(at: path)
             // What a crash right after the migration's COMMIT leaves behind.
             let migration = try #require(LedgerMigrations.all.first { $0.version == 3 })
@@ -87,7 +88,7 @@ struct LedgerChainMigrationTests {
 
     @Test("An event whose hash was cleared is reported, not taken for an unfinished migration")
     func clearedHash() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute("UPDATE ledger_events SET hash = NULL WHERE seq = 3")
             _ = try SQLiteLedger(path: fixture.path)

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Every ledger write appends to the chain", .timeLimit(.minutes(1)))
@@ -9,8 +10,8 @@ struct LedgerChainRecordsTests {
     /// Events #1...#8: token-creation, token-use + issuance 0a01, rejection 1, issuance + revocation 0a02,
     /// token-revocation, root-change.
     private func withEveryKind(_ body: (SQLiteLedger, RawDatabase) async throws -> Void) async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path)
             try await ledger.createToken(Self.token)
             var first = IssuanceRecord.fixture(serial: "0a01", requestedTTLSeconds: 600)

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 /// Each test edits the SQLite file behind the ledger's back, as someone with write access could, and checks that
@@ -13,7 +14,7 @@ struct LedgerChainTamperTests {
             "requested_ttl_seconds = 60", "peer = 'ipv4:10.0.0.9:1'", "sans = '[]'",
         ])
     func alteredIssuanceColumn(assignment: String) async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute("UPDATE issuances SET \(assignment) WHERE serial = '0a03'")
 
@@ -28,7 +29,7 @@ struct LedgerChainTamperTests {
 
     @Test("Editing a row and its event's content hash together breaks the event's own hash")
     func alteredRowAndEvent() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute(
                 """
@@ -46,7 +47,7 @@ struct LedgerChainTamperTests {
 
     @Test("Deleting an issuance row in the middle is reported as that event deleted")
     func deletedRow() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute("DELETE FROM issuances WHERE serial = '0a03'")
 
@@ -60,7 +61,7 @@ struct LedgerChainTamperTests {
 
     @Test("Deleting a row together with its event leaves a gap named by its sequence number")
     func deletedRowAndEvent() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute(
                 "DELETE FROM issuances WHERE serial = '0a03'; DELETE FROM ledger_events WHERE seq = 3")
@@ -75,7 +76,7 @@ struct LedgerChainTamperTests {
 
     @Test("Deleting a row and its event and renumbering the rest is still found at the gap")
     func deletedAndRenumbered() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute(
                 "DELETE FROM issuances WHERE serial = '0a03'; DELETE FROM ledger_events WHERE seq = 3")
@@ -90,7 +91,7 @@ struct LedgerChainTamperTests {
 
     @Test("A forged issuance row without an event is reported as inserted, naming its serial")
     func insertedRow() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute(
                 """
@@ -110,10 +111,10 @@ struct LedgerChainTamperTests {
 
     @Test("A forged issuance with a correctly hashed event in the middle is reported as inserted at its position")
     func insertedRowAndEvent() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             // The forger records the certificate with meshca's own code elsewhere, then copies row and event over.
-            let scratchPath = directory.appendingPathComponent("scratch.db").path
+            let scratchPath = directory.file("scratch.db")
             try await SQLiteLedger(path: scratchPath).record(.fixture(serial: "badbad", issuedAt: at(3.5)))
             try fixture.renumber(from: 4, by: 1)
             try fixture.raw.execute(
@@ -138,7 +139,7 @@ struct LedgerChainTamperTests {
 
     @Test("Swapping two events is reported as reordered at the first of them")
     func swappedEvents() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute(
                 """
@@ -157,7 +158,7 @@ struct LedgerChainTamperTests {
 
     @Test("Editing an event's subject to point at another row is reported as that event altered")
     func alteredEventSubject() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let fixture = try await SixIssuances(in: directory)
             try fixture.raw.execute("UPDATE ledger_events SET subject = '0a01' WHERE seq = 2")
 
@@ -169,13 +170,13 @@ struct LedgerChainTamperTests {
 
     @Test("A row edited and the whole chain recomputed after it passes the links; the earlier checkpoint catches it")
     func rewrittenChain() async throws {
-        try await withTemporaryDirectory { directory in
+        try await TemporaryDirectory.with("ledger") { directory in
             let signer = InMemoryCheckpointSigner()
             let fixture = try await SixIssuances(in: directory, signer: signer)
             try await fixture.ledger.checkpoint()
             try await fixture.ledger.record(.fixture(serial: "0a07", issuedAt: at(7)))
             // The forger re-records 0a03 elsewhere with a longer life and copies its content hash over.
-            let scratchPath = directory.appendingPathComponent("scratch.db").path
+            let scratchPath = directory.file("scratch.db")
             try await SQLiteLedger(path: scratchPath).record(
                 .fixture(serial: "0a03", issuedAt: at(3), notAfter: at(999_999)))
             try fixture.raw.execute(

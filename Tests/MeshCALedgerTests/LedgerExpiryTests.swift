@@ -15,8 +15,8 @@ struct LedgerExpiryTests {
 
     @Test("Only an identity's newest certificate counts, and only once less than a third of its lifetime is left")
     func overdue() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             try await ledger.record(daily("01", "stale", hoursAgo: 20))  // 4h of 24h left
             try await ledger.record(daily("02", "renewed", hoursAgo: 20))
             try await ledger.record(daily("03", "renewed", hoursAgo: 8))  // newest: 16h left
@@ -44,8 +44,8 @@ struct LedgerExpiryTests {
 
     @Test("The query reads issuances_by_spiffe_id and one row per identity, never scanning the table")
     func queryPlan() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             _ = try SQLiteLedger(path: path)
             // The sqlite3 shell, independent of the code under test; unbound parameters are fine for a plan.
             let result = try await Command.run("sqlite3", [path, "EXPLAIN QUERY PLAN " + SQLiteLedger.expiringIdentitiesSQL])
@@ -65,8 +65,8 @@ struct LedgerExpiryTests {
 
     @Test("The newest serving certificate is found by requester among certificates without a SPIFFE ID")
     func newestServing() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             #expect(
                 try await ledger.newestCertificateWithoutSPIFFEID(requester: "meshca-serve", authMethod: "internal")
                     == nil)
@@ -86,8 +86,8 @@ struct LedgerExpiryTests {
 
     @Test("health() reports quick_check ok, the schema version and the file sizes")
     func health() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             try await ledger.record(daily("01", "web", hoursAgo: 1))
             let health = try await ledger.health()
             #expect(health.isIntact)

@@ -1,14 +1,15 @@
 import CSQLite
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Failures leave the ledger unchanged and say what to do")
 struct LedgerFailureTests {
     @Test("A duplicate serial is refused with .duplicateSerial and the original row stays intact")
     func duplicateSerial() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path)
             let original = IssuanceRecord.fixture(serial: "0abc")
             try await ledger.record(original)
@@ -27,8 +28,8 @@ struct LedgerFailureTests {
 
     @Test("A full disk fails with .diskFull, writes nothing, and keeps earlier rows readable")
     func diskFull() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let earlier = (1...3).map { IssuanceRecord.fixture(serial: "0\($0)", issuedAt: at(Double($0))) }
             do {
                 let ledger = try SQLiteLedger(path: path)
@@ -54,8 +55,8 @@ struct LedgerFailureTests {
 
     @Test("A file of garbage bytes is refused as not a ledger and left untouched")
     func garbageFile() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
             try garbage.write(to: URL(fileURLWithPath: path))
 
@@ -70,22 +71,22 @@ struct LedgerFailureTests {
 
     @Test("A path in a missing directory fails with .cannotOpen naming the path and the directory")
     func missingDirectory() async throws {
-        try await withTemporaryDirectory { directory in
-            let missing = directory.appendingPathComponent("no/such/dir", isDirectory: true)
-            let path = missing.appendingPathComponent("ledger.db").path
+        try await TemporaryDirectory.with("ledger") { directory in
+            let missing = directory.file("no/such/dir")
+            let path = missing + "/ledger.db"
 
             let error = try #require(throws: LedgerError.self) { try SQLiteLedger(path: path) }
             #expect(error.code == .cannotOpen)
             #expect(error.message.contains(path))
             #expect(error.message.contains("must exist and be writable"))
-            #expect(!FileManager.default.fileExists(atPath: missing.path))
+            #expect(!FileManager.default.fileExists(atPath: missing))
         }
     }
 
     @Test("A write blocked by another process's lock fails with .locked after the busy timeout")
     func locked() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path, configuration: .init(busyTimeout: .milliseconds(200)))
             let other = try RawDatabase(path: path)
             try other.execute("BEGIN EXCLUSIVE")
@@ -108,8 +109,8 @@ struct LedgerFailureTests {
 
     @Test("A read-only ledger file fails writes with .readOnly", .disabled(if: geteuid() == 0, "root ignores file permissions"))
     func readOnly() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             do { _ = try SQLiteLedger(path: path) }
             try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: path)
             defer { try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path) }

@@ -1,14 +1,15 @@
 import Foundation
 import MeshCALedger
 @testable import MeshCAMigrations
+import MeshCATestSupport
 import Testing
 
 @Suite("Migrations that cannot be applied")
 struct MigrationFailureTests {
     @Test("A failing migration is rolled back completely and the ledger stays at its previous version")
     func failingMigrationRollsBack() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let broken = LedgerMigration(
                 version: LedgerMigrations.latestVersion + 1,
                 fileName: "0099_broken.sql",
@@ -33,8 +34,8 @@ struct MigrationFailureTests {
 
     @Test("A migration file that commits on its own is refused")
     func migrationMustNotCommit() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let committing = LedgerMigration(
                 version: LedgerMigrations.latestVersion + 1, fileName: "0099_commits.sql",
                 sql: "CREATE TABLE sneaky (x INTEGER); COMMIT;")

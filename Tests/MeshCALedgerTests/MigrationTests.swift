@@ -1,14 +1,15 @@
 import Foundation
 import MeshCALedger
 import MeshCAMigrations
+import MeshCATestSupport
 import Testing
 
 @Suite("Opening and migrating a ledger")
 struct MigrationTests {
     @Test("Opening a new file applies every migration, uses WAL, and creates the file with mode 0600")
     func newLedger() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path)
             #expect(try ledger.schemaVersion == LedgerMigrations.latestVersion)
             #expect(ledger.path == path)
@@ -32,8 +33,8 @@ struct MigrationTests {
 
     @Test("Re-opening an existing ledger keeps its rows and applies nothing twice")
     func reopen() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let record = IssuanceRecord.fixture(serial: "0a1b")
             do {
                 let ledger = try SQLiteLedger(path: path)
@@ -51,8 +52,8 @@ struct MigrationTests {
 
     @Test("A version-1 ledger is migrated to the latest version and its rows survive with an empty peer")
     func fromVersion1() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             do {
                 let v1 = try SQLiteLedger(
                     path: path, configuration: .init(), migrations: Array(LedgerMigrations.all.prefix(1)))
@@ -92,8 +93,8 @@ struct MigrationTests {
 
     @Test("A ledger migrated by a newer meshca is refused with both versions in the message")
     func newerSchema() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             _ = try SQLiteLedger(path: path)
             try RawDatabase(path: path).execute(
                 "INSERT INTO schema_migrations (version, file_name, applied_at) VALUES (7, '0007_future.sql', 0)")
@@ -109,8 +110,8 @@ struct MigrationTests {
 
     @Test("An SQLite database belonging to another program is refused, not written to")
     func foreignDatabase() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             #expect(FileManager.default.createFile(atPath: path, contents: nil))
             try RawDatabase(path: path).execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
 

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 /// The lookup behind repeated requests: the newest certificate for one requester and public key since a moment,
@@ -15,8 +16,8 @@ struct NewestIssuanceTests {
 
     @Test("Only the same requester and key, issued since the moment; the newest when several")
     func matches() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             let key = String(repeating: "1a", count: 32)
             let other = String(repeating: "2b", count: 32)
             try await ledger.record(record("0a01", key: key, requester: "token:aa", issuedAt: at(0)))
@@ -34,8 +35,8 @@ struct NewestIssuanceTests {
 
     @Test("The ledger has the public-key index the lookup needs (migration 0006)")
     func hasIndex() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             _ = try SQLiteLedger(path: path)
             let columns = try RawDatabase(path: path).strings("SELECT name FROM pragma_index_info('issuances_by_public_key') ORDER BY seqno")
             #expect(columns == ["public_key_sha256", "issued_at"])

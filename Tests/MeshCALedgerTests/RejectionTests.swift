@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Recording and querying rejections")
@@ -13,8 +14,8 @@ struct RejectionTests {
 
     @Test("Rejections round trip with ledger-assigned ids, oldest first, and honour since and limit")
     func roundTrip() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             // Recorded out of time order; an id passed in is ignored because the ledger assigns ids.
             var third = Self.rejection(30, "not-authorized")
             third.id = 999

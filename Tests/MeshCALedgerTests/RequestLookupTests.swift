@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 /// The lookups every request makes before it is signed (its join token, a renewing certificate's record) read
@@ -8,8 +9,8 @@ import Testing
 struct RequestLookupTests {
     @Test("A token and a certificate are read while the write queue is held, and reads see each commit at once")
     func lookupsBesideWrites() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             let token = JoinTokenRecord.fixture()
             try await ledger.createToken(token)
             try await ledger.record(.fixture(serial: "0e01"))

@@ -1,13 +1,14 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Revoking certificates", .timeLimit(.minutes(1)))
 struct RevocationTests {
     @Test("A revocation is recorded once, keeps its first time and reason, and the chain still verifies")
     func revokeOnce() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             try await ledger.record(.fixture(serial: "8f1a2b"))
 
             guard
@@ -43,8 +44,8 @@ struct RevocationTests {
 
     @Test("Text that is not a serial is refused with a message that says where serials are listed")
     func notASerial() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             do {
                 _ = try await ledger.revoke(serial: "xyz", reason: "superseded", at: epoch)
                 Issue.record("expected an error")
@@ -71,8 +72,8 @@ struct RevocationTests {
 
     @Test("The CRL entries are the revoked, unexpired certificates of one issuer")
     func crlEntries() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             try await ledger.record(.fixture(serial: "01", notAfter: at(3600)))
             try await ledger.record(.fixture(serial: "02", notAfter: at(100)))  // expires before the CRL's time
             try await ledger.record(.fixture(serial: "03", notAfter: at(3600)))  // never revoked
@@ -92,8 +93,8 @@ struct RevocationTests {
 
     @Test("The revocation poll reports revocations after a position, and nothing else")
     func poll() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             let empty = try await ledger.revocations(after: 0)
             #expect(empty.head == 0 && !empty.revokedSince)
             try await ledger.record(.fixture(serial: "01"))

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 /// What a root rotation asks of the ledger: which certificates of a root are still in use, and which were superseded.
@@ -10,8 +11,8 @@ struct RootRotationLedgerTests {
 
     @Test("Certificates in use: unexpired, unrevoked and not renewed over mTLS; those renewed are counted apart")
     func certificatesInUse() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             func record(_ serial: String, _ sa: String, at hours: Double, renewing: String? = nil, issuer: String = Self.oldRoot)
                 async throws
             {
@@ -46,8 +47,8 @@ struct RootRotationLedgerTests {
 
     @Test("Revoked certificates are counted by requester and reason while unexpired")
     func revokedCount() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             for (serial, hours) in [("01", 0.0), ("02", 10), ("03", 20)] {
                 var record = IssuanceRecord.fixture(serial: serial, issuedAt: at(hours * 3600), notAfter: at(hours * 3600 + 86_400))
                 record.requester = "meshca-serve"

@@ -1,6 +1,7 @@
 import Foundation
 import MeshCALedger
 import MeshCAMigrations
+import MeshCATestSupport
 import Testing
 
 /// Join tokens record the root they pin (schema version 5), on the hash chain.
@@ -11,8 +12,8 @@ struct TokenPinTests {
 
     @Test("A token keeps the root it pins; one without (as created before schema version 5) reads back nil")
     func pinRoundTrip() async throws {
-        try await withTemporaryDirectory { directory in
-            let ledger = try SQLiteLedger(path: ledgerPath(in: directory))
+        try await TemporaryDirectory.with("ledger") { directory in
+            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
             var pinned = JoinTokenRecord.fixture(id: "0a")
             pinned.pinnedRootSHA256 = Self.newRoot
             let legacy = JoinTokenRecord.fixture(id: "0b")
@@ -32,8 +33,8 @@ struct TokenPinTests {
 
     @Test("The pin is on the hash chain: a token-pin event at creation, and editing the column is caught")
     func pinIsChained() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path)
             var pinned = JoinTokenRecord.fixture(id: "0a")
             pinned.pinnedRootSHA256 = Self.oldRoot
@@ -61,8 +62,8 @@ struct TokenPinTests {
 
     @Test("Migrating a version-4 ledger keeps its tokens, without a pin, and verifies")
     func migrationFromVersionFour() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let v4 = try SQLiteLedger(path: path, configuration: .init(), migrations: Array(LedgerMigrations.all.prefix(4)))
             try await v4.createToken(.fixture(id: "0a"))
             let ledger = try SQLiteLedger(path: path)

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCALedger
+import MeshCATestSupport
 import Testing
 
 @Suite("Consuming a join token together with an issuance", .timeLimit(.minutes(1)))
@@ -8,8 +9,8 @@ struct TokenUseTests {
     private func withLedger(
         holding token: JoinTokenRecord, _ body: (SQLiteLedger, String) async throws -> Void
     ) async throws {
-        try await withTemporaryDirectory { directory in
-            let path = ledgerPath(in: directory)
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
             let ledger = try SQLiteLedger(path: path)
             try await ledger.createToken(token)
             try await body(ledger, path)
