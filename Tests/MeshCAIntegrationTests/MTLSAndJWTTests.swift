@@ -26,7 +26,7 @@ struct MTLSAndJWTTests {
         #expect(mtls.first?["requester"] as? String == "mtls:\(try CredentialBundle(istioChain: first).leaf.serialHex)")
 
         // The client certificate is the identity: asking for another one over mTLS is refused.
-        let other = await statusCode {
+        let other = await RPCResult.code {
             _ = try await daemon.client(identity: identity).createCertificate(csrPEM: try workloadCSR(sa: "admin").pem, ttl: nil)
         }
         #expect(other == .permissionDenied)
@@ -40,7 +40,7 @@ struct MTLSAndJWTTests {
         defer { foreign.remove() }
         #expect(try await Command.meshca(["issue", "--sa", "was", "--state-dir", foreign.file("state"), "--out", foreign.path]).status == 0)
         let identity = CAClient.ClientIdentity(chainPEM: try foreign.read("cert-chain.pem"), keyPEM: try foreign.read("key.pem"))
-        let code = await statusCode {
+        let code = await RPCResult.code {
             _ = try await daemon.client(identity: identity).createCertificate(csrPEM: try workloadCSR().pem, ttl: nil)
         }
         #expect(code == .unavailable)
@@ -72,16 +72,16 @@ struct MTLSAndJWTTests {
         await #expect(try daemon.ledger().contains { ($0["requester"] as? String) == "jwt:system:serviceaccount:payments:api" })
 
         let csr = try workloadCSR(sa: "api", ns: "payments").pem
-        let audience = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(try jwt(aud: ["other"]))) }
+        let audience = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(try jwt(aud: ["other"]))) }
         #expect(audience?.code == .unauthenticated)
         #expect(audience?.message.contains("istio-ca") == true)
-        let expired = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(try jwt(exp: now - 600))) }
+        let expired = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(try jwt(exp: now - 600))) }
         #expect(expired?.code == .unauthenticated)
         #expect(expired?.message.contains("expired") == true)
-        let wrongIssuer = await statusCode { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(try jwt(iss: "https://evil"))) }
+        let wrongIssuer = await RPCResult.code { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(try jwt(iss: "https://evil"))) }
         #expect(wrongIssuer == .unauthenticated)
         let forged = try JWTText.es256(["aud": ["istio-ca"], "exp": now + 60, "iss": issuer, "sub": "system:serviceaccount:payments:api"], key: P256.Signing.PrivateKey())
-        let forgedCode = await statusCode { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(forged)) }
+        let forgedCode = await RPCResult.code { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(forged)) }
         #expect(forgedCode == .unauthenticated)
     }
 }

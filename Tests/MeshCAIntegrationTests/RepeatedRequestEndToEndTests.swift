@@ -27,7 +27,7 @@ struct RepeatedRequestEndToEndTests {
         #expect(repeats.count == 1)
         #expect((repeats.first?["message"] as? String)?.contains(first.serialHex) == true)
 
-        let otherKey = await rpcFailure { _ = try await daemon.client().createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token)) }
+        let otherKey = await RPCResult.failure { _ = try await daemon.client().createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token)) }
         #expect(otherKey?.code == .unauthenticated)
         #expect(otherKey?.message.contains("has been used 1 of 1 times") == true, "\(String(describing: otherKey))")
         await #expect(try daemon.ledger().filter { ($0["spiffe_id"] as? String) == "spiffe://cluster.local/ns/default/sa/was" }.count == 1)
@@ -40,7 +40,7 @@ struct RepeatedRequestEndToEndTests {
         let token = try await daemon.token()
         let csr = try workloadCSR().pem
         _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
-        let refused = await rpcFailure { _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) }
+        let refused = await RPCResult.failure { _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) }
         #expect(refused?.code == .unauthenticated)
         #expect(refused?.message.contains("has been used 1 of 1 times") == true)
     }

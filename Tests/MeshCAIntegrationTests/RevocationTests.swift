@@ -30,7 +30,7 @@ struct RevocationTests {
         let revoke = try await daemon.meshca("revoke", leaf.serialHex, "--reason", "keyCompromise")
         #expect(revoke.status == 0, "\(revoke.stderr)")
 
-        let refusal = await rpcFailure {
+        let refusal = await RPCResult.failure {
             _ = try await daemon.client(identity: identity).createCertificate(csrPEM: try workloadCSR().pem, ttl: nil)
         }
         #expect(refusal?.code == .unauthenticated)

@@ -44,7 +44,7 @@ struct TokenAuthenticationTests {
         let outcomes = try await withThrowingTaskGroup(of: RPCError.Code?.self) { group in
             for _ in 0..<8 {
                 let csr = try workloadCSR().pem
-                group.addTask { await statusCode { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) } }
+                group.addTask { await RPCResult.code { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) } }
             }
             return try await group.reduce(into: [RPCError.Code?]()) { $0.append($1) }
         }
@@ -59,19 +59,19 @@ struct TokenAuthenticationTests {
         defer { daemon.stop() }
         let client = try daemon.client()
         let csr = try workloadCSR().pem
-        let none = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil) }
+        let none = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil) }
         #expect(none?.code == .unauthenticated)
         #expect(none?.message.contains("no credential") == true)
 
         let real = try await JoinToken(parsing: daemon.token())
         let forged = "mct1.\(real.id).\(String(repeating: "A", count: 43)).\(real.rootFingerprint)"
-        let unknown = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(forged)) }
+        let unknown = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(forged)) }
         #expect(unknown?.code == .unauthenticated)
         #expect(unknown?.message.contains("not known to this CA") == true)
 
         let revoked = try await daemon.token()
         #expect(try await daemon.meshca("token", "revoke", JoinToken(parsing: revoked).id).status == 0)
-        let afterRevoke = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(revoked)) }
+        let afterRevoke = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(revoked)) }
         #expect(afterRevoke?.code == .unauthenticated)
         #expect(afterRevoke?.message.contains("revoked") == true)
 
@@ -88,23 +88,23 @@ struct TokenAuthenticationTests {
         let client = try daemon.client()
 
         let other = try workloadCSR(sa: "admin", ns: "kube-system").pem
-        let mismatch = await rpcFailure { _ = try await client.createCertificate(csrPEM: other, ttl: nil, headers: bearer(token)) }
+        let mismatch = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: other, ttl: nil, headers: bearer(token)) }
         #expect(mismatch?.code == .permissionDenied)
         #expect(mismatch?.message.contains("spiffe://cluster.local/ns/kube-system/sa/admin") == true)
         #expect(mismatch?.message.contains("spiffe://cluster.local/ns/default/sa/was") == true)
 
         let csr = try workloadCSR().pem
-        let long = await rpcFailure { _ = try await client.createCertificate(csrPEM: csr, ttl: .seconds(91 * 86_400), headers: bearer(token)) }
+        let long = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: csr, ttl: .seconds(91 * 86_400), headers: bearer(token)) }
         #expect(long?.code == .invalidArgument)
         #expect(long?.message.contains("90d") == true)
 
-        let garbage = await rpcFailure { _ = try await client.createCertificate(csrPEM: "not a csr", ttl: nil, headers: bearer(token)) }
+        let garbage = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: "not a csr", ttl: nil, headers: bearer(token)) }
         #expect(garbage?.code == .invalidArgument)
 
         var der = Array(try PEMText.der(csr))
         der[der.count - 1] ^= 1
         let tampered = PEMText.encode(der, label: "CERTIFICATE REQUEST")
-        let badSignature = await rpcFailure { _ = try await client.createCertificate(csrPEM: tampered, ttl: nil, headers: bearer(token)) }
+        let badSignature = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: tampered, ttl: nil, headers: bearer(token)) }
         #expect(badSignature?.code == .invalidArgument)
         #expect(badSignature?.message.contains("signature") == true)
 
@@ -122,7 +122,7 @@ struct TokenAuthenticationTests {
         var codes: [RPCError.Code?] = []
         for _ in 0..<3 {
             let csr = try workloadCSR().pem
-            codes.append(await statusCode { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) })
+            codes.append(await RPCResult.code { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) })
         }
         #expect(codes == [nil, nil, .resourceExhausted])
     }
@@ -139,14 +139,14 @@ struct TokenAuthenticationTests {
         let codes = try await daemon.client().withConnection { connection in
             var codes: [RPCError.Code?] = []
             for _ in 0..<8 {
-                codes.append(await statusCode { _ = try await connection.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(guessed)) })
+                codes.append(await RPCResult.code { _ = try await connection.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(guessed)) })
             }
             return codes
         }
         #expect(codes == Array(repeating: .unauthenticated, count: 5) + Array(repeating: .resourceExhausted, count: 3))
         await #expect(try daemon.rejections().count == 5)
         // The limit is per address, not per connection, and it covers valid credentials from there too (a NAT).
-        let fresh = await rpcFailure { _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(valid)) }
+        let fresh = await RPCResult.failure { _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(valid)) }
         #expect(fresh?.code == .resourceExhausted)
         #expect(fresh?.message.contains("Too many failed authentications from ipv4:127.0.0.1 (more than the auth-failure-limit of 5/h)") == true)
     }
@@ -161,7 +161,7 @@ struct TokenAuthenticationTests {
         let second = try await TestDaemon.start(directory: first.directory)
         defer { second.stop() }
         _ = try await second.client().createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token))
-        let third = await statusCode { _ = try await second.client().createCertificate(csrPEM: try workloadCSR().pem, ttl: nil, headers: bearer(token)) }
+        let third = await RPCResult.code { _ = try await second.client().createCertificate(csrPEM: try workloadCSR().pem, ttl: nil, headers: bearer(token)) }
         #expect(third == .unauthenticated)
         await #expect(try second.ledger().filter { ($0["auth_method"] as? String) == "token" }.count == 2)
     }
