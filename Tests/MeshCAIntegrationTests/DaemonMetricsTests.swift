@@ -62,12 +62,12 @@ struct DaemonMetricsTests {
         let token = try await daemon.token(uses: 2)
         let client = try daemon.client()
         _ = try await client.createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(token))
-        let garbage = await statusCode { _ = try await client.createCertificate(csrPEM: "not a CSR", ttl: nil, headers: bearer(token)) }
+        let garbage = await RPCResult.code { _ = try await client.createCertificate(csrPEM: "not a CSR", ttl: nil, headers: bearer(token)) }
         #expect(garbage == .invalidArgument)
         // A valid JWT that names no service account: the identity cannot be extracted.
         let now = Int(Date().timeIntervalSince1970)
         let anonymous = try JWTText.es256(["iss": issuer, "aud": ["istio-ca"], "exp": now + 600, "iat": now, "sub": "someone"], key: signingKey)
-        let extraction = await statusCode { _ = try await client.createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(anonymous)) }
+        let extraction = await RPCResult.code { _ = try await client.createCertificate(csrPEM: workloadCSR().pem, ttl: nil, headers: bearer(anonymous)) }
         #expect(extraction == .unauthenticated)
         // A signed checkpoint, so its age shows.
         let verify = try await daemon.meshca("audit", "verify", "--checkpoint")
