@@ -48,7 +48,8 @@ struct DaemonConfigurationTests {
         #expect(config.authFailureLimit == RateLimit(count: 60, per: .seconds(60)))
         #expect(config.jwtKeysFile == nil && config.jwtIssuer == nil && config.jwtAudiences == ["istio-ca"])
         #expect(config.logLevel == .info)
-        #expect(DaemonConfiguration.keys.count == 19 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(DaemonConfiguration.keys.count == 21 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(DaemonConfiguration.keys.contains("state-poll-interval") && config.statePollInterval == .seconds(1))
     }
 
     @Test(
