@@ -98,6 +98,7 @@ public struct Agent: Service {
                     $0.lastError = explanation.message
                     $0.lastErrorAt = now
                     $0.consecutiveFailures = failures
+                    $0.failures[AgentFailure.reason(error, held: held?.credentials.leaf, at: now), default: 0] += 1
                 }
                 logger.error("could not obtain a certificate; retrying", metadata: ["error": "\(explanation.message)", "retry_in": "\(delay)"])
             }
@@ -159,7 +160,8 @@ public struct Agent: Service {
                 } catch let error as RPCError {
                     throw AgentFailure(
                         "The CA refused the current certificate (\(refusal.message)) and then the bootstrap credential "
-                            + "(\(error.code): \(error.message)). Put a new join token in the token file, or check the service-account token.")
+                            + "(\(error.code): \(error.message)). Put a new join token in the token file, or check the service-account token.",
+                        reason: .bootstrapRefused)
                 }
             }
         } else {
@@ -167,10 +169,10 @@ public struct Agent: Service {
         }
         let bundle = try CredentialBundle(istioChain: chain)
         guard bundle.leaf.publicKey == key.publicKey, bundle.leaf.uriSANs == [configuration.identity.uri] else {
-            throw AgentFailure("The CA at \(configuration.caAddress) answered with a certificate for another key or identity; it was discarded.")
+            throw AgentFailure("The CA at \(configuration.caAddress) answered with a certificate for another key or identity; it was discarded.", reason: .invalidAnswer)
         }
         if case .pinnedRoot(let fingerprint) = trust, !bundle.roots.contains(where: { $0.sha256Fingerprint == fingerprint }) {
-            throw AgentFailure("The root bundle from \(configuration.caAddress) does not contain the root pinned by the join token; it was discarded.")
+            throw AgentFailure("The root bundle from \(configuration.caAddress) does not contain the root pinned by the join token; it was discarded.", reason: .invalidAnswer)
         }
         let credentials = try Self.credentials(identity: configuration.identity, chain: [bundle.leaf] + bundle.intermediates, key: key, bundle: bundle.roots)
         return (Held(credentials: credentials, chainPEM: bundle.certChainPEM, receivedAt: now), method)
@@ -189,14 +191,14 @@ public struct Agent: Service {
     private func trust(held: Held?) throws -> CAClient.Trust {
         if let file = configuration.rootCertFile {
             guard let data = FileManager.default.contents(atPath: file), let roots = try? Certificate.parseAll(pem: String(decoding: data, as: UTF8.self)), !roots.isEmpty else {
-                throw AgentFailure("Cannot read root certificates from \(file) (--root-cert).")
+                throw AgentFailure("Cannot read root certificates from \(file) (--root-cert).", reason: .configuration)
             }
             return .roots(roots)
         }
         if let held { return .roots(held.credentials.bundle) }
         let (credential, kind) = try bootstrapCredential()
         guard kind == "token", let token = try? JoinToken(parsing: credential) else {
-            throw AgentFailure("Without --root-cert the agent can only verify the CA through a join token's pinned root; give --root-cert.")
+            throw AgentFailure("Without --root-cert the agent can only verify the CA through a join token's pinned root; give --root-cert.", reason: .configuration)
         }
         return .pinnedRoot(sha256: token.rootFingerprint)
     }
@@ -205,7 +207,7 @@ public struct Agent: Service {
     private func bootstrapCredential() throws -> (String, String) {
         func read(_ path: String, _ flag: String) throws -> String {
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw AgentFailure("Cannot read \(path) (\(flag)); check that the file exists and is readable by this user.")
+                throw AgentFailure("Cannot read \(path) (\(flag)); check that the file exists and is readable by this user.", reason: .configuration)
             }
             return String(decoding: data, as: UTF8.self).trimmed
         }

@@ -5,12 +5,36 @@ import Foundation
 #endif
 import GRPCCore
 import MeshCACore
+import MeshCAIO
+import MeshCATransport
 import X509
 
 /// An agent-side problem, and the explanation of any failure for the status and the log.
 struct AgentFailure: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    /// Why it failed, for `meshca_agent_renewal_failures_total`; nil where the error's type says it.
+    let reason: AgentFailureReason?
+    init(_ description: String, reason: AgentFailureReason? = nil) {
+        self.description = description
+        self.reason = reason
+    }
+
+    /// The reason code of a failed round, from the error's type: the gRPC status, a write error, the CA's answer.
+    static func reason(_ error: any Error, held: Certificate?, at now: Date) -> AgentFailureReason {
+        switch error {
+        case let failure as AgentFailure: return failure.reason ?? .other
+        case let rpc as RPCError:
+            switch rpc.code {
+            case .unavailable, .deadlineExceeded: return .caUnreachable
+            case .unauthenticated where held.map { now >= $0.notValidAfter } ?? true: return .bootstrapRefused
+            default: return .refused
+            }
+        case let failure as DaemonError where failure.code == .writeFailed: return .writeFailed
+        case is IssuanceError: return .invalidAnswer
+        case is CAClientError: return .configuration
+        default: return .other
+        }
+    }
 
     /// A status message for `error`: what happened and, where the operator must act, what to do.
     static func explain(_ error: any Error, held: Certificate?, bootstrap: AgentConfiguration.Bootstrap, at now: Date) -> (message: String, expired: Bool) {
@@ -40,4 +64,22 @@ struct AgentFailure: Error, CustomStringConvertible {
         }
         return (message, expired)
     }
+}
+
+/// Why a renewal round failed: a closed set, the `reason` label of `meshca_agent_renewal_failures_total`.
+public enum AgentFailureReason: String, CaseIterable, Sendable, Codable {
+    /// The CA did not answer (connection refused, TLS failure, deadline): `UNAVAILABLE`, `DEADLINE_EXCEEDED`.
+    case caUnreachable = "ca-unreachable"
+    /// The CA refused the renewal (any other gRPC status, e.g. `PERMISSION_DENIED`, `UNAUTHENTICATED` over mTLS).
+    case refused
+    /// The CA refused the join token or JWT (at bootstrap, or after refusing the current certificate).
+    case bootstrapRefused = "bootstrap-refused"
+    /// The CA answered with something unusable: another key or identity, no pinned root, an unreadable chain.
+    case invalidAnswer = "invalid-answer"
+    /// The new files could not be written to --out.
+    case writeFailed = "write-failed"
+    /// A local setting could not be used: --root-cert, --token-file or --jwt-file unreadable, a bad --ca.
+    case configuration
+    /// Anything else.
+    case other
 }

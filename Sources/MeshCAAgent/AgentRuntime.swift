@@ -10,7 +10,8 @@ import NIOHTTP1
 import ServiceLifecycle
 import UnixSignals
 
-/// Everything `meshca agent` runs: the renewal loop, the CRL fetch, the status endpoint and the Workload API, in one
+/// Everything `meshca agent` runs: the renewal loop, the CRL fetch, the status endpoint (`/healthz`, `/status`,
+/// `/metrics`) and the Workload API, in one
 /// `ServiceGroup` that stops gracefully on SIGTERM/SIGINT.
 public struct AgentRuntime: Sendable {
     /// The validated configuration.
@@ -53,6 +54,9 @@ public struct AgentRuntime: Sendable {
                     onNewCertificate: onNewCertificate))
         ]
         if let crls { services.append(.init(service: crls)) }
+        let workloadAPI = configuration.workloadAPISocket.map {
+            WorkloadAPIServer(socketPath: $0, credentials: broadcast, allowedUIDs: configuration.workloadUIDs, logger: logger)
+        }
         if let address = configuration.statusAddress {
             let server = MonitoringServer(
                 host: address.host,
@@ -64,6 +68,11 @@ public struct AgentRuntime: Sendable {
                         return snapshot.state == "expired" ? MonitoringResponse(.serviceUnavailable, "expired\n") : .ok("ok\n")
                     },
                     "/status": { .ok(status.current.json(at: time.now()), contentType: "application/json") },
+                    "/metrics": {
+                        .ok(
+                            AgentMetrics.exposition(status.current, at: time.now(), workloadAPIStreams: workloadAPI?.openStreams),
+                            contentType: "text/plain; version=0.0.4; charset=utf-8")
+                    },
                 ],
                 setting: "--status-addr",
                 bindHint: "Pass --status-addr with a free HOST:PORT (e.g. 127.0.0.1:15021), or --status-addr off.",
@@ -72,9 +81,7 @@ public struct AgentRuntime: Sendable {
             services.append(.init(service: server))
             services.append(.init(service: StatusAnnouncement(server: server, announce: onStatusReady), successTerminationBehavior: .ignore))
         }
-        if let socket = configuration.workloadAPISocket {
-            services.append(.init(service: WorkloadAPIServer(socketPath: socket, credentials: broadcast, allowedUIDs: configuration.workloadUIDs, logger: logger)))
-        }
+        if let workloadAPI { services.append(.init(service: workloadAPI)) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

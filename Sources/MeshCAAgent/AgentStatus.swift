@@ -25,11 +25,15 @@ public struct AgentStatus: Sendable, Codable, Equatable {
     public var renewals: Int = 0
     /// Consecutive failures since the last success.
     public var consecutiveFailures: Int = 0
+    /// Failed rounds since the agent started, by reason.
+    public var failures: [AgentFailureReason: Int] = [:]
     /// How the current certificate was obtained: `token`, `jwt`, `mtls`, or `reused` (from disk at start).
     public var obtainedBy: String?
     /// The number and nextUpdate of the CRL held (`--crl-url`): the one from the CA that issued the certificate.
     public var crlNumber: Int64?
     public var crlNextUpdate: Date?
+    /// The thisUpdate of that CRL (when the CA signed it), for the CRL's age.
+    public var crlThisUpdate: Date?
     /// Why the last CRL fetch was refused or failed (an older or expired CRL, too large, not from this CA,
     /// unreachable), and when; kept after later successes, since a refused rollback is worth seeing.
     public var crlLastRefusal: String?

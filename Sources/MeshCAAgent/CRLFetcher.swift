@@ -114,6 +114,7 @@ public final class CRLFetcher: Service, Sendable {
         status?.update {
             $0.crlNumber = shown?.number
             $0.crlNextUpdate = shown?.nextUpdate
+            $0.crlThisUpdate = shown?.thisUpdate
         }
     }
 

@@ -27,6 +27,8 @@ public final class WorkloadAPIServer: Service, Sendable {
     private let credentials: CredentialsBroadcast
     private let logger: Logger
     private let listening = Mutex(false)
+    /// The open `FetchX509SVID` and `FetchX509Bundles` streams: the workloads connected now.
+    private let streams = Atomic<Int>(0)
     /// Runs between binding and moving the socket into place (tests plant things at the socket path there).
     private let afterBind: (@Sendable () -> Void)?
 
@@ -55,6 +57,9 @@ public final class WorkloadAPIServer: Service, Sendable {
     /// Whether the socket is bound, has its final mode, and accepts calls.
     public var isListening: Bool { listening.withLock { $0 } }
 
+    /// How many Workload API streams are open (each workload watching its SVID or bundles holds one).
+    public var openStreams: Int { streams.load(ordering: .relaxed) }
+
     /// Serves until graceful shutdown or cancellation, then removes the socket.
     ///
     /// - Throws: ``WorkloadAPIError`` when the socket path or its directory is unusable, or the
@@ -72,7 +77,8 @@ public final class WorkloadAPIServer: Service, Sendable {
             credentials: credentials,
             allowedUIDs: allowedUIDs,
             shutdown: shutdown,
-            logger: logger
+            logger: logger,
+            streamsChanged: { change in self.streams.add(change, ordering: .relaxed) }
         )
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: staging.socketPath),

@@ -19,6 +19,8 @@ struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
     let allowedUIDs: Set<UInt32>
     let shutdown: WorkloadAPIShutdown
     let logger: Logger
+    /// Told +1 when a stream opens and -1 when it closes.
+    var streamsChanged: @Sendable (Int) -> Void = { _ in }
 
     func fetchX509SVID(
         request: ServerRequest<X509SVIDRequest>,
@@ -141,8 +143,11 @@ struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         streamLogger[metadataKey: "pid"] = "\(caller.pid)"
         let logger = streamLogger
         logger.info("Workload API stream opened")
+        let streamsChanged = streamsChanged
 
         return StreamingServerResponse { writer in
+            streamsChanged(1)
+            defer { streamsChanged(-1) }
             let ending: RPCError = try await withThrowingTaskGroup(of: RPCError?.self) { group in
                 group.addTask {
                     // `updates()` yields the current credentials first; it ends only when this task is cancelled.

@@ -8,11 +8,11 @@ public enum BuildInfo {
     /// `$MESHCA_BUILD_COMMIT` when that was set at build time, or `unknown` outside a git checkout.
     public static let commit = String(cString: meshca_build_commit())
 
-    /// `meshca_build_info{version,commit} 1`, for a `/metrics` page.
-    public static func exposition() -> String {
+    /// `meshca_build_info{version,commit} 1` (or another `name`, e.g. `meshca_agent_build_info`), for a `/metrics` page.
+    public static func exposition(name: String = "meshca_build_info") -> String {
         var text = MetricsText()
         text.gauge(
-            "meshca_build_info", help: "Always 1; the labels say which meshca build is running.",
+            name, help: "Always 1; the labels say which meshca build is running.",
             labels: [("version", version), ("commit", commit)], value: 1)
         return text.output
     }
