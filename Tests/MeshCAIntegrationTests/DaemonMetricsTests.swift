@@ -36,15 +36,13 @@ struct Scrape {
         return Scrape(result.stdout)
     }
 
-    /// Scrapes until `condition` holds (the daemon refreshes some gauges every second), for at most 20 s.
-    static func fetch(_ url: String, until condition: (Scrape) -> Bool) async throws -> Scrape {
-        let deadline = ContinuousClock.now + .seconds(20)
-        var scrape = try await fetch(url)
-        while !condition(scrape), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            scrape = try await fetch(url)
+    /// Scrapes until `condition` holds (the daemon refreshes some gauges every second); fails naming `what`
+    /// after 20 s.
+    static func fetch(_ url: String, until what: String, _ condition: @escaping (Scrape) -> Bool) async throws -> Scrape {
+        try await Wait.value("a scrape of \(url) shows \(what)", timeout: .seconds(20)) {
+            let scrape = try await fetch(url)
+            return condition(scrape) ? scrape : nil
         }
-        return scrape
     }
 }
 
@@ -73,7 +71,7 @@ struct DaemonMetricsTests {
         let verify = try await daemon.meshca("audit", "verify", "--checkpoint")
         #expect(verify.status == 0, "\(verify.stderr)")
 
-        let scrape = try await Scrape.fetch(url) { $0["meshca_ledger_checkpoint_age_seconds"] != nil }
+        let scrape = try await Scrape.fetch(url, until: "the checkpoint age") { $0["meshca_ledger_checkpoint_age_seconds"] != nil }
         let clock = Date().timeIntervalSince1970
         let rootExpiry = try #require(scrape["citadel_server_root_cert_expiry_timestamp"])
         let rootSeconds = try #require(scrape["citadel_server_root_cert_expiry_seconds"])
