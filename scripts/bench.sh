@@ -14,7 +14,7 @@ ensure_swift
 ensure_system_packages libssl-dev libsqlite3-dev pkg-config openssl sqlite3
 scratch="${MESHCA_SCRATCH_PATH:-.build}"
 # The same release build as scripts/quickstart.sh: the Swift runtime linked in (--static-swift-stdlib), as
-# meshca is meant to be shipped (see README, "Release builds").
+# meshca is meant to be shipped (see docs/install.md).
 for product in meshca meshca-agent meshca-bench; do
     swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product "$product"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (Fuzz/Targets, declared only when MESHCA_FUZZ=1) with AddressSanitizer in
-# .build-fuzz and runs them; see README "Fuzzing".
+# .build-fuzz and runs them; see "Fuzzing" in docs/development.md.
 #
 # Usage: scripts/fuzz.sh [TARGET|all] [RUNS]
 #   TARGET: csr, chain, crl, token, jwt, request, config, or all (the default); RUNS: default 1000000.

@@ -164,7 +164,7 @@ public struct Doctor: Sendable {
                 check: "ledger-chain", status: .failure,
                 message: "The ledger was changed outside meshca: \(report.problems.count) problem(s); the first: "
                     + "\(first.message) Run `meshca audit verify` for the full list, copy ledger.db, ledger.db-wal "
-                    + "and ledger.db-shm aside as evidence, and see \"Ledger verification\" in the README.")
+                    + "and ledger.db-shm aside as evidence, and see \"Ledger verification\" in docs/operations.md.")
         } catch {
             return .init(
                 check: "ledger-chain", status: .failure, message: "Could not verify the ledger's chain: \(error)")

@@ -38,7 +38,7 @@ struct AuditList: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Show at most the newest N.", valueName: "n"))
     var limit: Int?
 
-    @Flag(help: "Print JSON (an array of objects; fields are documented in the README).")
+    @Flag(help: "Print JSON (an array of objects; fields are documented in docs/reference/json.md).")
     var json = false
 
     func run() async throws {

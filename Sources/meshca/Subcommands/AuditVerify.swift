@@ -17,7 +17,7 @@ struct AuditVerify: AsyncParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    @Flag(help: "Print JSON (one object: intact, events, head, checkpoints, problems; see the README).")
+    @Flag(help: "Print JSON (one object: intact, events, head, checkpoints, problems; see docs/reference/json.md).")
     var json = false
 
     @Flag(help: "When the ledger verifies, sign a checkpoint of its head with the ledger key (created on first use).")
@@ -68,7 +68,7 @@ struct AuditVerify: AsyncParsableCommand {
             }
             lines.append(
                 "Copy ledger.db, ledger.db-wal and ledger.db-shm aside as evidence before anything writes again, "
-                    + "compare them with your latest backup, and see \"Ledger verification\" in the README.")
+                    + "compare them with your latest backup, and see \"Ledger verification\" in docs/operations.md.")
             if requestedCheckpoint {
                 lines.append("No checkpoint was written: a checkpoint must never vouch for a changed ledger.")
             }

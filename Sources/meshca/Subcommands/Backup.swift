@@ -24,7 +24,7 @@ struct BackupCommand: AsyncParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see the README).")
+    @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see docs/reference/json.md).")
     var json = false
 
     func run() async throws {
@@ -67,7 +67,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Replace a non-empty state directory, moving its contents aside to DIR.replaced-<time>.")
     var force = false
 
-    @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see the README).")
+    @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see docs/reference/json.md).")
     var json = false
 
     func run() async throws {

@@ -16,7 +16,7 @@ struct DoctorCommand: AsyncParsableCommand {
             identities whose newest certificate runs out within the window with its renewal overdue. Exit status: \
             0 when everything is fine, 1 when something runs out within the window (a warning), 2 when something is \
             expired, not yet valid, tampered with, corrupt or unreadable; 64 for a usage error. Run it from cron or \
-            a systemd timer (see the README).
+            a systemd timer (see "Expiry checks" in docs/operations.md).
             """
     )
 
@@ -32,7 +32,7 @@ struct DoctorCommand: AsyncParsableCommand {
             "List at most N identities with overdue renewals (the total is always given).", valueName: "n"))
     var maxIdentities: Int = 20
 
-    @Flag(help: "Print JSON (one object: status, exit_code, findings, identities; see the README).")
+    @Flag(help: "Print JSON (one object: status, exit_code, findings, identities; see docs/reference/json.md).")
     var json = false
 
     func validate() throws {
