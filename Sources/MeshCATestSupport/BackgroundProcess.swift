@@ -4,8 +4,8 @@ import Synchronization
 /// A long-running child process (such as `meshca serve`) whose output a test can wait on.
 ///
 /// Standard output and error are collected continuously; ``waitForLine(containing:timeout:)`` returns
-/// the first stdout line containing a marker. The timeout only guards against a hang; it is never a
-/// speed expectation.
+/// the first stdout line containing a marker, waiting through ``Wait``. The timeout only guards against a hang;
+/// it is never a speed expectation.
 public final class BackgroundProcess: Sendable {
     /// Text collected from one pipe, appended from the pipe's reader thread.
     private final class Collected: Sendable {
@@ -54,30 +54,30 @@ public final class BackgroundProcess: Sendable {
     /// Whether the process is still running.
     public var isRunning: Bool { process.isRunning }
 
-    /// The first stdout line containing `marker`; throws when the process exits or `timeout` passes first.
+    /// The first stdout line containing `marker`; throws when the process exits or `timeout` passes first (a hang
+    /// guard counted from this call, not a speed expectation: the readiness line is where a test's own deadlines
+    /// begin).
     public func waitForLine(containing marker: String, timeout: Duration = .seconds(120)) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        let name = process.executableURL?.lastPathComponent ?? "the process"
+        return try await Wait.value("\(name) prints \"\(marker)\"; stderr so far:\n\(errorOutput)", timeout: timeout) {
             if let line = output.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
             if !process.isRunning {
-                throw BackgroundProcessError("exited with status \(process.terminationStatus) before printing \"\(marker)\"; stderr:\n\(errorOutput)")
+                throw BackgroundProcessError("\(name) exited with status \(process.terminationStatus) before printing \"\(marker)\"; stderr:\n\(errorOutput)")
             }
-            try await Task.sleep(for: .milliseconds(50))
+            return nil
         }
-        throw BackgroundProcessError("did not print \"\(marker)\" within \(timeout); stderr:\n\(errorOutput)")
     }
 
-    /// Sends `signal` (SIGTERM by default) and waits for the process to exit; returns its status.
+    /// Sends `signal` (SIGTERM by default) and waits for the process to exit; returns its status. After `timeout`
+    /// (a hang guard) it is killed and this throws.
     @discardableResult
     public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(60)) async throws -> Int32 {
         if process.isRunning { kill(process.processIdentifier, signal) }
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                kill(process.processIdentifier, SIGKILL)
-                throw BackgroundProcessError("did not exit within \(timeout) of signal \(signal)")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        do {
+            try await Wait.until("the process exits after signal \(signal)", timeout: timeout) { !process.isRunning }
+        } catch let error as WaitError {
+            kill(process.processIdentifier, SIGKILL)
+            throw BackgroundProcessError("\(error); killed")
         }
         return process.terminationStatus
     }

@@ -31,11 +31,10 @@ struct RootRotationEndToEndTests {
 
         var handshakes = 0
         var failures: [String] = []
-        /// Runs handshakes (db serves, web connects, both verify each other) until `done` holds; a hang guard only.
+        /// Runs handshakes (db serves, web connects, both verify each other) until `done` holds; 120 s is a hang guard.
         func handshakeUntil(_ what: String, _ done: () async throws -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(120)
-            while try await !done() {
-                guard ContinuousClock.now < deadline else { throw BackgroundProcessError("never reached: \(what)") }
+            try await Wait.until("\(what) (\(handshakes) handshakes so far)", timeout: .seconds(120)) {
+                if try await done() { return true }
                 let result = try await Command.meshca([
                     "handshake", "--server", daemon.directory.file("db"), "--client", daemon.directory.file("web"),
                     "--expect-server-id", "spiffe://cluster.local/ns/default/sa/db",
@@ -43,6 +42,7 @@ struct RootRotationEndToEndTests {
                 ])
                 handshakes += 1
                 if result.status != 0 { failures.append("[\(what)] " + result.stdout + result.stderr) }
+                return false
             }
         }
         let agents = [daemon.directory.file("web"), daemon.directory.file("db")]

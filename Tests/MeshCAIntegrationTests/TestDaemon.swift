@@ -18,7 +18,9 @@ final class TestDaemon: Sendable {
 
     var stateDir: String { directory.file("state") }
 
-    /// Starts a daemon (on ports chosen by the kernel) and waits until it is serving.
+    /// Starts a daemon (on ports chosen by the kernel) and waits until it is serving: both listeners bound, the
+    /// "listening on" line printed. Every deadline a test then applies (each RPC's 15 s, its own waits) counts from
+    /// that moment; the wait for a free daemon slot and for start-up come before it, the latter under a hang guard.
     static func start(_ extra: [String] = [], directory given: TemporaryDirectory? = nil, listen: String = "127.0.0.1:0") async throws -> TestDaemon {
         // At most a few daemons at once (ProcessSlots.daemons); the slot is given back by shutdown() or stop().
         await ProcessSlots.daemons.acquire()
