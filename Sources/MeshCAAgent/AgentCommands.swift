@@ -60,10 +60,11 @@ public struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Shell command run after each successful write (e.g. 'nginx -s reload').", valueName: "cmd")) var onRotate: String?
     @Option(help: ArgumentHelp("Octal mode of key.pem (default 0600).", valueName: "mode")) var fileMode: String?
     @Option(help: ArgumentHelp("Owner of the files, as uid:gid.", valueName: "uid:gid")) var fileOwner: String?
-    @Option(help: ArgumentHelp("Status endpoint (/healthz, /status), or 'off' (default 127.0.0.1:15020).", valueName: "host:port")) var statusAddr: String?
+    @Option(help: ArgumentHelp("Status endpoint (/healthz, /status, /metrics), or 'off' (default 127.0.0.1:15020).", valueName: "host:port")) var statusAddr: String?
     @Option(help: ArgumentHelp("The CA's CRL to fetch (at start, every --crl-refresh, after each renewal) into DIR/crl.pem and the Workload API: meshca serve's http://MONITORING/crl.", valueName: "url")) var crlURL: String?
     @Option(help: ArgumentHelp("How often to fetch --crl-url again (default 1m).", valueName: "duration")) var crlRefresh: String?
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level")) var logLevel: String?
+    @Option(help: ArgumentHelp("text, or json: one object per line with time, level, message and the event's fields (default text).", valueName: "format")) var logFormat: String?
 
     /// The flags given, by key (`--crl-url` is `crl-url`).
     var flags: [String: String] {
@@ -90,6 +91,7 @@ public struct AgentOptions: ParsableArguments {
         flags["crl-url"] = crlURL
         flags["crl-refresh"] = crlRefresh
         flags["log-level"] = logLevel
+        flags["log-format"] = logFormat
         return flags
     }
 
@@ -106,11 +108,7 @@ public struct AgentOptions: ParsableArguments {
     /// Runs the agent until SIGTERM/SIGINT.
     public func runAgent() async throws {
         let (configuration, level) = try load()
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        configuration.logFormat.bootstrap(level: level)
         let runtime = AgentRuntime(configuration: configuration, logger: Logger(label: "meshca-agent")) { address in
             print("meshca agent: \(configuration.identity.uri) -> \(configuration.outDirectory); status on http://\(address)")
             fflush(nil)

@@ -61,6 +61,8 @@ public struct AgentConfiguration: Sendable {
     public var crlURL: URL?
     /// How often the CRL is fetched again (it is also fetched after every new certificate).
     public var crlRefreshInterval: Duration = .seconds(60)
+    /// How log lines are written to stderr (`log-format`: text, or one JSON object per line).
+    public var logFormat: LogFormat = .text
 
     /// Creates a configuration.
     public init(
@@ -195,6 +197,7 @@ extension AgentConfiguration {
         var crlURL: URL?
         var crlRefresh: Duration = .seconds(60)
         var logLevel = "info"
+        var logFormat = LogFormat.text
     }
 
     /// The settings' keys, as written in a config file; flags are `--KEY`, environment variables `MESHCA_AGENT_KEY`
@@ -289,6 +292,7 @@ extension AgentConfiguration {
             keyMode: draft.keyMode, fileOwner: draft.fileOwner, statusAddress: draft.statusAddress, crlURL: draft.crlURL
         )
         configuration.crlRefreshInterval = draft.crlRefresh
+        configuration.logFormat = draft.logFormat
         return (configuration, draft.logLevel)
     }
 
@@ -443,6 +447,10 @@ extension AgentConfiguration {
             let level = setting.text.trimmed.lowercased()
             guard logLevels.contains(level) else { throw Problem("it is not a log level") }
             draft.logLevel = level
+        },
+        Key("log-format", accepts: "text or json (one JSON object per line)", example: "json") { setting, draft in
+            guard let format = LogFormat(rawValue: setting.text.trimmed.lowercased()) else { throw Problem("it is not a log format") }
+            draft.logFormat = format
         },
     ]
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCACore
+import MeshCAIO
 import Yams
 
 /// Every problem found in meshca's configuration, reported together so one edit fixes them all.
@@ -144,12 +145,18 @@ extension DaemonConfiguration {
             }
             $1.logLevel = level
         },
+        KeySpec("log-format", accepts: "text or json (one JSON object per line)", example: "json") {
+            guard let format = LogFormat(rawValue: $0.text.trimmingCharacters(in: .whitespaces).lowercased()) else {
+                throw ValueProblem("it is not a log format")
+            }
+            $1.logFormat = format
+        },
     ]
 
     private static let hostPort = "HOST:PORT or [IPv6]:PORT, port 0-65535"
 }
 
-/// One key's rule, for messages and the README, and how to apply its value.
+/// One key's rule, for messages and docs/configuration.md, and how to apply its value.
 struct KeySpec: Sendable {
     let name: String
     let isList: Bool

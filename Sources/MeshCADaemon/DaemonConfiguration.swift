@@ -39,6 +39,7 @@ import MeshCAIO
 /// | `max-connections` | ``maxConnections`` | `auto`: from the open-file limit, at most 4096 |
 /// | `state-poll-interval` | ``statePollInterval`` | `1s` |
 /// | `log-level` | ``logLevel`` | `info` |
+/// | `log-format` | ``logFormat`` | `text` |
 public struct DaemonConfiguration: Sendable {
     /// Where the gRPC CA service (Istio's `IstioCertificateService`) listens. Key `listen`.
     public var listen = HostPort(host: "127.0.0.1", port: 15012)
@@ -88,6 +89,8 @@ public struct DaemonConfiguration: Sendable {
     public var maxConnections: Int? = nil
     /// The least severe log level written. Key `log-level`.
     public var logLevel: Logger.Level = .info
+    /// How log lines are written to stderr: swift-log's text lines, or one JSON object per line. Key `log-format`.
+    public var logFormat: LogFormat = .text
 
     /// The defaults listed above.
     public init() {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MeshCADaemon
+import MeshCAIO
 
 /// `meshca serve`: the CSR-signing daemon (Istio's CA API over gRPC/TLS).
 struct Serve: AsyncParsableCommand {
@@ -77,6 +78,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
 
+    @Option(help: ArgumentHelp("text, or json: one object per line with time, level, message and the event's fields (default text).", valueName: "format"))
+    var logFormat: String?
+
     func run() async throws {
         var flags: [String: String] = [:]
         flags["listen"] = listen
@@ -99,6 +103,7 @@ struct Serve: AsyncParsableCommand {
         flags["max-connections"] = maxConnections
         flags["state-poll-interval"] = statePollInterval
         flags["log-level"] = logLevel
+        flags["log-format"] = logFormat
         let environment = ProcessInfo.processInfo.environment
         let configuration: DaemonConfiguration
         do {
@@ -106,12 +111,7 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        configuration.logFormat.bootstrap(level: configuration.logLevel)
         let logger = Logger(label: "meshca")
         let daemon = Daemon(configuration: configuration, logger: logger) { grpc, monitoring in
             print("meshca serve: listening on \(grpc) (gRPC, TLS); metrics and health on http://\(monitoring)")
