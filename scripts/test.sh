@@ -29,6 +29,7 @@ swift build --build-tests
 # Keep the benchmark from rotting: a few issuances through the debug build (no timing claims).
 "$(swift build --show-bin-path)/meshca-bench" --requests 10 --concurrency 1,4 --agent-renewals 1
 swift test --skip-build "$@"
+scripts/check-deploy.sh
 # The release binaries scripts/quickstart.sh builds (static Swift runtime, no ICU data) behave differently
 # from the debug build in places; run them end to end too. Skipped when a test filter was given.
 if [ $# -eq 0 ]; then
