@@ -91,7 +91,9 @@ public enum StateBackup {
     /// Throws ``VerificationFailure`` when the copy's ledger does not verify, `DaemonError` `.targetNotEmpty` for a
     /// non-empty destination, `.backupInvalid` when the copy's CA does not load, `.noCA` when there is nothing to
     /// back up. In every failure the destination is left as it was.
-    public static func backUp(_ directory: StateDirectory, to destination: String) async throws -> BackupResult {
+    public static func backUp(
+        _ directory: StateDirectory, to destination: String, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+    ) async throws -> BackupResult {
         let destination = FilePaths.absolute(destination)
         _ = try CAState.load(from: directory)  // the "no CA here" messages, before anything is written
         guard FileManager.default.fileExists(atPath: directory.ledgerPath) else {
@@ -116,7 +118,8 @@ public enum StateBackup {
                 try copyState(of: directory, into: staged.path)
             }
             let contents = try await examine(
-                staged.path, files: files, label: "The backup of \(directory.path)", source: directory.path)
+                staged.path, files: files, label: "The backup of \(directory.path)", source: directory.path,
+                progress: progress)
             try staged.commit()
             return BackupResult(source: directory.path, contents: contents.at(destination), skipped: skipped)
         } catch {
@@ -135,7 +138,9 @@ public enum StateBackup {
     /// (a running `meshca serve`): `.stateInUse`. Throws ``VerificationFailure`` when the backup's ledger does not
     /// verify, `DaemonError` `.backupInvalid` when its CA does not load, `.targetNotEmpty` for a non-empty
     /// directory without `force`. In every failure `directory` is left as it was.
-    public static func restore(from source: String, into directory: StateDirectory, force: Bool) async throws -> RestoreResult {
+    public static func restore(
+        from source: String, into directory: StateDirectory, force: Bool, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+    ) async throws -> RestoreResult {
         let source = FilePaths.absolute(source)
         let target = directory.path
         guard source != target, !isInside(target, source), !isInside(source, target) else {
@@ -183,7 +188,8 @@ public enum StateBackup {
             let (files, skipped) = try await StateDirectory.offCooperativePool {
                 try copyState(of: backup, into: staged.path)
             }
-            let contents = try await examine(staged.path, files: files, label: "The backup \(source)", source: source)
+            let contents = try await examine(
+                staged.path, files: files, label: "The backup \(source)", source: source, progress: progress)
             var movedTo: String?
             if replacing {
                 // Checked again just before: a daemon started since the first check would lose its files.
@@ -302,7 +308,9 @@ public enum StateBackup {
     /// Loads the CA in the copy at `path` (key matching certificate, for the signing CA and for a rotation's
     /// next and previous roots), verifies its ledger as `meshca audit verify` does, and counts what it holds.
     /// `label` names the copy in messages ("The backup of /var/lib/meshca"), `source` is what it was copied from.
-    static func examine(_ path: String, files: [CopiedFile], label: String, source: String) async throws -> Contents {
+    static func examine(
+        _ path: String, files: [CopiedFile], label: String, source: String, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+    ) async throws -> Contents {
         let copy = StateDirectory(path: path)
         let state: CAState
         let stage: RootRotation.Progress.Stage?
@@ -315,7 +323,7 @@ public enum StateBackup {
             throw DaemonError(
                 .backupInvalid, "\(label) does not hold a usable CA: \(error.message) Nothing was written.")
         }
-        let (report, issuances) = try await verifyLedger(in: copy)
+        let (report, issuances) = try await verifyLedger(in: copy, progress: progress)
         guard report.isIntact else {
             throw VerificationFailure(
                 report: report,
@@ -330,11 +338,13 @@ public enum StateBackup {
 
     /// `meshca audit verify` on the copy: the hash chain, and the checkpoints against the copy's ledger key. The
     /// ledger is closed again before this returns, so the copy holds no `-wal` or `-shm` file.
-    private static func verifyLedger(in copy: StateDirectory) async throws -> (LedgerChainReport, Int64) {
+    private static func verifyLedger(
+        in copy: StateDirectory, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)?
+    ) async throws -> (LedgerChainReport, Int64) {
         try await StateDirectory.offCooperativePool {
             let key = try FileCheckpointSigner.existingPublicKey(
                 at: FileCheckpointSigner.path(besideLedgerAt: copy.ledgerPath))
-            return try SQLiteLedger.verifyFile(at: copy.ledgerPath, publicKey: key)
+            return try SQLiteLedger.verifyFile(at: copy.ledgerPath, publicKey: key, progress: progress)
         }
     }
 

@@ -27,6 +27,8 @@ public struct Doctor: Sendable {
     /// A write-ahead log larger than this is reported as a warning. SQLite folds the log back into the database
     /// every 1000 pages (4 MiB) unless a reader holds an old snapshot, so 64 MiB means checkpoints are starved.
     public var walWarningBytes: Int64 = 64 << 20
+    /// Told (events read, events in the ledger) while the ledger's chain is verified, for a progress display.
+    public var progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
 
     /// A doctor for `directory` with `window`.
     public init(directory: StateDirectory, window: Duration = Doctor.defaultWindow) {
@@ -152,7 +154,7 @@ public struct Doctor: Sendable {
         do {
             let key = try FileCheckpointSigner.existingPublicKey(
                 at: FileCheckpointSigner.path(besideLedgerAt: ledger.path))
-            let report = try await ledger.verifyChain(publicKey: key)
+            let report = try await ledger.verifyChain(publicKey: key, progress: progress)
             guard let first = report.firstProblem else {
                 return .init(
                     check: "ledger-chain", status: .ok,

@@ -11,6 +11,9 @@
 struct LedgerChainVerifier {
     let connection: SQLiteConnection
     let publicKey: CheckpointPublicKey?
+    /// Told (events read, events in the ledger) every ``progressStep`` events of the chain walk, and at its end.
+    var progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+    static let progressStep: Int64 = 1000
     let operation = "verify the ledger's chain"
     /// At most this many problems per pass, so a wholesale edit yields a readable report.
     static let problemLimit = 100
@@ -101,7 +104,10 @@ struct LedgerChainVerifier {
                 + "ORDER BY seq",
             operation: operation)
         var previous: StoredEvent?
+        let total = try progress == nil ? 0 : eventTotal()
+        defer { progress?(walk.count, max(total, walk.count)) }
         while try statement.step() {
+            if walk.count % Self.progressStep == 0 { progress?(walk.count, max(total, walk.count)) }
             let event = StoredEvent(row: statement)
             if walk.problem == nil {
                 walk.problem = try classify(event, previous: previous)
@@ -116,6 +122,12 @@ struct LedgerChainVerifier {
             previous = event
         }
         return walk
+    }
+
+    /// The number of events, for progress (a count over the primary key's index).
+    private func eventTotal() throws -> Int64 {
+        let statement = try connection.prepare("SELECT count(*) FROM ledger_events", operation: operation)
+        return try statement.step() ? statement.integer(0) : 0
     }
 
     /// Nil when `event` follows `previous` correctly; otherwise what most likely happened at or before it.

@@ -115,12 +115,14 @@ extension SQLiteLedger {
     ///
     /// Runs on the calling thread and closes the file before it returns, so no `-wal` or `-shm` file is left beside
     /// it and the directory holding it can be renamed or removed at once.
-    public static func verifyFile(at path: String, publicKey: CheckpointPublicKey?) throws -> (
+    public static func verifyFile(
+        at path: String, publicKey: CheckpointPublicKey?, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+    ) throws -> (
         report: LedgerChainReport, issuances: Int64
     ) {
         let ledger = try SQLiteLedger(path: path)
         return try ledger.connection.withLock { connection in
-            let report = try LedgerChainVerifier(connection: connection, publicKey: publicKey).run()
+            let report = try LedgerChainVerifier(connection: connection, publicKey: publicKey, progress: progress).run()
             let count = try connection.prepare("SELECT count(*) FROM issuances", operation: "count issuances")
             return (report, try count.step() ? count.integer(0) : 0)
         }

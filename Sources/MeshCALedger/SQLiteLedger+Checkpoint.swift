@@ -40,11 +40,14 @@ extension SQLiteLedger {
     ///
     /// Reads one consistent snapshot; writes by other processes meanwhile are not seen. Problems are not thrown
     /// but listed in the report, earliest event first; throws only when the ledger cannot be read at all.
-    public func verifyChain(publicKey: CheckpointPublicKey? = nil) async throws -> LedgerChainReport {
+    /// `progress` is told (events read, events in the ledger) as the chain is walked.
+    public func verifyChain(
+        publicKey: CheckpointPublicKey? = nil, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+    ) async throws -> LedgerChainReport {
         try requireChain("verify the ledger's chain")
         let key = publicKey ?? chain.signer?.publicKey
         return try await perform { connection in
-            try LedgerChainVerifier(connection: connection, publicKey: key).run()
+            try LedgerChainVerifier(connection: connection, publicKey: key, progress: progress).run()
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshCAIO
 import MeshCALedger
 
 /// `meshca audit verify`: recompute the ledger's hash chain and check its signed checkpoints.
@@ -29,13 +30,18 @@ struct AuditVerify: AsyncParsableCommand {
             valueName: "file"))
     var publicKey: String?
 
+    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
+    var quiet = false
+
     func run() async throws {
         let ledger = try state.openLedger()
         let keyPath = FileCheckpointSigner.path(besideLedgerAt: ledger.path)
         let signer = checkpoint ? try FileCheckpointSigner(path: keyPath) : nil
         let key =
             try publicKey.map(readPublicKey) ?? signer?.publicKey ?? FileCheckpointSigner.existingPublicKey(at: keyPath)
-        let report = try await ledger.verifyChain(publicKey: key)
+        let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
+        let report = try await ledger.verifyChain(publicKey: key, progress: progress.update(done:total:))
+        progress.finish()
         let written = report.isIntact && checkpoint ? try await ledger.checkpoint(signedBy: signer) : nil
         if json {
             print(try Self.json(report, written: written))

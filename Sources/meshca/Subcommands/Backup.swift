@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 import X509
 
@@ -27,10 +28,15 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see docs/reference/json.md).")
     var json = false
 
+    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
+    var quiet = false
+
     func run() async throws {
         let result: StateBackup.BackupResult
         do {
-            result = try await StateBackup.backUp(state.directory, to: destination)
+            let progress = ProgressReporter("verifying the copy's ledger", unit: "events", quiet: quiet)
+            defer { progress.finish() }
+            result = try await StateBackup.backUp(state.directory, to: destination, progress: progress.update(done:total:))
         } catch let failure as StateBackup.VerificationFailure {
             printError(String(AuditVerify.text(failure.report, written: nil, requestedCheckpoint: false).dropLast()))
             throw failure
@@ -70,10 +76,15 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see docs/reference/json.md).")
     var json = false
 
+    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
+    var quiet = false
+
     func run() async throws {
         let result: StateBackup.RestoreResult
         do {
-            result = try await StateBackup.restore(from: source, into: state.directory, force: force)
+            let progress = ProgressReporter("verifying the backup's ledger", unit: "events", quiet: quiet)
+            defer { progress.finish() }
+            result = try await StateBackup.restore(from: source, into: state.directory, force: force, progress: progress.update(done:total:))
         } catch let failure as StateBackup.VerificationFailure {
             printError(String(AuditVerify.text(failure.report, written: nil, requestedCheckpoint: false).dropLast()))
             throw failure

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAIO
 import MeshCALedger
 
 /// `meshca doctor`: is anything about to expire, or broken?
@@ -41,10 +42,16 @@ struct DoctorCommand: AsyncParsableCommand {
         }
     }
 
+    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
+    var quiet = false
+
     func run() async throws {
         var doctor = Doctor(directory: state.directory, window: try parseDuration(failWithin, flag: "--fail-within"))
         doctor.identityLimit = maxIdentities
+        let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
+        doctor.progress = progress.update(done:total:)
         let report = await doctor.examine(now: Date())
+        progress.finish()
         if json {
             print(try DoctorJSON.encode(report))
         } else {
