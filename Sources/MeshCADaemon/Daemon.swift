@@ -55,10 +55,17 @@ public struct Daemon: Sendable {
         }
         for warning in state.warnings { logger.warning("\(warning)") }
         // Checkpoints of the ledger's hash chain are signed with a key of their own, never the CA key.
-        let ledger = try SQLiteLedger(
-            path: directory.ledgerPath,
-            configuration: .init(checkpointSigner: try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath))
-        )
+        var ledgerConfiguration = SQLiteLedger.Configuration(
+            checkpointSigner: try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath))
+        let startupLogger = logger
+        ledgerConfiguration.backfillProgress = { done, total in
+            if done == 0 {
+                startupLogger.notice("bringing the ledger's existing rows onto the hash chain (once, after the upgrade)", metadata: ["events": "\(total)"])
+            } else if done == total {
+                startupLogger.notice("the ledger's existing rows are on the hash chain", metadata: ["events": "\(total)"])
+            }
+        }
+        let ledger = try SQLiteLedger(path: directory.ledgerPath, configuration: ledgerConfiguration)
         let authority = CertificateAuthority(
             trustDomain: state.trustDomain,
             signer: state.signer,

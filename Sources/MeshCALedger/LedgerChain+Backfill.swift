@@ -10,8 +10,11 @@
 /// The content of a backfilled event is what its row holds at that moment, exactly as a new event would be
 /// computed; history from before the upgrade is therefore attested from the upgrade on, not before it.
 extension LedgerChain {
-    /// Fills in the hashes of the placeholder events left by migration 3, in `seq` order, in one transaction.
-    static func chainPlaceholders(on connection: SQLiteConnection) throws {
+    /// Fills in the hashes of the placeholder events left by migration 3, in `seq` order, in one transaction;
+    /// tells `progress` (chained, to chain) every 1000 events and at the end.
+    static func chainPlaceholders(
+        on connection: SQLiteConnection, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+    ) throws {
         let operation = "chain the ledger's existing rows"
         guard try hasChainTable(on: connection), try hasUnchainedHead(on: connection, operation: operation) else {
             return
@@ -26,7 +29,9 @@ extension LedgerChain {
                 "SELECT seq, hash FROM ledger_events WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
                 operation: operation)
             var previous = try chained.step() ? chained.blob(1) : genesis
-            for placeholder in placeholders {
+            let total = Int64(placeholders.count)
+            for (index, placeholder) in placeholders.enumerated() {
+                if index % 1000 == 0 { progress?(Int64(index), total) }
                 guard
                     let event = try LedgerChainColumns.currentEvent(
                         kind: placeholder.kind, subject: placeholder.subject, on: connection, operation: operation)
@@ -52,6 +57,7 @@ extension LedgerChain {
                 ).run()
                 previous = hash
             }
+            progress?(total, total)
         }
     }
 

@@ -48,6 +48,10 @@ public final class SQLiteLedger: IssuanceLedger {
         /// How many events apart automatic checkpoints are: one whenever an event's sequence number is a multiple
         /// of this. Values below 1 count as 1.
         public var checkpointInterval: Int
+        /// Told (events chained, events to chain) while the first open after the upgrade to the hash chain brings
+        /// existing rows onto it (see `LedgerChain+Backfill.swift`): every 1000 events and at the end. Not called
+        /// when there is nothing to chain.
+        public var backfillProgress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)?
         /// Test knob: caps the database at this many pages (`PRAGMA max_page_count`) to simulate a full disk.
         package var maxPageCount: Int?
 
@@ -60,6 +64,7 @@ public final class SQLiteLedger: IssuanceLedger {
             self.busyTimeout = busyTimeout
             self.checkpointSigner = checkpointSigner
             self.checkpointInterval = checkpointInterval
+            self.backfillProgress = nil
             self.maxPageCount = nil
         }
     }
@@ -97,7 +102,7 @@ public final class SQLiteLedger: IssuanceLedger {
         let connection = try SQLiteConnection(
             path: path, busyTimeout: configuration.busyTimeout, maxPageCount: configuration.maxPageCount)
         try Self.migrate(connection, to: migrations)
-        try LedgerChain.chainPlaceholders(on: connection)
+        try LedgerChain.chainPlaceholders(on: connection, progress: configuration.backfillProgress)
         self.chain = LedgerChain(
             isEnabled: try LedgerChain.hasChainTable(on: connection), signer: configuration.checkpointSigner,
             checkpointInterval: configuration.checkpointInterval)

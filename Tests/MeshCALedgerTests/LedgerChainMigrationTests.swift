@@ -2,6 +2,7 @@ import Foundation
 import MeshCALedger
 import MeshCAMigrations
 import MeshCATestSupport
+import Synchronization
 import Testing
 
 @Suite("Bringing ledgers from before the chain onto it", .timeLimit(.minutes(1)))
@@ -61,6 +62,22 @@ struct LedgerChainMigrationTests {
             #expect(problem.kind == .altered)
             #expect(problem.sequence == 3)
             #expect(problem.subject == "0b01")
+        }
+    }
+
+    @Test("The first open after the upgrade reports its chaining progress, ending at every event; later opens report nothing")
+    func backfillProgress() async throws {
+        try await TemporaryDirectory.with("ledger") { directory in
+            let path = directory.file("ledger.db")
+            try await versionTwoLedger(at: path)
+            let reports = Mutex<[String]>([])
+            var configuration = SQLiteLedger.Configuration()
+            configuration.backfillProgress = { done, total in reports.withLock { $0.append("\(done)/\(total)") } }
+            _ = try SQLiteLedger(path: path, configuration: configuration)
+            #expect(reports.withLock { $0 } == ["0/8", "8/8"])
+            reports.withLock { $0 = [] }
+            _ = try SQLiteLedger(path: path, configuration: configuration)
+            #expect(reports.withLock { $0 }.isEmpty)
         }
     }
 

@@ -34,7 +34,7 @@ struct AuditVerify: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        let ledger = try state.openLedger()
+        let ledger = try state.openLedger(quiet: quiet)
         let keyPath = FileCheckpointSigner.path(besideLedgerAt: ledger.path)
         let signer = checkpoint ? try FileCheckpointSigner(path: keyPath) : nil
         let key =

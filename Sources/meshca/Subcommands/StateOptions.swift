@@ -19,13 +19,20 @@ struct StateOptions: ParsableArguments {
     var directory: StateDirectory { StateDirectory.resolve(explicit: stateDir) }
 
     /// Opens the ledger of an existing state directory (never creates a CA).
-    func openLedger() throws -> SQLiteLedger {
+    func openLedger(quiet: Bool = false) throws -> SQLiteLedger {
         let directory = self.directory
         guard directory.hasCA || FileManager.default.fileExists(atPath: directory.ledgerPath) else {
             _ = try CAState.load(from: directory)  // throws the "no CA here, run meshca init" message
             throw DaemonError(.noCA, "There is no ledger in \(directory.path).")
         }
-        return try SQLiteLedger(path: directory.ledgerPath)
+        // The first open after an upgrade to the hash chain chains every existing row: show how far it is.
+        let progress = ProgressReporter("chaining the ledger's existing rows (once, after the upgrade)", unit: "events", quiet: quiet)
+        var configuration = SQLiteLedger.Configuration()
+        configuration.backfillProgress = { done, total in
+            progress.update(done: done, total: total)
+            if done == total { progress.finish() }
+        }
+        return try SQLiteLedger(path: directory.ledgerPath, configuration: configuration)
     }
 }
 
