@@ -85,24 +85,17 @@ struct AgentMetricsTests {
 
     @Test("Failed rounds against an unreachable CA count under ca-unreachable, one per attempt")
     func unreachableCounted() async throws {
-        let pki = try TestPKI()
-        let roots = try TemporaryDirectory("roots")
-        defer { roots.remove() }
-        try roots.write("root-cert.pem", pki.root.pem)
-        let closed = try ClosedPort()
-        let clock = TestClock()
-        let agent = try AgentFixture.start(clock: clock) { out in
-            AgentConfiguration(
-                caAddress: "127.0.0.1:\(closed.port)", identity: try pki.identity(), outDirectory: out,
-                bootstrap: .token("not-used-the-ca-is-unreachable"), rootCertFile: roots.file("root-cert.pem"),
-                schedule: try RenewalSchedule(initialBackoff: .seconds(1), maximumBackoff: .seconds(20)), statusAddress: nil)
+        let (agent, closed, roots) = try UnreachableCA.agent()
+        defer {
+            withExtendedLifetime(closed) {}  // the port refuses connections until here
+            roots.remove()
+            Task { await agent.stop() }
         }
-        defer { Task { await agent.stop() } }
         for attempt in 1...3 {
             _ = try await agent.waitForStatus("failure \(attempt)") { $0.consecutiveFailures == attempt }
             if attempt < 3, let pending = agent.clock.pendingDeadlines.first { agent.clock.advance(by: pending) }
         }
-        let samples = Self.samples(AgentMetrics.exposition(agent.status.current, at: clock.date, workloadAPIStreams: nil))
+        let samples = Self.samples(AgentMetrics.exposition(agent.status.current, at: agent.clock.date, workloadAPIStreams: nil))
         #expect(samples["meshca_agent_renewal_failures_total{reason=\"ca-unreachable\"}"] == 3)
         #expect(samples["meshca_agent_renewal_failures_total{reason=\"refused\"}"] == 0)
         #expect(samples["meshca_agent_consecutive_failures"] == 3)
