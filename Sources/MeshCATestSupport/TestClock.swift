@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAIO
 import Synchronization
 
 /// A clock that moves only when a test moves it, with a wall-clock date that moves with it: hand it to a service
@@ -42,8 +43,7 @@ public final class TestClock: Clock, Sendable {
 
     /// The wall-clock date: `start` plus how far the clock was advanced.
     public var date: Date {
-        let offset = now.offset
-        return start.addingTimeInterval(TimeInterval(offset.components.seconds) + TimeInterval(offset.components.attoseconds) / 1e18)
+        start.addingTimeInterval(now.offset.seconds)
     }
 
     /// How many tasks sleep on the clock right now.
