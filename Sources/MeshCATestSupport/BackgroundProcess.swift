@@ -82,10 +82,19 @@ public final class BackgroundProcess: Sendable {
         return process.terminationStatus
     }
 
-    /// Sends SIGTERM and blocks until the process exits (for `defer` blocks, which cannot await).
-    public func terminate() {
+    /// Sends SIGTERM and returns at once; a thread of its own waits for the exit (killing the process after 60 s, a
+    /// hang guard) and then runs `cleanup`. For `defer` blocks, which cannot await: blocking there would hold one of
+    /// the cooperative pool's threads (two on a 2-core machine) for the whole shutdown, stalling every other test.
+    public func terminate(then cleanup: @escaping @Sendable () -> Void = {}) {
+        let process = process
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        process.waitUntilExit()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        Thread.detachNewThread {
+            process.waitUntilExit()
+            cleanup()
+        }
     }
 
     deinit {

@@ -8,6 +8,7 @@ import MeshCATestSupport
 import MeshCATransport
 import ServiceLifecycle
 import SwiftASN1
+import Synchronization
 import X509
 
 /// A real CA in memory, a socket path in a fresh temporary directory (removed with the fixture), and a
@@ -73,10 +74,25 @@ final class WorkloadAPIFixture: Sendable {
         let group = ServiceGroup(
             configuration: .init(services: [server], logger: Logger(label: "meshca.workload-api.test.group"))
         )
+        // A server that stops before it listens (a bind error) ends the wait with its error, not a timeout.
+        let ended = ServerEnd()
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                do {
+                    try await group.run()
+                    ended.value.withLock { $0 = "returned" }
+                } catch {
+                    ended.value.withLock { $0 = "threw \(error)" }
+                    throw error
+                }
+            }
             do {
-                try await Self.waitUntil("the server listens on \(socketPath)") { server.isListening }
+                try await Wait.until("the server listens on \(socketPath)", timeout: .seconds(30)) {
+                    if let ended = ended.value.withLock({ $0 }) {
+                        throw WorkloadAPIFixtureError("the Workload API server \(ended) before listening on \(socketPath)")
+                    }
+                    return server.isListening
+                }
                 let result = try await body(server, group)
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
@@ -154,6 +170,11 @@ final class WorkloadAPIFixture: Sendable {
     static func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
         try await Wait.until(what, timeout: .seconds(30)) { condition() }
     }
+}
+
+/// How the fixture's server ended, if it did.
+private final class ServerEnd: Sendable {
+    let value = Mutex<String?>(nil)
 }
 
 /// A fixture that could not set up what a test needs.

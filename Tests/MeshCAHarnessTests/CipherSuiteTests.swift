@@ -28,14 +28,14 @@ struct CipherSuiteTests {
         for cbc in ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "AES128-SHA"] {
             let refusing = try ListenerThread(certificates: web)
             let result = try await connect(port: refusing.port, workload: api, cipher: cbc)
-            _ = try? refusing.report()
+            _ = try? await refusing.report()
             #expect(!result.stdout.contains("Cipher is \(cbc)"), "\(cbc): \(result.stdout)")
             #expect(result.stderr.contains("handshake failure") || result.stderr.contains("no shared cipher"), "\(cbc): \(result.stderr)")
         }
 
         let accepting = try ListenerThread(certificates: web)
         let gcm = try await connect(port: accepting.port, workload: api, cipher: "ECDHE-ECDSA-AES128-GCM-SHA256")
-        let report = try accepting.report()
+        let report = try await accepting.report()
         #expect(report.outcome == .succeeded, "\(report.renderText())\n\(gcm.stderr)")
         #expect(gcm.stdout.contains("ECDHE-ECDSA-AES128-GCM-SHA256"), "\(gcm.stdout)")
     }

@@ -50,7 +50,7 @@ struct CoexistenceTests {
         try await channel.closeFuture.get()
         try await group.shutdownGracefully()
 
-        let report = try listener.report()
+        let report = try await listener.report()
         #expect(report.outcome == .succeeded, "\(report.renderText())")
         #expect(report.server.verifiedPeerID == (try mesh.id("api")).uri)
         // BoringSSL negotiated TLS 1.3 and verified the server's SPIFFE certificate against root-cert.pem.

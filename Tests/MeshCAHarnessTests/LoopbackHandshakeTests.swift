@@ -164,7 +164,7 @@ struct LoopbackHandshakeTests {
 @Suite("Renewal under a listener", .timeLimit(.minutes(1)))
 struct RenewalTests {
     @Test("A new connection presents the renewed certificate, and both handshakes succeed")
-    func picksUpRenewedFiles() throws {
+    func picksUpRenewedFiles() async throws {
         let mesh = try TestMesh()
         defer { mesh.remove() }
         let web = try mesh.workload("web")
@@ -173,7 +173,7 @@ struct RenewalTests {
         let before = ClientHandshake(host: "127.0.0.1", port: listener.port, certificates: api).run()
         try mesh.workload("web")  // renewal: new key and certificate, written atomically into the same directory
         let after = ClientHandshake(host: "127.0.0.1", port: listener.port, certificates: api).run()
-        let served = try listener.allReports()
+        let served = try await listener.allReports()
         #expect(before.outcome == .succeeded, "\(before.renderText())")
         #expect(after.outcome == .succeeded, "\(after.renderText())")
         #expect(served.map(\.outcome) == [.succeeded, .succeeded])

@@ -104,7 +104,7 @@ struct OpenSSLToolTests {
         let api = try mesh.workload("api")
         let listener = try ListenerThread(certificates: web, expectedClientID: try mesh.id("api"))
         let client = try await runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
-        let report = try listener.report()
+        let report = try await listener.report()
         #expect(report.outcome == .succeeded, "\(report.renderText())\n\(client.stderr)")
         #expect(report.server.verifiedPeerID == (try mesh.id("api")).uri)
         #expect(client.stdout.contains("Verify return code: 0 (ok)"))
@@ -118,14 +118,14 @@ struct OpenSSLToolTests {
         let web = try mesh.workload("web")
         let strict = try ListenerThread(certificates: web)
         let refused = try await runClient(port: strict.port, directory: nil, trusting: web + "/root-cert.pem")
-        let failure = try #require(try strict.report().failure)
+        let failure = try #require(try await strict.report().failure)
         #expect(failure.code == .clientCertificateRequired)
         #expect(failure.detectedBy == .server)
         #expect(refused.status != 0 || refused.stderr.contains("alert"))
 
         let permissive = try ListenerThread(certificates: web, mode: .permissive)
         _ = try await runClient(port: permissive.port, directory: nil, trusting: web + "/root-cert.pem")
-        let accepted = try permissive.report()
+        let accepted = try await permissive.report()
         #expect(accepted.outcome == .succeeded, "\(accepted.renderText())")
         #expect(accepted.notes.contains { $0.hasPrefix("PERMISSIVE: accepted a TLS client without a certificate") })
     }
@@ -138,7 +138,7 @@ struct OpenSSLToolTests {
         let api = try mesh.workload("api", issuedAt: Date().addingTimeInterval(-2 * 86_400), ttl: .seconds(3600))
         let listener = try ListenerThread(certificates: web)
         _ = try await runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
-        let failure = try #require(try listener.report().failure)
+        let failure = try #require(try await listener.report().failure)
         #expect(failure.code == .certificateExpired)
         #expect(failure.cause.contains("The client's leaf spiffe://cluster.local/ns/default/sa/api expired at"))
     }
@@ -155,7 +155,7 @@ struct OpenSSLToolTests {
         let api = try other.workload("api", trusting: [mesh.root])
         let listener = try ListenerThread(certificates: web)
         _ = try await runClient(port: listener.port, directory: api, trusting: api + "/root-cert.pem")
-        let failure = try #require(try listener.report().failure)
+        let failure = try #require(try await listener.report().failure)
         #expect(failure.code == .wrongTrustDomain)
         #expect(failure.detectedBy == .server)
         #expect(

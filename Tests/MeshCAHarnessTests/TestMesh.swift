@@ -76,16 +76,23 @@ final class ListenerThread: Sendable {
     var port: UInt16 { listener.port }
 
     /// The report of the first connection, once all were served.
-    func report() throws -> HandshakeReport {
-        guard let report = try allReports().first else { throw HarnessTestError("the listener reported nothing") }
+    func report() async throws -> HandshakeReport {
+        guard let report = try await allReports().first else { throw HarnessTestError("the listener reported nothing") }
         return report
     }
 
-    /// Every connection's report; stops the listener when they have not all arrived within 30 s.
-    func allReports() throws -> [HandshakeReport] {
-        if done.wait(timeout: .now() + 30) == .timedOut {
+    /// Every connection's report; stops the listener when they have not all arrived within 30 s (a hang guard). The
+    /// wait happens on a thread of its own, not on the cooperative pool the other tests need.
+    func allReports() async throws -> [HandshakeReport] {
+        let done = done
+        let served = await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: done.wait(timeout: .now() + 30) == .success) }
+        }
+        if !served {
             listener.stop()
-            _ = done.wait(timeout: .now() + 5)
+            _ = await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: done.wait(timeout: .now() + 5)) }
+            }
             throw HarnessTestError("the listener on port \(port) did not serve its connections within 30s")
         }
         return reports.withLock { $0 }

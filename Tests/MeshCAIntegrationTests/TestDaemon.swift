@@ -104,26 +104,33 @@ final class TestDaemon: Sendable {
     func shutdown(keepDirectory: Bool = false) async throws {
         defer { slot.release() }
         try await process.stop()
-        keepLog()
+        keepLog(as: logName)
         if !keepDirectory { directory.remove() }
     }
 
-    /// Stops the daemon and removes its directory, blocking (for `defer`).
+    /// Stops the daemon and, once it has exited, keeps its log, removes its directory and frees its slot; returns at
+    /// once (for `defer`, see ``BackgroundProcess/terminate(then:)``).
     func stop() {
-        process.terminate()
-        keepLog()
-        directory.remove()
-        slot.release()
+        let logName = self.logName
+        process.terminate { [self] in
+            keepLog(as: logName)
+            directory.remove()
+            slot.release()
+        }
     }
 
     /// Keeps the daemon's log (stderr, with timestamps) as `.build/test-logs/<test function>-<port>.log`, so a test
     /// that failed on a busy machine (an RPC past its deadline) can be matched to what its daemon did meanwhile.
-    private func keepLog() {
+    private func keepLog(as name: String) {
         let logs = FileManager.default.currentDirectoryPath + "/.build/test-logs"
         guard (try? FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)) != nil else { return }
-        let test = (Test.current?.name ?? "test").filter { $0.isLetter || $0.isNumber }
-        let name = test + "-" + (address.split(separator: ":").last.map(String.init) ?? "0")
         try? process.errorOutput.write(toFile: "\(logs)/serve-\(name).log", atomically: true, encoding: .utf8)
+    }
+
+    /// `<test function>-<port>`, read while the test's task is current.
+    private var logName: String {
+        let test = (Test.current?.name ?? "test").filter { $0.isLetter || $0.isNumber }
+        return test + "-" + (address.split(separator: ":").last.map(String.init) ?? "0")
     }
 }
 
