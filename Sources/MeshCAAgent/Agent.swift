@@ -167,13 +167,9 @@ public struct Agent: Service {
         } else {
             (chain, method) = try await bootstrap(csr: csr, trust: trust)
         }
-        let bundle = try CredentialBundle(istioChain: chain)
-        guard bundle.leaf.publicKey == key.publicKey, bundle.leaf.uriSANs == [configuration.identity.uri] else {
-            throw AgentFailure("The CA at \(configuration.caAddress) answered with a certificate for another key or identity; it was discarded.", reason: .invalidAnswer)
-        }
-        if case .pinnedRoot(let fingerprint) = trust, !bundle.roots.contains(where: { $0.sha256Fingerprint == fingerprint }) {
-            throw AgentFailure("The root bundle from \(configuration.caAddress) does not contain the root pinned by the join token; it was discarded.", reason: .invalidAnswer)
-        }
+        let bundle = try CredentialBundle.accepted(
+            istioChain: chain, from: configuration.caAddress, for: configuration.identity, key: key.publicKey,
+            pinnedRootSHA256: trust.pinnedRootSHA256)
         let credentials = try Self.credentials(identity: configuration.identity, chain: [bundle.leaf] + bundle.intermediates, key: key, bundle: bundle.roots)
         return (Held(credentials: credentials, chainPEM: bundle.certChainPEM, receivedAt: now), method)
     }

@@ -39,7 +39,7 @@ public final class CertificateAuthority: Sendable {
             self.identity = identity
             self.fingerprint = ca.sha256Fingerprint
             self.keyIdentifier = ca.issuingKeyIdentifier
-            self.intermediates = identity.bundle.contains(ca) ? identity.intermediates : [ca] + identity.intermediates
+            self.intermediates = identity.chainAboveLeaf
             self.chainTailPEM = intermediates.map(\.pem) + [identity.bundle.map(\.pem).joined()]
         }
     }

@@ -34,3 +34,29 @@ public struct CredentialBundle: Sendable {
     /// `root-cert.pem`: the roots only.
     public var bundlePEM: String { roots.map(\.pem).joined() }
 }
+
+extension CredentialBundle {
+    /// A CA's `CreateCertificate` answer, split and accepted only when a client may use it: the leaf certifies
+    /// `key` and exactly `identity`, and (when the client trusts the CA through a pinned root, as with a join
+    /// token) the root bundle holds the root with SHA-256 `pinnedRootSHA256`. The one check of a CA's answer, for
+    /// the agent and `meshca issue --server`; `ca` names the CA in the messages.
+    public static func accepted(
+        istioChain: [String], from ca: String, for identity: SPIFFEID, key: Certificate.PublicKey, pinnedRootSHA256: String?
+    ) throws -> CredentialBundle {
+        let bundle = try CredentialBundle(istioChain: istioChain)
+        guard bundle.leaf.publicKey == key else {
+            throw IssuanceError(.unacceptableAnswer, "The CA at \(ca) returned a certificate for a different key; it was discarded.")
+        }
+        guard bundle.leaf.uriSANs == [identity.uri] else {
+            let names = bundle.leaf.uriSANs.isEmpty ? "no SPIFFE ID" : bundle.leaf.uriSANs.joined(separator: ", ")
+            throw IssuanceError(
+                .unacceptableAnswer, "The CA at \(ca) returned a certificate for \(names), not \(identity.uri); it was discarded.")
+        }
+        if let pinned = pinnedRootSHA256, !bundle.roots.contains(where: { $0.sha256Fingerprint == pinned }) {
+            throw IssuanceError(
+                .unacceptableAnswer,
+                "The root bundle from \(ca) does not contain the root pinned by the join token; it was discarded.")
+        }
+        return bundle
+    }
+}

@@ -44,6 +44,9 @@ public struct IssuanceError: Error, Sendable, CustomStringConvertible {
         public static let invalidRevocationReason = Code("invalid-revocation-reason")
         /// Data that should be an X.509 v2 CRL is not one.
         public static let malformedCRL = Code("malformed-crl")
+        /// A CA's answer that a client must not use: a certificate for another key or identity, or a root bundle
+        /// without the root the client pinned.
+        public static let unacceptableAnswer = Code("unacceptable-answer")
         /// Signing, or the check of the signed result, failed. A bug, not a user error.
         public static let signingFailed = Code("signing-failed")
     }

@@ -46,6 +46,18 @@ public struct SigningIdentity: Sendable {
         self.bundle = bundle
     }
 
+    /// Whether this CA is one of the roots it hands out (meshca's own root), rather than a plug-in intermediate
+    /// signing under someone else's root.
+    public var isRoot: Bool { bundle.contains(certificate) }
+
+    /// The CA certificates between a leaf this CA signs and the roots: none for a root, else the signing CA and
+    /// the chain above it.
+    public var chainAboveLeaf: [Certificate] { isRoot ? intermediates : [certificate] + intermediates }
+
+    /// The root a certificate signed by this CA chains to: the signing root itself, or for a plug-in intermediate
+    /// the first root of its bundle.
+    public var anchor: Certificate { isRoot ? certificate : (bundle.first ?? certificate) }
+
     /// The signature algorithm that follows the CA key (P-256 → ECDSA-SHA256, P-384 → ECDSA-SHA384, RSA → SHA256-RSA).
     var signatureAlgorithm: Certificate.SignatureAlgorithm {
         // Checked in init, so this cannot fail.

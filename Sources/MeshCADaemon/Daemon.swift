@@ -66,11 +66,10 @@ public struct Daemon: Sendable {
             }
         }
         let ledger = try SQLiteLedger(path: directory.ledgerPath, configuration: ledgerConfiguration)
-        let authority = CertificateAuthority(
-            trustDomain: state.trustDomain,
-            signer: state.signer,
-            policy: try IssuancePolicy(defaultTTL: config.defaultTTL, maxTTL: config.maxTTL)
-        )
+        let service = IssuanceService(
+            state: state, ledger: ledger, policy: try IssuancePolicy(defaultTTL: config.defaultTTL, maxTTL: config.maxTTL),
+            retryWindow: config.retryWindow)
+        let authority = service.authority
         let metrics = CAMetrics(now: time.now)
         metrics.addProcessMetrics()
         metrics.setCAExpiry(of: state.signer)
@@ -89,7 +88,7 @@ public struct Daemon: Sendable {
             retryWindow: config.retryWindow
         )
         let handler = CreateCertificateHandler(
-            service: IssuanceService(authority: authority, ledger: ledger, retryWindow: config.retryWindow),
+            service: service,
             authenticator: authenticator,
             rateLimiter: config.rateLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             failedAuthentications: config.authFailureLimit.map { RateLimiter(count: $0.count, per: $0.per) },

@@ -124,7 +124,7 @@ public struct RootRotation: Sendable {
         let state = try CAState.load(from: directory)
         try requireNoRotation()
         let signer = state.signer
-        guard signer.intermediates.isEmpty, signer.bundle.contains(signer.certificate) else {
+        guard signer.intermediates.isEmpty, signer.isRoot else {
             throw DaemonError(
                 .rotationStage,
                 "This CA signs with a plug-in intermediate (\(directory.caCertificatePath) is not one of the roots in "
@@ -263,7 +263,7 @@ public struct RootRotation: Sendable {
         switch progress?.stage {
         case nil:
             nextStep = "prepare"
-            if !(state.signer.intermediates.isEmpty && state.signer.bundle.contains(state.signer.certificate)) {
+            if !(state.signer.intermediates.isEmpty && state.signer.isRoot) {
                 blockers = [
                     Blocker(
                         kind: .pluginCA, count: 1, expectedBy: nil, clearsBy: nil,

@@ -86,7 +86,7 @@ public struct ServingIdentity: Sendable {
             )
         )
         let chain = [leaf] + bridge(for: signer.certificate)
-            + (signer.bundle.contains(signer.certificate) ? [] : [signer.certificate] + signer.intermediates) + signer.bundle
+            + signer.chainAboveLeaf + signer.bundle
         return (chain.map(\.pem).joined(), try key.serializeAsPEM().pemString + "\n", leaf)
     }
 

@@ -31,6 +31,10 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
         public static let targetNotEmpty = Code("target-not-empty")
         /// `meshca restore --force` was pointed at a state directory whose ledger another process has open.
         public static let stateInUse = Code("state-in-use")
+        /// `meshca revoke` was given a serial the ledger does not know.
+        public static let unknownSerial = Code("unknown-serial")
+        /// `meshca revoke` was given a certificate revoked before; revocations are final.
+        public static let alreadyRevoked = Code("already-revoked")
         /// A backup (or the copy `meshca backup` just made) does not hold a usable CA and an intact ledger.
         public static let backupInvalid = Code("backup-invalid")
     }

@@ -25,6 +25,12 @@ public struct CAClient: Sendable {
         case roots([Certificate])
         /// A root identified by its SHA-256 fingerprint (hex), which the server must send in its chain.
         case pinnedRoot(sha256: String)
+
+        /// The pinned root's fingerprint, for ``pinnedRoot(sha256:)``.
+        public var pinnedRootSHA256: String? {
+            if case .pinnedRoot(let fingerprint) = self { return fingerprint }
+            return nil
+        }
     }
 
     /// A client certificate for mTLS: chain PEM (leaf first) and key PEM.

@@ -78,8 +78,12 @@ struct RootCommandTests {
         let checked = try await ws.openssl("verify", "-crl_check", "-CRLfile", "state/crl.pem", "-CAfile", "state/root-cert.pem", "cert-chain.pem")
         #expect(checked.status != 0 && (checked.stdout + checked.stderr).contains("certificate revoked"), "\(checked.stdout)\(checked.stderr)")
         expectSuccess(try await ws.openssl("verify", "-crl_check", "-CRLfile", "state/crl.pem", "-CAfile", "state/root-cert.pem", "api/cert-chain.pem"))
-        let retired = try await ws.meshca("root", "retire")
+        let retired = try await ws.meshca("root", "retire", "--json")
         expectSuccess(retired)
+        let retiredJSON = try #require(try ws.json(retired).first)
+        #expect(retiredJSON["stage"] as? String == "retired")
+        #expect((retiredJSON["bundle"] as? [[String: Any]])?.count == 1)
+        #expect((retiredJSON["archived_at"] as? String)?.hasSuffix(".pem") == true, "\(retired.stdout)")
         #expect(try ws.dir.read("state/root-cert.pem").components(separatedBy: "BEGIN CERTIFICATE").count == 2)
         #expect(try ws.dir.read("state/crl.pem").components(separatedBy: "BEGIN X509 CRL").count == 2, "one CRL after retire")
 
@@ -99,8 +103,17 @@ struct RootCommandTests {
         expectSuccess(old)
         let oldID = await tokenID(old)
         #expect(oldID.count == 12, "\(old.stdout)")
-        expectSuccess(try await ws.meshca("root", "prepare"))
-        expectSuccess(try await ws.meshca("root", "activate"))
+        // --json on the steps: the roots each step concerns.
+        let prepared = try #require(try ws.json(try await ws.meshca("root", "prepare", "--json")).first)
+        #expect(prepared["stage"] as? String == "prepared")
+        #expect((prepared["bundle"] as? [[String: Any]])?.count == 2)
+        #expect((prepared["old_root"] as? [String: Any])?["signing"] as? Bool == true)
+        let newRoot = (prepared["new_root"] as? [String: Any])?["sha256"] as? String
+        let activated = try #require(try ws.json(try await ws.meshca("root", "activate", "--json")).first)
+        #expect(activated["stage"] as? String == "activated")
+        #expect((activated["new_root"] as? [String: Any])?["sha256"] as? String == newRoot)
+        #expect((activated["new_root"] as? [String: Any])?["signing"] as? Bool == true)
+        #expect(activated["forced_lagging"] as? [String] == [])
         // Made right after activate, usually in the same second: the token records the root it pins (the new one),
         // so it does not count, whatever its creation time.
         let new = try await ws.meshca("token", "create", "--sa", "api")

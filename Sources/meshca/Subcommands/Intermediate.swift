@@ -2,10 +2,6 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
-import MeshCAIO
-import MeshCALedger
-import SwiftASN1
-import X509
 
 /// `meshca intermediate`: intermediate CAs under meshca's root, for istiod or another CA to sign with.
 struct Intermediate: AsyncParsableCommand {
@@ -56,39 +52,19 @@ struct IntermediateCreate: AsyncParsableCommand {
     func run() async throws {
         let keyType = try KeyType(parsing: self.keyType)
         let ttl = try parseDuration(self.ttl, flag: "--ttl")
-        let directory = state.directory
-        let now = Date()
-        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
-        if created { printError("meshca: no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
-        ca.warnings.forEach(printError)
-        let authority = CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer)
-        let key = try keyType.generate()
-        let certificate = try authority.issueIntermediate(publicKey: key.publicKey, commonName: commonName, ttl: ttl, at: now)
-        let output = FilePaths.absolute(out)
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        // Like every certificate that leaves the CA, the intermediate is recorded before it is written out.
-        let ledger = try SQLiteLedger(path: directory.ledgerPath)
-        try await ledger.record(
-            IssuanceRecord(
-                certificate: certificate, trustDomain: ca.trustDomain, issuedAt: now, requestedTTL: ttl,
-                issuer: ca.signer.certificate, requester: Requester(name: Issue.localUser(), authMethod: "local")
-            )
-        )
-        let above = (ca.signer.bundle.contains(ca.signer.certificate) ? [] : [ca.signer.certificate] + ca.signer.intermediates)
-        try AtomicFile.write(try key.serializeAsPEM().pemString + "\n", to: output + "/ca-key.pem", mode: 0o600)
-        try AtomicFile.write(certificate.pem, to: output + "/ca-cert.pem", mode: 0o644)
-        try AtomicFile.write(([certificate] + above + ca.signer.bundle).map(\.pem).joined(), to: output + "/cert-chain.pem", mode: 0o644)
-        try AtomicFile.write(ca.signer.bundle.map(\.pem).joined(), to: output + "/root-cert.pem", mode: 0o644)
+        let created = try await MeshCADaemon.IntermediateCreate(
+            directory: state.directory, commonName: commonName, ttl: ttl, keyType: keyType, out: out, requester: .localUser
+        ).run(now: Date()) { printError("meshca: " + $0) }
         if json {
             let object: [String: Any] = [
-                "subject": "\(certificate.subject)", "serial": certificate.serialHex, "not_after": certificate.notValidAfter.rfc3339,
-                "directory": output, "files": ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"],
+                "subject": created.subject, "serial": created.serial, "not_after": created.notAfter.rfc3339,
+                "directory": created.directory, "files": MeshCADaemon.IntermediateCreate.Created.files,
             ]
             return print(try JSONOutput.render(object: object))
         }
-        print("created intermediate CA \(certificate.subject) in \(output)")
-        print("  serial     \(certificate.serialHex)")
-        print("  valid      until \(certificate.notValidAfter.rfc3339)")
+        print("created intermediate CA \(created.subject) in \(created.directory)")
+        print("  serial     \(created.serial)")
+        print("  valid      until \(created.notAfter.rfc3339)")
         print("  files      ca-cert.pem ca-key.pem (0600) cert-chain.pem root-cert.pem")
     }
 }

@@ -50,16 +50,8 @@ extension Issue {
         } catch let error as RPCError {
             throw RemoteIssueError(server: server, error: error)
         }
-        let credentials = try CredentialBundle(istioChain: chain)
-        guard credentials.leaf.publicKey == key.publicKey else {
-            throw RemoteIssueError(message: "The CA at \(server) returned a certificate for a different key; refusing to write it.")
-        }
-        guard credentials.leaf.uriSANs == [identity.uri] else {
-            throw RemoteIssueError(message: "The CA at \(server) returned a certificate for \(credentials.leaf.uriSANs.joined(separator: ", ")), not \(identity.uri); refusing to write it.")
-        }
-        if case .pinnedRoot(let fingerprint) = trust, !credentials.roots.contains(where: { $0.sha256Fingerprint == fingerprint }) {
-            throw RemoteIssueError(message: "The root bundle from \(server) does not contain the root pinned by the token; refusing to write it.")
-        }
+        let credentials = try CredentialBundle.accepted(
+            istioChain: chain, from: server, for: identity, key: key.publicKey, pinnedRootSHA256: trust.pinnedRootSHA256)
         let outDirectory = FilePaths.absolute(out)
         try CredentialFiles.write(
             to: outDirectory,
@@ -67,17 +59,13 @@ extension Issue {
             keyPEM: try key.serializeAsPEM().pemString + "\n",
             bundlePEM: credentials.bundlePEM
         )
-        try report(identity: identity, leaf: credentials.leaf, keyType: keyType, directory: outDirectory)
+        try report(IssuedCredentials(leaf: credentials.leaf, keyType: keyType, directory: outDirectory))
     }
 }
 
 /// A refusal or failure from a remote CA, shown with its gRPC status and what to do.
 struct RemoteIssueError: Error, CustomStringConvertible {
     let description: String
-
-    init(message: String) {
-        description = message
-    }
 
     init(server: String, error: RPCError) {
         guard error.code == .unavailable else {

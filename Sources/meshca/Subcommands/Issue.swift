@@ -2,14 +2,6 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
-import MeshCAIO
-import MeshCALedger
-import SwiftASN1
-import X509
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `meshca issue`: a key, a CSR and a certificate for one workload identity, written as Istio's three files.
 struct Issue: AsyncParsableCommand {
@@ -86,68 +78,30 @@ struct Issue: AsyncParsableCommand {
             try await issueRemotely(server: server, token: try joinTokenText(), keyType: keyType, ttl: requestedTTL)
             return
         }
-        let directory = state.directory
-        let now = Date()
-        if !directory.hasCA {
-            // Refuse before creating a CA: a failed command leaves nothing behind. (With a CA, the refusal is
-            // recorded in its ledger like any other.)
-            _ = try IssuancePolicy.standard.grantedTTL(forRequested: requestedTTL)
-        }
-        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
-        if created {
-            printError(
-                "meshca: no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name) "
-                    + "(ec-p256, root valid until \(ca.signer.certificate.notValidAfter.rfc3339))"
-            )
-        }
-        ca.warnings.forEach(printError)
-        let ledger = try SQLiteLedger(path: directory.ledgerPath)
-        let service = IssuanceService(authority: CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer), ledger: ledger)
-
-        let identity = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
-        let key = try keyType.generate()
-        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key))
-        let issuance = try await service.issue(
-            IssuanceRequest(csrPEM: csr, identity: identity, requestedTTL: requestedTTL),
-            requester: Requester(name: Self.localUser(), authMethod: "local"),
-            at: now
-        )
-        let outDirectory = FilePaths.absolute(out)
-        try CredentialFiles.write(
-            to: outDirectory,
-            certChainPEM: issuance.certChainPEM,
-            keyPEM: try key.serializeAsPEM().pemString + "\n",
-            bundlePEM: issuance.bundlePEM
-        )
-        try report(identity: identity, leaf: issuance.certificate, keyType: keyType, directory: outDirectory)
+        let issued = try await LocalIssue(
+            directory: state.directory, namespace: namespace, serviceAccount: serviceAccount, requestedTTL: requestedTTL,
+            keyType: keyType, out: out, requester: .localUser
+        ).run(now: Date()) { printError("meshca: " + $0) }
+        try report(issued)
     }
 
     /// Prints what was issued and where the files are (as JSON with `--json`).
-    func report(identity: SPIFFEID, leaf: Certificate, keyType: KeyType, directory: String) throws {
+    func report(_ issued: IssuedCredentials) throws {
         if json {
             try JSONOutput.print(
                 IssueJSON(
-                    spiffeID: identity.uri, serial: leaf.serialHex, notBefore: leaf.notValidBefore.rfc3339,
-                    notAfter: leaf.notValidAfter.rfc3339, keyType: keyType.rawValue,
-                    files: .init(
-                        certChain: "\(directory)/\(CredentialFiles.chainFile)", key: "\(directory)/\(CredentialFiles.keyFile)",
-                        rootCert: "\(directory)/\(CredentialFiles.bundleFile)")))
+                    spiffeID: issued.spiffeID, serial: issued.serial, notBefore: issued.notBefore.rfc3339,
+                    notAfter: issued.notAfter.rfc3339, keyType: issued.keyType.rawValue,
+                    files: .init(certChain: issued.certChainPath, key: issued.keyPath, rootCert: issued.rootCertPath)))
             return
         }
-        let lifetime = Duration.seconds(Int64(leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore)) - 120)
-        print("issued \(identity.uri)")
-        print("  serial     \(leaf.serialHex)")
-        print("  valid      \(leaf.notValidBefore.rfc3339) to \(leaf.notValidAfter.rfc3339) (\(HumanDuration.format(lifetime)))")
-        print("  key        \(keyType), \(directory)/key.pem (0600)")
-        print("  chain      \(directory)/cert-chain.pem")
-        print("  roots      \(directory)/root-cert.pem")
-    }
-
-    /// `local:<user>(uid N)`: the ledger's requester for commands run on the CA host.
-    static func localUser() -> String {
-        let uid = getuid()
-        let name = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "unknown"
-        return "local:\(name)(uid \(uid))"
+        let lifetime = Duration.seconds(Int64(issued.notAfter.timeIntervalSince(issued.notBefore)) - 120)
+        print("issued \(issued.spiffeID)")
+        print("  serial     \(issued.serial)")
+        print("  valid      \(issued.notBefore.rfc3339) to \(issued.notAfter.rfc3339) (\(HumanDuration.format(lifetime)))")
+        print("  key        \(issued.keyType), \(issued.keyPath) (0600)")
+        print("  chain      \(issued.certChainPath)")
+        print("  roots      \(issued.rootCertPath)")
     }
 }
 

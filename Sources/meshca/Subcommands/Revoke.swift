@@ -4,7 +4,6 @@ import MeshCACore
 import MeshCADaemon
 import MeshCAIO
 import MeshCALedger
-import X509
 
 /// `meshca revoke SERIAL [--reason R]`
 struct Revoke: AsyncParsableCommand {
@@ -52,37 +51,24 @@ struct Revoke: AsyncParsableCommand {
     func run() async throws {
         let reason = try RevocationReason(parsing: reason)
         let directory = state.directory
-        let ca = try CAState.load(from: directory)
-        let ledger = try state.openLedger()
-        let now = Date()
-        switch try await ledger.revoke(serial: serial, reason: reason.rawValue, at: now) {
-        case .unknownSerial:
-            throw AuditError(
-                "No certificate with serial \(serial) in the ledger at \(directory.ledgerPath); nothing was revoked. "
-                    + "Find the serial with `meshca audit list` (e.g. `meshca audit list --sa NAME --ns NAMESPACE`).")
-        case .alreadyRevoked(let record):
-            throw AuditError(
-                "Certificate \(record.serial) (\(Self.identity(of: record))) was already revoked at "
-                    + "\(record.revokedAt?.rfc3339 ?? "an unknown time") (reason: \(record.revocationReason ?? "unspecified")); "
-                    + "nothing changed. Revocations are final, so its time and reason stay as first recorded.")
-        case .revoked(let record):
-            let crls = try await CRLPublisher(directory: directory, ledger: ledger).publishAll(for: ca.signer, at: now)
-            if json {
-                let object: [String: Any] = [
-                    "serial": record.serial, "spiffe_id": record.spiffeID, "reason": reason.rawValue, "revoked_at": now.rfc3339,
-                    "crls": crls.map { Revoke.json(of: $0, at: directory.crlPath) },
-                ]
-                print(try JSONOutput.render(object: object))
-            } else {
-                print("revoked \(record.serial) (\(Self.identity(of: record))), reason \(reason), at \(now.rfc3339)")
-                for crl in crls { print(Revoke.summary(of: crl, at: directory.crlPath)) }
-            }
-            if !crls.contains(where: { $0.entries.contains { Hex.encode($0.serialNumber.bytes) == record.serial } }) {
-                printError(
-                    "meshca: note: \(record.serial) was issued by a CA certificate (fingerprint "
-                        + "\(record.issuerFingerprint)) whose key meshca no longer holds, so no CRL lists it; "
-                        + "renewals with it are refused all the same.")
-            }
+        let revoked = try await RevokeCertificate(directory: directory, ledger: try state.openLedger())
+            .run(serial: serial, reason: reason, now: Date())
+        let record = revoked.record
+        if json {
+            let object: [String: Any] = [
+                "serial": record.serial, "spiffe_id": record.spiffeID, "reason": reason.rawValue, "revoked_at": revoked.at.rfc3339,
+                "crls": revoked.crls.map { Revoke.json(of: $0, at: directory.crlPath) },
+            ]
+            print(try JSONOutput.render(object: object))
+        } else {
+            print("revoked \(record.serial) (\(RevokeCertificate.identity(of: record))), reason \(reason), at \(revoked.at.rfc3339)")
+            for crl in revoked.crls { print(Revoke.summary(of: crl, at: directory.crlPath)) }
+        }
+        if !revoked.listed {
+            printError(
+                "meshca: note: \(record.serial) was issued by a CA certificate (fingerprint "
+                    + "\(record.issuerFingerprint)) whose key meshca no longer holds, so no CRL lists it; "
+                    + "renewals with it are refused all the same.")
         }
     }
 
@@ -100,9 +86,6 @@ struct Revoke: AsyncParsableCommand {
         ]
     }
 
-    static func identity(of record: IssuanceRecord) -> String {
-        record.spiffeID.isEmpty ? "no SPIFFE ID: a CA serving certificate or intermediate" : record.spiffeID
-    }
 }
 
 /// `meshca crl [--out FILE]`

@@ -123,13 +123,20 @@ struct RootPrepare: AsyncParsableCommand {
         valueName: "duration"))
     var pickUpMargin: String?
 
+    @Flag(help: "Print JSON (stage, old_root, new_root, bundle).")
+    var json = false
+
     func run() async throws {
         let pickUpMargin = try self.pickUpMargin.map { try parseDuration($0, flag: "--pick-up-margin") } ?? RootRotation.defaultPickUpMargin
         let keyType: KeyType?
         do { keyType = try self.keyType.map(KeyType.init(parsing:)) } catch let error as IssuanceError { throw ValidationError(error.message) }
         let ttl = try self.ttl.map { try parseDuration($0, flag: "--ttl") }
         let prepared = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, actor: Issue.localUser(), now: Date())
+            .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, actor: Requester.localUser.name, now: Date())
+        if json {
+            return try JSONOutput.print(
+                RootStepJSON(stage: "prepared", oldRoot: prepared.oldRoot, newRoot: prepared.newRoot, bundle: prepared.bundle))
+        }
         print("prepared the next root \(prepared.newRoot.sha256Fingerprint.prefix(16))  \(prepared.newRoot.subject), valid until \(prepared.newRoot.notValidAfter.rfc3339)")
         print("root-cert.pem now holds \(prepared.bundle.count) roots; every certificate issued from now on carries them.")
         print("Next: watch `meshca root status` until no identity lags, then run `meshca root activate`.")
@@ -149,9 +156,18 @@ struct RootActivate: AsyncParsableCommand {
     @Flag(help: "Activate even though identities lag (recorded in the ledger with their names).")
     var force = false
 
+    @Flag(help: "Print JSON (stage, old_root, new_root, forced_lagging).")
+    var json = false
+
     func run() async throws {
         let activated = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .activate(force: force, actor: Issue.localUser(), now: Date())
+            .activate(force: force, actor: Requester.localUser.name, now: Date())
+        if json {
+            return try JSONOutput.print(
+                RootStepJSON(
+                    stage: "activated", oldRoot: activated.oldRoot, newRoot: activated.newRoot,
+                    forcedLagging: activated.lagging.map(\.spiffeID)))
+        }
         if !activated.lagging.isEmpty {
             printError("meshca: activated with --force although \(activated.lagging.count) identit\(activated.lagging.count == 1 ? "y lags" : "ies lag"); recorded in the ledger")
         }
@@ -170,9 +186,16 @@ struct RootRetire: AsyncParsableCommand {
 
     @OptionGroup var state: StateOptions
 
+    @Flag(help: "Print JSON (stage, old_root, bundle, archived_at).")
+    var json = false
+
     func run() async throws {
         let retired = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .retire(actor: Issue.localUser(), now: Date())
+            .retire(actor: Requester.localUser.name, now: Date())
+        if json {
+            return try JSONOutput.print(
+                RootStepJSON(stage: "retired", oldRoot: retired.oldRoot, bundle: retired.bundle, archivedAt: retired.archivedAt))
+        }
         print("retired the old root \(retired.oldRoot.sha256Fingerprint.prefix(16)); its key is deleted, its certificate kept at \(retired.archivedAt)")
         print("root-cert.pem now holds \(retired.bundle.count) root\(retired.bundle.count == 1 ? "" : "s").")
     }
@@ -253,5 +276,36 @@ struct RootStatusJSON: Encodable {
         servingSupersededOnOldRoot = activated ? status.supersededServingOnOldRoot : nil
         tokensOnOldRoot = status.tokensOnOldRoot.count
         tokensOnOldRootInferred = status.tokensOnOldRoot.filter { $0.pinnedRootSHA256 == nil }.count
+    }
+}
+
+/// `meshca root prepare|activate|retire --json`: the step taken and the roots it concerns.
+struct RootStepJSON: Encodable {
+    let stage: String
+    let oldRoot: RootStatusJSON.RootJSON
+    let newRoot: RootStatusJSON.RootJSON?
+    let bundle: [RootStatusJSON.RootJSON]?
+    let archivedAt: String?
+    let forcedLagging: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case stage, oldRoot = "old_root", newRoot = "new_root", bundle, archivedAt = "archived_at", forcedLagging = "forced_lagging"
+    }
+
+    init(
+        stage: String, oldRoot: Certificate, newRoot: Certificate? = nil, bundle: [Certificate]? = nil, archivedAt: String? = nil,
+        forcedLagging: [String]? = nil
+    ) {
+        self.stage = stage
+        let signing = stage == "prepared" ? oldRoot : (newRoot ?? oldRoot)
+        func json(_ root: Certificate) -> RootStatusJSON.RootJSON {
+            RootStatusJSON.RootJSON(
+                sha256: root.sha256Fingerprint, subject: "\(root.subject)", notAfter: root.notValidAfter.rfc3339, signing: root == signing)
+        }
+        self.oldRoot = json(oldRoot)
+        self.newRoot = newRoot.map(json)
+        self.bundle = bundle?.map(json)
+        self.archivedAt = archivedAt
+        self.forcedLagging = forcedLagging
     }
 }

@@ -3,7 +3,6 @@ import Foundation
 import MeshCACore
 import MeshCADaemon
 import MeshCALedger
-import X509
 
 /// `meshca token`: join tokens, the bootstrap credential for workloads outside Kubernetes.
 struct Token: AsyncParsableCommand {
@@ -50,32 +49,18 @@ struct TokenCreate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let directory = state.directory
-        let now = Date()
-        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
-        if created { printError("meshca: no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
-        // The root the daemon's serving certificate chains to: the signing root (during a root rotation the bundle
-        // holds two), or for a plug-in intermediate the first root of its bundle.
-        let root = ca.signer.bundle.contains(ca.signer.certificate) ? ca.signer.certificate : (ca.signer.bundle.first ?? ca.signer.certificate)
-        let token = JoinToken.generate(rootFingerprint: root.sha256Fingerprint)
-        let expires = now.addingTimeInterval(TimeInterval(try parseDuration(ttl, flag: "--ttl").components.seconds))
-        let ledger = try SQLiteLedger(path: directory.ledgerPath)
-        try await ledger.createToken(
-            JoinTokenRecord(
-                id: token.id, secretSHA256: token.secretSHA256, namespace: namespace, serviceAccount: serviceAccount,
-                createdAt: now, expiresAt: expires, maxUses: uses, createdBy: Issue.localUser(),
-                pinnedRootSHA256: root.sha256Fingerprint
-            )
-        )
-        let id = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
+        let token = try await CreateJoinToken(
+            directory: state.directory, namespace: namespace, serviceAccount: serviceAccount,
+            ttl: try parseDuration(ttl, flag: "--ttl"), uses: uses, requester: .localUser
+        ).run(now: Date()) { printError("meshca: " + $0) }
         if json {
             let object: [String: Any] = [
-                "token": token.encoded, "id": token.id, "spiffe_id": id.uri, "uses": uses, "expires_at": expires.rfc3339,
-                "pinned_root_sha256": root.sha256Fingerprint,
+                "token": token.encoded, "id": token.id, "spiffe_id": token.spiffeID, "uses": token.uses,
+                "expires_at": token.expiresAt.rfc3339, "pinned_root_sha256": token.pinnedRootSHA256,
             ]
             return print(try JSONOutput.render(object: object))
         }
-        printError("token \(token.id) for \(id.uri): \(uses) use\(uses == 1 ? "" : "s"), expires \(expires.rfc3339)")
+        printError("token \(token.id) for \(token.spiffeID): \(uses) use\(uses == 1 ? "" : "s"), expires \(token.expiresAt.rfc3339)")
         print(token.encoded)
     }
 }

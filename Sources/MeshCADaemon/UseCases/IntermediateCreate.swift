@@ -1,0 +1,63 @@
+import Foundation
+import MeshCACore
+import MeshCAIO
+import MeshCALedger
+import SwiftASN1
+import X509
+
+/// `meshca intermediate create`: an intermediate CA signed by the CA in a state directory, recorded in its ledger
+/// before anything is written, then written in Istio's `cacerts` layout (`ca-cert.pem`, `ca-key.pem` 0600,
+/// `cert-chain.pem`, `root-cert.pem`).
+public struct IntermediateCreate: Sendable {
+    /// What was created.
+    public struct Created: Sendable {
+        public let subject: String
+        public let serial: String
+        public let notAfter: Date
+        /// The directory holding the four files.
+        public let directory: String
+        public static let files = ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"]
+    }
+
+    public let directory: StateDirectory
+    public let commonName: String
+    public let ttl: Duration
+    public let keyType: KeyType
+    /// Where the four files go (created when missing).
+    public let out: String
+    public let requester: Requester
+
+    public init(directory: StateDirectory, commonName: String, ttl: Duration, keyType: KeyType, out: String, requester: Requester) {
+        self.directory = directory
+        self.commonName = commonName
+        self.ttl = ttl
+        self.keyType = keyType
+        self.out = out
+        self.requester = requester
+    }
+
+    /// Creates the intermediate as of `now`; `notice` gets a line for each thing the operator should know.
+    public func run(now: Date, notice: (String) -> Void) async throws -> Created {
+        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
+        if created { notice("no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
+        ca.warnings.forEach(notice)
+        let authority = CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer)
+        let key = try keyType.generate()
+        let certificate = try authority.issueIntermediate(publicKey: key.publicKey, commonName: commonName, ttl: ttl, at: now)
+        let output = FilePaths.absolute(out)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        // Like every certificate that leaves the CA, the intermediate is recorded before it is written out.
+        try await SQLiteLedger(path: directory.ledgerPath).record(
+            IssuanceRecord(
+                certificate: certificate, trustDomain: ca.trustDomain, issuedAt: now, requestedTTL: ttl,
+                issuer: ca.signer.certificate, requester: requester))
+        let signer = ca.signer
+        try AtomicFile.write(try key.serializeAsPEM().pemString + "\n", to: output + "/ca-key.pem", mode: 0o600)
+        try AtomicFile.write(certificate.pem, to: output + "/ca-cert.pem", mode: 0o644)
+        try AtomicFile.write(
+            ([certificate] + signer.chainAboveLeaf + signer.bundle).map(\.pem).joined(), to: output + "/cert-chain.pem", mode: 0o644)
+        try AtomicFile.write(signer.bundle.map(\.pem).joined(), to: output + "/root-cert.pem", mode: 0o644)
+        return Created(
+            subject: "\(certificate.subject)", serial: certificate.serialHex, notAfter: certificate.notValidAfter, directory: output)
+    }
+}
