@@ -25,23 +25,15 @@ extension CertificateAuthority {
             OrganizationName(trustDomain.name)
             CommonName(commonName)
         }
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: RandomSerial.make(),
-            publicKey: publicKey,
-            notValidBefore: now.addingTimeInterval(-TimeInterval(policy.backdate.components.seconds)),
-            notValidAfter: min(now.addingTimeInterval(TimeInterval(ttl.components.seconds)), ca.notValidAfter),
-            issuer: ca.subject,
-            subject: subject,
-            signatureAlgorithm: signer.signatureAlgorithm,
+        let certificate = try sign(
+            with: signer, publicKey: publicKey, subject: subject, ttl: ttl,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
                 Critical(KeyUsage(keyCertSign: true, cRLSign: true))
                 AuthorityKeyIdentifier(keyIdentifier: issuerKeyID)
                 SubjectKeyIdentifier(hash: publicKey)
             },
-            issuerPrivateKey: signer.privateKey
-        )
+            at: now)
         guard ca.publicKey.isValidSignature(certificate.signature, for: certificate) else {
             throw IssuanceError(.signingFailed, "The intermediate's signature does not verify; it was not used.")
         }

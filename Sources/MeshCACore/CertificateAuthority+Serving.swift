@@ -42,18 +42,8 @@ extension CertificateAuthority {
             AuthorityKeyIdentifier(keyIdentifier: issuerKeyID)
             SubjectKeyIdentifier(hash: publicKey)
         }
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: RandomSerial.make(),
-            publicKey: publicKey,
-            notValidBefore: now.addingTimeInterval(-TimeInterval(policy.backdate.components.seconds)),
-            notValidAfter: min(now.addingTimeInterval(TimeInterval(ttl.components.seconds)), ca.notValidAfter),
-            issuer: ca.subject,
-            subject: DistinguishedName(),
-            signatureAlgorithm: signer.signatureAlgorithm,
-            extensions: extensions,
-            issuerPrivateKey: signer.privateKey
-        )
+        let certificate = try sign(
+            with: signer, publicKey: publicKey, subject: DistinguishedName(), ttl: ttl, extensions: extensions, at: now)
         guard ca.publicKey.isValidSignature(certificate.signature, for: certificate) else {
             throw IssuanceError(.signingFailed, "The serving certificate's signature does not verify; it was not used.")
         }

@@ -140,27 +140,20 @@ public final class CertificateAuthority: Sendable {
                 "The CA certificate \(state) (now: \(now)); nothing can be issued. Rotate the CA, or check the clock."
             )
         }
-        let notBefore = now.addingTimeInterval(-TimeInterval(policy.backdate.components.seconds))
+        // As `sign` computes it, before X.509 truncates it to whole seconds: what the granted lifetime is counted from.
         let notAfter = min(now.addingTimeInterval(TimeInterval(ttl.components.seconds)), ca.notValidAfter)
         let publicKey = csr.request.publicKey
         let leaf: Certificate
         do {
-            leaf = try Certificate(
-                version: .v3,
-                serialNumber: RandomSerial.make(),
-                publicKey: publicKey,
-                notValidBefore: notBefore,
-                notValidAfter: notAfter,
-                issuer: ca.subject,
-                subject: DistinguishedName(),
-                signatureAlgorithm: signer.signatureAlgorithm,
+            leaf = try sign(
+                with: signer, publicKey: publicKey, subject: DistinguishedName(), ttl: ttl,
                 extensions: try X509SVIDProfile.extensions(
                     identity: identity,
                     publicKey: publicKey,
                     isRSA: csr.keyType.hasPrefix("rsa-"),
                     issuerKeyIdentifier: active.keyIdentifier
                 ),
-                issuerPrivateKey: signer.privateKey
+                at: now
             )
         } catch let error as IssuanceError {
             throw error
@@ -197,5 +190,30 @@ public struct IssuanceRequest: Sendable {
         self.csrPEM = csrPEM
         self.identity = identity
         self.requestedTTL = requestedTTL
+    }
+}
+
+extension CertificateAuthority {
+    /// A certificate for `publicKey` signed by `signer` (this CA's signing identity, read once by the caller so a
+    /// concurrent rotation cannot mix two): a random serial, valid from `now` less the policy's backdate
+    /// for `ttl` (never past the CA's own expiry), issued under the CA's subject with the algorithm its key implies.
+    /// Every certificate the CA makes (leaves, serving certificates, intermediates) is built here.
+    func sign(
+        with signer: SigningIdentity, publicKey: Certificate.PublicKey, subject: DistinguishedName, ttl: Duration,
+        extensions: Certificate.Extensions, at now: Date
+    ) throws -> Certificate {
+        let ca = signer.certificate
+        return try Certificate(
+            version: .v3,
+            serialNumber: RandomSerial.make(),
+            publicKey: publicKey,
+            notValidBefore: now.addingTimeInterval(-TimeInterval(policy.backdate.components.seconds)),
+            notValidAfter: min(now.addingTimeInterval(TimeInterval(ttl.components.seconds)), ca.notValidAfter),
+            issuer: ca.subject,
+            subject: subject,
+            signatureAlgorithm: signer.signatureAlgorithm,
+            extensions: extensions,
+            issuerPrivateKey: signer.privateKey
+        )
     }
 }
