@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Checks the deployment kit in deploy/ offline (docs/deploy.md):
+# - that no file sets init-if-missing (the CA is created with meshca init, never by a unit or manifest);
 # - the systemd units in deploy/systemd with `systemd-analyze verify` (any message is a failure), and the
 #   sandboxing of meshca-serve.service with `systemd-analyze security --offline=yes` (fails above 2.0);
 # - the Kubernetes manifests in deploy/kubernetes against the Kubernetes schemas with the kubernetes-validate
@@ -15,6 +16,15 @@ cd "$(dirname "$0")/.."
 fail() { echo "check-deploy: FAIL: $*" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# --- no implicit CA --------------------------------------------------------------------------------------
+# A unit or manifest that lets meshca serve create a CA would replace the mesh's root whenever its volume is lost:
+# no file in deploy/ may set init-if-missing (flag, MESHCA_INIT_IF_MISSING or the YAML key) outside a comment.
+if found=$(grep -rnIiE '^[^#]*init[-_]if[-_]missing' deploy/); then
+    echo "$found" >&2
+    fail "the lines above let meshca serve create a CA on an empty state directory; deploy/ must never pass init-if-missing (create the CA with meshca init, docs/deploy.md)."
+fi
+echo "check-deploy: ok: nothing in deploy/ sets init-if-missing"
 
 # --- systemd ---------------------------------------------------------------------------------------------
 if ! command -v systemd-analyze >/dev/null; then

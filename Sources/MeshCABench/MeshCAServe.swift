@@ -26,7 +26,7 @@ struct MeshCAServe {
     static func start(binary: String, directory: TemporaryDirectory, prefix: [String] = []) async throws -> MeshCAServe {
         let state = directory.file("state")
         let command = prefix + [binary] + [
-            "serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", state,
+            "serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", state, "--init-if-missing",
             "--rate-limit", "off", "--log-level", "warning",
         ]
         let daemon = try BackgroundProcess(CFSSLServe.which(command[0]) ?? command[0], Array(command.dropFirst()))

@@ -15,8 +15,8 @@ import UnixSignals
 
 /// `meshca serve`: the CA as a long-running service.
 ///
-/// Start-up validates and prepares everything before binding a port (CA state, created on first
-/// start; ledger; JWT keys; serving certificate; the CRL), then runs the gRPC listener, the monitoring endpoint,
+/// Start-up validates and prepares everything before binding a port (CA state, created only with
+/// `init-if-missing`; ledger; JWT keys; serving certificate; the CRL), then runs the gRPC listener, the monitoring endpoint,
 /// the CRL refresh, the serving-certificate renewal and the watcher that follows root rotations
 /// (``CAStateWatcher``) in one `ServiceGroup`. SIGTERM/SIGINT start a graceful
 /// shutdown: no new connections, in-flight requests finish (and are recorded) before exit.
@@ -45,14 +45,7 @@ public struct Daemon: Sendable {
         let config = configuration
         let limits = connectionLimits()
         let directory = StateDirectory.resolve(explicit: config.stateDirectory)
-        let (state, created) = try CAState.loadOrCreate(
-            in: directory,
-            options: .init(trustDomain: try TrustDomain(config.trustDomain)),
-            now: time.now()
-        )
-        if created {
-            logger.notice("created a new CA", metadata: ["state_dir": "\(directory.path)", "trust_domain": "\(state.trustDomain)"])
-        }
+        let state = try loadCA(in: directory)
         for warning in state.warnings { logger.warning("\(warning)") }
         // Checkpoints of the ledger's hash chain are signed with a key of their own, never the CA key.
         var ledgerConfiguration = SQLiteLedger.Configuration(
@@ -174,6 +167,37 @@ public struct Daemon: Sendable {
 }
 
 extension Daemon {
+    /// The CA in `directory`. Without `init-if-missing` a directory with no CA is refused (``DaemonError/Code/noCA``,
+    /// saying how to create or restore one); with it a new CA is created and its root's fingerprint logged as a warning.
+    func loadCA(in directory: StateDirectory) throws -> CAState {
+        guard configuration.initIfMissing else {
+            // Part of a CA (a key without its certificate) is reported by load() as incomplete, not as missing.
+            guard directory.hasCA || FileManager.default.fileExists(atPath: directory.caKeyPath) else {
+                throw DaemonError(.noCA, Self.noCAMessage(directory))
+            }
+            return try CAState.load(from: directory)
+        }
+        let (state, created) = try CAState.loadOrCreate(
+            in: directory, options: .init(trustDomain: try TrustDomain(configuration.trustDomain)), now: time.now())
+        if created {
+            logger.warning(
+                "created a new CA because init-if-missing is set: a new root, trusted by no workload until they get its root-cert.pem",
+                metadata: [
+                    "state_dir": "\(directory.path)", "trust_domain": "\(state.trustDomain)",
+                    "root_sha256": "\(state.signer.certificate.sha256Fingerprint)",
+                ])
+        }
+        return state
+    }
+
+    /// Why `meshca serve` does not start on `directory`, and the three ways on.
+    static func noCAMessage(_ directory: StateDirectory) -> String {
+        "There is no CA in the state directory \(directory.path), and meshca serve creates one only when asked: a new root "
+            + "is trusted by no workload that holds the old one. For a new installation run `meshca init --state-dir \(directory.path)` "
+            + "(or start meshca serve once with --init-if-missing). If a CA existed, this is the wrong or an empty volume: point "
+            + "--state-dir at the right one, or restore a backup with `meshca restore BACKUP --state-dir \(directory.path)`."
+    }
+
     /// Raises the open-file limit to its hard limit (many systems start processes at 1024) and returns the limits
     /// for both listeners, with `max-connections` derived from the raised limit when it is `auto`.
     func connectionLimits() -> ConnectionLimits {

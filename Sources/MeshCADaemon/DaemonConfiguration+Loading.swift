@@ -82,6 +82,9 @@ extension DaemonConfiguration {
         KeySpec("state-dir", accepts: "a directory path", example: "/var/lib/meshca") {
             $1.stateDirectory = try $0.nonEmpty()
         },
+        KeySpec("init-if-missing", accepts: "true or false (also yes/no, 1/0)", example: "true") {
+            $1.initIfMissing = try $0.boolean()
+        },
         KeySpec("trust-domain", accepts: "a lowercase DNS-style name", example: "cluster.local") {
             $1.trustDomain = try TrustDomain($0.text).name
         },
@@ -231,6 +234,15 @@ struct Setting: Sendable {
     func problem(_ why: String, example: String? = nil) -> String {
         "\(spec.name) (\(source.describe(spec.name))) = \"\(text)\": \(why). Accepted: \(spec.accepts). "
             + "Example: \(source.example(spec.name, example ?? spec.example))"
+    }
+
+    /// `true`/`yes`/`1` or `false`/`no`/`0`, any case.
+    func boolean() throws -> Bool {
+        switch text.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "true", "yes", "1": return true
+        case "false", "no", "0": return false
+        default: throw ValueProblem("it is not true or false")
+        }
     }
 
     func nonEmpty() throws -> String {

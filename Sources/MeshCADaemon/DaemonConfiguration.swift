@@ -22,6 +22,7 @@ import MeshCAIO
 /// | `listen` | ``listen`` | `127.0.0.1:15012` |
 /// | `monitoring` | ``monitoring`` | `127.0.0.1:15014` |
 /// | `state-dir` | ``stateDirectory`` | unset: the standard state directory |
+/// | `init-if-missing` | ``initIfMissing`` | `false`: refuse to start without a CA |
 /// | `trust-domain` | ``trustDomain`` | `cluster.local` |
 /// | `dns-name` | ``dnsNames`` | `localhost` and this machine's host name |
 /// | `default-ttl` | ``defaultTTL`` | `24h` |
@@ -47,7 +48,11 @@ public struct DaemonConfiguration: Sendable {
     public var monitoring = HostPort(host: "127.0.0.1", port: 15014)
     /// The CA's state directory; `nil` means the standard resolution. Key `state-dir`.
     public var stateDirectory: String? = nil
-    /// The trust domain for a CA created on first start; ignored once a CA exists. Key `trust-domain`.
+    /// Whether to create a CA (a new root) when the state directory holds none. Off by default, so a lost or wrongly
+    /// mounted volume stops the daemon instead of silently replacing the root every workload trusts. Key
+    /// `init-if-missing`.
+    public var initIfMissing = false
+    /// The trust domain for a CA created by `init-if-missing`; ignored once a CA exists. Key `trust-domain`.
     public var trustDomain = "cluster.local"
     /// DNS names for the daemon's serving certificate; IPv4 literals become IP SANs. Key `dns-name`.
     public var dnsNames = DaemonConfiguration.defaultDNSNames()

@@ -10,7 +10,7 @@ struct BackupRestoreTests {
     func backupUnderLoad() async throws {
         let ws = try Workspace()
         defer { ws.remove() }
-        let serve = try Served(state: ws.state)
+        let serve = try Served(state: ws.state, create: true)
         defer { serve.process.terminate() }
         let address = try await serve.address()
         let token = try await ws.meshca("token", "create", "--sa", "was", "--uses", "1000", "--ttl", "1h")
@@ -223,12 +223,14 @@ struct BackupRestoreTests {
 private struct Served {
     let process: BackgroundProcess
 
-    init(state: String) throws {
+    /// `create`: the state directory is empty and the daemon creates the CA (`--init-if-missing`).
+    init(state: String, create: Bool = false) throws {
         process = try BackgroundProcess(
             Command.meshcaBinary,
             // No rate limit: on an idle machine the three workers issue more than the default 100 per minute for one
             // identity, and a refused issuance would fail the test for a reason it does not test.
-            ["serve", "--state-dir", state, "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--rate-limit", "off"])
+            ["serve", "--state-dir", state, "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--rate-limit", "off"]
+                + (create ? ["--init-if-missing"] : []))
     }
 
     /// The gRPC address, once the daemon says it is listening.

@@ -51,7 +51,7 @@ struct CLIConventionsTests {
         await ProcessSlots.daemons.acquire()
         defer { ProcessSlots.daemons.release() }
         let serve = try BackgroundProcess(
-            Command.meshcaBinary, ["serve", "--state-dir", ws.state, "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0"])
+            Command.meshcaBinary, ["serve", "--state-dir", ws.state, "--init-if-missing", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0"])
         defer { serve.terminate() }
         let line = try await serve.waitForLine(containing: "listening on")
         let monitoring = try #require(line.split(separator: "http://").last.map { String($0.trimmingCharacters(in: .whitespacesAndNewlines)) })

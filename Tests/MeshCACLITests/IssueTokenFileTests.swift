@@ -9,7 +9,7 @@ struct IssueTokenFileTests {
         let ws = try Workspace()
         defer { ws.remove() }
         let serve = try BackgroundProcess(
-            Command.meshcaBinary, ["serve", "--state-dir", ws.state, "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0"])
+            Command.meshcaBinary, ["serve", "--state-dir", ws.state, "--init-if-missing", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0"])
         defer { serve.terminate() }
         let ready = try await serve.waitForLine(containing: "listening on")
         let address = try #require(ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }).description

@@ -12,7 +12,7 @@ struct ServeWarningTests {
         expectSuccess(try await ws.openssl("ec", "-in", "jwt-key.pem", "-pubout", "-out", "jwt-pub.pem"))
         for issuer in [nil, "https://kubernetes.default.svc"] {
             var arguments = [
-                "serve", "--state-dir", ws.state, "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0",
+                "serve", "--state-dir", ws.state, "--init-if-missing", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0",
                 "--jwt-keys", ws.dir.file("jwt-pub.pem"),
             ]
             if let issuer { arguments += ["--jwt-issuer", issuer] }

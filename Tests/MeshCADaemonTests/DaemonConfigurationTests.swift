@@ -48,7 +48,8 @@ struct DaemonConfigurationTests {
         #expect(config.authFailureLimit == RateLimit(count: 60, per: .seconds(60)))
         #expect(config.jwtKeysFile == nil && config.jwtIssuer == nil && config.jwtAudiences == ["istio-ca"])
         #expect(config.logLevel == .info)
-        #expect(DaemonConfiguration.keys.count == 21 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(!config.initIfMissing)
+        #expect(DaemonConfiguration.keys.count == 22 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
         #expect(DaemonConfiguration.keys.contains("state-poll-interval") && config.statePollInterval == .seconds(1))
     }
 
@@ -65,6 +66,18 @@ struct DaemonConfigurationTests {
             yaml: file ? "max-ttl: 30d\n" : nil
         )
         #expect(config.maxTTL == .seconds(days * 86_400))
+    }
+
+    @Test("init-if-missing is a boolean from the flag, MESHCA_INIT_IF_MISSING or the file; anything else is a problem")
+    func initIfMissing() throws {
+        #expect(try load(flags: ["init-if-missing": "true"]).initIfMissing)
+        #expect(try load(environment: ["MESHCA_INIT_IF_MISSING": "yes"]).initIfMissing)
+        #expect(try load(yaml: "init-if-missing: true\n").initIfMissing)
+        #expect(try !load(environment: ["MESHCA_INIT_IF_MISSING": "false"], yaml: "init-if-missing: true\n").initIfMissing)
+        let found = try problems(yaml: "init-if-missing: sometimes\n")
+        #expect(found.count == 1)
+        #expect(found.first?.contains("init-if-missing (config file ") == true, "\(found)")
+        #expect(found.first?.contains("\"sometimes\": it is not true or false. Accepted: true or false") == true, "\(found)")
     }
 
     @Test("MESHCA_CONFIG names the file when --config is not given")

@@ -35,9 +35,11 @@ final class TestDaemon: Sendable {
 
     private static func start(_ extra: [String], directory given: TemporaryDirectory?, listen: String, slot: Slot) async throws -> TestDaemon {
         let directory = try given ?? TemporaryDirectory("serve")
+        // A state directory without a CA gets one from the daemon, as `meshca serve --init-if-missing` creates it.
+        let create = FileManager.default.fileExists(atPath: directory.file("state/ca-cert.pem")) ? [] : ["--init-if-missing"]
         let process = try BackgroundProcess(
             Command.meshcaBinary,
-            ["serve", "--listen", listen, "--monitoring", "127.0.0.1:0", "--state-dir", directory.file("state")] + extra
+            ["serve", "--listen", listen, "--monitoring", "127.0.0.1:0", "--state-dir", directory.file("state")] + create + extra
         )
         let line = try await process.waitForLine(containing: "listening on")
         // "meshca serve: listening on 127.0.0.1:41077 (gRPC, TLS); metrics and health on http://127.0.0.1:37569"

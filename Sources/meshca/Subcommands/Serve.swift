@@ -10,8 +10,9 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the CA daemon: Istio's IstioCertificateService/CreateCertificate over gRPC/TLS.",
         discussion: """
             Every setting can also come from the environment (MESHCA_<KEY>, e.g. MESHCA_MAX_TTL) or a YAML file \
-            (--config); flags win over the environment, which wins over the file. On an empty state directory a CA \
-            is created first. Stops gracefully on SIGTERM/SIGINT.
+            (--config); flags win over the environment, which wins over the file. On a state directory without a CA it \
+            refuses to start (create one with `meshca init`, or restore a backup) unless --init-if-missing is given. \
+            Stops gracefully on SIGTERM/SIGINT.
             """
     )
 
@@ -27,7 +28,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The CA's state directory.", valueName: "dir"))
     var stateDir: String?
 
-    @Option(help: ArgumentHelp("Trust domain of a CA created on first start (default cluster.local).", valueName: "name"))
+    @Flag(help: "Create a CA (a new root) when the state directory holds none, instead of refusing to start.")
+    var initIfMissing = false
+
+    @Option(help: ArgumentHelp("Trust domain of a CA created by --init-if-missing (default cluster.local).", valueName: "name"))
     var trustDomain: String?
 
     @Option(help: ArgumentHelp("A DNS name (or IPv4 address) for the serving certificate; repeatable (default: localhost and the host name).", valueName: "name"))
@@ -86,6 +90,7 @@ struct Serve: AsyncParsableCommand {
         flags["listen"] = listen
         flags["monitoring"] = monitoring
         flags["state-dir"] = stateDir
+        flags["init-if-missing"] = initIfMissing ? "true" : nil
         flags["trust-domain"] = trustDomain
         flags["dns-name"] = dnsName.isEmpty ? nil : dnsName.joined(separator: ",")
         flags["default-ttl"] = defaultTTL
