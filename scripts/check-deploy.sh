@@ -5,6 +5,7 @@
 #   sandboxing of meshca-serve.service with `systemd-analyze security --offline=yes` (fails above 2.0);
 # - the Kubernetes manifests in deploy/kubernetes against the Kubernetes schemas with the kubernetes-validate
 #   PyPI package (strict: unknown fields fail), installed into .build/deploy-venv;
+# - the ConfigMap `meshca root export --format configmap` prints, against the schemas and read back with PyYAML;
 # - `kubectl kustomize deploy/kubernetes/base`, and the rendered objects against the schemas, when kubectl exists.
 # The units are verified with ExecStart pointing at $MESHCA_BIN_DIR (default .build/debug) instead of
 # /usr/local/bin; when no meshca binary is there, at stand-in executables (verify only checks that the path
@@ -87,6 +88,24 @@ examples=(deploy/kubernetes/examples/*.yaml)
 validate "${resources[@]}" "${examples[@]}" \
     || fail "the manifests above do not match the Kubernetes schemas (kubernetes-validate --strict)."
 echo "check-deploy: ok: kubernetes-validate --strict: ${#resources[@]} files in $base, ${#examples[@]} in deploy/kubernetes/examples"
+
+# What `meshca root export --format configmap` prints must be a valid ConfigMap whose root-cert.pem is the bundle.
+if [ "$bin_dir" != "$work/bin" ]; then
+    "$bin_dir/meshca" init --state-dir "$work/state" >/dev/null
+    "$bin_dir/meshca" root export --format configmap --namespace istio-system --state-dir "$work/state" > "$work/root-configmap.yaml"
+    validate "$work/root-configmap.yaml" \
+        || fail "meshca root export --format configmap printed an object that does not match the schemas: $(cat "$work/root-configmap.yaml")"
+    "$venv/bin/python" - "$work/root-configmap.yaml" "$work/state/root-cert.pem" <<'PY' \
+        || fail "meshca root export --format configmap: the YAML does not carry root-cert.pem as it is (message above)."
+import sys, yaml
+document = yaml.safe_load(open(sys.argv[1]))
+assert document["metadata"] == {**document["metadata"], "name": "istio-ca-root-cert", "namespace": "istio-system"}, document["metadata"]
+assert document["data"] == {"root-cert.pem": open(sys.argv[2]).read()}, document["data"]
+PY
+    echo "check-deploy: ok: meshca root export --format configmap: a valid ConfigMap holding root-cert.pem byte for byte"
+else
+    echo "check-deploy: skipped: meshca root export --format configmap (no meshca binary in \$MESHCA_BIN_DIR)" >&2
+fi
 
 if command -v kubectl >/dev/null; then
     kubectl kustomize "$base" > "$work/rendered.yaml" || fail "kubectl kustomize $base failed (message above)."

@@ -8,7 +8,7 @@ import X509
 /// `meshca root`: staged rotation of the CA's root (see `RootRotation`).
 struct Root: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Rotate the CA's root without breaking traffic: prepare, activate, retire.",
+        abstract: "Rotate the CA's root without breaking traffic (prepare, activate, retire); export the trusted roots.",
         discussion: """
             prepare publishes a new root next to the old one; every certificate handed out from then on carries \
             both. activate switches signing to the new root once every identity holding a live certificate has \
@@ -16,7 +16,7 @@ struct Root: AsyncParsableCommand {
             `meshca serve` on the same state directory follows each step within a second. Every step is recorded \
             in the ledger.
             """,
-        subcommands: [RootStatus.self, RootPrepare.self, RootActivate.self, RootRetire.self]
+        subcommands: [RootStatus.self, RootPrepare.self, RootActivate.self, RootRetire.self, RootExport.self]
     )
 }
 
