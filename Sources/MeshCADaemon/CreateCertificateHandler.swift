@@ -13,25 +13,33 @@ import X509
 ///
 /// Every refusal is recorded in the ledger with the peer and the auth method, counted in the metrics,
 /// and turned into the gRPC status Istio's agent expects (see ``rpcError(for:)``).
+///
+/// `ImpersonatedIdentity` (Istio's ambient mode: ztunnel asks for the pods on its node) is honoured only for a
+/// caller whose service account is in `trusted-node-accounts`, and only for a well-formed workload SPIFFE ID of
+/// this trust domain; the certificate is then issued for that identity and the ledger's requester names the
+/// caller (`node:<caller's SPIFFE ID> (<credential>)`). Every other use is refused as istiod refuses it:
+/// UNAUTHENTICATED, "request impersonation authentication failure", with the detail in the ledger and the log.
 public struct CreateCertificateHandler: CertificateSigner {
     private let service: IssuanceService
     private let authenticator: CallerAuthenticator
     private let rateLimiter: RateLimiter?
     private let failedAuthentications: RateLimiter?
+    private let trustedNodeAccounts: Set<String>
     private let metrics: CAMetrics
     private let logger: Logger
     private let now: @Sendable () -> Date
 
     /// Joins the pieces of the daemon. `failedAuthentications` limits, per network address (IP), how many
     /// failed authentications are answered and recorded; past it, requests from there are refused unread with
-    /// RESOURCE_EXHAUSTED and without a ledger write (nil: no limit). Each request is issued and recorded as of
-    /// `now()`.
+    /// RESOURCE_EXHAUSTED and without a ledger write (nil: no limit). `trustedNodeAccounts` (`namespace/name`) may
+    /// send `ImpersonatedIdentity`. Each request is issued and recorded as of `now()`.
     public init(
         service: IssuanceService, authenticator: CallerAuthenticator, rateLimiter: RateLimiter?,
-        failedAuthentications: RateLimiter? = nil, metrics: CAMetrics, logger: Logger,
+        failedAuthentications: RateLimiter? = nil, trustedNodeAccounts: [String] = [], metrics: CAMetrics, logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now
+        self.trustedNodeAccounts = Set(trustedNodeAccounts)
         self.service = service
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
@@ -52,7 +60,10 @@ public struct CreateCertificateHandler: CertificateSigner {
         let now = self.now()
         metrics.csrReceived()
         do {
-            let caller = try await authenticate(call, at: now)
+            var caller = try await authenticate(call, at: now)
+            if let impersonated = call.metadata["ImpersonatedIdentity"], !impersonated.isEmpty {
+                caller = try await onBehalf(of: impersonated, by: caller, call: call, at: now)
+            }
             if let rateLimiter, !rateLimiter.allow(caller.identity.uri, at: now) {
                 try await refuse(
                     call, caller: caller, at: now, reason: "rate-limited",
@@ -63,12 +74,6 @@ public struct CreateCertificateHandler: CertificateSigner {
                 try await refuse(
                     call, caller: caller, at: now, reason: "unknown-signer",
                     RPCError(code: .invalidArgument, message: "meshca has no signer named \"\(signer.escapedForLog)\"; unset ISTIO_META_CERT_SIGNER to use the CA's default signer.")
-                )
-            }
-            if let impersonated = call.metadata["ImpersonatedIdentity"], !impersonated.isEmpty {
-                try await refuse(
-                    call, caller: caller, at: now, reason: "impersonation",
-                    RPCError(code: .unauthenticated, message: "meshca does not issue on behalf of another identity (ImpersonatedIdentity \(impersonated.escapedForLog)); run meshca agent beside each workload instead.")
                 )
             }
             let issuance = try await service.issue(
@@ -128,6 +133,51 @@ public struct CreateCertificateHandler: CertificateSigner {
                 metadata: ["peer": "\(call.remotePeer.escapedForLog)", "method": "\(failure.method)", "reason": "\(failure.message.escapedForLog)"])
             throw RPCError(code: .unauthenticated, message: failure.message)
         }
+    }
+
+    /// istiod's answer to every impersonation it does not allow, opaque on purpose (the detail is in the ledger).
+    static let impersonationRefused = "request impersonation authentication failure"
+
+    /// The caller that asks on behalf of `impersonated` (ztunnel for a pod on its node), when its service account is
+    /// a trusted node account and `impersonated` is exactly `spiffe://<this trust domain>/ns/<ns>/sa/<sa>`: the
+    /// identity becomes the impersonated one, the requester names the caller. Otherwise the request is recorded as
+    /// an `impersonation` rejection saying why, and refused with istiod's status and message.
+    private func onBehalf(of impersonated: String, by caller: AuthenticatedCaller, call: CertificateCall, at now: Date) async throws
+        -> AuthenticatedCaller
+    {
+        let trustDomain = service.authority.trustDomain
+        let account = caller.identity.workload.map { "\($0.namespace)/\($0.serviceAccount)" }
+        let why: String
+        if trustedNodeAccounts.isEmpty {
+            why = "this CA trusts no node accounts (start meshca serve with --trusted-node-accounts NAMESPACE/SA to allow ztunnel)"
+        } else if caller.identity.trustDomain != trustDomain || account.map({ !trustedNodeAccounts.contains($0) }) ?? true {
+            let listed = trustedNodeAccounts.sorted().joined(separator: ", ")
+            why = "the caller \(caller.identity.uri.escapedForLog) is not one of the trusted node accounts (\(listed))"
+        } else if let identity = try? SPIFFEID(parsing: impersonated), identity.uri == impersonated,
+            identity.trustDomain == trustDomain, identity.workload != nil
+        {
+            let requester = Requester(name: "node:\(caller.identity.uri) (\(caller.requester.name))", authMethod: caller.requester.authMethod)
+            return AuthenticatedCaller(identity: identity, requester: requester, tokenUse: caller.tokenUse)
+        } else {
+            why = "\(impersonated.escapedForLog) is not a workload SPIFFE ID of trust domain \(trustDomain.name) "
+                + "(spiffe://\(trustDomain.name)/ns/NAMESPACE/sa/SERVICE-ACCOUNT)"
+        }
+        logger.notice(
+            "refused an impersonation",
+            metadata: [
+                "peer": "\(call.remotePeer.escapedForLog)", "caller": "\(caller.identity.uri.escapedForLog)",
+                "impersonated": "\(impersonated.escapedForLog)", "reason": "\(why)",
+            ])
+        metrics.rejected(reason: "impersonation")
+        try? await service.ledger.record(
+            RejectionRecord(
+                occurredAt: now, requester: caller.requester.name, authMethod: caller.requester.authMethod,
+                requestedIdentity: impersonated.escapedForLog, reasonCode: "impersonation",
+                message: "Refused to issue for \(impersonated.escapedForLog) on behalf of \(caller.identity.uri.escapedForLog): \(why).",
+                peer: call.remotePeer.escapedForLog
+            )
+        )
+        throw RPCError(code: .unauthenticated, message: Self.impersonationRefused)
     }
 
     /// Records a refusal decided here (not by the core) and throws it.

@@ -85,6 +85,7 @@ public struct Daemon: Sendable {
             authenticator: authenticator,
             rateLimiter: config.rateLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             failedAuthentications: config.authFailureLimit.map { RateLimiter(count: $0.count, per: $0.per) },
+            trustedNodeAccounts: config.trustedNodeAccounts,
             metrics: metrics,
             logger: logger,
             now: time.now

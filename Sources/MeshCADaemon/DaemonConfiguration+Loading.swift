@@ -113,6 +113,14 @@ extension DaemonConfiguration {
             $1.retryWindow = try HumanDuration.parse(text)
             guard $1.retryWindow <= .seconds(3600) else { throw ValueProblem("it is longer than 1h") }
         },
+        KeySpec(
+            "trusted-node-accounts", list: true,
+            accepts: "NAMESPACE/SERVICE-ACCOUNT pairs, comma-separated, or none (also off)", example: "istio-system/ztunnel"
+        ) {
+            let text = $0.text.trimmingCharacters(in: .whitespaces).lowercased()
+            if text == "none" || text == "off" { return $1.trustedNodeAccounts = [] }
+            $1.trustedNodeAccounts = try $0.list(checking: DaemonConfiguration.nodeAccountProblem)
+        },
         KeySpec("jwt-keys", accepts: "the path of a readable JWKS file", example: "/etc/meshca/jwks.json") {
             $1.jwtKeysFile = try $0.readableFile()
         },

@@ -31,6 +31,7 @@ import MeshCAIO
 /// | `rate-limit` | ``rateLimit`` | `100/m` per identity |
 /// | `auth-failure-limit` | ``authFailureLimit`` | `60/m` per network address |
 /// | `retry-window` | ``retryWindow`` | `5m` |
+/// | `trusted-node-accounts` | ``trustedNodeAccounts`` | none: `ImpersonatedIdentity` is refused |
 /// | `jwt-keys` | ``jwtKeysFile`` | unset: no JWT authentication |
 /// | `jwt-issuer` | ``jwtIssuer`` | unset |
 /// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
@@ -70,6 +71,10 @@ public struct DaemonConfiguration: Sendable {
     /// How long after an issuance a request repeated with the same credential and the same CSR public key gets
     /// the same certificate back (see ``RepeatedRequests``); `.zero` turns this off. Key `retry-window`.
     public var retryWindow: Duration = RepeatedRequests.defaultWindow
+    /// The service accounts, `namespace/name`, whose callers may ask for a certificate on behalf of another workload
+    /// with `ImpersonatedIdentity`, as istiod's `CA_TRUSTED_NODE_ACCOUNTS` (Istio's ambient mode: ztunnel,
+    /// `istio-system/ztunnel`). Empty: every such request is refused. Key `trusted-node-accounts`.
+    public var trustedNodeAccounts: [String] = []
     /// A JWKS file with the keys that sign Kubernetes service-account tokens; `nil` disables JWT
     /// authentication. A path, never the keys themselves. Key `jwt-keys`.
     public var jwtKeysFile: String? = nil
@@ -109,6 +114,13 @@ public struct DaemonConfiguration: Sendable {
                     + "Set jwt-issuer to the API server's issuer (kubectl get --raw /.well-known/openid-configuration)."
             )
         }
+        if !trustedNodeAccounts.isEmpty {
+            warnings.append(
+                "trusted-node-accounts is set (\(trustedNodeAccounts.joined(separator: ", "))): those callers get certificates for any "
+                    + "workload identity of the trust domain they name. meshca cannot check, as istiod does, that such a pod runs on "
+                    + "the caller's node; keep these service accounts to the node proxy (ztunnel) and restrict who can create pods "
+                    + "or tokens for them.")
+        }
         return warnings
     }
 
@@ -119,6 +131,22 @@ public struct DaemonConfiguration: Sendable {
         let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).lowercased()
         guard name != "localhost", Self.dnsNameProblem(name) == nil else { return ["localhost"] }
         return ["localhost", name]
+    }
+
+    /// Why `account` is not `NAMESPACE/SERVICE-ACCOUNT` with Kubernetes-valid names, or `nil` when it is.
+    static func nodeAccountProblem(_ account: String) -> String? {
+        let parts = account.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return "it is not NAMESPACE/SERVICE-ACCOUNT" }
+        for (part, kind) in zip(parts, [KubernetesName.Kind.namespace, .serviceAccount]) {
+            do {
+                try KubernetesName.validate(String(part), as: kind)
+            } catch let error as IssuanceError {
+                return error.message.hasSuffix(".") ? String(error.message.dropLast()) : error.message
+            } catch {
+                return "\(error)"
+            }
+        }
+        return nil
     }
 
     /// Why `name` is not usable as a DNS SAN or IPv4 literal, or `nil` when it is.

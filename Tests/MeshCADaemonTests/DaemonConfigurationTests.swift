@@ -49,7 +49,8 @@ struct DaemonConfigurationTests {
         #expect(config.jwtKeysFile == nil && config.jwtIssuer == nil && config.jwtAudiences == ["istio-ca"])
         #expect(config.logLevel == .info)
         #expect(!config.initIfMissing)
-        #expect(DaemonConfiguration.keys.count == 22 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(config.trustedNodeAccounts.isEmpty)
+        #expect(DaemonConfiguration.keys.count == 23 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
         #expect(DaemonConfiguration.keys.contains("state-poll-interval") && config.statePollInterval == .seconds(1))
     }
 
@@ -78,6 +79,22 @@ struct DaemonConfigurationTests {
         #expect(found.count == 1)
         #expect(found.first?.contains("init-if-missing (config file ") == true, "\(found)")
         #expect(found.first?.contains("\"sometimes\": it is not true or false. Accepted: true or false") == true, "\(found)")
+    }
+
+    @Test("trusted-node-accounts takes ns/sa items from the flag, MESHCA_TRUSTED_NODE_ACCOUNTS or a YAML list, and warns at start")
+    func trustedNodeAccounts() throws {
+        #expect(try load(flags: ["trusted-node-accounts": "istio-system/ztunnel, kube-system/ztunnel"]).trustedNodeAccounts == ["istio-system/ztunnel", "kube-system/ztunnel"])
+        #expect(try load(environment: ["MESHCA_TRUSTED_NODE_ACCOUNTS": "istio-system/ztunnel"]).trustedNodeAccounts == ["istio-system/ztunnel"])
+        let config = try load(yaml: "trusted-node-accounts: [istio-system/ztunnel]\n")
+        #expect(config.trustedNodeAccounts == ["istio-system/ztunnel"])
+        #expect(config.warnings.contains { $0.contains("cannot check, as istiod does, that such a pod runs on the caller's node") })
+        #expect(try load(flags: ["trusted-node-accounts": "none"]).trustedNodeAccounts.isEmpty)
+        let found = try problems(flags: ["trusted-node-accounts": "ztunnel"])
+        #expect(found == [
+            "trusted-node-accounts (flag --trusted-node-accounts) = \"ztunnel\": \"ztunnel\": it is not NAMESPACE/SERVICE-ACCOUNT. "
+                + "Accepted: NAMESPACE/SERVICE-ACCOUNT pairs, comma-separated, or none (also off). Example: --trusted-node-accounts istio-system/ztunnel"
+        ])
+        #expect(try problems(environment: ["MESHCA_TRUSTED_NODE_ACCOUNTS": "istio-system/Ztunnel"]).first?.contains("uppercase \"Z\"") == true)
     }
 
     @Test("MESHCA_CONFIG names the file when --config is not given")

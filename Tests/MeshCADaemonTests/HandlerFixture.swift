@@ -27,10 +27,11 @@ struct HandlerFixture {
     let identity: SPIFFEID
 
     /// A fixture whose token allows `tokenUses` uses and whose service and authenticator hand a repeated request
-    /// the certificate already issued within `retryWindow` (off by default).
+    /// the certificate already issued within `retryWindow` (off by default); `trustedNodeAccounts` (`ns/sa`) may
+    /// send `ImpersonatedIdentity`.
     init(
         _ name: String, durable: Bool = false, tokenUses: Int = 10, retryWindow: Duration = .zero,
-        jwt: JWTAuthenticator? = nil
+        jwt: JWTAuthenticator? = nil, trustedNodeAccounts: [String] = []
     ) async throws {
         dir = try TemporaryDirectory(name)
         let now = Date()
@@ -48,7 +49,7 @@ struct HandlerFixture {
             authenticator: CallerAuthenticator(
                 authority: pki.authority, tokens: TokenAuthenticator(ledger: ledger, trustDomain: pki.trustDomain),
                 jwt: jwt, ledger: ledger, retryWindow: retryWindow),
-            rateLimiter: nil, metrics: CAMetrics(), logger: log.logger())
+            rateLimiter: nil, trustedNodeAccounts: trustedNodeAccounts, metrics: CAMetrics(), logger: log.logger())
     }
 
     /// A call with the fixture's join token.

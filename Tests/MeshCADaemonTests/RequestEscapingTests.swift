@@ -42,9 +42,10 @@ struct RequestEscapingTests {
         #expect(!rejection.message.contains("\n"))
     }
 
-    @Test("An ImpersonatedIdentity with control characters is escaped in the refusal and its row")
+    @Test("An ImpersonatedIdentity with control characters is escaped in the rejection row and the log; the caller gets istiod's opaque refusal")
     func impersonatedIdentity() async throws {
-        let fixture = try await HandlerFixture("escape")
+        // A trusted caller, so the value itself is checked (and refused: it is not a SPIFFE ID).
+        let fixture = try await HandlerFixture("escape", trustedNodeAccounts: ["default/was"])
         defer { fixture.dir.remove() }
         let call = fixture.call(
             csr: try csr(uris: ["spiffe://cluster.local/ns/default/sa/was"]),
@@ -52,9 +53,12 @@ struct RequestEscapingTests {
         )
         let error = await fixture.failure(call)
         #expect(error?.code == .unauthenticated)
-        #expect(error?.message.contains("sa/y\\r\\n\\u{1B}[2Kfake") == true)
+        #expect(error?.message == "request impersonation authentication failure")
         let rejection = try #require(try await fixture.ledger.rejections(since: nil, limit: nil).first)
         #expect(rejection.reasonCode == "impersonation")
         #expect(rejection.message.contains("sa/y\\r\\n\\u{1B}[2Kfake"))
+        #expect(rejection.requestedIdentity.contains("sa/y\\r\\n\\u{1B}[2Kfake"))
+        let line = try #require(fixture.log.all.first { $0.hasPrefix("notice refused an impersonation") })
+        #expect(line.contains("sa/y\\r\\n\\u{1B}[2Kfake") && !line.contains("\u{1B}") && !line.contains("\n"), "\(line)")
     }
 }

@@ -55,6 +55,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long a request repeated with the same credential and CSR key gets the certificate already issued, or off (default 5m).", valueName: "duration"))
     var retryWindow: String?
 
+    @Option(help: ArgumentHelp("Service accounts (ns/sa, comma-separated) that may ask on behalf of a pod with ImpersonatedIdentity, as istiod's CA_TRUSTED_NODE_ACCOUNTS: istio-system/ztunnel for ambient mode (default none).", valueName: "ns/sa,..."))
+    var trustedNodeAccounts: String?
+
     @Option(help: ArgumentHelp("Public keys for Kubernetes service-account JWTs: PEM keys/certificates or a JWKS file.", valueName: "file"))
     var jwtKeys: String?
 
@@ -99,6 +102,7 @@ struct Serve: AsyncParsableCommand {
         flags["rate-limit"] = rateLimit
         flags["auth-failure-limit"] = authFailureLimit
         flags["retry-window"] = retryWindow
+        flags["trusted-node-accounts"] = trustedNodeAccounts
         flags["jwt-keys"] = jwtKeys
         flags["jwt-issuer"] = jwtIssuer
         flags["jwt-audience"] = jwtAudience
