@@ -117,11 +117,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The standard PKCS#11 header (p11-kit's, apt: libp11-kit-dev) and a dlopen loader; nothing is linked from p11-kit.
+        .target(name: "CPKCS11", linkerSettings: [.linkedLibrary("dl")]),
+        // CA keys in a hardware security module over PKCS#11 (RFC 7512 URIs, a session pool, keys generated in the token).
+        .target(
+            name: "MeshCAPKCS11",
+            dependencies: [
+                "CPKCS11", "MeshCACore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Composition: the CA's state directory, the issuance pipeline (core -> ledger), credential files.
         .target(
             name: "MeshCADaemon",
             dependencies: [
-                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATransport",
+                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATransport", "MeshCAPKCS11",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -143,6 +157,7 @@ let package = Package(
             name: "meshca",
             dependencies: [
                 "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAHarness", "MeshCAAgent",
+                "MeshCAPKCS11",
                 // `meshca version`: the SQLite library version and the newest ledger migration.
                 "CSQLite", "MeshCAMigrations",
                 .product(name: "Logging", package: "swift-log"),
@@ -295,6 +310,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshCAPKCS11Tests",
+            dependencies: [
+                "MeshCAPKCS11", "MeshCADaemon", "MeshCACore", "MeshCALedger", "MeshCATransport", "MeshCATestSupport", "CPKCS11",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_swift
-ensure_system_packages libssl-dev libsqlite3-dev pkg-config
+ensure_system_packages libssl-dev libsqlite3-dev libp11-kit-dev pkg-config
 
 all=(csr chain crl token jwt request config)
 target=${1:-all}

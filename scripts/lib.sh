@@ -1,5 +1,6 @@
 # Shared by scripts/quickstart.sh and scripts/test.sh: install what meshca needs when it is missing.
-# Debian/Ubuntu: libssl-dev, libsqlite3-dev, pkg-config, openssl. Tests also need python3 with `cryptography`.
+# Debian/Ubuntu: libssl-dev, libsqlite3-dev, libp11-kit-dev (the PKCS#11 header), pkg-config, openssl. Tests also need
+# python3 with `cryptography` and softhsm2 (the HSM key tests).
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

@@ -39,6 +39,9 @@ struct IssuanceBenchmark: AsyncParsableCommand {
     @Option(help: "Renewals to watch when measuring meshca agent's memory (default 3; 1 in a smoke run; 0 skips the agent).")
     var agentRenewals: Int?
 
+    @Flag(help: "Skip the phase that issues with the CA key in SoftHSM (it runs when softhsm2 is installed).")
+    var skipHSM = false
+
     @Flag(help: "Do not compare with cfssl.")
     var skipCFSSL = false
 
@@ -115,6 +118,36 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         }
         daemon.stop()
 
+        // 2b. The same issuance with the CA key in SoftHSM (PKCS#11), against the file key measured just above.
+        var hsmNotes: [String] = []
+        if skipHSM || !SoftHSM.isAvailable {
+            print("hsm: skipped (\(skipHSM ? "--skip-hsm" : SoftHSM.unavailableReason))")
+        } else {
+            let hsm = try SoftHSM.make()
+            defer { hsm.directory.remove() }
+            let hsmDaemon = try await MeshCAServe.start(
+                binary: binary, directory: directory, stateName: "state-hsm", initArguments: ["--key", hsm.uri(object: "bench-ca")],
+                environment: hsm.environment)
+            do {
+                for (index, level) in levels.enumerated() {
+                    let result = try await hsmDaemon.run(level: level, csrs: csrs[index], serviceAccount: identities[index].workload?.serviceAccount ?? "")
+                    print(Self.describe("meshca serve, key in SoftHSM", result))
+                    guard result.recordedExactly else {
+                        throw BenchError("the HSM daemon's ledger does not hold exactly the \(result.serials.count) issued serials at concurrency \(level)")
+                    }
+                    let file = meshcaLevels[index]
+                    hsmNotes.append(
+                        String(
+                            format: "SoftHSM key at concurrency %d: %.0f issuances/s (p99 %.1f ms) against %.0f/s (p99 %.1f ms) with the file key, %.0f%%",
+                            level, result.rate, result.percentile(0.99), file.rate, file.percentile(0.99), 100 * result.rate / file.rate))
+                }
+            } catch {
+                hsmDaemon.stop()
+                throw error
+            }
+            hsmDaemon.stop()
+        }
+
         // 3. cfssl serve with the same CSRs.
         var cfssl = skipCFSSL ? nil : try CFSSLServe.locate(explicit: cfsslBinary, install: !small)
         if !skipCFSSL, cfssl == nil { print("cfssl: not installed, skipped in this smoke run (a full run installs golang-cfssl)") }
@@ -169,6 +202,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         )
         print("")
         print(report.render(), terminator: "")
+        report.notes.append(contentsOf: hsmNotes)
         report.notes.append("load average at start \(loadAtStart), at end \(loadAtEnd) (\(cores) cores)")
         for note in report.notes { print("note: \(note)") }
         if small { print("targets: not evaluated in a smoke run (sizes too small to mean anything)") }

@@ -20,16 +20,27 @@ struct MeshCAServe {
     let state: String
     let client: CAClient
     let ledger: SQLiteLedger
+    /// Added to the environment of every `meshca` this runs (`SOFTHSM2_CONF` for a CA key in SoftHSM).
+    var environment: [String: String] = [:]
 
-    /// Starts `meshca serve` on a free port with a new CA in `directory`/state, under `prefix` when given
-    /// (a profiler such as `valgrind --tool=callgrind`, which keeps the process id).
-    static func start(binary: String, directory: TemporaryDirectory, prefix: [String] = []) async throws -> MeshCAServe {
-        let state = directory.file("state")
+    /// Starts `meshca serve` on a free port with a new CA in `directory`/`stateName`, under `prefix` when given
+    /// (a profiler such as `valgrind --tool=callgrind`, which keeps the process id). With `initArguments` the CA is
+    /// made first by `meshca init` with them (e.g. `--key pkcs11:...` for the HSM phase), everything running with
+    /// `environment` added.
+    static func start(
+        binary: String, directory: TemporaryDirectory, prefix: [String] = [], stateName: String = "state",
+        initArguments: [String]? = nil, environment: [String: String] = [:]
+    ) async throws -> MeshCAServe {
+        let state = directory.file(stateName)
+        if let initArguments {
+            let created = try Command.meshcaBlocking(["init"] + initArguments + ["--state-dir", state], environment: environment)
+            guard created.status == 0 else { throw BenchError("meshca init \(initArguments.joined(separator: " ")) failed: \(created.stderr)") }
+        }
         let command = prefix + [binary] + [
             "serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", state, "--init-if-missing",
             "--rate-limit", "off", "--log-level", "warning",
         ]
-        let daemon = try BackgroundProcess(CFSSLServe.which(command[0]) ?? command[0], Array(command.dropFirst()))
+        let daemon = try BackgroundProcess(CFSSLServe.which(command[0]) ?? command[0], Array(command.dropFirst()), environment: environment)
         do {
             let line = try await daemon.waitForLine(containing: "listening on")
             let words = line.split(separator: " ")
@@ -38,7 +49,8 @@ struct MeshCAServe {
             return MeshCAServe(
                 daemon: daemon, address: address, state: state,
                 client: try CAClient(address: address, trust: .roots(roots)),
-                ledger: try SQLiteLedger(path: state + "/ledger.db")
+                ledger: try SQLiteLedger(path: state + "/ledger.db"),
+                environment: environment
             )
         } catch {
             daemon.terminate()
@@ -48,7 +60,7 @@ struct MeshCAServe {
 
     /// A join token for `serviceAccount` good for `uses` issuances, made with `meshca token create`.
     func token(for serviceAccount: String, uses: Int) throws -> String {
-        let token = try Command.meshcaBlocking(["token", "create", "--sa", serviceAccount, "--uses", String(uses), "--ttl", "1h", "--state-dir", state])
+        let token = try Command.meshcaBlocking(["token", "create", "--sa", serviceAccount, "--uses", String(uses), "--ttl", "1h", "--state-dir", state], environment: environment)
         guard token.status == 0 else { throw BenchError("meshca token create failed: \(token.stderr)") }
         return token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -49,6 +49,9 @@ public struct IssuanceError: Error, Sendable, CustomStringConvertible {
         public static let unacceptableAnswer = Code("unacceptable-answer")
         /// Signing, or the check of the signed result, failed. A bug, not a user error.
         public static let signingFailed = Code("signing-failed")
+        /// The CA key cannot sign right now (its hardware security module or token is unreachable, removed or failing).
+        /// Nothing was issued; a retry may succeed once the module is back.
+        public static let signerUnavailable = Code("signer-unavailable")
     }
 
     /// The machine-readable reason.

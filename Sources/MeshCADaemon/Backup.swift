@@ -354,10 +354,9 @@ public enum StateBackup {
         guard let certificate = StateDirectory.certificate(at: certificatePath) else {
             throw DaemonError(.unreadableFile, "\(certificatePath) holds no readable PEM certificate.")
         }
-        guard let keyData = FileManager.default.contents(atPath: keyPath),
-            let key = try? Certificate.PrivateKey(pemEncoded: String(decoding: keyData, as: UTF8.self))
-        else {
-            throw DaemonError(.unreadableFile, "\(keyPath), the key of \(certificatePath), is missing or unreadable.")
+        // A key in an HSM is opened (the token must be reachable to check it); a file key is read.
+        guard let key = (try? CAKeyFile.load(keyPath))?.key else {
+            throw DaemonError(.unreadableFile, "\(keyPath) (or \(CAKeyFile.referencePath(for: keyPath)) for a key in an HSM), the key of \(certificatePath), is missing, unreadable or its HSM is unreachable.")
         }
         guard key.publicKey == certificate.publicKey else {
             throw DaemonError(.unreadableFile, "\(keyPath) is not the key of \(certificatePath).")

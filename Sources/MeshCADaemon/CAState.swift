@@ -1,6 +1,7 @@
 import Foundation
 import MeshCACore
 import MeshCAIO
+import MeshCAPKCS11
 import SwiftASN1
 import X509
 
@@ -12,12 +13,15 @@ public struct CAState: Sendable {
     public let signer: SigningIdentity
     /// Things that work but should be fixed (e.g. a CA key readable by other users).
     public let warnings: [String]
+    /// Where the signing key lives (a file, or a key in an HSM); nil for a CA made in memory.
+    public let keyLocation: CAKeyLocation?
 
     /// A CA from parts already loaded or made elsewhere.
-    public init(trustDomain: TrustDomain, signer: SigningIdentity, warnings: [String] = []) {
+    public init(trustDomain: TrustDomain, signer: SigningIdentity, warnings: [String] = [], keyLocation: CAKeyLocation? = nil) {
         self.trustDomain = trustDomain
         self.signer = signer
         self.warnings = warnings
+        self.keyLocation = keyLocation
     }
 
     /// Settings for a new CA.
@@ -28,12 +32,16 @@ public struct CAState: Sendable {
         public var keyType: KeyType
         /// The root's lifetime (default 87600h, ten years, as istiod).
         public var rootTTL: Duration
+        /// Where the root key goes: nil for a PEM file in the state directory, else a key in a hardware security
+        /// module (used when the token holds it, generated there with `keyType` when not).
+        public var hsmKey: PKCS11URI?
 
         /// The defaults `meshca init` and a first `meshca issue` use.
-        public init(trustDomain: TrustDomain? = nil, keyType: KeyType = .ecP256, rootTTL: Duration = .seconds(87_600 * 3600)) {
+        public init(trustDomain: TrustDomain? = nil, keyType: KeyType = .ecP256, rootTTL: Duration = .seconds(87_600 * 3600), hsmKey: PKCS11URI? = nil) {
             self.trustDomain = trustDomain ?? (try! TrustDomain("cluster.local"))
             self.keyType = keyType
             self.rootTTL = rootTTL
+            self.hsmKey = hsmKey
         }
     }
 
@@ -54,44 +62,61 @@ public struct CAState: Sendable {
                         + "or pass another --state-dir."
                 )
             }
-            if FileManager.default.fileExists(atPath: directory.caKeyPath) {
+            if CAKeyFile.exists(directory.caKeyPath) {
                 throw incomplete(directory, present: "ca-key.pem", missing: "ca-cert.pem")
             }
-            let key = try options.keyType.generate()
+            let (key, hsm) = try makeKey(options.keyType, hsm: options.hsmKey)
             let root = try SelfSignedRoot.make(trustDomain: options.trustDomain, key: key, ttl: options.rootTTL, now: now)
-            let keyPEM = try key.serializeAsPEM().pemString + "\n"
-            try AtomicFile.write(keyPEM, to: directory.caKeyPath, mode: 0o600)
+            try CAKeyFile.write(try CAKeyFile.record(of: key, hsm: hsm), for: directory.caKeyPath)
             try AtomicFile.write(root.pem, to: directory.bundlePath, mode: 0o644)
             try AtomicFile.write(options.trustDomain.name + "\n", to: directory.trustDomainPath, mode: 0o644)
             try AtomicFile.write(root.pem, to: directory.caCertificatePath, mode: 0o644)
             return CAState(
                 trustDomain: options.trustDomain,
                 signer: try SigningIdentity(certificate: root, privateKey: key, bundle: [root]),
-                warnings: []
+                warnings: [],
+                keyLocation: try CAKeyFile.location(directory.caKeyPath)
             )
+        }
+    }
+
+    /// A new CA key of `keyType`: generated in memory (written to a file by the caller), or, with `hsm`, the key the
+    /// token holds under that URI, generated inside the token when it holds none.
+    public static func makeKey(_ keyType: KeyType, hsm: PKCS11URI?) throws -> (key: Certificate.PrivateKey, hsm: PKCS11PrivateKey?) {
+        guard let hsm else { return (try keyType.generate(), nil) }
+        do {
+            let key = try PKCS11Keys.openOrGenerate(hsm, keyType: keyType).key
+            return (Certificate.PrivateKey(key), key)
+        } catch {
+            throw DaemonError(.signerUnavailable, error.message)
         }
     }
 
     /// Takes over a plug-in CA (Istio's `cacerts` layout, checked by ``PluginCA``) as this state
     /// directory's CA: the files are copied in (key 0600), `ca-cert.pem` last. Refuses when a CA exists.
-    public static func importPlugin(from source: String, into directory: StateDirectory, trustDomain: TrustDomain, now: Date) async throws -> CAState {
-        let signer = try await PluginCA.load(from: source, now: now)
+    ///
+    /// With `hsmKey`, the signing key is that key in a hardware security module (which must exist) instead of
+    /// the directory's `ca-key.pem`; a plug-in directory may also name its key with a `ca-key.pkcs11` file.
+    public static func importPlugin(
+        from source: String, into directory: StateDirectory, trustDomain: TrustDomain, hsmKey: PKCS11URI? = nil, now: Date
+    ) async throws -> CAState {
+        let (signer, keyRecord) = try await PluginCA.load(from: source, key: hsmKey, now: now)
         try directory.create()
         return try directory.withLock {
-            if directory.hasCA || FileManager.default.fileExists(atPath: directory.caKeyPath) {
+            if directory.hasCA || CAKeyFile.exists(directory.caKeyPath) {
                 throw DaemonError(
                     .caExists,
                     "A CA already exists in \(directory.path); meshca never overwrites one. Use an empty --state-dir for the plug-in CA."
                 )
             }
-            try AtomicFile.write(try signer.privateKey.serializeAsPEM().pemString + "\n", to: directory.caKeyPath, mode: 0o600)
+            try CAKeyFile.write(keyRecord, for: directory.caKeyPath)
             if !signer.intermediates.isEmpty {
                 try AtomicFile.write(signer.intermediates.map(\.pem).joined(), to: directory.chainPath, mode: 0o644)
             }
             try AtomicFile.write(signer.bundle.map(\.pem).joined(), to: directory.bundlePath, mode: 0o644)
             try AtomicFile.write(trustDomain.name + "\n", to: directory.trustDomainPath, mode: 0o644)
             try AtomicFile.write(signer.certificate.pem, to: directory.caCertificatePath, mode: 0o644)
-            return CAState(trustDomain: trustDomain, signer: signer, warnings: [])
+            return CAState(trustDomain: trustDomain, signer: signer, warnings: [], keyLocation: try CAKeyFile.location(directory.caKeyPath))
         }
     }
 
@@ -125,20 +150,17 @@ public struct CAState: Sendable {
             )
         }
         guard directory.hasCA else {
-            if FileManager.default.fileExists(atPath: directory.caKeyPath) {
+            if CAKeyFile.exists(directory.caKeyPath) {
                 throw incomplete(directory, present: "ca-key.pem", missing: "ca-cert.pem")
             }
             throw DaemonError(.noCA, "There is no CA in \(directory.path) yet. Run `meshca init --state-dir \(directory.path)` to create one.")
         }
         let certificate = try parseCertificates(at: directory.caCertificatePath, in: directory)
         let bundle = try parseCertificates(at: directory.bundlePath, in: directory)
-        let keyText = try read(directory.caKeyPath, in: directory, missing: "ca-key.pem")
-        let key: Certificate.PrivateKey
-        do {
-            key = try Certificate.PrivateKey(pemEncoded: keyText)
-        } catch {
-            throw DaemonError(.unreadableFile, "\(directory.caKeyPath) is not a PEM private key meshca can read (\(error)). Restore it from a backup.")
+        guard let loaded = try CAKeyFile.load(directory.caKeyPath) else {
+            throw incomplete(directory, present: "ca-cert.pem", missing: "ca-key.pem (or ca-key.pkcs11 for a key in an HSM)")
         }
+        let (key, location) = loaded
         let domainText = try read(directory.trustDomainPath, in: directory, missing: "trust-domain")
         let trustDomain: TrustDomain
         do {
@@ -161,12 +183,12 @@ public struct CAState: Sendable {
             throw DaemonError(.unreadableFile, "The CA in \(directory.path) cannot sign: \(error.message)")
         }
         var warnings: [String] = []
-        if let mode = AtomicFile.mode(of: directory.caKeyPath), mode & 0o077 != 0 {
+        if case .file = location, let mode = AtomicFile.mode(of: directory.caKeyPath), mode & 0o077 != 0 {
             warnings.append(
                 "warning: the CA key \(directory.caKeyPath) is accessible by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(directory.caKeyPath)"
             )
         }
-        return CAState(trustDomain: trustDomain, signer: signer, warnings: warnings)
+        return CAState(trustDomain: trustDomain, signer: signer, warnings: warnings, keyLocation: location)
     }
 
     private static func read(_ path: String, in directory: StateDirectory, missing name: String) throws -> String {

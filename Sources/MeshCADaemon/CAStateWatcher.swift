@@ -88,7 +88,7 @@ struct CAStateWatcher: Service {
     }
 
     private func fileIdentity() -> [String] {
-        [directory.caCertificatePath, directory.caKeyPath, directory.bundlePath, directory.chainPath].map { path in
+        [directory.caCertificatePath, directory.caKeyPath, CAKeyFile.referencePath(for: directory.caKeyPath), directory.bundlePath, directory.chainPath].map { path in
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return "-" }
             let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
             let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0

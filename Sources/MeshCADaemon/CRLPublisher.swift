@@ -85,9 +85,8 @@ public struct CRLPublisher: Sendable {
     /// it is not `signer` itself; nil otherwise or when its files do not load.
     static func previousRoot(in directory: StateDirectory, besides signer: SigningIdentity) -> SigningIdentity? {
         guard let certificate = StateDirectory.certificate(at: directory.previousRootCertificatePath),
-            let keyText = FileManager.default.contents(atPath: directory.previousRootKeyPath),
-            let key = try? Certificate.PrivateKey(pemEncoded: String(decoding: keyText, as: UTF8.self)),
-            certificate != signer.certificate
+            certificate != signer.certificate,
+            let key = (try? CAKeyFile.load(directory.previousRootKeyPath))?.key
         else { return nil }
         return try? SigningIdentity(certificate: certificate, privateKey: key, bundle: [certificate])
     }

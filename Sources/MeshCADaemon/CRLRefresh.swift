@@ -52,7 +52,7 @@ public final class CRLRefresh: Service, Sendable {
         let poll = try await publisher.ledger.revocations(after: cursor)
         let signer = self.signer()
         // The set of CAs the CRL covers: the signer, and the old root while a rotation keeps it in previous/.
-        let hasPrevious = FileManager.default.fileExists(atPath: publisher.directory.previousRootKeyPath)
+        let hasPrevious = CAKeyFile.exists(publisher.directory.previousRootKeyPath)
         let fingerprint = signer.certificate.sha256Fingerprint + (hasPrevious ? "+previous" : "")
         let refreshAt = previous?.thisUpdate.addingTimeInterval(
             TimeInterval(CRLPublisher.refreshInterval.components.seconds))

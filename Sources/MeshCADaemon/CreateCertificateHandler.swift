@@ -198,7 +198,7 @@ public struct CreateCertificateHandler: CertificateSigner {
         switch error {
         case let refusal as IssuanceError:
             metrics.rejected(reason: refusal.code.rawValue)
-            if mapped.code == .internalError { metrics.signingFailed(error: refusal.code.rawValue) }
+            if mapped.code == .internalError || mapped.code == .unavailable { metrics.signingFailed(error: refusal.code.rawValue) }
             logger.notice(
                 "refused",
                 metadata: ["peer": "\(call.remotePeer.escapedForLog)", "reason": "\(refusal.code)", "message": "\(refusal.message.escapedForLog)"])
@@ -222,6 +222,9 @@ func rpcError(for error: any Error) -> RPCError {
             return RPCError(code: .permissionDenied, message: refusal.message)
         case .signerNotValid, .invalidSigner, .signingFailed:
             return RPCError(code: .internalError, message: "CSR signing error: " + refusal.message)
+        case .signerUnavailable:
+            // The key's HSM is unreachable or failing: nothing was issued, and a retry may succeed once it is back.
+            return RPCError(code: .unavailable, message: "The CA cannot sign right now (its key's hardware security module is unavailable), so nothing was issued; retry shortly.")
         case .invalidToken:
             return RPCError(code: .unauthenticated, message: refusal.message)
         default:

@@ -47,6 +47,9 @@ public struct Daemon: Sendable {
         let directory = StateDirectory.resolve(explicit: config.stateDirectory)
         let state = try loadCA(in: directory)
         for warning in state.warnings { logger.warning("\(warning)") }
+        if let location = state.keyLocation, case .pkcs11 = location {
+            logger.info("the CA key is in a hardware security module", metadata: ["key": "\(location)"])
+        }
         // Checkpoints of the ledger's hash chain are signed with a key of their own, never the CA key.
         var ledgerConfiguration = SQLiteLedger.Configuration(
             checkpointSigner: try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath))

@@ -1,6 +1,8 @@
 import Foundation
 import MeshCACore
 import MeshCALedger
+import MeshCAPKCS11
+import X509
 
 /// `meshca doctor`'s checks, as a library: CA certificate expiry, the serving certificate, the ledger's hash
 /// chain, the database file, and identities whose renewal is overdue.
@@ -75,23 +77,60 @@ public struct Doctor: Sendable {
         return facts
     }
 
-    /// `state`: the CA loads (files present, parseable, key matching), plus its warnings (a loose key mode).
+    /// `state`: the CA loads (files present, parseable, key matching), plus its warnings (a loose key mode), and where
+    /// each CA key lives (a file, or a key in an HSM with how the token protects it). Never shows key material.
     private func stateFindings() -> [DoctorReport.Finding] {
         do {
             let state = try CAState.load(from: directory)
+            let keys = keyFindings(state)
             guard state.warnings.isEmpty else {
-                return state.warnings.map { .init(check: "state", status: .warning, message: $0) }
+                return state.warnings.map { .init(check: "state", status: .warning, message: $0) } + keys.problems
             }
             return [
                 .init(
                     check: "state", status: .ok,
                     message:
-                        "the CA in \(directory.path) loads (trust domain \(state.trustDomain.name); the key matches ca-cert.pem)"
+                        "the CA in \(directory.path) loads (trust domain \(state.trustDomain.name); the key matches ca-cert.pem); "
+                        + keys.summary
                 )
-            ]
+            ] + keys.problems
         } catch {
             return [.init(check: "state", status: .failure, message: "\(error)")]
         }
+    }
+
+    /// Where the signing key and a rotation's next and previous root keys live, and what is wrong with an HSM key
+    /// that is extractable or not sensitive.
+    private func keyFindings(_ state: CAState) -> (summary: String, problems: [DoctorReport.Finding]) {
+        var lines: [String] = []
+        var problems: [DoctorReport.Finding] = []
+        let keys: [(String, String)] = [
+            ("signing key", directory.caKeyPath), ("next root key", directory.nextRootKeyPath), ("previous root key", directory.previousRootKeyPath),
+        ]
+        for (role, path) in keys {
+            guard let location = try? CAKeyFile.location(path) else { continue }
+            switch location {
+            case .file(let file):
+                lines.append("\(role) in the file \(file)")
+            case .pkcs11(let uri, _):
+                do {
+                    let protection = try PKCS11Keys.open(uri).protection()
+                    lines.append("\(role) in an HSM, \(uri) (\(protection.summary))")
+                    if protection.extractable || !protection.sensitive || protection.privateValueReadable {
+                        problems.append(
+                            .init(
+                                check: "state", status: .warning,
+                                message: "the \(role) \(uri) can leave its token (\(protection.summary)): whoever holds the PIN can "
+                                    + "copy it. Make a new key with `meshca root prepare --key URI` (generated inside the token, "
+                                    + "sensitive and not extractable) and rotate to it."))
+                    }
+                } catch {
+                    lines.append("\(role) in an HSM, \(uri) (unreachable)")
+                    problems.append(.init(check: "state", status: .failure, message: "the \(role) \(uri) cannot be used: \(error.message)"))
+                }
+            }
+        }
+        return (lines.joined(separator: "; "), problems)
     }
 
     private enum LedgerOpening {

@@ -1,6 +1,7 @@
 import Foundation
 import MeshCACore
 import MeshCAIO
+import MeshCAPKCS11
 import SwiftASN1
 import X509
 
@@ -18,7 +19,16 @@ public enum PluginCA {
     /// Reads and checks the directory; returns the signing identity (intermediates exclude the signing
     /// certificate and the roots).
     public static func load(from directory: String, now: Date) async throws -> SigningIdentity {
-        let missing = files.filter { !FileManager.default.fileExists(atPath: directory + "/" + $0) }
+        try await load(from: directory, key: nil, now: now).signer
+    }
+
+    /// ``load(from:now:)`` with the key taken from a hardware security module: `key` when given (the directory then
+    /// needs no `ca-key.pem`), else `ca-key.pkcs11` in the directory when it holds a PKCS#11 URI instead of
+    /// `ca-key.pem`. Returns, beside the identity, what to record as the state directory's key.
+    public static func load(from directory: String, key hsmKey: PKCS11URI?, now: Date) async throws -> (signer: SigningIdentity, key: CAKeyFile.Record) {
+        let keyPath = directory + "/ca-key.pem"
+        let keyInHSM = hsmKey != nil || (hsmKey == nil && !FileManager.default.fileExists(atPath: keyPath) && CAKeyFile.exists(keyPath))
+        let missing = files.filter { !(keyInHSM && $0 == "ca-key.pem") && !FileManager.default.fileExists(atPath: directory + "/" + $0) }
         guard missing.isEmpty else {
             throw DaemonError(
                 .incompleteState,
@@ -41,12 +51,26 @@ public enum PluginCA {
         let roots = try certificates("root-cert.pem")
         let chain = try certificates("cert-chain.pem")
         let key: Certificate.PrivateKey
-        do {
-            key = try Certificate.PrivateKey(pemEncoded: try text("ca-key.pem"))
-        } catch let error as DaemonError {
-            throw error
-        } catch {
-            throw DaemonError(.unreadableFile, "\(directory)/ca-key.pem is not a PEM private key meshca can read (RSA, EC or PKCS#8): \(error).")
+        let record: CAKeyFile.Record
+        if let hsmKey {
+            do {
+                key = Certificate.PrivateKey(try PKCS11Keys.open(hsmKey))
+            } catch {
+                throw DaemonError(.signerUnavailable, "The plug-in CA's key (--key) cannot be used: \(error.message)")
+            }
+            record = CAKeyFile.Record(uri: hsmKey)
+        } else if keyInHSM, let loaded = try CAKeyFile.load(keyPath), case .pkcs11(let uri, _) = loaded.location {
+            key = loaded.key
+            record = CAKeyFile.Record(uri: uri)
+        } else {
+            do {
+                key = try Certificate.PrivateKey(pemEncoded: try text("ca-key.pem"))
+            } catch let error as DaemonError {
+                throw error
+            } catch {
+                throw DaemonError(.unreadableFile, "\(directory)/ca-key.pem is not a PEM private key meshca can read (RSA, EC or PKCS#8): \(error).")
+            }
+            record = try CAKeyFile.record(of: key, hsm: nil)
         }
         let intermediates = chain.filter { $0 != caCert && !roots.contains($0) }
         let identity: SigningIdentity
@@ -65,6 +89,6 @@ public enum PluginCA {
                     + "cert-chain.pem must hold the certificates from ca-cert up to the root."
             )
         }
-        return identity
+        return (identity, record)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import MeshCACore
 import MeshCAIO
 import MeshCALedger
+import MeshCAPKCS11
 import SwiftASN1
 import X509
 
@@ -112,9 +113,13 @@ public struct RootRotation: Sendable {
     /// Makes the next root (same key type and lifetime as the current one unless given) and publishes the
     /// two-root bundle. Issuances from `pickUpMargin` after `now` on count as carrying it (see
     /// ``Progress/pickUpMargin``).
+    ///
+    /// With `hsmKey` the new root's key is that key in a hardware security module (generated inside the token when
+    /// it holds none); `next/ca-key.pkcs11` records its URI. When the current root's key is in an HSM, `hsmKey` is
+    /// required, so the next key never lands in a file by omission.
     public func prepare(
         keyType: KeyType? = nil, ttl: Duration? = nil, pickUpMargin: Duration = RootRotation.defaultPickUpMargin,
-        actor: String, now: Date
+        hsmKey: PKCS11URI? = nil, actor: String, now: Date
     ) async throws -> Prepared {
         guard pickUpMargin >= .zero, pickUpMargin <= .seconds(3600) else {
             throw DaemonError(
@@ -136,7 +141,20 @@ public struct RootRotation: Sendable {
         let keyType = try keyType ?? KeyType.of(oldRoot.publicKey).map(KeyType.init(parsing:)) ?? .ecP256
         let lifetime = oldRoot.notValidAfter.timeIntervalSince(oldRoot.notValidBefore) - 120
         let ttl = ttl ?? .seconds(max(Int64(lifetime), 86_400))
-        let key = try keyType.generate()
+        if hsmKey == nil, case .pkcs11(let uri, _)? = state.keyLocation {
+            throw DaemonError(
+                .rotationStage,
+                "The current root's key lives in a hardware security module (\(uri)); give the new root's key with --key URI "
+                    + "(a new object= label in the same token, e.g. object=ca-\(now.formatted(.iso8601.year().month().day()))), so it is "
+                    + "made inside the token rather than in a file.")
+        }
+        let (key, hsm) = try CAState.makeKey(keyType, hsm: hsmKey)
+        guard key.publicKey != signer.certificate.publicKey else {
+            throw DaemonError(
+                .rotationStage,
+                "--key \(hsmKey.map(\.description) ?? "") names the key the current root already uses; a rotation needs a new key. "
+                    + "Give another object= label (a key that does not exist yet is generated in the token).")
+        }
         let keyID = Hex.encode(SubjectKeyIdentifier(hash: key.publicKey).keyIdentifier).prefix(8)
         let newRoot = try SelfSignedRoot.make(
             trustDomain: state.trustDomain, key: key, ttl: ttl, now: now,
@@ -151,11 +169,11 @@ public struct RootRotation: Sendable {
                 certificate: bridge, trustDomain: state.trustDomain, issuedAt: now,
                 requestedTTL: .seconds(Int64(bridge.notValidAfter.timeIntervalSince(now))), issuer: oldRoot,
                 requester: Requester(name: actor, authMethod: "local")))
-        let keyPEM = try key.serializeAsPEM().pemString + "\n"
+        let keyRecord = try CAKeyFile.record(of: key, hsm: hsm)
         try directory.withLock {
             try requireNoRotation()
             try Self.makeDirectory(directory.nextRootDirectory)
-            try AtomicFile.write(keyPEM, to: directory.nextRootKeyPath, mode: 0o600)
+            try CAKeyFile.write(keyRecord, for: directory.nextRootKeyPath)
             try AtomicFile.write(newRoot.pem, to: directory.nextRootCertificatePath, mode: 0o644)
             try AtomicFile.write(bridge.pem, to: directory.nextBridgePath, mode: 0o644)
             try writeProgress(
@@ -228,6 +246,9 @@ public struct RootRotation: Sendable {
         public let nextStep: String
         /// What keeps `nextStep` refused now; empty when it would go through.
         public let blockers: [Blocker]
+        /// Where each root's key lives (the signing key, and during a rotation the next or previous root's), keyed by
+        /// the root's SHA-256; never key material.
+        public var keys: [String: CAKeyLocation] = [:]
 
         /// Identities that have not fetched a certificate since *prepare*.
         public var lagging: [SQLiteLedger.IdentityContact] { identities.filter { !$0.contactedSince } }
@@ -278,11 +299,21 @@ public struct RootRotation: Sendable {
             nextStep = "retire"
             blockers = holders.blockers
         }
-        return Status(
+        var status = Status(
             progress: progress, bundle: state.signer.bundle, signing: state.signer.certificate, identities: identities,
             inUseOnOldRoot: holders.inUse, renewedOnOldRoot: holders.renewed,
             supersededServingOnOldRoot: holders.supersededServing, tokensOnOldRoot: holders.tokens, nextStep: nextStep,
             blockers: blockers)
+        let places = [
+            (directory.caCertificatePath, directory.caKeyPath), (directory.nextRootCertificatePath, directory.nextRootKeyPath),
+            (directory.previousRootCertificatePath, directory.previousRootKeyPath),
+        ]
+        for (certificatePath, keyPath) in places {
+            if let certificate = StateDirectory.certificate(at: certificatePath), let location = try? CAKeyFile.location(keyPath) {
+                status.keys[certificate.sha256Fingerprint] = location
+            }
+        }
+        return status
     }
 
     /// On the default renewal schedule an agent renews at half its certificate's lifetime, moved by up to 10% of
@@ -322,7 +353,7 @@ public struct RootRotation: Sendable {
         }
         let next = try loadNextRoot(expecting: progress.newRootFingerprint)
         let oldCertificateText = try Self.read(existingPreviousOr: directory.caCertificatePath, previous: directory.previousRootCertificatePath)
-        let oldKeyText = try Self.read(existingPreviousOr: directory.caKeyPath, previous: directory.previousRootKeyPath)
+        let oldKey = try CAKeyFile.read(CAKeyFile.exists(directory.previousRootKeyPath) ? directory.previousRootKeyPath : directory.caKeyPath)
         guard let oldRoot = try? Certificate(pemEncoded: oldCertificateText), oldRoot.sha256Fingerprint == progress.oldRootFingerprint else {
             throw DaemonError(
                 .unreadableFile,
@@ -346,7 +377,7 @@ public struct RootRotation: Sendable {
             // The old root's files move to previous/ first, so a rerun after an interruption finds them there.
             let previousKey = directory.previousRootKeyPath
             let previousCertificate = directory.previousRootCertificatePath
-            if !FileManager.default.fileExists(atPath: previousKey) { try AtomicFile.write(oldKeyText, to: previousKey, mode: 0o600) }
+            if !CAKeyFile.exists(previousKey), let oldKey { try CAKeyFile.write(oldKey, for: previousKey) }
             if !FileManager.default.fileExists(atPath: previousCertificate) { try AtomicFile.write(oldCertificateText, to: previousCertificate, mode: 0o644) }
             // The bridge (new root certified by the old one) lets clients that trust only the old root reach the
             // daemon, whose serving certificate now comes from the new root; it is served until retire.
@@ -355,7 +386,7 @@ public struct RootRotation: Sendable {
             }
             let published = [next.certificate] + bundle.filter { $0 != next.certificate }
             try AtomicFile.write(published.map(\.pem).joined(), to: directory.bundlePath, mode: 0o644)
-            try AtomicFile.write(next.keyText, to: directory.caKeyPath, mode: 0o600)
+            try CAKeyFile.write(next.key, for: directory.caKeyPath)
             try AtomicFile.write(next.certificate.pem, to: directory.caCertificatePath, mode: 0o644)
             var updated = current
             updated.stage = .activated
@@ -562,22 +593,23 @@ public struct RootRotation: Sendable {
         }
     }
 
-    private func loadNextRoot(expecting fingerprint: String) throws -> (certificate: Certificate, keyText: String) {
+    private func loadNextRoot(expecting fingerprint: String) throws -> (certificate: Certificate, key: CAKeyFile.Record) {
         guard let certificate = StateDirectory.certificate(at: directory.nextRootCertificatePath),
-            let keyData = FileManager.default.contents(atPath: directory.nextRootKeyPath),
-            let key = try? Certificate.PrivateKey(pemEncoded: String(decoding: keyData, as: UTF8.self))
+            let record = try? CAKeyFile.read(directory.nextRootKeyPath)
         else {
             throw DaemonError(
                 .incompleteState,
-                "The prepared root in \(directory.nextRootDirectory) is missing or unreadable (ca-cert.pem and ca-key.pem). "
+                "The prepared root in \(directory.nextRootDirectory) is missing or unreadable (ca-cert.pem and ca-key.pem or ca-key.pkcs11). "
                     + "Restore it from a backup; if it is lost, remove \(directory.rotationPath) and \(directory.nextRootDirectory), "
                     + "put the old bundle back with `meshca root status`'s guidance, and prepare again."
             )
         }
-        guard certificate.sha256Fingerprint == fingerprint, key.publicKey == certificate.publicKey else {
+        // A key in an HSM is opened here, so activate fails before changing anything when the token is unreachable.
+        let key = try CAKeyFile.load(directory.nextRootKeyPath)?.key
+        guard certificate.sha256Fingerprint == fingerprint, key?.publicKey == certificate.publicKey else {
             throw DaemonError(.incompleteState, "The prepared root in \(directory.nextRootDirectory) is not the one recorded in \(directory.rotationPath) (or its key does not match). Restore it from a backup.")
         }
-        return (certificate, String(decoding: keyData, as: UTF8.self))
+        return (certificate, record)
     }
 
     private func record(

@@ -37,6 +37,8 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
         public static let alreadyRevoked = Code("already-revoked")
         /// A backup (or the copy `meshca backup` just made) does not hold a usable CA and an intact ledger.
         public static let backupInvalid = Code("backup-invalid")
+        /// The CA key in a hardware security module cannot be used (module, token, PIN or key missing or failing).
+        public static let signerUnavailable = Code("signer-unavailable")
     }
 
     /// The machine-readable reason.

@@ -95,13 +95,20 @@ public final class InProcessDaemon: Sendable {
 
     /// Creates a CA with `meshca token create` (so `token` is ready to use), then starts a daemon on it with
     /// `configure` applied to a configuration without rate limits, its periodic services on `time`, and returns
-    /// once both listeners are bound.
+    /// once both listeners are bound. With `initArguments`, the CA is made first by `meshca init` with them (e.g.
+    /// `--key pkcs11:...`), the commands running with `environment` added.
     public static func start(
-        tokenUses: Int = 1, time: ServiceTime = .system, _ configure: (inout DaemonConfiguration) -> Void = { _ in }
+        tokenUses: Int = 1, time: ServiceTime = .system, initArguments: [String]? = nil, environment: [String: String] = [:],
+        _ configure: (inout DaemonConfiguration) -> Void = { _ in }
     ) async throws -> (InProcessDaemon, token: String) {
         let directory = try TemporaryDirectory("daemon")
         let state = directory.file("state")
-        let created = try await Command.meshca(["token", "create", "--sa", "was", "--uses", String(tokenUses), "--state-dir", state])
+        if let initArguments {
+            let initialized = try await Command.meshca(["init"] + initArguments + ["--state-dir", state], environment: environment)
+            guard initialized.status == 0 else { throw BackgroundProcessError("init failed: \(initialized.stderr)") }
+        }
+        let created = try await Command.meshca(
+            ["token", "create", "--sa", "was", "--uses", String(tokenUses), "--state-dir", state], environment: environment)
         guard created.status == 0 else { throw BackgroundProcessError("token create failed: \(created.stderr)") }
         var configuration = DaemonConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)

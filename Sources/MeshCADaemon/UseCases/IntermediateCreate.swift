@@ -2,12 +2,12 @@ import Foundation
 import MeshCACore
 import MeshCAIO
 import MeshCALedger
-import SwiftASN1
+import MeshCAPKCS11
 import X509
 
 /// `meshca intermediate create`: an intermediate CA signed by the CA in a state directory, recorded in its ledger
 /// before anything is written, then written in Istio's `cacerts` layout (`ca-cert.pem`, `ca-key.pem` 0600,
-/// `cert-chain.pem`, `root-cert.pem`).
+/// `cert-chain.pem`, `root-cert.pem`). With an HSM key, `ca-key.pkcs11` (its PKCS#11 URI) replaces `ca-key.pem`.
 public struct IntermediateCreate: Sendable {
     /// What was created.
     public struct Created: Sendable {
@@ -16,22 +16,32 @@ public struct IntermediateCreate: Sendable {
         public let notAfter: Date
         /// The directory holding the four files.
         public let directory: String
-        public static let files = ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"]
+        /// `ca-key.pem`, or `ca-key.pkcs11` for a key in an HSM.
+        public let keyFile: String
+        /// The key's PKCS#11 URI when it lives in an HSM.
+        public let hsmKey: String?
     }
 
     public let directory: StateDirectory
     public let commonName: String
     public let ttl: Duration
     public let keyType: KeyType
+    /// Where the intermediate's key lives: generated in memory and written to `ca-key.pem` when nil, else this
+    /// key in a hardware security module (generated inside the token when it holds none).
+    public let hsmKey: PKCS11URI?
     /// Where the four files go (created when missing).
     public let out: String
     public let requester: Requester
 
-    public init(directory: StateDirectory, commonName: String, ttl: Duration, keyType: KeyType, out: String, requester: Requester) {
+    public init(
+        directory: StateDirectory, commonName: String, ttl: Duration, keyType: KeyType, hsmKey: PKCS11URI? = nil, out: String,
+        requester: Requester
+    ) {
         self.directory = directory
         self.commonName = commonName
         self.ttl = ttl
         self.keyType = keyType
+        self.hsmKey = hsmKey
         self.out = out
         self.requester = requester
     }
@@ -42,7 +52,11 @@ public struct IntermediateCreate: Sendable {
         if created { notice("no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
         ca.warnings.forEach(notice)
         let authority = CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer)
-        let key = try keyType.generate()
+        let (key, hsm) = try CAState.makeKey(keyType, hsm: hsmKey)
+        guard key.publicKey != ca.signer.certificate.publicKey else {
+            throw IssuanceError(
+                .invalidSigner, "--key names the key of this CA itself; an intermediate needs its own key (another object= label).")
+        }
         let certificate = try authority.issueIntermediate(publicKey: key.publicKey, commonName: commonName, ttl: ttl, at: now)
         let output = FilePaths.absolute(out)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -52,12 +66,14 @@ public struct IntermediateCreate: Sendable {
                 certificate: certificate, trustDomain: ca.trustDomain, issuedAt: now, requestedTTL: ttl,
                 issuer: ca.signer.certificate, requester: requester))
         let signer = ca.signer
-        try AtomicFile.write(try key.serializeAsPEM().pemString + "\n", to: output + "/ca-key.pem", mode: 0o600)
+        // A key in an HSM is recorded as its PKCS#11 URI in ca-key.pkcs11 (which `meshca init --plugin-ca` reads).
+        try CAKeyFile.write(try CAKeyFile.record(of: key, hsm: hsm), for: output + "/ca-key.pem")
         try AtomicFile.write(certificate.pem, to: output + "/ca-cert.pem", mode: 0o644)
         try AtomicFile.write(
             ([certificate] + signer.chainAboveLeaf + signer.bundle).map(\.pem).joined(), to: output + "/cert-chain.pem", mode: 0o644)
         try AtomicFile.write(signer.bundle.map(\.pem).joined(), to: output + "/root-cert.pem", mode: 0o644)
         return Created(
-            subject: "\(certificate.subject)", serial: certificate.serialHex, notAfter: certificate.notValidAfter, directory: output)
+            subject: "\(certificate.subject)", serial: certificate.serialHex, notAfter: certificate.notValidAfter, directory: output,
+            keyFile: hsm == nil ? "ca-key.pem" : "ca-key.pkcs11", hsmKey: hsm.map { $0.uri.description })
     }
 }

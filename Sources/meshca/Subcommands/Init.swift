@@ -28,6 +28,9 @@ struct Init: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Sign under an existing CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) instead of creating a root.", valueName: "dir"))
     var pluginCA: String?
 
+    @Option(help: hsmKeyHelp)
+    var key: String?
+
     @Flag(help: "Print the new CA as JSON (trust_domain, state_dir, ca, roots, bundle, ledger).")
     var json = false
 
@@ -37,7 +40,8 @@ struct Init: AsyncParsableCommand {
             options = CAState.Options(
                 trustDomain: try TrustDomain(trustDomain),
                 keyType: try KeyType(parsing: keyType),
-                rootTTL: try parseDuration(rootTTL, flag: "--root-ttl")
+                rootTTL: try parseDuration(rootTTL, flag: "--root-ttl"),
+                hsmKey: try parseKeyURI(key)
             )
         } catch let error as IssuanceError {
             throw ValidationError(error.message)
@@ -45,13 +49,14 @@ struct Init: AsyncParsableCommand {
         let directory = state.directory
         if let pluginCA {
             let ca = try await CAState.importPlugin(
-                from: FilePaths.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, now: Date()
+                from: FilePaths.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, hsmKey: options.hsmKey, now: Date()
             )
             _ = try SQLiteLedger(path: directory.ledgerPath)
             if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: FilePaths.absolute(pluginCA))) }
             print("imported the plug-in CA from \(pluginCA) into \(directory.path) (trust domain \(ca.trustDomain.name))")
             print("  signing CA \(ca.signer.certificate.subject), valid until \(ca.signer.certificate.notValidAfter.rfc3339)")
             print("  chain      \(ca.signer.intermediates.count) intermediate(s) above it, \(ca.signer.bundle.count) root(s) in the bundle")
+            if let location = ca.keyLocation { print("  key        \(location)") }
             return
         }
         let ca = try CAState.create(in: directory, options: options, now: Date())
@@ -61,6 +66,7 @@ struct Init: AsyncParsableCommand {
         print("created a CA for trust domain \(ca.trustDomain.name) in \(directory.path)")
         print("  root       \(options.keyType), valid until \(root.notValidAfter.rfc3339)")
         print("  sha256     \(root.sha256Fingerprint)")
+        if let location = ca.keyLocation { print("  key        \(location)") }
         print("  bundle     \(directory.bundlePath)")
         print("  ledger     \(directory.ledgerPath)")
     }

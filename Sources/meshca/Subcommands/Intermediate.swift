@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCAPKCS11
 
 /// `meshca intermediate`: intermediate CAs under meshca's root, for istiod or another CA to sign with.
 struct Intermediate: AsyncParsableCommand {
@@ -37,6 +38,9 @@ struct IntermediateCreate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Common name of the intermediate.", valueName: "name"))
     var commonName: String = "meshca intermediate"
 
+    @Option(help: hsmKeyHelp)
+    var key: String?
+
     @Flag(help: "Print JSON (subject, serial, not_after, directory, files).")
     var json = false
 
@@ -47,24 +51,27 @@ struct IntermediateCreate: AsyncParsableCommand {
             throw ValidationError("--common-name is empty; give a name such as \"meshca intermediate\".")
         }
         try requireDirectory(out, flag: "--out")
+        _ = try parseKeyURI(key)
     }
 
     func run() async throws {
         let keyType = try KeyType(parsing: self.keyType)
         let ttl = try parseDuration(self.ttl, flag: "--ttl")
         let created = try await MeshCADaemon.IntermediateCreate(
-            directory: state.directory, commonName: commonName, ttl: ttl, keyType: keyType, out: out, requester: .localUser
+            directory: state.directory, commonName: commonName, ttl: ttl, keyType: keyType, hsmKey: try parseKeyURI(key),
+            out: out, requester: .localUser
         ).run(now: Date()) { printError("meshca: " + $0) }
         if json {
             let object: [String: Any] = [
                 "subject": created.subject, "serial": created.serial, "not_after": created.notAfter.rfc3339,
-                "directory": created.directory, "files": MeshCADaemon.IntermediateCreate.Created.files,
+                "directory": created.directory, "files": ["ca-cert.pem", created.keyFile, "cert-chain.pem", "root-cert.pem"],
             ]
             return print(try JSONOutput.render(object: object))
         }
         print("created intermediate CA \(created.subject) in \(created.directory)")
         print("  serial     \(created.serial)")
         print("  valid      until \(created.notAfter.rfc3339)")
-        print("  files      ca-cert.pem ca-key.pem (0600) cert-chain.pem root-cert.pem")
+        print("  files      ca-cert.pem \(created.keyFile) (0600) cert-chain.pem root-cert.pem")
+        if let hsm = created.hsmKey { print("  key        HSM \(hsm)") }
     }
 }

@@ -52,9 +52,11 @@ struct RootStatus: AsyncParsableCommand {
                 role = "trusted"
             }
             print("root            \(root.sha256Fingerprint.prefix(16))  \(role.padding(toLength: 8, withPad: " ", startingAt: 0)) valid until \(root.notValidAfter.rfc3339)  \(root.subject)")
+            if let key = status.keys[root.sha256Fingerprint] { print("  key           \(key)") }
         }
         if !status.bundle.contains(status.signing) {
             print("signing CA      \(status.signing.sha256Fingerprint.prefix(16))  (plug-in intermediate) valid until \(status.signing.notValidAfter.rfc3339)")
+            if let key = status.keys[status.signing.sha256Fingerprint] { print("  key           \(key)") }
         }
         if let progress = status.progress {
             print("prepared at     \(progress.preparedAt.rfc3339)")
@@ -123,16 +125,20 @@ struct RootPrepare: AsyncParsableCommand {
         valueName: "duration"))
     var pickUpMargin: String?
 
+    @Option(help: hsmKeyHelp)
+    var key: String?
+
     @Flag(help: "Print JSON (stage, old_root, new_root, bundle).")
     var json = false
 
     func run() async throws {
+        let hsmKey = try parseKeyURI(key)
         let pickUpMargin = try self.pickUpMargin.map { try parseDuration($0, flag: "--pick-up-margin") } ?? RootRotation.defaultPickUpMargin
         let keyType: KeyType?
         do { keyType = try self.keyType.map(KeyType.init(parsing:)) } catch let error as IssuanceError { throw ValidationError(error.message) }
         let ttl = try self.ttl.map { try parseDuration($0, flag: "--ttl") }
         let prepared = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, actor: Requester.localUser.name, now: Date())
+            .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, hsmKey: hsmKey, actor: Requester.localUser.name, now: Date())
         if json {
             return try JSONOutput.print(
                 RootStepJSON(stage: "prepared", oldRoot: prepared.oldRoot, newRoot: prepared.newRoot, bundle: prepared.bundle))
@@ -208,7 +214,9 @@ struct RootStatusJSON: Encodable {
         let subject: String
         let notAfter: String
         let signing: Bool
-        enum CodingKeys: String, CodingKey { case sha256, subject, notAfter = "not_after", signing }
+        /// Where its key lives: "file PATH" or "HSM pkcs11:..."; nil when this state directory holds no key for it.
+        let key: String?
+        enum CodingKeys: String, CodingKey { case sha256, subject, notAfter = "not_after", signing, key }
     }
     struct IdentityJSON: Encodable {
         let spiffeID: String
@@ -257,7 +265,8 @@ struct RootStatusJSON: Encodable {
         activatedAt = status.progress?.activatedAt?.rfc3339
         forced = status.progress?.forced ?? false
         roots = status.bundle.map {
-            RootJSON(sha256: $0.sha256Fingerprint, subject: "\($0.subject)", notAfter: $0.notValidAfter.rfc3339, signing: $0 == status.signing)
+            RootJSON(sha256: $0.sha256Fingerprint, subject: "\($0.subject)", notAfter: $0.notValidAfter.rfc3339, signing: $0 == status.signing,
+                key: status.keys[$0.sha256Fingerprint]?.description)
         }
         identities = status.identities.map {
             IdentityJSON(spiffeID: $0.spiffeID, lastContact: $0.lastIssuedAt.rfc3339, notAfter: $0.notAfter.rfc3339, caughtUp: $0.contactedSince)
@@ -300,7 +309,7 @@ struct RootStepJSON: Encodable {
         let signing = stage == "prepared" ? oldRoot : (newRoot ?? oldRoot)
         func json(_ root: Certificate) -> RootStatusJSON.RootJSON {
             RootStatusJSON.RootJSON(
-                sha256: root.sha256Fingerprint, subject: "\(root.subject)", notAfter: root.notValidAfter.rfc3339, signing: root == signing)
+                sha256: root.sha256Fingerprint, subject: "\(root.subject)", notAfter: root.notValidAfter.rfc3339, signing: root == signing, key: nil)
         }
         self.oldRoot = json(oldRoot)
         self.newRoot = newRoot.map(json)

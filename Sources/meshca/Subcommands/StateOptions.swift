@@ -4,6 +4,7 @@ import MeshCACore
 import MeshCADaemon
 import MeshCAIO
 import MeshCALedger
+import MeshCAPKCS11
 
 /// `--state-dir`, shared by every command that uses the CA's state.
 struct StateOptions: ParsableArguments {
@@ -61,4 +62,19 @@ func printError(_ line: String) {
 extension Date {
     /// RFC 3339 in UTC, whole seconds.
     var rfc3339: String { formatted(.iso8601) }
+}
+
+/// The help of `--key` on the commands that make a CA key (init, intermediate create, root prepare).
+let hsmKeyHelp = ArgumentHelp(
+    "Keep the key in a hardware security module: a PKCS#11 URI such as 'pkcs11:token=meshca;object=ca?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/meshca/hsm-pin' (the PIN from a file or env:NAME, never the URI). A key the token holds under that label/id is used; otherwise one is generated inside the token, not extractable.",
+    valueName: "pkcs11-uri")
+
+/// Reads `--key`: a PKCS#11 URI (usage error, exit 64, when it is not one meshca can use).
+func parseKeyURI(_ text: String?) throws -> PKCS11URI? {
+    guard let text else { return nil }
+    do {
+        return try PKCS11URI(parsing: text)
+    } catch {
+        throw ValidationError("--key: \(error.message)")
+    }
 }
