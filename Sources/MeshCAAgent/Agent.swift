@@ -131,7 +131,7 @@ public struct Agent: Service {
             let chain = try? Certificate.parseAll(pem: files.chainPEM), let leaf = chain.first,
             let roots = try? Certificate.parseAll(pem: files.bundlePEM), !roots.isEmpty,
             let key = try? Certificate.PrivateKey(pemEncoded: files.keyPEM), key.publicKey == leaf.publicKey,
-            leaf.uriSANs == [configuration.identity.uri], now < leaf.notValidAfter,
+            leaf.uriSANs == [configuration.identity.uri], leaf.dnsSANs == configuration.dnsNames, now < leaf.notValidAfter,
             let credentials = try? Self.credentials(identity: configuration.identity, chain: chain.filter { !roots.contains($0) }, key: key, bundle: roots)
         else { return nil }
         // The lifetime left is what matters for the schedule; the original receipt time is unknown.
@@ -141,7 +141,7 @@ public struct Agent: Service {
     /// One issuance: over mTLS while the current certificate is valid, else with the bootstrap credential.
     func obtain(renewing held: Held?, at now: Date) async throws -> (Held, String) {
         let key = try configuration.keyType.generate()
-        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: configuration.identity, key: key))
+        let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: configuration.identity, dnsNames: configuration.dnsNames, key: key))
         let trust = try self.trust(held: held)
         let chain: [String]
         let method: String
@@ -168,8 +168,8 @@ public struct Agent: Service {
             (chain, method) = try await bootstrap(csr: csr, trust: trust)
         }
         let bundle = try CredentialBundle.accepted(
-            istioChain: chain, from: configuration.caAddress, for: configuration.identity, key: key.publicKey,
-            pinnedRootSHA256: trust.pinnedRootSHA256)
+            istioChain: chain, from: configuration.caAddress, for: configuration.identity, dnsNames: configuration.dnsNames,
+            key: key.publicKey, pinnedRootSHA256: trust.pinnedRootSHA256)
         let credentials = try Self.credentials(identity: configuration.identity, chain: [bundle.leaf] + bundle.intermediates, key: key, bundle: bundle.roots)
         return (Held(credentials: credentials, chainPEM: bundle.certChainPEM, receivedAt: now), method)
     }

@@ -52,6 +52,7 @@ public struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("File holding a Kubernetes service-account JWT (re-read at each use).", valueName: "file")) var jwtFile: String?
     @Option(help: ArgumentHelp("Roots to verify the CA with (default: the token's pinned root).", valueName: "file")) var rootCert: String?
     @Option(help: ArgumentHelp("Requested lifetime (default 24h).", valueName: "duration")) var ttl: String?
+    @Option(help: ArgumentHelp("A DNS name for the certificate besides the SPIFFE ID; repeatable. The CA grants it only by its --allow-dns-sans policy.", valueName: "name")) var dnsName: [String] = []
     @Option(help: ArgumentHelp("Workload key type (default ec-p256).", valueName: "type")) var keyType: String?
     @Option(help: ArgumentHelp("Fraction of the lifetime left when renewing (default 0.5).", valueName: "ratio")) var graceRatio: String?
     @Option(help: ArgumentHelp("Random spread of the renewal time, a fraction (default 0.1).", valueName: "fraction")) var jitter: String?
@@ -79,6 +80,7 @@ public struct AgentOptions: ParsableArguments {
         flags["jwt-file"] = jwtFile
         flags["root-cert"] = rootCert
         flags["ttl"] = ttl
+        flags["dns-name"] = dnsName.isEmpty ? nil : dnsName.joined(separator: ",")
         flags["key-type"] = keyType
         flags["grace-ratio"] = graceRatio
         flags["jitter"] = jitter

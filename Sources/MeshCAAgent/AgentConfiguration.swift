@@ -63,6 +63,9 @@ public struct AgentConfiguration: Sendable {
     public var crlRefreshInterval: Duration = .seconds(60)
     /// How log lines are written to stderr (`log-format`: text, or one JSON object per line).
     public var logFormat: LogFormat = .text
+    /// DNS names asked for besides the SPIFFE ID (`dns-name`), lowercase; the CA grants them only by its
+    /// `allow-dns-sans` policy. Empty by default.
+    public var dnsNames: [String] = []
 
     /// Creates a configuration.
     public init(
@@ -198,6 +201,7 @@ extension AgentConfiguration {
         var crlRefresh: Duration = .seconds(60)
         var logLevel = "info"
         var logFormat = LogFormat.text
+        var dnsNames: [String] = []
     }
 
     /// The settings' keys, as written in a config file; flags are `--KEY`, environment variables `MESHCA_AGENT_KEY`
@@ -293,6 +297,7 @@ extension AgentConfiguration {
         )
         configuration.crlRefreshInterval = draft.crlRefresh
         configuration.logFormat = draft.logFormat
+        configuration.dnsNames = draft.dnsNames
         return (configuration, draft.logLevel)
     }
 
@@ -373,6 +378,18 @@ extension AgentConfiguration {
         },
         Key("trust-domain", accepts: "a lowercase DNS-style name", example: "cluster.local") { setting, draft in
             draft.trustDomain = try TrustDomain(setting.text).name
+        },
+        Key(
+            "dns-name", list: true,
+            accepts: "DNS names for the certificate besides the SPIFFE ID, comma-separated (a YAML list in the file); the CA "
+                + "grants them only by its allow-dns-sans policy", example: "web.example.internal"
+        ) { setting, draft in
+            guard !setting.items.isEmpty else { throw Problem("it lists nothing") }
+            for item in setting.items {
+                let name = item.lowercased()
+                if let why = DNSNamePattern.nameProblem(name) { throw Problem("\"\(item)\": \(why)") }
+                if !draft.dnsNames.contains(name) { draft.dnsNames.append(name) }
+            }
         },
         Key("out", accepts: "a directory path", example: "/var/run/secrets/workload") { setting, draft in
             draft.out = try nonEmpty(setting)

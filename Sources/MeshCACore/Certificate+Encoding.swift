@@ -39,6 +39,12 @@ extension Certificate {
         return names.compactMap { if case .uniformResourceIdentifier(let uri) = $0 { uri } else { nil } }
     }
 
+    /// The DNS SANs, in order.
+    public var dnsSANs: [String] {
+        guard let names = try? extensions.subjectAlternativeNames else { return [] }
+        return names.compactMap { if case .dnsName(let name) = $0 { name } else { nil } }
+    }
+
     /// Every SAN as `TYPE:value` (`URI:spiffe://...`, `DNS:...`, `IP:...`, `email:...`).
     public var sanStrings: [String] {
         guard let names = try? extensions.subjectAlternativeNames else { return [] }

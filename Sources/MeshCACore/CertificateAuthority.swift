@@ -128,7 +128,7 @@ public final class CertificateAuthority: Sendable {
                     + "Set the client's trust domain to \(trustDomain.name)."
             )
         }
-        let csr = try WorkloadCSR.check(pem: request.csrPEM, for: identity)
+        let csr = try WorkloadCSR.check(pem: request.csrPEM, for: identity, allowedDNSNames: request.allowedDNSNames)
         let ttl = try policy.grantedTTL(forRequested: request.requestedTTL)
         let active = self.active.withLock { $0 }
         let signer = active.identity
@@ -149,6 +149,7 @@ public final class CertificateAuthority: Sendable {
                 with: signer, publicKey: publicKey, subject: DistinguishedName(), ttl: ttl,
                 extensions: try X509SVIDProfile.extensions(
                     identity: identity,
+                    dnsNames: csr.dnsNames,
                     publicKey: publicKey,
                     isRSA: csr.keyType.hasPrefix("rsa-"),
                     issuerKeyIdentifier: active.keyIdentifier
@@ -160,7 +161,7 @@ public final class CertificateAuthority: Sendable {
         } catch {
             throw IssuanceError(.signingFailed, "Signing the certificate failed (\(error)).")
         }
-        try X509SVIDProfile.validate(leaf, identity: identity, signer: signer)
+        try X509SVIDProfile.validate(leaf, identity: identity, dnsNames: csr.dnsNames, signer: signer)
         return Issuance(
             certificate: leaf,
             identity: identity,
@@ -184,12 +185,15 @@ public struct IssuanceRequest: Sendable {
     public var identity: SPIFFEID
     /// The requested lifetime; `nil` or ≤ 0 means the policy default.
     public var requestedTTL: Duration?
+    /// The DNS names this identity may ask for as DNS SANs (the daemon's `allow-dns-sans`); empty: none.
+    public var allowedDNSNames: [DNSNamePattern]
 
     /// Creates a request.
-    public init(csrPEM: String, identity: SPIFFEID, requestedTTL: Duration? = nil) {
+    public init(csrPEM: String, identity: SPIFFEID, requestedTTL: Duration? = nil, allowedDNSNames: [DNSNamePattern] = []) {
         self.csrPEM = csrPEM
         self.identity = identity
         self.requestedTTL = requestedTTL
+        self.allowedDNSNames = allowedDNSNames
     }
 }
 

@@ -37,11 +37,12 @@ public struct CredentialBundle: Sendable {
 
 extension CredentialBundle {
     /// A CA's `CreateCertificate` answer, split and accepted only when a client may use it: the leaf certifies
-    /// `key` and exactly `identity`, and (when the client trusts the CA through a pinned root, as with a join
+    /// `key`, exactly `identity` and exactly the DNS names asked for (`dnsNames`, usually none), and (when the client trusts the CA through a pinned root, as with a join
     /// token) the root bundle holds the root with SHA-256 `pinnedRootSHA256`. The one check of a CA's answer, for
     /// the agent and `meshca issue --server`; `ca` names the CA in the messages.
     public static func accepted(
-        istioChain: [String], from ca: String, for identity: SPIFFEID, key: Certificate.PublicKey, pinnedRootSHA256: String?
+        istioChain: [String], from ca: String, for identity: SPIFFEID, dnsNames: [String] = [], key: Certificate.PublicKey,
+        pinnedRootSHA256: String?
     ) throws -> CredentialBundle {
         let bundle = try CredentialBundle(istioChain: istioChain)
         guard bundle.leaf.publicKey == key else {
@@ -51,6 +52,12 @@ extension CredentialBundle {
             let names = bundle.leaf.uriSANs.isEmpty ? "no SPIFFE ID" : bundle.leaf.uriSANs.joined(separator: ", ")
             throw IssuanceError(
                 .unacceptableAnswer, "The CA at \(ca) returned a certificate for \(names), not \(identity.uri); it was discarded.")
+        }
+        guard bundle.leaf.dnsSANs == dnsNames else {
+            let got = bundle.leaf.dnsSANs.isEmpty ? "no DNS names" : "DNS names " + bundle.leaf.dnsSANs.joined(separator: ", ")
+            let asked = dnsNames.isEmpty ? "none" : dnsNames.joined(separator: ", ") + " (--dns-name)"
+            throw IssuanceError(
+                .unacceptableAnswer, "The CA at \(ca) answered with \(got), not the \(asked) asked for; it was discarded.")
         }
         if let pinned = pinnedRootSHA256, !bundle.roots.contains(where: { $0.sha256Fingerprint == pinned }) {
             throw IssuanceError(

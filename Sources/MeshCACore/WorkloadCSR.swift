@@ -10,11 +10,12 @@ import X509
 /// Certificate signing requests for workload identities: building them (for `meshca issue` and the
 /// agent) and checking the ones the CA receives.
 public enum WorkloadCSR {
-    /// A CSR the way istio-agent builds one: a critical SAN with the single SPIFFE URI, signed with `key`.
-    /// The subject is empty; the CA decides every field of the certificate anyway.
-    public static func make(for identity: SPIFFEID, key: Certificate.PrivateKey) throws -> CertificateSigningRequest {
+    /// A CSR the way istio-agent builds one: a critical SAN with the single SPIFFE URI (then `dnsNames`, which the
+    /// CA grants only by its `allow-dns-sans` policy), signed with `key`. The subject is empty; the CA decides every
+    /// field of the certificate anyway.
+    public static func make(for identity: SPIFFEID, dnsNames: [String] = [], key: Certificate.PrivateKey) throws -> CertificateSigningRequest {
         let extensions = try Certificate.Extensions {
-            Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.uri)]))
+            Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.uri)] + dnsNames.map { .dnsName($0) }))
         }
         return try CertificateSigningRequest(
             version: .v1,
@@ -40,15 +41,18 @@ public enum WorkloadCSR {
         public let sha256: String
         /// The key type of the public key in the CSR (`ec-p256`, `rsa-2048`, ...).
         public let keyType: String
+        /// The DNS SANs asked for, each allowed by a pattern, lowercased, without repeats, in the CSR's order.
+        public let dnsNames: [String]
     }
 
     /// Parses PEM (CRLF line ends and a missing final newline are accepted), verifies the signature,
     /// checks the key type, and checks that the request asks for `identity` and nothing else.
     ///
     /// A CSR without any SAN is accepted (the certificate carries the authenticated identity, as istiod
-    /// does); a CSR naming a different SPIFFE ID, several URIs, DNS/IP/e-mail SANs or CA=true is refused,
-    /// and so is one whose SAN or BasicConstraints extension cannot be decoded.
-    public static func check(pem text: String, for identity: SPIFFEID) throws -> Checked {
+    /// does); a CSR naming a different SPIFFE ID, several URIs, IP/e-mail SANs, a DNS SAN that no pattern in
+    /// `allowedDNSNames` matches, or CA=true is refused, and so is one whose SAN or BasicConstraints extension
+    /// cannot be decoded.
+    public static func check(pem text: String, for identity: SPIFFEID, allowedDNSNames: [DNSNamePattern] = []) throws -> Checked {
         let normalized = normalizedPEM(text)
         guard !normalized.isEmpty else {
             throw IssuanceError(.malformedCSR, "The CSR is empty. Send a PEM-encoded PKCS#10 certificate request.")
@@ -86,8 +90,8 @@ public enum WorkloadCSR {
         guard let keyType = KeyType.of(csr.publicKey) else {
             throw IssuanceError(.unsupportedKey, "The CSR's key is not accepted: \(KeyType.refusal(for: csr.publicKey)).")
         }
-        try checkExtensions(of: csr, for: identity)
-        return Checked(request: csr, sha256: Hex.encode(SHA256.hash(data: document.derBytes)), keyType: keyType)
+        let dnsNames = try checkExtensions(of: csr, for: identity, allowedDNSNames: allowedDNSNames)
+        return Checked(request: csr, sha256: Hex.encode(SHA256.hash(data: document.derBytes)), keyType: keyType, dnsNames: dnsNames)
     }
 
     /// `text` with CRLF line ends turned into LF and surrounding whitespace removed: the same result as
@@ -115,14 +119,17 @@ public enum WorkloadCSR {
         return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 
-    private static func checkExtensions(of csr: CertificateSigningRequest, for identity: SPIFFEID) throws {
+    /// Checks the CSR's extensions and returns the DNS names it asks for (all allowed).
+    private static func checkExtensions(
+        of csr: CertificateSigningRequest, for identity: SPIFFEID, allowedDNSNames: [DNSNamePattern]
+    ) throws -> [String] {
         let extensionRequest: ExtensionRequest?
         do {
             extensionRequest = try csr.attributes.extensionRequest
         } catch {
             throw IssuanceError(.malformedCSR, "The CSR's extension request could not be parsed (\(error)).")
         }
-        guard let extensions = extensionRequest?.extensions else { return }
+        guard let extensions = extensionRequest?.extensions else { return [] }
         // An extension that is present but cannot be decoded is refused, never skipped: skipping it would
         // let a request hide a CA flag or a second name from these checks.
         let basicConstraints: BasicConstraints?
@@ -151,14 +158,27 @@ public enum WorkloadCSR {
                     + "with a DER-encoded SAN holding only the URI \(identity.uri), or with no SAN at all."
             )
         }
-        guard let names = subjectAlternativeNames else { return }
+        guard let names = subjectAlternativeNames else { return [] }
         var uris: [String] = []
+        var dnsNames: [String] = []
         for name in names {
+            if case .dnsName(let dns) = name, !allowedDNSNames.isEmpty {
+                guard allowedDNSNames.contains(where: { $0.matches(dns) }) else {
+                    throw IssuanceError(
+                        .forbiddenSAN,
+                        "The CSR asks for \(GeneralName.describe(name).escapedForLog), but \(identity.uri) may have only DNS names "
+                            + "matching \(allowedDNSNames.map(\.text).joined(separator: ", ")) (the CA's allow-dns-sans). Remove "
+                            + "that name from the CSR, or ask the CA's operator to allow it.")
+                }
+                if !dnsNames.contains(dns.lowercased()) { dnsNames.append(dns.lowercased()) }
+                continue
+            }
             guard case .uniformResourceIdentifier(let uri) = name else {
                 throw IssuanceError(
                     .forbiddenSAN,
-                    "The CSR asks for \(GeneralName.describe(name)), but workload certificates carry only the SPIFFE ID "
-                        + "\(identity.uri). Remove DNS, IP and e-mail SANs from the CSR."
+                    "The CSR asks for \(GeneralName.describe(name).escapedForLog), but workload certificates carry only the SPIFFE ID "
+                        + "\(identity.uri). Remove DNS, IP and e-mail SANs from the CSR"
+                        + (name.isDNSName ? " (a DNS name needs the CA's allow-dns-sans policy for this identity)." : ".")
                 )
             }
             uris.append(uri)
@@ -176,5 +196,13 @@ public enum WorkloadCSR {
                     + "a certificate for its own identity; fix the agent's namespace, service account or trust domain."
             )
         }
+        return dnsNames
+    }
+}
+
+extension GeneralName {
+    fileprivate var isDNSName: Bool {
+        if case .dnsName = self { return true }
+        return false
     }
 }

@@ -9,12 +9,13 @@ import X509
 /// The X509-SVID leaf profile meshca issues, and the independent check of every signed result.
 ///
 /// Profile: version 3, random 128-bit positive serial, empty subject (an empty SEQUENCE), exactly one URI
-/// SAN (critical, because the subject is empty), KeyUsage digitalSignature (+ keyEncipherment for RSA keys
+/// SAN (critical, because the subject is empty) followed by the DNS names allowed by policy, if any, KeyUsage digitalSignature (+ keyEncipherment for RSA keys
 /// only; RFC 5480 forbids it on EC keys) critical, EKU serverAuth + clientAuth, BasicConstraints CA=false
 /// critical, AKI = the issuer's SKI, and an SKI of its own.
 enum X509SVIDProfile {
     static func extensions(
         identity: SPIFFEID,
+        dnsNames: [String] = [],
         publicKey: Certificate.PublicKey,
         isRSA: Bool,
         issuerKeyIdentifier: ArraySlice<UInt8>
@@ -23,7 +24,7 @@ enum X509SVIDProfile {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true, keyEncipherment: isRSA))
             try ExtendedKeyUsage([.serverAuth, .clientAuth])
-            Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.uri)]))
+            Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.uri)] + dnsNames.map { .dnsName($0) }))
             AuthorityKeyIdentifier(keyIdentifier: issuerKeyIdentifier)
             SubjectKeyIdentifier(hash: publicKey)
         }
@@ -31,7 +32,7 @@ enum X509SVIDProfile {
 
     /// Re-reads a freshly signed leaf and checks it against the profile, so a template bug can never
     /// reach a workload (SPIRE's credential validator does the same).
-    static func validate(_ leaf: Certificate, identity: SPIFFEID, signer: SigningIdentity) throws {
+    static func validate(_ leaf: Certificate, identity: SPIFFEID, dnsNames: [String] = [], signer: SigningIdentity) throws {
         func fail(_ what: String) -> IssuanceError {
             IssuanceError(.signingFailed, "The signed certificate failed the X509-SVID self-check (\(what)); it was not issued. This is a meshca bug; please report it.")
         }
@@ -40,7 +41,9 @@ enum X509SVIDProfile {
             throw fail("signature does not verify with the CA key")
         }
         guard reparsed.issuer == signer.certificate.subject else { throw fail("issuer name") }
-        guard reparsed.uriSANs == [identity.uri], reparsed.sanStrings.count == 1 else { throw fail("SAN") }
+        guard reparsed.uriSANs == [identity.uri], reparsed.sanStrings == ["URI:\(identity.uri)"] + dnsNames.map({ "DNS:\($0)" }) else {
+            throw fail("SAN")
+        }
         guard let san = reparsed.extensions[oid: .X509ExtensionID.subjectAlternativeName], san.critical else {
             throw fail("SAN not critical")
         }

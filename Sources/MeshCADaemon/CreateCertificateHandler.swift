@@ -25,6 +25,7 @@ public struct CreateCertificateHandler: CertificateSigner {
     private let rateLimiter: RateLimiter?
     private let failedAuthentications: RateLimiter?
     private let trustedNodeAccounts: Set<String>
+    private let dnsSANs: DNSSANPolicy
     private let metrics: CAMetrics
     private let logger: Logger
     private let now: @Sendable () -> Date
@@ -32,14 +33,17 @@ public struct CreateCertificateHandler: CertificateSigner {
     /// Joins the pieces of the daemon. `failedAuthentications` limits, per network address (IP), how many
     /// failed authentications are answered and recorded; past it, requests from there are refused unread with
     /// RESOURCE_EXHAUSTED and without a ledger write (nil: no limit). `trustedNodeAccounts` (`namespace/name`) may
-    /// send `ImpersonatedIdentity`. Each request is issued and recorded as of `now()`.
+    /// send `ImpersonatedIdentity`; `dnsSANs` says who may ask for DNS SANs. Each request is issued and recorded as of
+    /// `now()`.
     public init(
         service: IssuanceService, authenticator: CallerAuthenticator, rateLimiter: RateLimiter?,
-        failedAuthentications: RateLimiter? = nil, trustedNodeAccounts: [String] = [], metrics: CAMetrics, logger: Logger,
+        failedAuthentications: RateLimiter? = nil, trustedNodeAccounts: [String] = [], dnsSANs: DNSSANPolicy = DNSSANPolicy(),
+        metrics: CAMetrics, logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now
         self.trustedNodeAccounts = Set(trustedNodeAccounts)
+        self.dnsSANs = dnsSANs
         self.service = service
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
@@ -77,7 +81,9 @@ public struct CreateCertificateHandler: CertificateSigner {
                 )
             }
             let issuance = try await service.issue(
-                IssuanceRequest(csrPEM: call.csrPEM, identity: caller.identity, requestedTTL: call.requestedTTL),
+                IssuanceRequest(
+                    csrPEM: call.csrPEM, identity: caller.identity, requestedTTL: call.requestedTTL,
+                    allowedDNSNames: dnsSANs.patterns(for: caller.identity, in: service.authority.trustDomain)),
                 requester: caller.requester,
                 peer: call.remotePeer.escapedForLog,
                 consuming: caller.tokenUse,

@@ -89,6 +89,7 @@ public struct Daemon: Sendable {
             rateLimiter: config.rateLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             failedAuthentications: config.authFailureLimit.map { RateLimiter(count: $0.count, per: $0.per) },
             trustedNodeAccounts: config.trustedNodeAccounts,
+            dnsSANs: config.allowDNSSANs,
             metrics: metrics,
             logger: logger,
             now: time.now

@@ -121,6 +121,20 @@ extension DaemonConfiguration {
             if text == "none" || text == "off" { return $1.trustedNodeAccounts = [] }
             $1.trustedNodeAccounts = try $0.list(checking: DaemonConfiguration.nodeAccountProblem)
         },
+        KeySpec(
+            "allow-dns-sans", list: true,
+            accepts: "NAMESPACE/SERVICE-ACCOUNT=PATTERN items, comma-separated, where PATTERN is a DNS name or *. before one (one more label), or none (also off)",
+            example: "istio-system/istiod=istiod.istio-system.svc"
+        ) {
+            let text = $0.text.trimmingCharacters(in: .whitespaces).lowercased()
+            if text == "none" || text == "off" { return $1.allowDNSSANs = DNSSANPolicy() }
+            guard !$0.items.isEmpty else { throw ValueProblem("it lists nothing") }
+            do {
+                $1.allowDNSSANs = try DNSSANPolicy(parsing: $0.items)
+            } catch let problem as DNSSANPolicy.PolicyProblem {
+                throw ValueProblem(problem.why)
+            }
+        },
         KeySpec("jwt-keys", accepts: "the path of a readable JWKS file", example: "/etc/meshca/jwks.json") {
             $1.jwtKeysFile = try $0.readableFile()
         },

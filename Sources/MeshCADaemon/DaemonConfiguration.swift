@@ -32,6 +32,7 @@ import MeshCAIO
 /// | `auth-failure-limit` | ``authFailureLimit`` | `60/m` per network address |
 /// | `retry-window` | ``retryWindow`` | `5m` |
 /// | `trusted-node-accounts` | ``trustedNodeAccounts`` | none: `ImpersonatedIdentity` is refused |
+/// | `allow-dns-sans` | ``allowDNSSANs`` | none: DNS SANs are refused |
 /// | `jwt-keys` | ``jwtKeysFile`` | unset: no JWT authentication |
 /// | `jwt-issuer` | ``jwtIssuer`` | unset |
 /// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
@@ -75,6 +76,9 @@ public struct DaemonConfiguration: Sendable {
     /// with `ImpersonatedIdentity`, as istiod's `CA_TRUSTED_NODE_ACCOUNTS` (Istio's ambient mode: ztunnel,
     /// `istio-system/ztunnel`). Empty: every such request is refused. Key `trusted-node-accounts`.
     public var trustedNodeAccounts: [String] = []
+    /// Which service accounts may ask for which DNS names as DNS SANs besides their SPIFFE ID (`ns/sa=pattern`
+    /// items); empty: none may. Key `allow-dns-sans`.
+    public var allowDNSSANs = DNSSANPolicy()
     /// A JWKS file with the keys that sign Kubernetes service-account tokens; `nil` disables JWT
     /// authentication. A path, never the keys themselves. Key `jwt-keys`.
     public var jwtKeysFile: String? = nil

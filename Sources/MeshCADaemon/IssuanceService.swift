@@ -98,7 +98,7 @@ public struct IssuanceService: Sendable {
     private func answerAgain(_ request: IssuanceRequest, requester: Requester, peer: String, at now: Date) async throws -> Issuance? {
         guard
             let record = await repeats.earlierIssuance(csrPEM: request.csrPEM, identity: request.identity, requester: requester, at: now),
-            let csr = try? WorkloadCSR.check(pem: request.csrPEM, for: request.identity),
+            let csr = try? WorkloadCSR.check(pem: request.csrPEM, for: request.identity, allowedDNSNames: request.allowedDNSNames),
             csr.request.publicKey.sha256Fingerprint == record.publicKeySHA256,
             let certificate = try? Certificate(derEncoded: record.certificateDER),
             let issuance = authority.issuanceAgain(

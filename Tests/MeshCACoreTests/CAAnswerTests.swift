@@ -57,6 +57,17 @@ struct CAAnswerTests {
         #expect(unpinned?.code == .unacceptableAnswer)
         #expect(unpinned?.message.contains("does not contain the root pinned by the join token") == true)
 
+        // DNS names asked for (the agent's --dns-name) that the answer does not carry.
+        do {
+            _ = try CredentialBundle.accepted(
+                istioChain: answer, from: "ca:15012", for: identity, dnsNames: ["web.example.internal"], key: key.publicKey,
+                pinnedRootSHA256: nil)
+            Issue.record("an answer without the DNS name asked for was accepted")
+        } catch let error as IssuanceError {
+            #expect(error.code == .unacceptableAnswer)
+            #expect(error.message.contains("answered with no DNS names, not the web.example.internal (--dns-name) asked for"), "\(error)")
+        }
+
         // Not a chain at all.
         #expect(throws: IssuanceError.self) {
             _ = try CredentialBundle.accepted(

@@ -49,8 +49,8 @@ struct DaemonConfigurationTests {
         #expect(config.jwtKeysFile == nil && config.jwtIssuer == nil && config.jwtAudiences == ["istio-ca"])
         #expect(config.logLevel == .info)
         #expect(!config.initIfMissing)
-        #expect(config.trustedNodeAccounts.isEmpty)
-        #expect(DaemonConfiguration.keys.count == 23 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(config.trustedNodeAccounts.isEmpty && config.allowDNSSANs.isEmpty)
+        #expect(DaemonConfiguration.keys.count == 24 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
         #expect(DaemonConfiguration.keys.contains("state-poll-interval") && config.statePollInterval == .seconds(1))
     }
 
@@ -95,6 +95,22 @@ struct DaemonConfigurationTests {
                 + "Accepted: NAMESPACE/SERVICE-ACCOUNT pairs, comma-separated, or none (also off). Example: --trusted-node-accounts istio-system/ztunnel"
         ])
         #expect(try problems(environment: ["MESHCA_TRUSTED_NODE_ACCOUNTS": "istio-system/Ztunnel"]).first?.contains("uppercase \"Z\"") == true)
+    }
+
+    @Test("allow-dns-sans takes ns/sa=pattern items from the flag, MESHCA_ALLOW_DNS_SANS or a YAML list")
+    func allowDNSSANs() throws {
+        let flag = try load(flags: ["allow-dns-sans": "istio-system/istiod=istiod.istio-system.svc,default/web=*.example.internal"])
+        let identity = try SPIFFEID(parsing: "spiffe://cluster.local/ns/istio-system/sa/istiod")
+        let local = try TrustDomain("cluster.local")
+        let other = try TrustDomain("other.domain")
+        #expect(flag.allowDNSSANs.patterns(for: identity, in: local).map(\.text) == ["istiod.istio-system.svc"])
+        #expect(flag.allowDNSSANs.patterns(for: identity, in: other).isEmpty)
+        #expect(try load(environment: ["MESHCA_ALLOW_DNS_SANS": "default/web=web.svc"]).allowDNSSANs.items == ["default/web=web.svc"])
+        let file = try load(yaml: "allow-dns-sans:\n  - istio-system/istiod=istiod.istio-system.svc\n  - istio-system/istiod=istiod-remote.istio-system.svc\n")
+        #expect(file.allowDNSSANs.items == ["istio-system/istiod=istiod.istio-system.svc", "istio-system/istiod=istiod-remote.istio-system.svc"])
+        let found = try problems(flags: ["allow-dns-sans": "default/web=*.svc"])
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("allow-dns-sans (flag --allow-dns-sans) = \"default/web=*.svc\": \"default/web=*.svc\": a wildcard needs at least two labels") == true, "\(found)")
     }
 
     @Test("MESHCA_CONFIG names the file when --config is not given")

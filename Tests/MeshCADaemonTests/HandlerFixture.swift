@@ -28,10 +28,10 @@ struct HandlerFixture {
 
     /// A fixture whose token allows `tokenUses` uses and whose service and authenticator hand a repeated request
     /// the certificate already issued within `retryWindow` (off by default); `trustedNodeAccounts` (`ns/sa`) may
-    /// send `ImpersonatedIdentity`.
+    /// send `ImpersonatedIdentity`; `dnsSANs` says who may ask for DNS SANs.
     init(
         _ name: String, durable: Bool = false, tokenUses: Int = 10, retryWindow: Duration = .zero,
-        jwt: JWTAuthenticator? = nil, trustedNodeAccounts: [String] = []
+        jwt: JWTAuthenticator? = nil, trustedNodeAccounts: [String] = [], dnsSANs: DNSSANPolicy = DNSSANPolicy()
     ) async throws {
         dir = try TemporaryDirectory(name)
         let now = Date()
@@ -49,7 +49,7 @@ struct HandlerFixture {
             authenticator: CallerAuthenticator(
                 authority: pki.authority, tokens: TokenAuthenticator(ledger: ledger, trustDomain: pki.trustDomain),
                 jwt: jwt, ledger: ledger, retryWindow: retryWindow),
-            rateLimiter: nil, trustedNodeAccounts: trustedNodeAccounts, metrics: CAMetrics(), logger: log.logger())
+            rateLimiter: nil, trustedNodeAccounts: trustedNodeAccounts, dnsSANs: dnsSANs, metrics: CAMetrics(), logger: log.logger())
     }
 
     /// A call with the fixture's join token.

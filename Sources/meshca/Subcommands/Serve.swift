@@ -58,6 +58,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Service accounts (ns/sa, comma-separated) that may ask on behalf of a pod with ImpersonatedIdentity, as istiod's CA_TRUSTED_NODE_ACCOUNTS: istio-system/ztunnel for ambient mode (default none).", valueName: "ns/sa,..."))
     var trustedNodeAccounts: String?
 
+    @Option(
+        name: .customLong("allow-dns-sans"),
+        help: ArgumentHelp("Who may ask for DNS SANs: ns/sa=pattern items, comma-separated; a pattern is a DNS name or *. before one (default none).", valueName: "ns/sa=pattern,..."))
+    var allowDNSSans: String?
+
     @Option(help: ArgumentHelp("Public keys for Kubernetes service-account JWTs: PEM keys/certificates or a JWKS file.", valueName: "file"))
     var jwtKeys: String?
 
@@ -103,6 +108,7 @@ struct Serve: AsyncParsableCommand {
         flags["auth-failure-limit"] = authFailureLimit
         flags["retry-window"] = retryWindow
         flags["trusted-node-accounts"] = trustedNodeAccounts
+        flags["allow-dns-sans"] = allowDNSSans
         flags["jwt-keys"] = jwtKeys
         flags["jwt-issuer"] = jwtIssuer
         flags["jwt-audience"] = jwtAudience
