@@ -59,7 +59,9 @@ public struct Agent: Service {
     }
 
     public func run() async throws {
-        let directory = CredentialDirectory(path: configuration.outDirectory, keyMode: configuration.keyMode, owner: configuration.fileOwner)
+        let directory = CredentialDirectory(
+            path: configuration.outDirectory, keyMode: configuration.keyMode, owner: configuration.fileOwner,
+            combinedName: configuration.combinedPEM)
         var held = reuse(from: directory, at: time.now())
         if let held {
             broadcast.publish(held.credentials)
@@ -127,6 +129,10 @@ public struct Agent: Service {
 
     /// Valid files already on disk for this identity: key matching the leaf, not expired, a bundle.
     func reuse(from directory: CredentialDirectory, at now: Date) -> Held? {
+        // A combined file asked for since the files were written is missing: write a new version with it.
+        if let combined = configuration.combinedPEM, !FileManager.default.fileExists(atPath: directory.currentFiles + "/" + combined) {
+            return nil
+        }
         guard let files = directory.read(),
             let chain = try? Certificate.parseAll(pem: files.chainPEM), let leaf = chain.first,
             let roots = try? Certificate.parseAll(pem: files.bundlePEM), !roots.isEmpty,

@@ -53,6 +53,7 @@ public struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Roots to verify the CA with (default: the token's pinned root).", valueName: "file")) var rootCert: String?
     @Option(help: ArgumentHelp("Requested lifetime (default 24h).", valueName: "duration")) var ttl: String?
     @Option(help: ArgumentHelp("A DNS name for the certificate besides the SPIFFE ID; repeatable. The CA grants it only by its --allow-dns-sans policy.", valueName: "name")) var dnsName: [String] = []
+    @Option(help: ArgumentHelp("Also write the chain and the key together into this file in --out (mode as key.pem), swapped with the others: for HAProxy and curl.", valueName: "name")) var combinedPEM: String?
     @Option(help: ArgumentHelp("Workload key type (default ec-p256).", valueName: "type")) var keyType: String?
     @Option(help: ArgumentHelp("Fraction of the lifetime left when renewing (default 0.5).", valueName: "ratio")) var graceRatio: String?
     @Option(help: ArgumentHelp("Random spread of the renewal time, a fraction (default 0.1).", valueName: "fraction")) var jitter: String?
@@ -81,6 +82,7 @@ public struct AgentOptions: ParsableArguments {
         flags["root-cert"] = rootCert
         flags["ttl"] = ttl
         flags["dns-name"] = dnsName.isEmpty ? nil : dnsName.joined(separator: ",")
+        flags["combined-pem"] = combinedPEM
         flags["key-type"] = keyType
         flags["grace-ratio"] = graceRatio
         flags["jitter"] = jitter

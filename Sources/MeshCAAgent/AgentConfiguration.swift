@@ -66,6 +66,9 @@ public struct AgentConfiguration: Sendable {
     /// DNS names asked for besides the SPIFFE ID (`dns-name`), lowercase; the CA grants them only by its
     /// `allow-dns-sans` policy. Empty by default.
     public var dnsNames: [String] = []
+    /// A file name in ``outDirectory`` for the chain and the key together (`combined-pem`), swapped with the other
+    /// files and with `key.pem`'s mode; nil for none.
+    public var combinedPEM: String?
 
     /// Creates a configuration.
     public init(
@@ -202,6 +205,7 @@ extension AgentConfiguration {
         var logLevel = "info"
         var logFormat = LogFormat.text
         var dnsNames: [String] = []
+        var combinedPEM: String?
     }
 
     /// The settings' keys, as written in a config file; flags are `--KEY`, environment variables `MESHCA_AGENT_KEY`
@@ -298,6 +302,7 @@ extension AgentConfiguration {
         configuration.crlRefreshInterval = draft.crlRefresh
         configuration.logFormat = draft.logFormat
         configuration.dnsNames = draft.dnsNames
+        configuration.combinedPEM = draft.combinedPEM
         return (configuration, draft.logLevel)
     }
 
@@ -393,6 +398,14 @@ extension AgentConfiguration {
         },
         Key("out", accepts: "a directory path", example: "/var/run/secrets/workload") { setting, draft in
             draft.out = try nonEmpty(setting)
+        },
+        Key(
+            "combined-pem", accepts: "a file name (no directory) for the chain and key in one file, written in --out",
+            example: "combined.pem"
+        ) { setting, draft in
+            let name = setting.text.trimmed
+            if let why = CredentialDirectory.combinedNameProblem(name) { throw Problem(why) }
+            draft.combinedPEM = name
         },
         Key("token", accepts: "a join token from `meshca token create`", example: "mct1.…") { setting, draft in
             _ = try JoinToken(parsing: setting.text.trimmed)

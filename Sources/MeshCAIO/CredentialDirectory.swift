@@ -14,8 +14,10 @@ import Glibc
 /// ```
 /// DIR/..2026_11_27_11_48_00.123_ab12/   one complete version: cert-chain.pem, key.pem, root-cert.pem
 /// DIR/..data -> ..2026_11_27_11_48_00.123_ab12
-/// DIR/cert-chain.pem -> ..data/cert-chain.pem   (and key.pem, root-cert.pem)
+/// DIR/cert-chain.pem -> ..data/cert-chain.pem   (and key.pem, root-cert.pem, and the combined file if any)
 /// ```
+/// With a combined file name (`--combined-pem NAME`), each version also holds `NAME`: the chain followed by the
+/// key in one file (mode of `key.pem`), for servers and clients that read both from one path (HAProxy, curl).
 /// A new version is written and fsynced in full, then `..data` is replaced with one `rename(2)`, so the
 /// switch is atomic. A reader that must never mix versions resolves `..data` once and reads the files
 /// from that version directory; one that opens the top-level names sees each file whole, and the old
@@ -27,16 +29,34 @@ public struct CredentialDirectory: Sendable {
     public let keyMode: mode_t
     /// Owner and group for the files (`--file-owner`), or nil to keep the agent's.
     public let owner: (uid: uid_t, gid: gid_t)?
+    /// The name of the file holding chain and key together (`--combined-pem`), or nil for none.
+    public let combinedName: String?
 
     static let dataLink = "..data"
     static let files = [CredentialFiles.chainFile, CredentialFiles.keyFile, CredentialFiles.bundleFile]
 
-    /// The directory at `path`.
-    public init(path: String, keyMode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil) {
+    /// The directory at `path`; `combinedName` adds a file with the chain and the key (check it with
+    /// ``combinedNameProblem(_:)`` first).
+    public init(path: String, keyMode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil, combinedName: String? = nil) {
         self.path = path
         self.keyMode = keyMode
         self.owner = owner
+        self.combinedName = combinedName
     }
+
+    /// Why `name` cannot be the combined file's name, or nil: a plain file name, not one of the three files nor a
+    /// name the version layout uses.
+    public static func combinedNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "it is empty" }
+        if name.contains("/") { return "it is a path; give a file name, which is written in --out" }
+        if name.hasPrefix(".") { return "it starts with \".\" (names starting with \"..\" are the agent's versions)" }
+        if files.contains(name) || name == "crl.pem" { return "it is the name of a file the agent already writes" }
+        if name.utf8.count > 200 { return "it is longer than 200 bytes" }
+        return nil
+    }
+
+    /// The files of one version: the three, and the combined one when configured.
+    private var versionFiles: [String] { Self.files + (combinedName.map { [$0] } ?? []) }
 
     /// Writes a complete new version and switches to it atomically; returns the version directory name.
     @discardableResult
@@ -51,8 +71,12 @@ public struct CredentialDirectory: Sendable {
             try AtomicFile.write(keyPEM, to: versionPath + "/" + CredentialFiles.keyFile, mode: keyMode)
             try AtomicFile.write(chainPEM, to: versionPath + "/" + CredentialFiles.chainFile, mode: 0o644)
             try AtomicFile.write(bundlePEM, to: versionPath + "/" + CredentialFiles.bundleFile, mode: 0o644)
+            if let combinedName {
+                let chain = chainPEM.hasSuffix("\n") ? chainPEM : chainPEM + "\n"
+                try AtomicFile.write(chain + keyPEM, to: versionPath + "/" + combinedName, mode: keyMode)
+            }
             if let owner {
-                for name in Self.files + [""] where chown(versionPath + (name.isEmpty ? "" : "/" + name), owner.uid, owner.gid) != 0 {
+                for name in versionFiles + [""] where chown(versionPath + (name.isEmpty ? "" : "/" + name), owner.uid, owner.gid) != 0 {
                     throw failure("changing the owner of \(versionPath)/\(name)", errno)
                 }
             }
@@ -62,7 +86,7 @@ public struct CredentialDirectory: Sendable {
         }
         let previous = currentVersion
         try replaceSymlink(Self.dataLink, pointingTo: version)
-        for name in Self.files where currentLinkTarget(name) != Self.dataLink + "/" + name {
+        for name in versionFiles where currentLinkTarget(name) != Self.dataLink + "/" + name {
             try replaceSymlink(name, pointingTo: Self.dataLink + "/" + name)
         }
         removeVersions(except: [version, previous].compactMap { $0 })

@@ -49,6 +49,29 @@ struct CredentialDirectoryTests {
         #expect(try dir.mode("\(version)/key.pem") == 0o640)
     }
 
+    @Test("A combined file (chain, then key; the key's mode) is part of every version and swapped with the others")
+    func combined() throws {
+        let dir = try TemporaryDirectory("creds")
+        defer { dir.remove() }
+        let store = CredentialDirectory(path: dir.path, keyMode: 0o600, combinedName: "haproxy.pem")
+        let first = try store.write(chainPEM: "chain-1\n", keyPEM: "key-1\n", bundlePEM: "roots-1")
+        #expect(try dir.read("haproxy.pem") == "chain-1\nkey-1\n")
+        #expect(try dir.mode("\(first)/haproxy.pem") == 0o600)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir.file("haproxy.pem")) == "..data/haproxy.pem")
+        let second = try store.write(chainPEM: "chain-2", keyPEM: "key-2\n", bundlePEM: "roots-2")
+        #expect(try dir.read("\(second)/haproxy.pem") == "chain-2\nkey-2\n", "a newline is added between chain and key")
+        #expect(try dir.read("haproxy.pem") == "chain-2\nkey-2\n")
+        #expect(try dir.read("\(first)/haproxy.pem") == "chain-1\nkey-1\n", "the previous version stays whole")
+    }
+
+    @Test("The combined file's name must be a plain name the agent does not already use")
+    func combinedNames() {
+        #expect(CredentialDirectory.combinedNameProblem("haproxy.pem") == nil)
+        for bad in ["", "a/b.pem", "../x.pem", "..data", ".hidden", "key.pem", "cert-chain.pem", "root-cert.pem", "crl.pem"] {
+            #expect(CredentialDirectory.combinedNameProblem(bad) != nil, "\(bad)")
+        }
+    }
+
     @Test("An --out that is a file is refused with the path")
     func notADirectory() throws {
         let dir = try TemporaryDirectory("creds")
