@@ -39,4 +39,5 @@ if [ $# -eq 0 ]; then
     swift build -c release --static-swift-stdlib --product meshca
     swift build -c release --static-swift-stdlib --product meshca-agent
     scripts/smoke-release.sh "$(swift build -c release --static-swift-stdlib --show-bin-path)"
+    scripts/check-container.sh "$(swift build -c release --static-swift-stdlib --show-bin-path)"
 fi
