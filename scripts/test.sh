@@ -33,6 +33,9 @@ swift build --build-tests
 export SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH:-$((4 * $(nproc)))}"
 swift test --skip-build "$@"
 scripts/check-deploy.sh
+# The nginx, HAProxy and curl recipes of docs/recipes.md, across certificate renewals.
+ensure_system_packages nginx-light haproxy curl || true
+scripts/check-recipes.sh "$(swift build --show-bin-path)"
 # The release binaries scripts/quickstart.sh builds (static Swift runtime, no ICU data) behave differently
 # from the debug build in places; run them end to end too. Skipped when a test filter was given.
 if [ $# -eq 0 ]; then
