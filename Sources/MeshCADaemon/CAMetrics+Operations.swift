@@ -17,6 +17,8 @@ import Synchronization
 /// | `meshca_ledger_usable` / `meshca_ca_usable` | gauge, 1 or 0 | ``publishHealth(ledger:ca:)`` |
 /// | `meshca_crl_next_update_timestamp_seconds` | gauge, Unix seconds, read at each scrape | ``publishCRL(_:)`` |
 /// | `meshca_grpc_requests_total{method,code}` | counter | ``requestCompleted(method:code:)`` |
+/// | `meshca_jwt_keys_age_seconds` | gauge, computed at each scrape (absent before the first fetch) | ``publishJWTKeys(fetchedAt:)`` (`jwks-url`) |
+/// | `meshca_jwt_keys_refresh_failures_total` | counter | ``jwtKeysRefreshFailed()`` |
 /// | `meshca_build_info{version,commit}` | gauge, always 1 | ``addProcessMetrics()`` |
 /// | `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds`, `process_cpu_seconds_total` | read from /proc/self at each scrape | ``addProcessMetrics()`` |
 extension CAMetrics {
@@ -54,6 +56,31 @@ extension CAMetrics {
             if let crl = current() { nextUpdate.set(crl.nextUpdate.timeIntervalSince1970) }
             return ""
         }
+    }
+
+    /// Publishes, at every scrape, how old the JWT key set fetched from `jwks-url` is (nothing before the first fetch).
+    public func publishJWTKeys(fetchedAt: @escaping @Sendable () -> Date?) {
+        let age = gauge(
+            "meshca_jwt_keys_age_seconds",
+            "Seconds since the JWT keys in use were fetched from jwks-url; grows while refreshes fail (the last good set stays in use).")
+        jwtKeysRefreshFailures.increment(by: Int64(0))
+        let now = self.now
+        onScrape {
+            if let fetched = fetchedAt() { age.set(max(0, now().timeIntervalSince(fetched))) }
+            return ""
+        }
+    }
+
+    /// Counts a failed fetch of the JWT keys from `jwks-url`.
+    public func jwtKeysRefreshFailed() {
+        jwtKeysRefreshFailures.increment()
+    }
+
+    private var jwtKeysRefreshFailures: Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "meshca_jwt_keys_refresh_failures_total", unitName: "",
+                helpText: "Fetches of the JWT keys from jwks-url that failed (the last good key set stayed in use)."))
     }
 
     /// Counts one finished gRPC call by its full method name and final status code (`OK`, `INVALID_ARGUMENT`, ...).

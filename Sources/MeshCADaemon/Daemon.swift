@@ -70,11 +70,25 @@ public struct Daemon: Sendable {
         metrics.addProcessMetrics()
         metrics.setCAExpiry(of: state.signer)
 
-        let jwt = try await config.jwtKeysFile.asyncMap {
-            try await JWTAuthenticator(
-                keysFile: $0, issuer: config.jwtIssuer, audiences: config.jwtAudiences, trustDomain: state.trustDomain,
-                maxLifetime: config.jwtMaxLifetime)
+        // JWT keys from the cluster (jwks-url): fetched once before serving, then refreshed by their own service.
+        let remoteKeys = try config.jwksURL.map {
+            try RemoteJWTKeys(
+                source: .init(url: $0, caFile: config.jwksCAFile, tokenFile: config.jwksTokenFile, refresh: config.jwksRefresh),
+                time: time, logger: logger, metrics: metrics)
         }
+        if let remoteKeys { await remoteKeys.refresh() }
+        let jwt: JWTAuthenticator? =
+            if let remoteKeys {
+                JWTAuthenticator(
+                    remote: remoteKeys, issuer: config.jwtIssuer, audiences: config.jwtAudiences, trustDomain: state.trustDomain,
+                    maxLifetime: config.jwtMaxLifetime)
+            } else {
+                try await config.jwtKeysFile.asyncMap {
+                    try await JWTAuthenticator(
+                        keysFile: $0, issuer: config.jwtIssuer, audiences: config.jwtAudiences, trustDomain: state.trustDomain,
+                        maxLifetime: config.jwtMaxLifetime)
+                }
+            }
         for warning in config.warnings { logger.warning("\(warning)") }
         let authenticator = CallerAuthenticator(
             authority: authority,
@@ -146,7 +160,7 @@ public struct Daemon: Sendable {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
+                services: (remoteKeys.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     .init(service: monitoring),
                     .init(service: crls),
                     .init(service: healthMonitor),

@@ -138,6 +138,24 @@ extension DaemonConfiguration {
         KeySpec("jwt-keys", accepts: "the path of a readable JWKS file", example: "/etc/meshca/jwks.json") {
             $1.jwtKeysFile = try $0.readableFile()
         },
+        KeySpec("jwks-url", accepts: "an https:// (or http://) URL of a JWKS document or an OIDC discovery document", example: "https://kubernetes.default.svc/openid/v1/jwks") {
+            let text = try $0.nonEmpty().trimmingCharacters(in: .whitespaces)
+            guard let url = URL(string: text), ["https", "http"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                throw ValueProblem("it is not an http(s) URL with a host")
+            }
+            $1.jwksURL = text
+        },
+        KeySpec("jwks-ca-file", accepts: "the path of a readable PEM file of CA certificates", example: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt") {
+            $1.jwksCAFile = try $0.readableFile()
+        },
+        KeySpec("jwks-token-file", accepts: "the path of a readable file holding a bearer token", example: "/var/run/secrets/kubernetes.io/serviceaccount/token") {
+            $1.jwksTokenFile = try $0.readableFile()
+        },
+        KeySpec("jwks-refresh", accepts: "a duration from 10s to 24h, such as 5m or 1h", example: "5m") {
+            $1.jwksRefresh = try HumanDuration.parse($0.text)
+            guard $1.jwksRefresh >= .seconds(10) else { throw ValueProblem("it is shorter than 10s") }
+            guard $1.jwksRefresh <= .seconds(86_400) else { throw ValueProblem("it is longer than 24h") }
+        },
         KeySpec("jwt-issuer", accepts: "the token issuer, non-empty", example: "https://kubernetes.default.svc") {
             $1.jwtIssuer = try $0.nonEmpty()
         },
@@ -382,13 +400,19 @@ struct SettingsReader {
             let why = "it is longer than max-ttl (\(maxSource)) = \"\(maxText)\"; lower default-ttl or raise max-ttl"
             problems.append(setting.problem(why, example: maxText))
         }
-        if config.jwtIssuer != nil, config.jwtKeysFile == nil, !failed.contains("jwt-keys"),
+        if config.jwtIssuer != nil, config.jwtKeysFile == nil, config.jwksURL == nil, failed.isDisjoint(with: ["jwt-keys", "jwks-url"]),
             let setting = settings["jwt-issuer"]
         {
             problems.append(
                 setting.problem(
-                    "it is set but jwt-keys is not, and only tokens verified with those keys are checked; set jwt-keys too"
+                    "it is set but neither jwt-keys nor jwks-url is, and only tokens verified with those keys are checked; set one of them too"
                 ))
+        }
+        if config.jwtKeysFile != nil, config.jwksURL != nil, let setting = settings["jwks-url"] {
+            problems.append(setting.problem("jwt-keys is set too; give the keys one way: a file (jwt-keys) or a URL (jwks-url)"))
+        }
+        for key in ["jwks-ca-file", "jwks-token-file", "jwks-refresh"] where config.jwksURL == nil && !failed.contains("jwks-url") {
+            if let setting = settings[key] { problems.append(setting.problem("it applies to jwks-url, which is not set; set jwks-url too")) }
         }
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return config

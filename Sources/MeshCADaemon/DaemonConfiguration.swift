@@ -34,6 +34,10 @@ import MeshCAIO
 /// | `trusted-node-accounts` | ``trustedNodeAccounts`` | none: `ImpersonatedIdentity` is refused |
 /// | `allow-dns-sans` | ``allowDNSSANs`` | none: DNS SANs are refused |
 /// | `jwt-keys` | ``jwtKeysFile`` | unset: no JWT authentication |
+/// | `jwks-url` | ``jwksURL`` | unset: keys only from `jwt-keys` |
+/// | `jwks-ca-file` | ``jwksCAFile`` | unset: the system's roots |
+/// | `jwks-token-file` | ``jwksTokenFile`` | unset: no `Authorization` header |
+/// | `jwks-refresh` | ``jwksRefresh`` | `5m` |
 /// | `jwt-issuer` | ``jwtIssuer`` | unset |
 /// | `jwt-audience` | ``jwtAudiences`` | `istio-ca` |
 /// | `jwt-max-lifetime` | ``jwtMaxLifetime`` | `48h` |
@@ -82,6 +86,18 @@ public struct DaemonConfiguration: Sendable {
     /// A JWKS file with the keys that sign Kubernetes service-account tokens; `nil` disables JWT
     /// authentication. A path, never the keys themselves. Key `jwt-keys`.
     public var jwtKeysFile: String? = nil
+    /// Where to fetch the keys that sign service-account tokens instead: the API server's `/openid/v1/jwks`, or an
+    /// OIDC discovery document (`.../.well-known/openid-configuration`) naming its `jwks_uri`. Key `jwks-url`.
+    public var jwksURL: String? = nil
+    /// The roots that verify `jwks-url`'s server (in a pod, the service account's `ca.crt`); `nil`: the system's.
+    /// Key `jwks-ca-file`.
+    public var jwksCAFile: String? = nil
+    /// A file holding a bearer token for `jwks-url` (in a pod, the service account's token), read at every fetch.
+    /// Key `jwks-token-file`.
+    public var jwksTokenFile: String? = nil
+    /// How often the keys are fetched again from `jwks-url` (also, at most every 15 s, for a token naming an
+    /// unknown key id). Key `jwks-refresh`.
+    public var jwksRefresh: Duration = .seconds(300)
     /// The `iss` that tokens must carry; `nil` accepts any issuer the keys verify. Key `jwt-issuer`.
     public var jwtIssuer: String? = nil
     /// The `aud` values of which a token must carry at least one. Key `jwt-audience`.
@@ -112,9 +128,9 @@ public struct DaemonConfiguration: Sendable {
     /// Settings that are valid but weaken what the daemon checks, one sentence each, for the log at start.
     public var warnings: [String] {
         var warnings: [String] = []
-        if jwtKeysFile != nil, jwtIssuer == nil {
+        if jwtKeysFile != nil || jwksURL != nil, jwtIssuer == nil {
             warnings.append(
-                "jwt-keys is set without jwt-issuer, so any token those keys verify is accepted, whatever its issuer. "
+                "\(jwksURL != nil ? "jwks-url" : "jwt-keys") is set without jwt-issuer, so any token those keys verify is accepted, whatever its issuer. "
                     + "Set jwt-issuer to the API server's issuer (kubectl get --raw /.well-known/openid-configuration)."
             )
         }

@@ -16,7 +16,14 @@ import X509
 /// from the `kubernetes.io` claim (namespace and service account name) or from
 /// `sub = system:serviceaccount:<ns>:<sa>`.
 public struct JWTAuthenticator: Sendable {
-    private let keys: JWTKeyCollection
+    /// Where the verification keys come from.
+    private enum Keys: Sendable {
+        /// Loaded once from `jwt-keys`.
+        case fixed(JWTKeyCollection)
+        /// Fetched from `jwks-url`, refreshed periodically and for unknown key ids.
+        case remote(RemoteJWTKeys)
+    }
+    private let keys: Keys
     private let issuer: String?
     private let audiences: [String]
     private let trustDomain: TrustDomain
@@ -53,11 +60,54 @@ public struct JWTAuthenticator: Sendable {
                     + "or the JWKS document from the API server: kubectl get --raw /openid/v1/jwks > \(keysFile)"
             )
         }
-        self.keys = keys
+        self.keys = .fixed(keys)
         self.issuer = issuer
         self.audiences = audiences
         self.trustDomain = trustDomain
         self.maxLifetime = maxLifetime
+    }
+
+    /// Verifies with the keys `remote` fetches (`jwks-url`).
+    public init(
+        remote: RemoteJWTKeys, issuer: String?, audiences: [String], trustDomain: TrustDomain,
+        maxLifetime: Duration = JWTAuthenticator.defaultMaxLifetime
+    ) {
+        self.keys = .remote(remote)
+        self.issuer = issuer
+        self.audiences = audiences
+        self.trustDomain = trustDomain
+        self.maxLifetime = maxLifetime
+    }
+
+    /// The key collection to verify `jwt` with: for remote keys, fetched again first when the token names a key id
+    /// the set does not hold (at most every 15 s).
+    private func collection(for jwt: String) async throws -> JWTKeyCollection {
+        switch keys {
+        case .fixed(let collection):
+            return collection
+        case .remote(let remote):
+            if let keyID = Self.keyID(of: jwt), let current = remote.current, !current.keyIDs.contains(keyID) {
+                _ = await remote.refreshForUnknownKey(keyID)
+            }
+            guard let current = remote.current else {
+                throw AuthenticationFailure(
+                    method: "jwt",
+                    "The JWT keys have not been fetched from \(remote.source.url) yet (\(remote.lastError ?? "no fetch finished")); "
+                        + "service-account tokens cannot be checked. See the daemon's log and jwks-url.")
+            }
+            return current.keys
+        }
+    }
+
+    /// The `kid` in a compact JWT's header, if it has one.
+    static func keyID(of jwt: String) -> String? {
+        guard let header = jwt.split(separator: ".", maxSplits: 1).first else { return nil }
+        var base64 = header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return object["kid"] as? String
     }
 
     private static func add(_ document: PEMDocument, to keys: JWTKeyCollection) async throws {
@@ -80,10 +130,11 @@ public struct JWTAuthenticator: Sendable {
     public func authenticate(_ jwt: String, at now: Date) async throws -> AuthenticatedCaller {
         func fail(_ message: String) -> AuthenticationFailure { AuthenticationFailure(method: "jwt", message) }
         let claims: ServiceAccountClaims
+        let keys = try await collection(for: jwt)
         do {
             claims = try await keys.verify(jwt, as: ServiceAccountClaims.self, iteratingKeys: true)
         } catch {
-            throw fail("The service-account token's signature does not verify with the configured JWT keys (\(Self.reason(error))). Check --jwt-keys against the cluster's /openid/v1/jwks.")
+            throw fail("The service-account token's signature does not verify with the configured JWT keys (\(Self.reason(error))). \(checkKeys)")
         }
         if let issuer, claims.iss?.value != issuer {
             throw fail("The service-account token's issuer is \(claims.iss?.value ?? "missing"), expected \(issuer) (--jwt-issuer).")
@@ -121,6 +172,14 @@ public struct JWTAuthenticator: Sendable {
             identity: identity,
             requester: Requester(name: "jwt:system:serviceaccount:\(namespace):\(serviceAccount)", authMethod: "jwt")
         )
+    }
+
+    /// What to check when a signature does not verify.
+    private var checkKeys: String {
+        switch keys {
+        case .fixed: "Check --jwt-keys against the cluster's /openid/v1/jwks."
+        case .remote(let remote): "The keys were fetched from \(remote.source.url) (jwks-url); is the token from that cluster?"
+        }
     }
 
     private static func reason(_ error: any Error) -> String {

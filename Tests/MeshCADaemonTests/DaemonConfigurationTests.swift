@@ -50,7 +50,7 @@ struct DaemonConfigurationTests {
         #expect(config.logLevel == .info)
         #expect(!config.initIfMissing)
         #expect(config.trustedNodeAccounts.isEmpty && config.allowDNSSANs.isEmpty)
-        #expect(DaemonConfiguration.keys.count == 24 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(DaemonConfiguration.keys.count == 28 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
         #expect(DaemonConfiguration.keys.contains("state-poll-interval") && config.statePollInterval == .seconds(1))
     }
 

@@ -66,6 +66,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Public keys for Kubernetes service-account JWTs: PEM keys/certificates or a JWKS file.", valueName: "file"))
     var jwtKeys: String?
 
+    @Option(
+        name: .customLong("jwks-url"),
+        help: ArgumentHelp(
+            "Fetch the service-account JWT keys from this URL and keep them fresh: the API server's /openid/v1/jwks, or an OIDC discovery URL.",
+            valueName: "url"))
+    var jwksURL: String?
+
+    @Option(name: .customLong("jwks-ca-file"), help: ArgumentHelp("PEM roots that verify --jwks-url's server (default: the system's).", valueName: "file"))
+    var jwksCAFile: String?
+
+    @Option(name: .customLong("jwks-token-file"), help: ArgumentHelp("A file whose token is sent to --jwks-url as Authorization: Bearer (re-read at every fetch).", valueName: "file"))
+    var jwksTokenFile: String?
+
+    @Option(name: .customLong("jwks-refresh"), help: ArgumentHelp("How often --jwks-url is fetched again (default 5m).", valueName: "duration"))
+    var jwksRefresh: String?
+
     @Option(help: ArgumentHelp("Required `iss` of service-account JWTs.", valueName: "issuer"))
     var jwtIssuer: String?
 
@@ -110,6 +126,10 @@ struct Serve: AsyncParsableCommand {
         flags["trusted-node-accounts"] = trustedNodeAccounts
         flags["allow-dns-sans"] = allowDNSSans
         flags["jwt-keys"] = jwtKeys
+        flags["jwks-url"] = jwksURL
+        flags["jwks-ca-file"] = jwksCAFile
+        flags["jwks-token-file"] = jwksTokenFile
+        flags["jwks-refresh"] = jwksRefresh
         flags["jwt-issuer"] = jwtIssuer
         flags["jwt-audience"] = jwtAudience
         flags["jwt-max-lifetime"] = jwtMaxLifetime

@@ -1,0 +1,51 @@
+"""An HTTPS server standing in for the Kubernetes API server's JWKS endpoints in RemoteJWTKeysTests.
+
+Serves GET PATH from the file DIRECTORY/<PATH with "/" as "_">, so /openid/v1/jwks is "_openid_v1_jwks" and the
+test rotates keys by rewriting that file. With a TOKEN argument every request must carry "Authorization: Bearer
+TOKEN" (else 401). Prints "PORT n" once listening and "GET path status" for every request.
+
+    python3 jwks_server.py DIRECTORY CERT_CHAIN_PEM KEY_PEM [TOKEN]
+"""
+import http.server
+import os
+import signal
+import ssl
+import sys
+
+# The test process ignores or blocks SIGTERM (its in-process daemons handle it through ServiceLifecycle) and
+# children inherit that; stop on it as a server should.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+directory, chain, key = sys.argv[1:4]
+token = sys.argv[4] if len(sys.argv) > 4 else None
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if token is not None and self.headers.get("Authorization") != "Bearer " + token:
+            return self.answer(401, b'{"message":"Unauthorized"}')
+        path = os.path.join(directory, self.path.split("?")[0].replace("/", "_"))
+        if not os.path.isfile(path):
+            return self.answer(404, b'{"message":"not found"}')
+        with open(path, "rb") as f:
+            self.answer(200, f.read())
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        print("GET", self.path, status, flush=True)
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(chain, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print("PORT", server.server_address[1], flush=True)
+server.serve_forever()
