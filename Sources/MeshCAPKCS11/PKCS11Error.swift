@@ -48,8 +48,8 @@ public struct PKCS11Error: Error, Sendable, CustomStringConvertible {
         return Self.recoverable.contains(rv)
     }
 
-    /// Whether the module must be initialized again (someone called C_Finalize).
-    var needsModuleReload: Bool {
+    /// Whether the module must be initialized again because someone called C_Finalize.
+    var moduleFinalized: Bool {
         returnValue == UInt(CKR_CRYPTOKI_NOT_INITIALIZED)
     }
 

@@ -1,29 +1,59 @@
 import CPKCS11
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A PKCS#11 module (shared library) loaded once per process with `dlopen` and initialized with OS locking.
 ///
 /// Every token and key from the same `module-path` shares one module. When a call reports that the module is no
-/// longer initialized (someone called C_Finalize), ``reload(after:)`` initializes it again; ``generation`` tells
-/// sessions opened before that they are gone. meshca itself never calls C_Finalize: another thread may be inside
-/// the module, and finalizing under it is undefined behaviour in most modules.
+/// longer initialized (someone called C_Finalize), or a token it had vanished (a module such as SoftHSM lists
+/// its tokens once, at C_Initialize), ``reload(after:)`` finalizes and initializes it again; ``generation`` tells
+/// sessions opened before that they are gone. Every use of the module holds ``shared(_:)``, and a reload waits
+/// for them to finish (a write lock), so no thread is inside the module while it is finalized.
 final class PKCS11Module: Sendable {
     /// The module's file.
     let path: String
     /// The module's function table (immutable once loaded).
     nonisolated(unsafe) let functions: CK_FUNCTION_LIST_PTR
     private let state = Mutex(State())
+    /// Held shared by every use of the module, exclusively by a reload. Writers are preferred, so a stream of
+    /// signatures cannot keep a reload waiting for ever.
+    nonisolated(unsafe) private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
     private struct State {
         var initialized = false
         var generation = 0
+        var lastReload: ContinuousClock.Instant?
     }
+
+    /// The shortest time between two reloads: while a token stays away, requests do not reload the module
+    /// back to back.
+    static let reloadInterval: Duration = .milliseconds(500)
 
     private static let loaded = Mutex<[String: PKCS11Module]>([:])
 
     private init(path: String, functions: CK_FUNCTION_LIST_PTR) {
         self.path = path
         self.functions = functions
+        lock = .allocate(capacity: 1)
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        #if canImport(Glibc)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        #endif
+        pthread_rwlock_init(lock, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
+    }
+
+    /// Runs `body`, which calls into the module, while no reload can happen. Not re-entrant.
+    func shared<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
     }
 
     /// The module at `path`, loaded on first use (and never unloaded: its threads and handles live as long as the process).
@@ -59,12 +89,19 @@ final class PKCS11Module: Sendable {
         return try result.get()
     }
 
-    /// Initializes the module again after it was finalized, unless another thread already did since `generation`.
-    func reload(after generation: Int) {
+    /// Finalizes (when `finalize`) and initializes the module again, unless another thread already did since
+    /// `generation` or a reload happened less than ``reloadInterval`` ago. Must not be called inside ``shared(_:)``.
+    func reload(after generation: Int, finalize: Bool) {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
         state.withLock { state in
             guard state.generation == generation else { return }
+            let now = ContinuousClock.now
+            if finalize, let last = state.lastReload, now - last < Self.reloadInterval { return }
+            if finalize && state.initialized { _ = functions.pointee.C_Finalize!(nil) }
             state.initialized = initialize() == nil
             state.generation += 1
+            state.lastReload = now
         }
     }
 

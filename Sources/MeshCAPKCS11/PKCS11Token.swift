@@ -26,6 +26,9 @@ final class PKCS11Token: Sendable {
         var moduleGeneration = -1
         var idle: [CK_SESSION_HANDLE] = []
         var loggedIn = false
+        /// Whether the token was ever found: a token that vanishes afterwards may need the module reloaded to be
+        /// seen again, a token never found (a typo in the URI) does not.
+        var found = false
     }
 
     private static let tokens = Mutex<[PKCS11URI: PKCS11Token]>([:])
@@ -67,20 +70,22 @@ final class PKCS11Token: Sendable {
             attempt += 1
             var epoch = pool.withLock { $0.epoch }
             do throws(PKCS11Error) {
-                let (session, current) = try checkOut()
-                epoch = current
-                let result: T
-                do throws(PKCS11Error) {
-                    result = try body(session, current)
-                } catch {
-                    if !error.isRecoverable { checkIn(session, epoch: current) }
-                    throw error
+                return try module.shared { () throws(PKCS11Error) -> T in
+                    let (session, current) = try checkOut()
+                    epoch = current
+                    let result: T
+                    do throws(PKCS11Error) {
+                        result = try body(session, current)
+                    } catch {
+                        if !error.isRecoverable { checkIn(session, epoch: current) }
+                        throw error
+                    }
+                    checkIn(session, epoch: current)
+                    return result
                 }
-                checkIn(session, epoch: current)
-                return result
             } catch {
                 guard error.isRecoverable else { throw error }
-                reset(epoch: epoch, reloadModule: error.needsModuleReload)
+                reset(epoch: epoch, after: error)
                 if attempt >= 2 { throw error }
             }
         }
@@ -97,13 +102,16 @@ final class PKCS11Token: Sendable {
             let (slot, epoch) = try withSession { (_, epoch) throws(PKCS11Error) in (pool.withLock { $0.slot }, epoch) }
             guard let slot else { throw PKCS11Error(.tokenNotFound, "The \(name) went away; try again.") }
             do throws(PKCS11Error) {
-                var session = CK_SESSION_HANDLE(0)
-                try module.check(f.C_OpenSession!(slot, CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &session), "C_OpenSession", name)
-                defer { _ = f.C_CloseSession!(session) }
-                return try body(session)
+                return try module.shared { () throws(PKCS11Error) -> T in
+                    var session = CK_SESSION_HANDLE(0)
+                    try module.check(
+                        f.C_OpenSession!(slot, CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &session), "C_OpenSession", name)
+                    defer { _ = f.C_CloseSession!(session) }
+                    return try body(session)
+                }
             } catch {
                 guard error.isRecoverable, attempt < 2 else { throw error }
-                reset(epoch: epoch, reloadModule: error.needsModuleReload)
+                reset(epoch: epoch, after: error)
             }
         }
     }
@@ -115,12 +123,13 @@ final class PKCS11Token: Sendable {
             do throws(PKCS11Error) {
                 if pool.moduleGeneration != generation {
                     // The module was reloaded: every session and handle from before is gone.
-                    pool = Pool(slot: nil, epoch: pool.epoch + 1, moduleGeneration: generation, idle: [], loggedIn: false)
+                    pool = Pool(slot: nil, epoch: pool.epoch + 1, moduleGeneration: generation, idle: [], loggedIn: false, found: pool.found)
                 }
                 if let session = pool.idle.popLast() { return .success((session, pool.epoch)) }
                 let slot: CK_SLOT_ID
                 if let known = pool.slot { slot = known } else { slot = try findSlot() }
                 pool.slot = slot
+                pool.found = true
                 var session = CK_SESSION_HANDLE(0)
                 try module.check(f.C_OpenSession!(slot, CK_FLAGS(CKF_SERIAL_SESSION), nil, nil, &session), "C_OpenSession", name)
                 if !pool.loggedIn {
@@ -158,15 +167,24 @@ final class PKCS11Token: Sendable {
         if stale { _ = module.functions.pointee.C_CloseSession!(session) }
     }
 
-    /// Drops every session (which logs the user out) so the next call looks the token up and logs in again.
-    private func reset(epoch: Int, reloadModule: Bool) {
+    /// Drops every session (which logs the user out) so the next call looks the token up and logs in again; after
+    /// `error` says the module was finalized, or a token found before is gone from its slot list, reloads the module.
+    private func reset(epoch: Int, after error: PKCS11Error) {
         let generation = module.generation
-        pool.withLock { pool in
-            guard pool.epoch == epoch else { return }
-            if let slot = pool.slot { _ = module.functions.pointee.C_CloseAllSessions!(slot) }
-            pool = Pool(slot: nil, epoch: pool.epoch + 1, moduleGeneration: pool.moduleGeneration, idle: [], loggedIn: false)
+        let found = module.shared {
+            pool.withLock { pool -> Bool in
+                if pool.epoch == epoch {
+                    if let slot = pool.slot { _ = module.functions.pointee.C_CloseAllSessions!(slot) }
+                    pool = Pool(slot: nil, epoch: pool.epoch + 1, moduleGeneration: pool.moduleGeneration, idle: [], loggedIn: false, found: pool.found)
+                }
+                return pool.found
+            }
         }
-        if reloadModule { module.reload(after: generation) }
+        if error.moduleFinalized {
+            module.reload(after: generation, finalize: false)
+        } else if error.kind == .tokenNotFound && found {
+            module.reload(after: generation, finalize: true)
+        }
     }
 
     /// The slot holding the token the URI names.

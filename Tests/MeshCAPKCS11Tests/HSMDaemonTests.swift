@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import MeshCACore
+import MeshCAPKCS11
 import MeshCATestSupport
 import MeshCATransport
 import SwiftASN1
@@ -12,11 +13,16 @@ struct HSMDaemonTests {
     @Test("An in-process daemon whose key is in the token answers 64 concurrent requests, every chain verifying")
     func concurrentLoad() async throws {
         let hsm = try sharedHSM()
+        // The key is made by this process first, then `meshca init --key` finds it by its label: SoftHSM's file store
+        // can miss an object another process adds while this one adds its own (other tests here generate keys).
+        let label = uniqueLabel("daemon")
+        let key = try PKCS11Keys.generate(try PKCS11URI(parsing: hsm.uri(object: label)), keyType: .ecP256)
         let (daemon, token) = try await InProcessDaemon.start(
-            tokenUses: 64, initArguments: ["--key", hsm.uri(object: uniqueLabel("daemon"))], environment: hsm.environment)
+            tokenUses: 64, initArguments: ["--key", hsm.uri(object: label)], environment: hsm.environment)
         defer { Task { await daemon.stop() } }
         #expect(FileManager.default.fileExists(atPath: daemon.stateDir + "/ca-key.pkcs11"))
         let roots = try daemon.roots()
+        #expect(roots.first?.publicKey == key.publicKey, "init used the key already in the token")
         let client = try daemon.client()
         let chains = try await client.withConnection { connection in
             try await withThrowingTaskGroup(of: [String].self) { group in
