@@ -27,13 +27,16 @@ public enum PluginCA {
     /// `ca-key.pem`. Returns, beside the identity, what to record as the state directory's key.
     public static func load(from directory: String, key hsmKey: PKCS11URI?, now: Date) async throws -> (signer: SigningIdentity, key: CAKeyFile.Record) {
         let keyPath = directory + "/ca-key.pem"
-        let keyInHSM = hsmKey != nil || (hsmKey == nil && !FileManager.default.fileExists(atPath: keyPath) && CAKeyFile.exists(keyPath))
+        let keyInHSM = hsmKey != nil || (!FileManager.default.fileExists(atPath: keyPath) && CAKeyFile.exists(keyPath))
         let missing = files.filter { !(keyInHSM && $0 == "ca-key.pem") && !FileManager.default.fileExists(atPath: directory + "/" + $0) }
         guard missing.isEmpty else {
             throw DaemonError(
                 .incompleteState,
                 "The plug-in CA in \(directory) is incomplete: \(missing.joined(separator: ", ")) \(missing.count == 1 ? "is" : "are") missing. "
-                    + "It needs all of \(files.joined(separator: ", ")) (Istio's cacerts layout; `meshca intermediate create --out DIR` makes one)."
+                    + "It needs all of \(files.joined(separator: ", ")) (Istio's cacerts layout; `meshca intermediate create --out DIR` makes one)"
+                    + (missing.contains("ca-key.pem")
+                        ? "; a key in a hardware security module is given with --key PKCS11-URI, or by a ca-key.pkcs11 file holding its URI."
+                        : ".")
             )
         }
         func text(_ name: String) throws -> String {

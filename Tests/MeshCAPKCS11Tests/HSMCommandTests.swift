@@ -84,6 +84,23 @@ struct HSMCommandTests {
         #expect(issued.status == 0, "\(issued.stderr)")
         let verify = try await Command.run("openssl", ["verify", "-CAfile", dir.file("was/root-cert.pem"), "-untrusted", dir.file("was/cert-chain.pem"), dir.file("was/cert-chain.pem")])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+
+        // The same plug-in CA with only its three certificate files, the key named by --key.
+        try FileManager.default.removeItem(atPath: dir.file("cacerts/ca-key.pkcs11"))
+        let withoutKey = try await Command.meshca(["init", "--plugin-ca", dir.file("cacerts"), "--state-dir", dir.file("nokey")], environment: env)
+        #expect(withoutKey.status != 0 && withoutKey.stderr.contains("ca-key.pem is missing"), "\(withoutKey.stderr)")
+        let byFlag = try await Command.meshca(
+            ["init", "--plugin-ca", dir.file("cacerts"), "--key", hsm.uri(object: "intermediate"), "--state-dir", dir.file("byflag")], environment: env)
+        #expect(byFlag.status == 0, "\(byFlag.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir.file("byflag/ca-key.pkcs11")))
+        let wrong = try await Command.meshca(
+            ["init", "--plugin-ca", dir.file("cacerts"), "--key", hsm.uri(object: "no-such-key"), "--state-dir", dir.file("wrongkey")], environment: env)
+        #expect(wrong.status != 0 && wrong.stderr.contains("holds no private key matching"), "\(wrong.stderr)")
+
+        // A backup of a state directory whose key is in the token holds the URI, and verifies against the token.
+        let backup = try await Command.meshca(["backup", dir.file("backup"), "--state-dir", dir.file("byflag")], environment: env)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir.file("backup/ca-key.pkcs11")))
     }
 
     @Test("Root rotation with both roots in the token: prepare --key, activate, the new root signs, both keys shown")
