@@ -28,9 +28,13 @@ struct RPCErrorMappingTests {
         #expect(mapped.message.contains("why and what to do"))
     }
 
-    @Test("A ledger that cannot commit is UNAVAILABLE (retried), anything unexpected INTERNAL without details")
+    @Test("A ledger that cannot commit and a CA key whose HSM cannot sign are UNAVAILABLE (retried), anything unexpected INTERNAL without details")
     func otherErrors() {
         #expect(rpcError(for: DaemonError(.notRecorded, "disk full at /var/lib/meshca")).code == .unavailable)
+        // The CA key's HSM failing: retryable, and the module's details (paths, token names) stay in the ledger and log.
+        let hsm = rpcError(for: IssuanceError(.signerUnavailable, "token \"meshca\" in /usr/lib/softhsm/libsofthsm2.so"))
+        #expect(hsm.code == .unavailable)
+        #expect(!hsm.message.contains("libsofthsm2"))
         #expect(rpcError(for: AuthenticationFailure(method: "token", "expired")).code == .unauthenticated)
         let unexpected = rpcError(for: DaemonError(.writeFailed, "secret path /etc/x"))
         #expect(unexpected.code == .internalError)
