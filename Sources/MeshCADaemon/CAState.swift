@@ -183,6 +183,11 @@ public struct CAState: Sendable {
             throw DaemonError(.unreadableFile, "The CA in \(directory.path) cannot sign: \(error.message)")
         }
         var warnings: [String] = []
+        if case .pkcs11(let uri, _) = location, case .file(let pinFile) = uri.pinSource, let mode = AtomicFile.mode(of: pinFile), mode & 0o077 != 0 {
+            warnings.append(
+                "warning: the PIN file \(pinFile) of the CA key's token is accessible by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(pinFile)"
+            )
+        }
         if case .file = location, let mode = AtomicFile.mode(of: directory.caKeyPath), mode & 0o077 != 0 {
             warnings.append(
                 "warning: the CA key \(directory.caKeyPath) is accessible by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(directory.caKeyPath)"

@@ -38,6 +38,13 @@ struct HSMCommandTests {
         #expect(status.stdout.contains("key           HSM pkcs11:token=meshca;object=root"), "\(status.stdout)\(status.stderr)")
         for output in [created.stdout, doctor.stdout, status.stdout] { #expect(!output.contains("PRIVATE KEY")) }
 
+        // A PIN file others can read is a warning (doctor exits 1), with the fix.
+        chmod(hsm.pinFile, 0o644)
+        let loose = try await Command.meshca(["doctor", "--state-dir", state], environment: hsm.environment)
+        #expect(loose.status == 1 && loose.stdout.contains("run: chmod 600 \(hsm.pinFile)"), "\(loose.stdout)\(loose.stderr)")
+        #expect(loose.stdout.contains("signing key in an HSM"), "where the key lives is still said")
+        chmod(hsm.pinFile, 0o600)
+
         // Without the token's configuration the key cannot be reached: a clear error, non-zero exit.
         let unreachable = try await Command.meshca(
             ["issue", "--sa", "was", "--out", dir.file("was2"), "--state-dir", state], environment: ["SOFTHSM2_CONF": dir.file("missing.conf")])
