@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A SoftHSM2 token in a temporary directory, for the tests and the benchmark of CA keys in an HSM: its own
 /// `softhsm2.conf` (`directories.tokendir` inside the directory), one token initialized with `softhsm2-util`, and the
@@ -56,10 +57,17 @@ public struct SoftHSM: Sendable {
 
     /// The token this process's in-process code uses. Made on first use, which also sets this process's
     /// `SOFTHSM2_CONF` to it: touch it before anything in the process loads the SoftHSM module.
+    private static let sharedPath = Mutex<String?>(nil)
+
     public static let shared: Result<SoftHSM, BackgroundProcessError> = {
         do {
             let hsm = try SoftHSM.make(label: "meshca-shared")
             setenv("SOFTHSM2_CONF", hsm.configPath, 1)
+            // Removed when the process exits (the module may use it until then).
+            sharedPath.withLock { $0 = hsm.directory.path }
+            atexit {
+                if let path = SoftHSM.sharedPath.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+            }
             return .success(hsm)
         } catch {
             return .failure(BackgroundProcessError("cannot make the shared SoftHSM token: \(error)"))
