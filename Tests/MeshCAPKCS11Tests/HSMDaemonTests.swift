@@ -77,6 +77,9 @@ struct HSMDaemonTests {
         let failure = await RPCResult.failure { _ = try await request() }
         #expect(failure?.code == .unavailable, "\(String(describing: failure))\n\(serve.errorOutput)")
         #expect(failure?.message.contains("hardware security module") == true)
+        let monitoring = try #require(words.last).replacingOccurrences(of: "http://", with: "")
+        let metrics = try await Command.run("curl", ["-sf", "http://\(monitoring)/metrics"])
+        #expect(metrics.stdout.contains(#"citadel_server_csr_sign_err_count{error="signer-unavailable"} 1"#), "\(metrics.stdout.suffix(2000))")
         let rejections = try await Command.meshca(["audit", "rejections", "--state-dir", state], environment: env)
         #expect(rejections.stdout.contains("signer-unavailable"), "the refusal is recorded: \(rejections.stdout)\(rejections.stderr)")
         let issued = try await Command.meshca(["audit", "list", "--state-dir", state], environment: env)
