@@ -10,34 +10,11 @@ OUT_DIR/chain.pem (all elements) and OUT_DIR/roots.pem (the last element). Print
 import json
 import os
 import sys
-import tempfile
 
 import grpc
-import grpc_tools
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import struct_pb2
-from grpc_tools import protoc
-
-
-def load_stubs(proto_dir):
-    out = tempfile.mkdtemp(prefix="meshca-stubs-")
-    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    status = protoc.main(["protoc", f"-I{proto_dir}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}", "ca.proto"])
-    if status != 0:
-        raise SystemExit(f"protoc failed with {status}")
-    sys.path.insert(0, out)
-    import ca_pb2
-    import ca_pb2_grpc
-    return ca_pb2, ca_pb2_grpc
-
-
-def make_csr(spiffe_id):
-    key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).add_extension(san, critical=True).sign(key, hashes.SHA256())
-    return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+from istio_ca_client import load_stubs, make_csr
 
 
 def main():
