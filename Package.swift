@@ -42,10 +42,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
+        // The one shape of every target's error type: a closed list of stable codes and a sentence for a person.
+        .target(name: "MeshCAErrors", swiftSettings: swiftSettings),
         // The CA as values: SPIFFE IDs, CSR checks, certificate profile, signing. No I/O, no clock.
         .target(
             name: "MeshCACore",
             dependencies: [
+                "MeshCAErrors",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -74,7 +77,7 @@ let package = Package(
         .target(
             name: "MeshCALedger",
             dependencies: [
-                "CSQLite", "MeshCAMigrations",
+                "CSQLite", "MeshCAMigrations", "MeshCAErrors",
                 // SHA-256 for the event chain, Ed25519 (with PEM files) for signed checkpoints.
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -110,7 +113,7 @@ let package = Package(
         .target(
             name: "MeshCAIO",
             dependencies: [
-                "CMeshCABuildInfo",
+                "CMeshCABuildInfo", "MeshCAErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -177,7 +180,7 @@ let package = Package(
         .target(
             name: "MeshCAAgent",
             dependencies: [
-                "MeshCACore", "MeshCATransport", "MeshCAIO",
+                "MeshCACore", "MeshCATransport", "MeshCAIO", "MeshCAErrors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -224,7 +227,7 @@ let package = Package(
         .target(
             name: "MeshCAHarness",
             dependencies: [
-                "COpenSSL", "MeshCACore", "MeshCAIO",
+                "COpenSSL", "MeshCACore", "MeshCAIO", "MeshCAErrors",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
@@ -264,7 +267,7 @@ let package = Package(
         .testTarget(
             name: "MeshCADaemonTests",
             dependencies: [
-                "MeshCADaemon", "MeshCAAgent", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport",
+                "MeshCADaemon", "MeshCAAgent", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport", "MeshCAErrors",
                 "MeshCATransport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -1,57 +1,54 @@
+import MeshCAErrors
+
 /// Why the CA refused to do something: a bad name, a bad request, or a policy it will not break.
 ///
 /// `code` is stable and machine-readable (it is what the ledger stores as a rejection's reason code);
 /// `message` is a full sentence for a person: the value, the rule it broke, and what to do next.
-public struct IssuanceError: Error, Sendable, CustomStringConvertible {
-    /// An extensible set of reasons. Compare against the static members; new ones may be added.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// The stable kebab-case name, e.g. `ttl-too-long`.
-        public let rawValue: String
-        private init(_ rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
-
+public struct IssuanceError: CodedError {
+    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
+    public enum Code: String, ErrorCode {
         /// A trust domain that breaks the SPIFFE / DNS naming rules.
-        public static let invalidTrustDomain = Code("invalid-trust-domain")
+        case invalidTrustDomain = "invalid-trust-domain"
         /// A string that is not a well-formed SPIFFE ID.
-        public static let invalidSPIFFEID = Code("invalid-spiffe-id")
+        case invalidSPIFFEID = "invalid-spiffe-id"
         /// A Kubernetes namespace or service account name that breaks DNS-1123.
-        public static let invalidName = Code("invalid-name")
+        case invalidName = "invalid-name"
         /// A duration such as `24h` that could not be read.
-        public static let invalidDuration = Code("invalid-duration")
+        case invalidDuration = "invalid-duration"
         /// The CSR is not PEM, not a PKCS#10 request, or otherwise unreadable.
-        public static let malformedCSR = Code("malformed-csr")
+        case malformedCSR = "malformed-csr"
         /// The CSR's signature does not verify with the public key it carries.
-        public static let badCSRSignature = Code("bad-csr-signature")
+        case badCSRSignature = "bad-csr-signature"
         /// The CSR's key type or size is not accepted (e.g. RSA below 2048 bits).
-        public static let unsupportedKey = Code("unsupported-key")
+        case unsupportedKey = "unsupported-key"
         /// The CSR asks for an identity other than the one the caller authenticated as.
-        public static let identityMismatch = Code("identity-mismatch")
+        case identityMismatch = "identity-mismatch"
         /// The CSR asks for a SAN this CA never issues (DNS, IP, e-mail, a second URI).
-        public static let forbiddenSAN = Code("forbidden-san")
+        case forbiddenSAN = "forbidden-san"
         /// The CSR asks to be a certificate authority.
-        public static let caRequested = Code("ca-requested")
+        case caRequested = "ca-requested"
         /// The requested lifetime is above the policy maximum.
-        public static let ttlTooLong = Code("ttl-too-long")
+        case ttlTooLong = "ttl-too-long"
         /// The signing certificate has expired or is not yet valid.
-        public static let signerNotValid = Code("signer-not-valid")
+        case signerNotValid = "signer-not-valid"
         /// The SPIFFE ID belongs to a trust domain this CA does not serve.
-        public static let foreignTrustDomain = Code("foreign-trust-domain")
+        case foreignTrustDomain = "foreign-trust-domain"
         /// The CA key cannot be used (it does not match its certificate, or is not a CA).
-        public static let invalidSigner = Code("invalid-signer")
+        case invalidSigner = "invalid-signer"
         /// A credential that is not a well-formed join token.
-        public static let invalidToken = Code("invalid-token")
+        case invalidToken = "invalid-token"
         /// A revocation reason that is not one of the RFC 5280 CRLReason names meshca accepts.
-        public static let invalidRevocationReason = Code("invalid-revocation-reason")
+        case invalidRevocationReason = "invalid-revocation-reason"
         /// Data that should be an X.509 v2 CRL is not one.
-        public static let malformedCRL = Code("malformed-crl")
+        case malformedCRL = "malformed-crl"
         /// A CA's answer that a client must not use: a certificate for another key or identity, or a root bundle
         /// without the root the client pinned.
-        public static let unacceptableAnswer = Code("unacceptable-answer")
+        case unacceptableAnswer = "unacceptable-answer"
         /// Signing, or the check of the signed result, failed. A bug, not a user error.
-        public static let signingFailed = Code("signing-failed")
+        case signingFailed = "signing-failed"
         /// The CA key cannot sign right now (its hardware security module or token is unreachable, removed or failing).
         /// Nothing was issued; a retry may succeed once the module is back.
-        public static let signerUnavailable = Code("signer-unavailable")
+        case signerUnavailable = "signer-unavailable"
     }
 
     /// The machine-readable reason.

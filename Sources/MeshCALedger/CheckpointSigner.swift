@@ -15,7 +15,3 @@ public protocol CheckpointSigner: Sendable {
     func sign(_ message: [UInt8]) throws -> [UInt8]
 }
 
-extension LedgerError.Code {
-    /// The ledger key file is missing, unreadable, not an Ed25519 key, or readable by others.
-    public static let ledgerKey = LedgerError.Code(rawValue: "ledger-key")
-}

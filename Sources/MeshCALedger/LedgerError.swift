@@ -1,3 +1,4 @@
+import MeshCAErrors
 import CSQLite
 import Foundation
 
@@ -5,43 +6,36 @@ import Foundation
 ///
 /// `code` is for programs (retry on `.locked`, alert on `.diskFull`); `message` is for people: a full sentence
 /// naming the ledger file, what went wrong and what to do next, with SQLite's own text in parentheses.
-public struct LedgerError: Error, CustomStringConvertible, LocalizedError, Sendable {
-    /// The stable, machine-readable kind of a `LedgerError`.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+public struct LedgerError: CodedError, LocalizedError {
+    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
+    public enum Code: String, ErrorCode {
         /// The file could not be opened or created (missing directory, no permission).
-        public static let cannotOpen = Code(rawValue: "cannot-open")
+        case cannotOpen = "cannot-open"
         /// The file is not an SQLite database, is corrupt, or is some other program's database.
-        public static let notALedger = Code(rawValue: "not-a-ledger")
+        case notALedger = "not-a-ledger"
         /// Another connection held the write lock for longer than the configured busy timeout.
-        public static let locked = Code(rawValue: "locked")
+        case locked = "locked"
         /// The ledger was migrated by a newer meshca than this one.
-        public static let newerSchema = Code(rawValue: "newer-schema")
+        case newerSchema = "newer-schema"
         /// A schema migration failed; it was rolled back.
-        public static let migrationFailed = Code(rawValue: "migration-failed")
+        case migrationFailed = "migration-failed"
         /// The filesystem (or the configured page limit) is full; the write was rolled back.
-        public static let diskFull = Code(rawValue: "disk-full")
+        case diskFull = "disk-full"
         /// The file or its directory is not writable.
-        public static let readOnly = Code(rawValue: "read-only")
+        case readOnly = "read-only"
         /// An issuance with the same serial number is already recorded.
-        public static let duplicateSerial = Code(rawValue: "duplicate-serial")
+        case duplicateSerial = "duplicate-serial"
         /// A join token with the same id is already recorded.
-        public static let duplicateToken = Code(rawValue: "duplicate-token")
+        case duplicateToken = "duplicate-token"
         /// The join token presented with an issuance is unknown, has the wrong secret, is expired, used up or
         /// revoked; the message says which. Nothing was recorded.
-        public static let tokenRejected = Code(rawValue: "token-rejected")
+        case tokenRejected = "token-rejected"
         /// The operating system reported an I/O error.
-        public static let ioError = Code(rawValue: "io-error")
+        case ioError = "io-error"
+        /// The ledger key file is missing, unreadable, not an Ed25519 key, or readable by others.
+        case ledgerKey = "ledger-key"
         /// Anything else, including values the ledger refuses to store.
-        public static let other = Code(rawValue: "other")
-
-        /// The code as a stable kebab-case string, suitable for logs and JSON.
-        public let rawValue: String
-
-        /// Creates a code; the set above is closed for callers outside the package.
-        package init(rawValue: String) { self.rawValue = rawValue }
-
-        /// The raw value.
-        public var description: String { rawValue }
+        case other = "other"
     }
 
     /// What kind of failure this is.
