@@ -86,8 +86,13 @@ public struct JWTAuthenticator: Sendable {
         case .fixed(let collection):
             return collection
         case .remote(let remote):
-            if let keyID = Self.keyID(of: jwt), let current = remote.current, !current.keyIDs.contains(keyID) {
-                _ = await remote.refreshForUnknownKey(keyID)
+            // No key set yet (the fetch at start failed), or one without the token's key id: fetch again, at most
+            // once per 15 s whatever the tokens say.
+            let keyID = Self.keyID(of: jwt)
+            if let current = remote.current {
+                if let keyID, !current.keyIDs.contains(keyID) { _ = await remote.refreshForUnknownKey(keyID) }
+            } else {
+                _ = await remote.refreshForUnknownKey(keyID ?? "")
             }
             guard let current = remote.current else {
                 throw AuthenticationFailure(

@@ -166,6 +166,10 @@ struct RemoteJWTKeysTests {
         let refusal = await #expect(throws: AuthenticationFailure.self) { try await authenticator(without).authenticate(try SigningKey(kid: "a").token(), at: Self.now) }
         #expect(refusal?.message.contains("have not been fetched from \(server.jwksURL) yet") == true)
 
+        // A token arriving while there is no key set makes the daemon try again (at most every 15 s): once the token
+        // file is right, the next such token gets through without waiting for the periodic refresh.
+        #expect(server.requests("/openid/v1/jwks") == 2, "the start fetch and the one for the token above")
+
         try server.directory.write("token", "s3cret\n")
         let with = try RemoteJWTKeys(
             source: .init(url: server.jwksURL, caFile: server.caFile, tokenFile: server.directory.file("token")), logger: Logger(label: "test"))
