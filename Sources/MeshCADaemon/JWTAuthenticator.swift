@@ -104,15 +104,9 @@ public struct JWTAuthenticator: Sendable {
         }
     }
 
-    /// The `kid` in a compact JWT's header, if it has one.
+    /// The `kid` in a compact JWT's header, if it has one (read, not verified, by JWTKit's own parser).
     static func keyID(of jwt: String) -> String? {
-        guard let header = jwt.split(separator: ".", maxSplits: 1).first else { return nil }
-        var base64 = header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { return nil }
-        return object["kid"] as? String
+        (try? DefaultJWTParser().parse(Array(jwt.utf8), as: ServiceAccountClaims.self))?.header.kid
     }
 
     private static func add(_ document: PEMDocument, to keys: JWTKeyCollection) async throws {

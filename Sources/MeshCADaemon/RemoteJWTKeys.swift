@@ -147,19 +147,16 @@ public final class RemoteJWTKeys: Service, Sendable {
             url = jwksURI
         }
         let body = try await get(url, what: "a JWKS document")
-        let text = String(decoding: body, as: UTF8.self)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-            let entries = object["keys"] as? [[String: Any]], !entries.isEmpty
-        else {
+        guard let jwks = try? JSONDecoder().decode(JWKS.self, from: Data(body)), !jwks.keys.isEmpty else {
             throw RemoteJWTKeysError("\(url) did not answer with a JWKS document (a JSON object with a non-empty \"keys\" list)")
         }
         let keys = JWTKeyCollection()
         do {
-            try await keys.add(jwksJSON: text)
+            try await keys.add(jwks: jwks)
         } catch {
             throw RemoteJWTKeysError("the JWKS document from \(url) holds a key meshca cannot use (\(error))")
         }
-        return KeySet(keys: keys, keyIDs: Set(entries.compactMap { $0["kid"] as? String }), fetchedAt: time.now())
+        return KeySet(keys: keys, keyIDs: Set(jwks.keys.compactMap { $0.keyIdentifier?.string }), fetchedAt: time.now())
     }
 
     private func get(_ url: String, what: String) async throws -> [UInt8] {
