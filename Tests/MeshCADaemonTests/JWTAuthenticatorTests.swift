@@ -36,13 +36,7 @@ struct JWTAuthenticatorTests {
             "exp": Int(Self.now.timeIntervalSince1970) + exp,
         ]
         if let iat { claims["iat"] = Int(Self.now.timeIntervalSince1970) + iat }
-        func base64url(_ data: Data) -> String {
-            data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-                .replacingOccurrences(of: "=", with: "")
-        }
-        let header = try JSONSerialization.data(withJSONObject: ["alg": "ES256", "typ": "JWT"])
-        let input = base64url(header) + "." + base64url(try JSONSerialization.data(withJSONObject: claims))
-        return input + "." + base64url(try key.signature(for: Data(input.utf8)).rawRepresentation)
+        return try JWTText.es256(claims, key: key)
     }
 
     func failure(_ authenticator: JWTAuthenticator, _ jwt: String) async -> AuthenticationFailure? {

@@ -27,7 +27,7 @@ struct RemoteJWTKeysTests {
             let point = key.publicKey.x963Representation  // 0x04 || X || Y
             return [
                 "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-                "x": Self.base64url(point.dropFirst().prefix(32)), "y": Self.base64url(point.suffix(32)),
+                "x": JWTText.base64url(point.dropFirst().prefix(32)), "y": JWTText.base64url(point.suffix(32)),
             ]
         }
 
@@ -37,14 +37,7 @@ struct RemoteJWTKeysTests {
                 "iss": "https://kubernetes.default.svc", "aud": ["istio-ca"], "sub": "system:serviceaccount:default:was",
                 "iat": Int(at.timeIntervalSince1970), "exp": Int(at.timeIntervalSince1970) + 3600,
             ]
-            let header = try JSONSerialization.data(withJSONObject: ["alg": "ES256", "typ": "JWT", "kid": kid])
-            let input = Self.base64url(header) + "." + Self.base64url(try JSONSerialization.data(withJSONObject: claims))
-            return input + "." + Self.base64url(try key.signature(for: Data(input.utf8)).rawRepresentation)
-        }
-
-        static func base64url(_ data: some DataProtocol) -> String {
-            Data(data).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-                .replacingOccurrences(of: "=", with: "")
+            return try JWTText.es256(claims, key: key, kid: kid)
         }
     }
 

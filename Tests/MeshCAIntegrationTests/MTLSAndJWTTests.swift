@@ -85,18 +85,3 @@ struct MTLSAndJWTTests {
         #expect(forgedCode == .unauthenticated)
     }
 }
-
-/// Compact JWS (ES256) built by hand with swift-crypto, independent of the JWT library the daemon uses.
-enum JWTText {
-    static func es256(_ claims: [String: Any], key: P256.Signing.PrivateKey) throws -> String {
-        let header = try JSONSerialization.data(withJSONObject: ["alg": "ES256", "typ": "JWT"])
-        let payload = try JSONSerialization.data(withJSONObject: claims)
-        let signingInput = base64url(header) + "." + base64url(payload)
-        let signature = try key.signature(for: Data(signingInput.utf8))
-        return signingInput + "." + base64url(signature.rawRepresentation)
-    }
-
-    static func base64url(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-}
