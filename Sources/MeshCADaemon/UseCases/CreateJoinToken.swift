@@ -36,8 +36,7 @@ public struct CreateJoinToken: Sendable {
 
     /// Creates the token as of `now`; `notice` gets a line for each thing the operator should know.
     public func run(now: Date, notice: (String) -> Void) async throws -> Created {
-        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
-        if created { notice("no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
+        let ca = try CAState.forCommand(in: directory, now: now, notice: notice)
         let identity = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
         // During a root rotation the bundle holds two roots; the token pins the one that signs.
         let root = ca.signer.anchor.sha256Fingerprint

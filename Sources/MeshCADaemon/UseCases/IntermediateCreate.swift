@@ -48,9 +48,7 @@ public struct IntermediateCreate: Sendable {
 
     /// Creates the intermediate as of `now`; `notice` gets a line for each thing the operator should know.
     public func run(now: Date, notice: (String) -> Void) async throws -> Created {
-        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
-        if created { notice("no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name)") }
-        ca.warnings.forEach(notice)
+        let ca = try CAState.forCommand(in: directory, now: now, notice: notice)
         let authority = CertificateAuthority(trustDomain: ca.trustDomain, signer: ca.signer)
         let (key, hsm) = try CAState.makeKey(keyType, hsm: hsmKey)
         guard key.publicKey != ca.signer.certificate.publicKey else {

@@ -73,13 +73,7 @@ public struct LocalIssue: Sendable {
             // recorded in its ledger like any other.)
             _ = try IssuancePolicy.standard.grantedTTL(forRequested: requestedTTL)
         }
-        let (ca, created) = try CAState.loadOrCreate(in: directory, options: .init(), now: now)
-        if created {
-            notice(
-                "no CA in \(directory.path) yet; created one for trust domain \(ca.trustDomain.name) "
-                    + "(ec-p256, root valid until \(ca.signer.certificate.notValidAfter.formatted(.iso8601)))")
-        }
-        ca.warnings.forEach(notice)
+        let ca = try CAState.forCommand(in: directory, now: now, notice: notice)
         let service = IssuanceService(state: ca, ledger: try SQLiteLedger(path: directory.ledgerPath))
         let identity = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
         let key = try keyType.generate()
