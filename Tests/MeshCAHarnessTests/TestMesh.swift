@@ -85,14 +85,15 @@ final class ListenerThread: Sendable {
     /// wait happens on a thread of its own, not on the cooperative pool the other tests need.
     func allReports() async throws -> [HandshakeReport] {
         let done = done
-        let served = await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: done.wait(timeout: .now() + 30) == .success) }
-        }
-        if !served {
-            listener.stop()
-            _ = await withCheckedContinuation { continuation in
-                Thread.detachNewThread { continuation.resume(returning: done.wait(timeout: .now() + 5)) }
+        /// Whether the listener thread finished within `seconds`, waited for on a thread of its own.
+        func finished(within seconds: Int) async -> Bool {
+            await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: done.wait(timeout: .now() + .seconds(seconds)) == .success) }
             }
+        }
+        if !(await finished(within: 30)) {
+            listener.stop()
+            _ = await finished(within: 5)
             throw HarnessTestError("the listener on port \(port) did not serve its connections within 30s")
         }
         return reports.withLock { $0 }
