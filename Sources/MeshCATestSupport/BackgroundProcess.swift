@@ -32,17 +32,25 @@ public final class BackgroundProcess: Sendable {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         self.process = process
-        let collectOut = stdout
-        let collectErr = stderr
-        out.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil } else { collectOut.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        }
-        err.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil } else { collectErr.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        }
         try process.run()
+        Self.drain(out.fileHandleForReading, into: stdout)
+        Self.drain(err.fileHandleForReading, into: stderr)
+    }
+
+    /// Appends everything `handle` yields to `collected`, on a thread of its own, until end of file.
+    ///
+    /// A blocking read loop rather than `FileHandle.readabilityHandler`: on Linux the handler's libdispatch read
+    /// source can be torn down while libdispatch still holds its epoll registration, and the dispatch manager
+    /// thread then crashes the whole test process with SIGSEGV in `_dispatch_event_loop_drain`
+    /// (swift-corelibs-libdispatch#949). A blocking read never registers the descriptor with libdispatch.
+    private static func drain(_ handle: FileHandle, into collected: Collected) {
+        Thread.detachNewThread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                collected.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }
     }
 
     /// Everything written to standard output so far.
