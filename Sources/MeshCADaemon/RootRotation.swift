@@ -231,9 +231,9 @@ public struct RootRotation: Sendable {
         public let signing: Certificate
         /// Identities holding live certificates; `contactedSince` tells whether each fetched one since *prepare*.
         /// Empty when no rotation is in progress.
-        public let identities: [SQLiteLedger.IdentityContact]
+        public let identities: [IdentityContact]
         /// After activation: the old root's certificates still in use (what *retire* waits for), latest expiry first.
-        public let inUseOnOldRoot: [SQLiteLedger.RootCertificate]
+        public let inUseOnOldRoot: [CertificateInUse]
         /// After activation: the old root's unexpired, unrevoked certificates that their holders already renewed,
         /// which no longer hold *retire* back.
         public let renewedOnOldRoot: Int
@@ -251,7 +251,7 @@ public struct RootRotation: Sendable {
         public var keys: [String: CAKeyLocation] = [:]
 
         /// Identities that have not fetched a certificate since *prepare*.
-        public var lagging: [SQLiteLedger.IdentityContact] { identities.filter { !$0.contactedSince } }
+        public var lagging: [IdentityContact] { identities.filter { !$0.contactedSince } }
 
         /// The earliest moment `nextStep` is expected to go through with nobody acting; nil when it would now, or
         /// when a blocker never clears by itself.
@@ -321,7 +321,7 @@ public struct RootRotation: Sendable {
     static let renewalPoint = 0.55
 
     /// The lagging identities as the blocker of *activate*.
-    static func activateBlockers(_ lagging: [SQLiteLedger.IdentityContact]) -> [Blocker] {
+    static func activateBlockers(_ lagging: [IdentityContact]) -> [Blocker] {
         guard !lagging.isEmpty else { return [] }
         return [
             Blocker(
@@ -343,7 +343,7 @@ public struct RootRotation: Sendable {
         /// The root that signed until now; still in the bundle.
         public let oldRoot: Certificate
         /// Identities that had not caught up (non-empty only when forced).
-        public let lagging: [SQLiteLedger.IdentityContact]
+        public let lagging: [IdentityContact]
     }
 
     /// Switches signing to the prepared root. Refused while identities lag, unless `force`.
@@ -447,7 +447,7 @@ public struct RootRotation: Sendable {
     struct OldRootHolders: Sendable {
         /// Its certificates still in use: unexpired, unrevoked, not renewed by their holder (the bridge left out,
         /// which retiring is meant to drop). Latest expiry first.
-        var inUse: [SQLiteLedger.RootCertificate]
+        var inUse: [CertificateInUse]
         /// Its unexpired, unrevoked certificates whose holders renewed them.
         var renewed: Int
         /// The daemon's serving certificates from it, revoked as superseded and not yet expired.
@@ -458,14 +458,14 @@ public struct RootRotation: Sendable {
 
         static let none = OldRootHolders(inUse: [], renewed: 0, supersededServing: 0, tokens: [])
 
-        static func isServing(_ certificate: SQLiteLedger.RootCertificate) -> Bool {
+        static func isServing(_ certificate: CertificateInUse) -> Bool {
             certificate.spiffeID.isEmpty && certificate.requester == Doctor.servingRequester
                 && certificate.authMethod == Doctor.servingAuthMethod
         }
 
-        var workloads: [SQLiteLedger.RootCertificate] { inUse.filter { !$0.spiffeID.isEmpty } }
-        var serving: [SQLiteLedger.RootCertificate] { inUse.filter(Self.isServing) }
-        var others: [SQLiteLedger.RootCertificate] { inUse.filter { $0.spiffeID.isEmpty && !Self.isServing($0) } }
+        var workloads: [CertificateInUse] { inUse.filter { !$0.spiffeID.isEmpty } }
+        var serving: [CertificateInUse] { inUse.filter(Self.isServing) }
+        var others: [CertificateInUse] { inUse.filter { $0.spiffeID.isEmpty && !Self.isServing($0) } }
 
         /// What keeps *retire* refused, each with when it clears.
         var blockers: [Blocker] {
@@ -614,15 +614,11 @@ public struct RootRotation: Sendable {
 
     private func record(
         _ action: String, subject: String, old: Certificate, new: Certificate, at: Date, actor: String,
-        lagging: [SQLiteLedger.IdentityContact] = []
+        lagging: [IdentityContact] = []
     ) async throws {
-        try await ledger.appendEvent(
-            kind: .rootChange, subject: subject,
-            fields: [
-                .text(action), .text(old.sha256Fingerprint), .text(new.sha256Fingerprint),
-                .integer(Int64(at.timeIntervalSince1970.rounded(.down))), .text(actor),
-                .text(lagging.map(\.spiffeID).joined(separator: " ")),
-            ])
+        try await ledger.recordRootChange(
+            action, subject: subject, oldRoot: old.sha256Fingerprint, newRoot: new.sha256Fingerprint, at: at,
+            actor: actor, lagging: lagging.map(\.spiffeID))
     }
 
     private static func read(existingPreviousOr path: String, previous: String) throws -> String {
@@ -641,7 +637,7 @@ public struct RootRotation: Sendable {
         }
     }
 
-    static func laggingMessage(_ lagging: [SQLiteLedger.IdentityContact], progress: Progress) -> String {
+    static func laggingMessage(_ lagging: [IdentityContact], progress: Progress) -> String {
         let shown = lagging.prefix(20).map {
             "  \($0.spiffeID)  last certificate \($0.lastIssuedAt.formatted(.iso8601)), valid until \($0.notAfter.formatted(.iso8601))"
         }

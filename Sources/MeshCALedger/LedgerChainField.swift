@@ -128,3 +128,16 @@ package enum LedgerChainField: Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension LedgerChainField {
+    /// The payload of a root-change event, the same on every engine: action, old and new root SHA-256, Unix
+    /// seconds, actor, and the lagging SPIFFE IDs separated by spaces.
+    package static func rootChange(
+        _ action: String, oldRoot: String, newRoot: String, at: Date, actor: String, lagging: [String]
+    ) -> [LedgerChainField] {
+        [
+            .text(action), .text(oldRoot), .text(newRoot), .integer(Int64(at.timeIntervalSince1970.rounded(.down))),
+            .text(actor), .text(lagging.joined(separator: " ")),
+        ]
+    }
+}

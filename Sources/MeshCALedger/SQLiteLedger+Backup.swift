@@ -38,7 +38,7 @@ extension SQLiteLedger {
                     + "The destination must be a new file in a writable directory.")
         }
         fchmod(descriptor, 0o600)
-        close(descriptor)
+        _ = Glibc.close(descriptor)
         var finished = false
         defer {
             if !finished {
@@ -100,7 +100,7 @@ extension SQLiteLedger {
     public static func isOpenByAnotherProcess(ledgerAt path: String) -> Bool {
         let descriptor = open(path + "-shm", O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
+        defer { _ = Glibc.close(descriptor) }
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)

@@ -10,7 +10,7 @@ extension SQLiteLedger {
     /// written. The checkpoint vouches for whatever the chain holds now, so sign only a chain `verifyChain()` has
     /// just found intact (as `meshca audit verify --checkpoint` does). Throws `.ledgerKey` without a signer.
     @discardableResult
-    public func checkpoint(signedBy signer: (any CheckpointSigner)? = nil) async throws -> LedgerCheckpoint? {
+    public func checkpoint(signedBy signer: (any CheckpointSigner)?) async throws -> LedgerCheckpoint? {
         let operation = "write a ledger checkpoint"
         guard let signer = signer ?? chain.signer else {
             throw LedgerError(
@@ -42,7 +42,7 @@ extension SQLiteLedger {
     /// but listed in the report, earliest event first; throws only when the ledger cannot be read at all.
     /// `progress` is told (events read, events in the ledger) as the chain is walked.
     public func verifyChain(
-        publicKey: CheckpointPublicKey? = nil, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)? = nil
+        publicKey: CheckpointPublicKey?, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)?
     ) async throws -> LedgerChainReport {
         try requireChain("verify the ledger's chain")
         let key = publicKey ?? chain.signer?.publicKey

@@ -1,20 +1,54 @@
 import Foundation
 
+/// One workload identity that holds at least one unexpired, unrevoked certificate.
+public struct IdentityContact: Sendable, Equatable {
+    /// The SPIFFE ID.
+    public let spiffeID: String
+    /// When it last received a certificate (its last contact with the CA).
+    public let lastIssuedAt: Date
+    /// When its newest-expiring live certificate expires.
+    public let notAfter: Date
+    /// Whether it received a certificate at or after the `since` time of the query.
+    public let contactedSince: Bool
+
+    /// Creates an entry.
+    public init(spiffeID: String, lastIssuedAt: Date, notAfter: Date, contactedSince: Bool) {
+        self.spiffeID = spiffeID
+        self.lastIssuedAt = lastIssuedAt
+        self.notAfter = notAfter
+        self.contactedSince = contactedSince
+    }
+}
+
+/// One certificate signed by a root about to be retired, as the retire gate needs it.
+public struct CertificateInUse: Sendable, Equatable {
+    /// The serial, lowercase hex.
+    public let serial: String
+    /// The SPIFFE ID; empty for certificates without one (the daemon's serving certificates, intermediates).
+    public let spiffeID: String
+    /// Who obtained it (`IssuanceRecord.requester`).
+    public let requester: String
+    /// How (`IssuanceRecord.authMethod`).
+    public let authMethod: String
+    /// When it was issued.
+    public let issuedAt: Date
+    /// When it expires.
+    public let notAfter: Date
+
+    /// Creates an entry.
+    public init(serial: String, spiffeID: String, requester: String, authMethod: String, issuedAt: Date, notAfter: Date) {
+        self.serial = serial
+        self.spiffeID = spiffeID
+        self.requester = requester
+        self.authMethod = authMethod
+        self.issuedAt = issuedAt
+        self.notAfter = notAfter
+    }
+}
+
 /// What a root rotation asks of the ledger: who holds a live certificate and whether they have been back since
 /// the new root was published, and which certificates of a root about to be retired are still in use.
 extension SQLiteLedger {
-    /// One workload identity that holds at least one unexpired, unrevoked certificate.
-    public struct IdentityContact: Sendable, Equatable {
-        /// The SPIFFE ID.
-        public let spiffeID: String
-        /// When it last received a certificate (its last contact with the CA).
-        public let lastIssuedAt: Date
-        /// When its newest-expiring live certificate expires.
-        public let notAfter: Date
-        /// Whether it received a certificate at or after the `since` time of the query.
-        public let contactedSince: Bool
-    }
-
     /// Every workload identity holding an unexpired, unrevoked certificate at `now` (the daemon's own serving
     /// certificates and non-SPIFFE certificates such as intermediates left out), with its last contact and
     /// whether that was at or after `since`. Sorted by SPIFFE ID.
@@ -38,22 +72,6 @@ extension SQLiteLedger {
         }
     }
 
-    /// One certificate signed by a root about to be retired, as the retire gate needs it.
-    public struct RootCertificate: Sendable, Equatable {
-        /// The serial, lowercase hex.
-        public let serial: String
-        /// The SPIFFE ID; empty for certificates without one (the daemon's serving certificates, intermediates).
-        public let spiffeID: String
-        /// Who obtained it (`IssuanceRecord.requester`).
-        public let requester: String
-        /// How (`IssuanceRecord.authMethod`).
-        public let authMethod: String
-        /// When it was issued.
-        public let issuedAt: Date
-        /// When it expires.
-        public let notAfter: Date
-    }
-
     /// The certificates signed by the CA certificate with SHA-256 `issuerFingerprint` that are still in use at
     /// `now`, apart from the serials in `excluding`, sorted by `notAfter`, latest first; and how many more of its
     /// unexpired, unrevoked certificates were left out because their holder renewed them.
@@ -68,7 +86,7 @@ extension SQLiteLedger {
     /// one certificate lifetime of issuances, not the ledger's size.
     public func certificatesInUse(
         issuedBy issuerFingerprint: String, excluding: [String] = [], now: Date
-    ) async throws -> (inUse: [RootCertificate], renewed: Int) {
+    ) async throws -> (inUse: [CertificateInUse], renewed: Int) {
         let condition = "issuer_fingerprint = ? AND not_after > ? AND revoked_at IS NULL"
             + String(repeating: " AND serial <> ?", count: excluding.count)
         let parameters: [SQLiteStatement.Value] =
@@ -79,7 +97,7 @@ extension SQLiteLedger {
                     + "ORDER BY not_after DESC, serial",
                 parameters, operation: "list the live certificates of a root"
             ).rows {
-                RootCertificate(
+                CertificateInUse(
                     serial: $0.text(0), spiffeID: $0.text(1), requester: $0.text(2), authMethod: $0.text(3),
                     issuedAt: UnixTime.date($0.integer(4)), notAfter: UnixTime.date($0.integer(5)))
             }

@@ -11,6 +11,14 @@ public struct LedgerStatistics: Sendable, Equatable {
     public let eventCount: Int64
     /// When the newest signed checkpoint was made, or nil when there is none yet.
     public let newestCheckpointAt: Date?
+
+    /// Creates the figures; a ledger's `statistics()` is the producer outside tests.
+    package init(databaseBytes: Int64, walBytes: Int64, eventCount: Int64, newestCheckpointAt: Date?) {
+        self.databaseBytes = databaseBytes
+        self.walBytes = walBytes
+        self.eventCount = eventCount
+        self.newestCheckpointAt = newestCheckpointAt
+    }
 }
 
 extension SQLiteLedger {

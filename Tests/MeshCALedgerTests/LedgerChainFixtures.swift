@@ -27,7 +27,7 @@ struct SixIssuances {
     func firstProblem(
         publicKey: CheckpointPublicKey? = nil, sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> LedgerChainProblem {
-        let report = try await ledger.verifyChain(publicKey: publicKey)
+        let report = try await ledger.verifyChain(publicKey: publicKey, progress: nil)
         return try #require(report.firstProblem, "the tampering went unnoticed", sourceLocation: sourceLocation)
     }
 

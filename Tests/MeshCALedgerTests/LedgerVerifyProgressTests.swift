@@ -13,7 +13,7 @@ struct LedgerVerifyProgressTests {
         defer { directory.remove() }
         let fixture = try await SixIssuances(in: directory)
         let calls = Calls()
-        let report = try await fixture.ledger.verifyChain(progress: { done, total in calls.list.withLock { $0.append([done, total]) } })
+        let report = try await fixture.ledger.verifyChain(publicKey: nil, progress: { done, total in calls.list.withLock { $0.append([done, total]) } })
         #expect(report.isIntact)
         let seen = calls.list.withLock { $0 }
         #expect(seen.first == [0, 6])
