@@ -51,17 +51,18 @@ public struct Daemon: Sendable {
             logger.info("the CA key is in a hardware security module", metadata: ["key": "\(location)"])
         }
         // Checkpoints of the ledger's hash chain are signed with a key of their own, never the CA key.
-        var ledgerConfiguration = SQLiteLedger.Configuration(
-            checkpointSigner: try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath))
+        var ledgerOptions = LedgerLocation.Options()
+        ledgerOptions.checkpointSigner = try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath)
+        ledgerOptions.logger = logger
         let startupLogger = logger
-        ledgerConfiguration.backfillProgress = { done, total in
+        ledgerOptions.backfillProgress = { done, total in
             if done == 0 {
                 startupLogger.notice("bringing the ledger's existing rows onto the hash chain (once, after the upgrade)", metadata: ["events": "\(total)"])
             } else if done == total {
                 startupLogger.notice("the ledger's existing rows are on the hash chain", metadata: ["events": "\(total)"])
             }
         }
-        let ledger = try SQLiteLedger(path: directory.ledgerPath, configuration: ledgerConfiguration)
+        let ledger = try await config.ledger.open(in: directory, options: ledgerOptions)
         let service = IssuanceService(
             state: state, ledger: ledger, policy: try IssuancePolicy(defaultTTL: config.defaultTTL, maxTTL: config.maxTTL),
             retryWindow: config.retryWindow)
@@ -109,7 +110,9 @@ public struct Daemon: Sendable {
             now: time.now
         )
 
-        let serving = ServingIdentity(authority: authority, ledger: ledger, names: config.dnsNames, ttl: config.servingCertificateTTL, bridgePath: directory.bridgePath)
+        let serving = ServingIdentity(
+            authority: authority, ledger: ledger, names: config.dnsNames, ttl: config.servingCertificateTTL,
+            bridgePath: directory.bridgePath, sharedLedger: config.ledger.isShared)
         let now = time.now()
         let first = try await serving.issue(at: now)
         let servingCertificate = try ServingCertificate(chainPEM: first.chainPEM, keyPEM: first.keyPEM)
@@ -164,7 +167,10 @@ public struct Daemon: Sendable {
                     .init(service: monitoring),
                     .init(service: crls),
                     .init(service: healthMonitor),
-                    .init(service: ExpiryGaugeRefresh(doctor: Doctor(directory: directory), metrics: metrics, logger: logger, time: time)),
+                    .init(
+                        service: ExpiryGaugeRefresh(
+                            doctor: Doctor(directory: directory), ledger: config.ledger.isShared ? ledger : nil,
+                            metrics: metrics, logger: logger, time: time)),
                     .init(
                         service: ServingCertificateRenewal(
                             identity: serving, certificate: servingCertificate, metrics: metrics, logger: logger,
@@ -180,7 +186,13 @@ public struct Daemon: Sendable {
                 logger: logger
             )
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await ledger.close()
+            throw error
+        }
+        await ledger.close()
         logger.info("stopped")
     }
 }

@@ -85,6 +85,16 @@ extension DaemonConfiguration {
         KeySpec("init-if-missing", accepts: "true or false (also yes/no, 1/0)", example: "true") {
             $1.initIfMissing = try $0.boolean()
         },
+        KeySpec("ledger", accepts: "a postgres:// URL without a password (leave it out for SQLite in the state directory)",
+            example: "postgres://meshca@db.example:5432/meshca?sslmode=verify-full") {
+            guard case .postgres(let url, _) = try? LedgerLocation.parse($0.text) else {
+                throw ValueProblem("it is not a postgres:// or postgresql:// URL")
+            }
+            $1.ledgerURL = url
+        },
+        KeySpec("ledger-password-file", accepts: "the path of a readable file holding the PostgreSQL password", example: "/etc/meshca/ledger-password") {
+            $1.ledgerPasswordFile = try $0.readableFile()
+        },
         KeySpec("trust-domain", accepts: "a lowercase DNS-style name", example: "cluster.local") {
             $1.trustDomain = try TrustDomain($0.text).name
         },

@@ -23,6 +23,8 @@ import MeshCAIO
 /// | `monitoring` | ``monitoring`` | `127.0.0.1:15014` |
 /// | `state-dir` | ``stateDirectory`` | unset: the standard state directory |
 /// | `init-if-missing` | ``initIfMissing`` | `false`: refuse to start without a CA |
+/// | `ledger` | ``ledgerURL`` | unset: SQLite, `ledger.db` in the state directory |
+/// | `ledger-password-file` | ``ledgerPasswordFile`` | unset: `PGPASSWORD`, else `~/.pgpass` |
 /// | `trust-domain` | ``trustDomain`` | `cluster.local` |
 /// | `dns-name` | ``dnsNames`` | `localhost` and this machine's host name |
 /// | `default-ttl` | ``defaultTTL`` | `24h` |
@@ -58,6 +60,16 @@ public struct DaemonConfiguration: Sendable {
     /// mounted volume stops the daemon instead of silently replacing the root every workload trusts. Key
     /// `init-if-missing`.
     public var initIfMissing = false
+    /// The PostgreSQL database the ledger is in (`postgres://USER@HOST:PORT/DATABASE?sslmode=...`), shared by any
+    /// number of replicas; `nil` keeps it in the state directory (SQLite). Key `ledger`.
+    public var ledgerURL: String? = nil
+    /// The file holding the PostgreSQL ledger's password. Key `ledger-password-file`.
+    public var ledgerPasswordFile: String? = nil
+
+    /// Where the ledger is, from ``ledgerURL`` and ``ledgerPasswordFile``.
+    public var ledger: LedgerLocation {
+        ledgerURL.map { .postgres(url: $0, passwordFile: ledgerPasswordFile) } ?? .stateDirectory
+    }
     /// The trust domain for a CA created by `init-if-missing`; ignored once a CA exists. Key `trust-domain`.
     public var trustDomain = "cluster.local"
     /// DNS names for the daemon's serving certificate; IPv4 literals become IP SANs. Key `dns-name`.

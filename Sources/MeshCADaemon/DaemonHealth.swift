@@ -14,7 +14,7 @@ import X509
 /// (`SERVING` or `NOT_SERVING`) and the ledger's sizes to ``CAMetrics``, and logs each change with its reason.
 struct DaemonHealthMonitor: Service {
     let directory: StateDirectory
-    let ledger: SQLiteLedger
+    let ledger: any LedgerStore
     let authority: CertificateAuthority
     let board: HealthStatusBoard
     let metrics: CAMetrics

@@ -141,7 +141,7 @@ extension Doctor {
     /// less than a third of its lifetime left means the renewal is overdue. An expired one means the daemon is
     /// not running; that is a warning, not a failure (nothing in the state is broken, and `meshca serve` issues
     /// a fresh one when it starts), and it stops being reported once it has been expired for the whole window.
-    func servingFinding(ledger: SQLiteLedger, now: Date) async -> (
+    func servingFinding(ledger: any LedgerStore, now: Date) async -> (
         finding: DoctorReport.Finding, fact: CertificateFact?
     ) {
         let record: IssuanceRecord?

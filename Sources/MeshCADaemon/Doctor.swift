@@ -26,6 +26,8 @@ public struct Doctor: Sendable {
     public var identityLimit: Int = 20
     /// How long opening the ledger waits for another process's lock before the database check fails as locked.
     public var ledgerBusyTimeout: Duration = .seconds(10)
+    /// Where the ledger is (`--ledger`); the state directory's `ledger.db` by default.
+    public var ledgerLocation: LedgerLocation = .stateDirectory
     /// A write-ahead log larger than this is reported as a warning. SQLite folds the log back into the database
     /// every 1000 pages (4 MiB) unless a reader holds an old snapshot, so 64 MiB means checkpoints are starved.
     public var walWarningBytes: Int64 = 64 << 20
@@ -40,13 +42,13 @@ public struct Doctor: Sendable {
 
     /// Runs every check as of `now`. Uses `ledger` when given (the daemon's own), else opens the state
     /// directory's `ledger.db` (never creating one). Never throws: whatever cannot be read is a finding.
-    public func examine(now: Date, ledger: SQLiteLedger? = nil) async -> DoctorReport {
+    public func examine(now: Date, ledger: (any LedgerStore)? = nil) async -> DoctorReport {
         var findings = stateFindings()
         let certificates = caCertificates()
         findings += certificateFindings(certificates, now: now)
         var identities: [ExpiringIdentity] = []
         var total = 0
-        switch openLedger(ledger) {
+        switch await openLedger(ledger) {
         case .failed(let finding):
             findings.append(finding)
         case .opened(let ledger):
@@ -69,9 +71,9 @@ public struct Doctor: Sendable {
 
     /// The expiry facts alone (no chain or database check), cheap enough to refresh every minute: every CA
     /// certificate, the newest serving certificate, and the number of identities with an overdue renewal.
-    public func expiryFacts(now: Date, ledger: SQLiteLedger?) async -> ExpiryFacts {
+    public func expiryFacts(now: Date, ledger: (any LedgerStore)?) async -> ExpiryFacts {
         var facts = ExpiryFacts(certificates: caCertificates().flatMap(\.roles), expiringIdentities: nil)
-        guard case .opened(let ledger) = openLedger(ledger) else { return facts }
+        guard case .opened(let ledger) = await openLedger(ledger) else { return facts }
         if let serving = await servingFinding(ledger: ledger, now: now).fact { facts.certificates.append(serving) }
         facts.expiringIdentities = try? await ledger.expiringIdentities(now: now, within: window, limit: 0).total
         return facts
@@ -137,13 +139,13 @@ public struct Doctor: Sendable {
     }
 
     private enum LedgerOpening {
-        case opened(SQLiteLedger)
+        case opened(any LedgerStore)
         case failed(DoctorReport.Finding)
     }
 
-    private func openLedger(_ ledger: SQLiteLedger?) -> LedgerOpening {
+    private func openLedger(_ ledger: (any LedgerStore)?) async -> LedgerOpening {
         if let ledger { return .opened(ledger) }
-        guard FileManager.default.fileExists(atPath: directory.ledgerPath) else {
+        guard ledgerLocation.exists(in: directory) else {
             return .failed(
                 .init(
                     check: "database", status: .failure,
@@ -151,14 +153,15 @@ public struct Doctor: Sendable {
                         + "and the ledger checks did not run. Restore ledger.db from a backup, or check --state-dir."))
         }
         do {
-            return .opened(
-                try SQLiteLedger(path: directory.ledgerPath, configuration: .init(busyTimeout: ledgerBusyTimeout)))
+            var options = LedgerLocation.Options()
+            options.busyTimeout = ledgerBusyTimeout
+            return .opened(try await ledgerLocation.open(in: directory, options: options))
         } catch {
             return .failed(.init(check: "database", status: .failure, message: "\(error)"))
         }
     }
 
-    private func databaseFinding(_ ledger: SQLiteLedger) async -> DoctorReport.Finding {
+    private func databaseFinding(_ ledger: any LedgerStore) async -> DoctorReport.Finding {
         let health: LedgerHealth
         do {
             health = try await ledger.health()
@@ -168,7 +171,7 @@ public struct Doctor: Sendable {
         guard health.isIntact else {
             return .init(
                 check: "database", status: .failure,
-                message: "\(ledger.path) is damaged: SQLite's quick_check reports "
+                message: "\(ledger.location) is damaged: its consistency check reports "
                     + health.quickCheck.prefix(5).joined(separator: "; ")
                     + ". Copy ledger.db, ledger.db-wal and ledger.db-shm aside, stop meshca, and restore the ledger from "
                     + "the last backup that `meshca audit verify` accepts.")
@@ -177,25 +180,28 @@ public struct Doctor: Sendable {
         if health.walBytes > walWarningBytes {
             return .init(
                 check: "database", status: .warning,
-                message: "\(ledger.path)-wal has grown to \(Self.mebibytes(health.walBytes)) (the database is "
+                message: "\(ledger.location)-wal has grown to \(Self.mebibytes(health.walBytes)) (the database is "
                     + "\(Self.mebibytes(health.databaseBytes))): a long-running reader (an sqlite3 shell, a backup "
                     + "tool) keeps SQLite from folding the log back. End it; the next write checkpoints the log.")
         }
         if health.schemaVersion != health.latestSchemaVersion {
             return .init(
                 check: "database", status: .warning,
-                message: "\(ledger.path) is at schema version \(health.schemaVersion), but this meshca writes "
+                message: "\(ledger.location) is at schema version \(health.schemaVersion), but this meshca writes "
                     + "version \(health.latestSchemaVersion). Reopen it with this meshca (any command migrates it).")
         }
         return .init(
             check: "database", status: .ok,
-            message: "ledger.db passes quick_check, schema version \(health.schemaVersion), \(sizes)")
+            message: ledger is SQLiteLedger
+                ? "ledger.db passes quick_check, schema version \(health.schemaVersion), \(sizes)"
+                : "\(ledger.location) answers, schema version \(health.schemaVersion), "
+                    + Self.mebibytes(health.databaseBytes))
     }
 
-    private func chainFinding(_ ledger: SQLiteLedger) async -> DoctorReport.Finding {
+    private func chainFinding(_ ledger: any LedgerStore) async -> DoctorReport.Finding {
         do {
             let key = try FileCheckpointSigner.existingPublicKey(
-                at: FileCheckpointSigner.path(besideLedgerAt: ledger.path))
+                at: FileCheckpointSigner.path(besideLedgerAt: directory.ledgerPath))
             let report = try await ledger.verifyChain(publicKey: key, progress: progress)
             guard let first = report.firstProblem else {
                 return .init(

@@ -110,7 +110,7 @@ public struct ExpiryFacts: Sendable {
     /// one entry per role a certificate plays (a self-signed CA's root is also its signing CA).
     public var certificates: [CertificateFact]
     /// How many identities have an overdue renewal within the window (see
-    /// `SQLiteLedger.expiringIdentities`); nil when the ledger could not be read.
+    /// `LedgerStore.expiringIdentities`); nil when the ledger could not be read.
     public var expiringIdentities: Int?
 
     /// Creates facts.

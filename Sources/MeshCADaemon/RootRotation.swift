@@ -30,10 +30,10 @@ public struct RootRotation: Sendable {
     /// The state directory whose root rotates.
     public let directory: StateDirectory
     /// Where each step is recorded and the gates read from.
-    public let ledger: SQLiteLedger
+    public let ledger: any LedgerStore
 
     /// A rotation of the CA in `directory`, recorded in `ledger`.
-    public init(directory: StateDirectory, ledger: SQLiteLedger) {
+    public init(directory: StateDirectory, ledger: any LedgerStore) {
         self.directory = directory
         self.ledger = ledger
     }

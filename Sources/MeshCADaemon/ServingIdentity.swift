@@ -18,9 +18,10 @@ import X509
 /// CRL lists it until it expires). So a replaced serving certificate never holds `meshca root retire` back, and an
 /// audit shows exactly one serving certificate in use.
 ///
-/// At start this includes the certificates of earlier daemon processes on the same state directory: they are not
-/// in use any more. That is right because one ledger serves one daemon (SQLiteLedger is for a single CA process);
-/// two daemons sharing a ledger would supersede each other's serving certificates and must not be run.
+/// On a ledger of its own (SQLite) this includes, at start, the certificates of earlier daemon processes on the same
+/// state directory: they are not in use any more. On a ledger several replicas share (PostgreSQL), the others'
+/// serving certificates are in use, so a daemon supersedes only the ones it issued itself; a replica that is gone
+/// leaves its last one to expire (the rotation gates say when).
 public struct ServingIdentity: Sendable {
     /// The CA that signs it.
     public let authority: CertificateAuthority
@@ -38,11 +39,25 @@ public struct ServingIdentity: Sendable {
     /// renewal and the CA-file watcher never revoke each other's new certificate.
     private let swaps = OneAtATime()
 
+    /// Whether other daemons record their serving certificates in the same ledger.
+    public let sharedLedger: Bool
+
+    /// The serials this daemon issued (what it may supersede when `sharedLedger`).
+    private let issued = IssuedSerials()
+
+    private final class IssuedSerials: Sendable {
+        let serials = Mutex<Set<String>>([])
+    }
+
     /// The requester every serving certificate is recorded with.
     static let requester = Requester(name: Doctor.servingRequester, authMethod: Doctor.servingAuthMethod)
 
     /// Creates the issuer of serving certificates.
-    public init(authority: CertificateAuthority, ledger: any IssuanceLedger, names: [String], ttl: Duration, bridgePath: String? = nil) {
+    public init(
+        authority: CertificateAuthority, ledger: any IssuanceLedger, names: [String], ttl: Duration, bridgePath: String? = nil,
+        sharedLedger: Bool = false
+    ) {
+        self.sharedLedger = sharedLedger
         self.authority = authority
         self.ledger = ledger
         self.names = names
@@ -85,6 +100,7 @@ public struct ServingIdentity: Sendable {
                 issuer: signer.certificate, requester: Self.requester
             )
         )
+        issued.serials.withLock { _ = $0.insert(leaf.serialHex) }
         let chain = [leaf] + bridge(for: signer.certificate)
             + signer.chainAboveLeaf + signer.bundle
         return (chain.map(\.pem).joined(), try key.serializeAsPEM().pemString + "\n", leaf)
@@ -106,7 +122,7 @@ public struct ServingIdentity: Sendable {
     }
 
     /// Revokes as `superseded`, as of `now`, every unexpired, unrevoked serving certificate in the ledger other
-    /// than `current`; returns their serials. Serving certificates have no SPIFFE ID, so the query reads only the
+    /// than `current` (on a shared ledger: only those this daemon issued); returns their serials. Serving certificates have no SPIFFE ID, so the query reads only the
     /// ledger's few rows without one (`issuances_by_identity`).
     func supersedeAll(but current: Certificate, at now: Date) async throws -> [String] {
         let unexpired = try await ledger.issuances(
@@ -115,6 +131,7 @@ public struct ServingIdentity: Sendable {
         for record in unexpired
         where record.spiffeID.isEmpty && record.requester == Self.requester.name
             && record.authMethod == Self.requester.authMethod && record.serial != current.serialHex
+            && (!sharedLedger || issued.serials.withLock { $0.contains(record.serial) })
         {
             if case .revoked = try await ledger.revoke(serial: record.serial, reason: RevocationReason.superseded.rawValue, at: now) {
                 superseded.append(record.serial)

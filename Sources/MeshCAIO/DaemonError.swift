@@ -36,6 +36,8 @@ public struct DaemonError: CodedError {
         case backupInvalid = "backup-invalid"
         /// The CA key in a hardware security module cannot be used (module, token, PIN or key missing or failing).
         case signerUnavailable = "signer-unavailable"
+        /// `--ledger` names no ledger meshca can use (not a PostgreSQL URL, or a feature its engine lacks).
+        case ledgerUnusable = "ledger-unusable"
     }
 
     /// The machine-readable reason.

@@ -50,7 +50,8 @@ struct DaemonConfigurationTests {
         #expect(config.logLevel == .info)
         #expect(!config.initIfMissing)
         #expect(config.trustedNodeAccounts.isEmpty && config.allowDNSSANs.isEmpty)
-        #expect(DaemonConfiguration.keys.count == 28 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
+        #expect(config.ledger == .stateDirectory)
+        #expect(DaemonConfiguration.keys.count == 30 && DaemonConfiguration.keys.contains("serving-cert-ttl"))
         #expect(DaemonConfiguration.keys.contains("state-poll-interval") && config.statePollInterval == .seconds(1))
     }
 
@@ -79,6 +80,22 @@ struct DaemonConfigurationTests {
         #expect(found.count == 1)
         #expect(found.first?.contains("init-if-missing (config file ") == true, "\(found)")
         #expect(found.first?.contains("\"sometimes\": it is not true or false. Accepted: true or false") == true, "\(found)")
+    }
+
+    @Test("ledger takes a postgres:// URL from the flag, MESHCA_LEDGER or the file; anything else names the rule")
+    func ledger() throws {
+        let url = "postgres://meshca@db.example:5432/meshca?sslmode=verify-full"
+        #expect(try load(flags: ["ledger": url]).ledger == .postgres(url: url, passwordFile: nil))
+        #expect(try load(environment: ["MESHCA_LEDGER": url]).ledger == .postgres(url: url, passwordFile: nil))
+        let dir = try TemporaryDirectory("ledger-password")
+        defer { dir.remove() }
+        try dir.write("password", "secret\n")
+        let withFile = try load(yaml: "ledger: \(url)\nledger-password-file: \(dir.file("password"))\n")
+        #expect(withFile.ledger == .postgres(url: url, passwordFile: dir.file("password")))
+        #expect(withFile.ledger.isShared)
+        let found = try problems(flags: ["ledger": "/var/lib/meshca/ledger.db"])
+        #expect(found.count == 1)
+        #expect(found.first?.contains("\"/var/lib/meshca/ledger.db\": it is not a postgres:// or postgresql:// URL") == true, "\(found)")
     }
 
     @Test("trusted-node-accounts takes ns/sa items from the flag, MESHCA_TRUSTED_NODE_ACCOUNTS or a YAML list, and warns at start")

@@ -24,6 +24,8 @@ public struct CreateJoinToken: Sendable {
     public let ttl: Duration
     public let uses: Int
     public let requester: Requester
+    /// Where the ledger is (`--ledger`); the state directory's `ledger.db` by default.
+    public var ledger: LedgerLocation = .stateDirectory
 
     public init(directory: StateDirectory, namespace: String, serviceAccount: String, ttl: Duration, uses: Int, requester: Requester) {
         self.directory = directory
@@ -42,10 +44,12 @@ public struct CreateJoinToken: Sendable {
         let root = ca.signer.anchor.sha256Fingerprint
         let token = JoinToken.generate(rootFingerprint: root)
         let expires = now.addingTimeInterval(TimeInterval(ttl.components.seconds))
-        try await SQLiteLedger(path: directory.ledgerPath).createToken(
-            JoinTokenRecord(
-                id: token.id, secretSHA256: token.secretSHA256, namespace: namespace, serviceAccount: serviceAccount,
-                createdAt: now, expiresAt: expires, maxUses: uses, createdBy: requester.name, pinnedRootSHA256: root))
+        try await ledger.withLedger(in: directory) {
+            try await $0.createToken(
+                JoinTokenRecord(
+                    id: token.id, secretSHA256: token.secretSHA256, namespace: namespace, serviceAccount: serviceAccount,
+                    createdAt: now, expiresAt: expires, maxUses: uses, createdBy: requester.name, pinnedRootSHA256: root))
+        }
         return Created(encoded: token.encoded, id: token.id, spiffeID: identity.uri, uses: uses, expiresAt: expires, pinnedRootSHA256: root)
     }
 }

@@ -32,6 +32,8 @@ public struct IntermediateCreate: Sendable {
     /// Where the four files go (created when missing).
     public let out: String
     public let requester: Requester
+    /// Where the ledger is (`--ledger`); the state directory's `ledger.db` by default.
+    public var ledger: LedgerLocation = .stateDirectory
 
     public init(
         directory: StateDirectory, commonName: String, ttl: Duration, keyType: KeyType, hsmKey: PKCS11URI? = nil, out: String,
@@ -59,10 +61,12 @@ public struct IntermediateCreate: Sendable {
         let output = FilePaths.absolute(out)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         // Like every certificate that leaves the CA, the intermediate is recorded before it is written out.
-        try await SQLiteLedger(path: directory.ledgerPath).record(
-            IssuanceRecord(
-                certificate: certificate, trustDomain: ca.trustDomain, issuedAt: now, requestedTTL: ttl,
-                issuer: ca.signer.certificate, requester: requester))
+        try await ledger.withLedger(in: directory) {
+            try await $0.record(
+                IssuanceRecord(
+                    certificate: certificate, trustDomain: ca.trustDomain, issuedAt: now, requestedTTL: ttl,
+                    issuer: ca.signer.certificate, requester: requester))
+        }
         let signer = ca.signer
         // A key in an HSM is recorded as its PKCS#11 URI in ca-key.pkcs11 (which `meshca init --plugin-ca` reads).
         try CAKeyFile.write(try CAKeyFile.record(of: key, hsm: hsm), for: output + "/ca-key.pem")

@@ -51,6 +51,8 @@ public struct LocalIssue: Sendable {
     public let out: String
     /// Who asked, as the ledger records it.
     public let requester: Requester
+    /// Where the ledger is (`--ledger`); the state directory's `ledger.db` by default.
+    public var ledger: LedgerLocation = .stateDirectory
 
     public init(
         directory: StateDirectory, namespace: String, serviceAccount: String, requestedTTL: Duration, keyType: KeyType,
@@ -74,12 +76,15 @@ public struct LocalIssue: Sendable {
             _ = try IssuancePolicy.standard.grantedTTL(forRequested: requestedTTL)
         }
         let ca = try CAState.forCommand(in: directory, now: now, notice: notice)
-        let service = IssuanceService(state: ca, ledger: try SQLiteLedger(path: directory.ledgerPath))
         let identity = try SPIFFEID(trustDomain: ca.trustDomain, namespace: namespace, serviceAccount: serviceAccount)
         let key = try keyType.generate()
-        let issuance = try await service.issue(
-            IssuanceRequest(csrPEM: try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key)), identity: identity, requestedTTL: requestedTTL),
-            requester: requester, at: now)
+        let issuance = try await ledger.withLedger(in: directory) {
+            try await IssuanceService(state: ca, ledger: $0).issue(
+                IssuanceRequest(
+                    csrPEM: try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key)), identity: identity,
+                    requestedTTL: requestedTTL),
+                requester: requester, at: now)
+        }
         let output = FilePaths.absolute(out)
         try CredentialFiles.write(
             to: output, certChainPEM: issuance.certChainPEM, keyPEM: try key.serializeAsPEM().pemString + "\n",

@@ -19,9 +19,9 @@ public struct RevokeCertificate: Sendable {
     }
 
     public let directory: StateDirectory
-    public let ledger: SQLiteLedger
+    public let ledger: any LedgerStore
 
-    public init(directory: StateDirectory, ledger: SQLiteLedger) {
+    public init(directory: StateDirectory, ledger: any LedgerStore) {
         self.directory = directory
         self.ledger = ledger
     }

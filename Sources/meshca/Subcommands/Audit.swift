@@ -19,6 +19,7 @@ struct AuditList: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(name: .customLong("sa"), help: ArgumentHelp("Only this service account.", valueName: "name"))
     var serviceAccount: String?
@@ -50,7 +51,7 @@ struct AuditList: AsyncParsableCommand {
         query.limit = limit
         if let since { query.issuedSince = try parseSince(since, now: now) }
         if let expiringWithin { query.expiringWithin = try parseDuration(expiringWithin, flag: "--expiring-within") }
-        let records = try await state.openLedger().issuances(matching: query)
+        let records = try await ledger.with(state) { try await $0.issuances(matching: query) }
         if json {
             print(try AuditJSON.encode(records.map { AuditJSON.Issuance($0, now: now) }))
             return
@@ -89,6 +90,7 @@ struct AuditShow: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Argument(help: "The serial number in hex (colons allowed), or a unique prefix of at least 6 digits.")
     var serial: String
@@ -107,7 +109,7 @@ struct AuditShow: AsyncParsableCommand {
         let now = Date()
         var query = IssuanceQuery(now: now)
         query.serialPrefix = prefix
-        let matches = try await state.openLedger().issuances(matching: query)
+        let matches = try await ledger.with(state) { try await $0.issuances(matching: query) }
         guard let record = matches.first else {
             throw AuditError("No certificate with serial \(serial) in the ledger. List what was issued with `meshca audit list`.")
         }
@@ -153,6 +155,7 @@ struct AuditRejections: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(help: ArgumentHelp("Only refusals since a duration ago (24h) or an RFC 3339 time.", valueName: "when"))
     var since: String?
@@ -166,7 +169,7 @@ struct AuditRejections: AsyncParsableCommand {
     func run() async throws {
         let now = Date()
         let since = try self.since.map { try parseSince($0, now: now) }
-        let records = try await state.openLedger().rejections(since: since, limit: limit)
+        let records = try await ledger.with(state) { try await $0.rejections(since: since, limit: limit) }
         if json {
             print(try AuditJSON.encode(records.map(AuditJSON.Rejection.init)))
             return

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshCAIO
+import MeshCADaemon
 import MeshCALedger
 
 /// `meshca audit verify`: recompute the ledger's hash chain and check its signed checkpoints.
@@ -17,6 +18,7 @@ struct AuditVerify: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Flag(help: "Print JSON (one object: intact, events, head, checkpoints, problems; see docs/reference/json.md).")
     var json = false
@@ -34,15 +36,16 @@ struct AuditVerify: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        let ledger = try state.openLedger(quiet: quiet)
-        let keyPath = FileCheckpointSigner.path(besideLedgerAt: ledger.path)
+        let keyPath = FileCheckpointSigner.path(besideLedgerAt: state.directory.ledgerPath)
         let signer = checkpoint ? try FileCheckpointSigner(path: keyPath) : nil
         let key =
             try publicKey.map(readPublicKey) ?? signer?.publicKey ?? FileCheckpointSigner.existingPublicKey(at: keyPath)
-        let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
-        let report = try await ledger.verifyChain(publicKey: key, progress: progress.update(done:total:))
-        progress.finish()
-        let written = report.isIntact && checkpoint ? try await ledger.checkpoint(signedBy: signer) : nil
+        let (report, written) = try await ledger.with(state, quiet: quiet) { ledger in
+            let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
+            let report = try await ledger.verifyChain(publicKey: key, progress: progress.update(done:total:))
+            progress.finish()
+            return (report, report.isIntact && checkpoint ? try await ledger.checkpoint(signedBy: signer) : nil)
+        }
         if json {
             print(try Self.json(report, written: written))
         } else {

@@ -22,6 +22,7 @@ struct DoctorCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(
         help: ArgumentHelp(
@@ -48,6 +49,7 @@ struct DoctorCommand: AsyncParsableCommand {
     func run() async throws {
         var doctor = Doctor(directory: state.directory, window: try parseDuration(failWithin, flag: "--fail-within"))
         doctor.identityLimit = maxIdentities
+        doctor.ledgerLocation = try ledger.location()
         let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
         doctor.progress = progress.update(done:total:)
         let report = await doctor.examine(now: Date())

@@ -25,6 +25,7 @@ struct IntermediateCreate: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(help: ArgumentHelp("Directory to write the four files into (created when missing).", valueName: "dir"))
     var out: String
@@ -57,10 +58,11 @@ struct IntermediateCreate: AsyncParsableCommand {
     func run() async throws {
         let keyType = try KeyType(parsing: self.keyType)
         let ttl = try parseDuration(self.ttl, flag: "--ttl")
-        let created = try await MeshCADaemon.IntermediateCreate(
+        var create = MeshCADaemon.IntermediateCreate(
             directory: state.directory, commonName: commonName, ttl: ttl, keyType: keyType, hsmKey: try parseKeyURI(key),
-            out: out, requester: .localUser
-        ).run(now: Date()) { printError("meshca: " + $0) }
+            out: out, requester: .localUser)
+        create.ledger = try ledger.location()
+        let created = try await create.run(now: Date()) { printError("meshca: " + $0) }
         if json {
             let object: [String: Any] = [
                 "subject": created.subject, "serial": created.serial, "not_after": created.notAfter.rfc3339,

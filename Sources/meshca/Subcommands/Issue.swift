@@ -17,6 +17,7 @@ struct Issue: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(name: .customLong("sa"), help: ArgumentHelp("The Kubernetes service account name.", valueName: "name"))
     var serviceAccount: String
@@ -78,10 +79,11 @@ struct Issue: AsyncParsableCommand {
             try await issueRemotely(server: server, token: try joinTokenText(), keyType: keyType, ttl: requestedTTL)
             return
         }
-        let issued = try await LocalIssue(
+        var issue = LocalIssue(
             directory: state.directory, namespace: namespace, serviceAccount: serviceAccount, requestedTTL: requestedTTL,
-            keyType: keyType, out: out, requester: .localUser
-        ).run(now: Date()) { printError("meshca: " + $0) }
+            keyType: keyType, out: out, requester: .localUser)
+        issue.ledger = try ledger.location()
+        let issued = try await issue.run(now: Date()) { printError("meshca: " + $0) }
         try report(issued)
     }
 

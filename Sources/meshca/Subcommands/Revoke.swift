@@ -19,6 +19,7 @@ struct Revoke: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Argument(
         help:
@@ -51,8 +52,9 @@ struct Revoke: AsyncParsableCommand {
     func run() async throws {
         let reason = try RevocationReason(parsing: reason)
         let directory = state.directory
-        let revoked = try await RevokeCertificate(directory: directory, ledger: try state.openLedger())
-            .run(serial: serial, reason: reason, now: Date())
+        let revoked = try await ledger.with(state) {
+            try await RevokeCertificate(directory: directory, ledger: $0).run(serial: serial, reason: reason, now: Date())
+        }
         let record = revoked.record
         if json {
             let object: [String: Any] = [
@@ -101,6 +103,7 @@ struct CRLCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(help: ArgumentHelp("Also write the PEM to this file instead of printing it.", valueName: "file"))
     var out: String?
@@ -112,8 +115,9 @@ struct CRLCommand: AsyncParsableCommand {
         let directory = state.directory
         let ca = try CAState.load(from: directory)
         // During a root rotation's overlap the old root's CRL follows the signing CA's, as in crl.pem.
-        let crls = try await CRLPublisher(directory: directory, ledger: try state.openLedger()).publishAll(
-            for: ca.signer, at: Date())
+        let crls = try await ledger.with(state) {
+            try await CRLPublisher(directory: directory, ledger: $0).publishAll(for: ca.signer, at: Date())
+        }
         let pem = crls.map(\.pem).joined()
         if let out { try AtomicFile.write(pem, to: FilePaths.absolute(out), mode: 0o644) }
         if json {

@@ -29,13 +29,14 @@ struct RootStatus: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Flag(help: "Print JSON (stage, roots, identities, lagging, next_step, blockers, live_on_old_root, tokens_on_old_root, ...).")
     var json = false
 
     func run() async throws {
         let now = Date()
-        let status = try await RootRotation(directory: state.directory, ledger: try state.openLedger()).status(now: now)
+        let status = try await ledger.with(state) { try await RootRotation(directory: state.directory, ledger: $0).status(now: now) }
         if json {
             print(try AuditJSON.encode(RootStatusJSON(status)))
             return
@@ -113,6 +114,7 @@ struct RootPrepare: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(help: ArgumentHelp("Key type of the new root (default: the current root's).", valueName: "type"))
     var keyType: String?
@@ -137,8 +139,10 @@ struct RootPrepare: AsyncParsableCommand {
         let keyType: KeyType?
         do { keyType = try self.keyType.map(KeyType.init(parsing:)) } catch let error as IssuanceError { throw ValidationError(error.message) }
         let ttl = try self.ttl.map { try parseDuration($0, flag: "--ttl") }
-        let prepared = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, hsmKey: hsmKey, actor: Requester.localUser.name, now: Date())
+        let prepared = try await ledger.with(state) {
+            try await RootRotation(directory: state.directory, ledger: $0)
+                .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, hsmKey: hsmKey, actor: Requester.localUser.name, now: Date())
+        }
         if json {
             return try JSONOutput.print(
                 RootStepJSON(stage: "prepared", oldRoot: prepared.oldRoot, newRoot: prepared.newRoot, bundle: prepared.bundle))
@@ -158,6 +162,7 @@ struct RootActivate: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Flag(help: "Activate even though identities lag (recorded in the ledger with their names).")
     var force = false
@@ -166,8 +171,9 @@ struct RootActivate: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let activated = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .activate(force: force, actor: Requester.localUser.name, now: Date())
+        let activated = try await ledger.with(state) {
+            try await RootRotation(directory: state.directory, ledger: $0).activate(force: force, actor: Requester.localUser.name, now: Date())
+        }
         if json {
             return try JSONOutput.print(
                 RootStepJSON(
@@ -191,13 +197,15 @@ struct RootRetire: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Flag(help: "Print JSON (stage, old_root, bundle, archived_at).")
     var json = false
 
     func run() async throws {
-        let retired = try await RootRotation(directory: state.directory, ledger: try state.openLedger())
-            .retire(actor: Requester.localUser.name, now: Date())
+        let retired = try await ledger.with(state) {
+            try await RootRotation(directory: state.directory, ledger: $0).retire(actor: Requester.localUser.name, now: Date())
+        }
         if json {
             return try JSONOutput.print(
                 RootStepJSON(stage: "retired", oldRoot: retired.oldRoot, bundle: retired.bundle, archivedAt: retired.archivedAt))

@@ -18,22 +18,47 @@ struct StateOptions: ParsableArguments {
     var stateDir: String?
 
     var directory: StateDirectory { StateDirectory.resolve(explicit: stateDir) }
+}
 
-    /// Opens the ledger of an existing state directory (never creates a CA).
-    func openLedger(quiet: Bool = false) throws -> SQLiteLedger {
-        let directory = self.directory
-        guard directory.hasCA || FileManager.default.fileExists(atPath: directory.ledgerPath) else {
+/// `--ledger` and `--ledger-password-file`, on every command that reads or writes the ledger.
+struct LedgerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("ledger"),
+        help: ArgumentHelp(
+            "The PostgreSQL database the ledger is in, as `meshca serve --ledger` names it: postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (default: $MESHCA_LEDGER, else ledger.db in the state directory).",
+            valueName: "url"))
+    var url: String?
+
+    @Option(
+        name: .customLong("ledger-password-file"),
+        help: ArgumentHelp(
+            "The file holding the PostgreSQL ledger's password (default: $MESHCA_LEDGER_PASSWORD_FILE, else PGPASSWORD, else ~/.pgpass).",
+            valueName: "file"))
+    var passwordFile: String?
+
+    /// Where the ledger is.
+    func location() throws -> LedgerLocation {
+        try LedgerLocation.resolve(explicit: url, passwordFile: passwordFile)
+    }
+
+    /// Opens the ledger of an existing CA (never creates a CA or an SQLite ledger), runs `body` on it and closes it.
+    func with<T>(
+        _ state: StateOptions, quiet: Bool = false, _ body: (any LedgerStore) async throws -> T
+    ) async throws -> T {
+        let directory = state.directory
+        let location = try location()
+        guard directory.hasCA || location.exists(in: directory) else {
             _ = try CAState.load(from: directory)  // throws the "no CA here, run meshca init" message
             throw DaemonError(.noCA, "There is no ledger in \(directory.path).")
         }
         // The first open after an upgrade to the hash chain chains every existing row: show how far it is.
         let progress = ProgressReporter("chaining the ledger's existing rows (once, after the upgrade)", unit: "events", quiet: quiet)
-        var configuration = SQLiteLedger.Configuration()
-        configuration.backfillProgress = { done, total in
+        var options = LedgerLocation.Options()
+        options.backfillProgress = { done, total in
             progress.update(done: done, total: total)
             if done == total { progress.finish() }
         }
-        return try SQLiteLedger(path: directory.ledgerPath, configuration: configuration)
+        return try await location.withLedger(in: directory, options: options, body)
     }
 }
 

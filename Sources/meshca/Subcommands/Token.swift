@@ -21,6 +21,7 @@ struct TokenCreate: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(name: .customLong("sa"), help: ArgumentHelp("The service account the token stands for.", valueName: "name"))
     var serviceAccount: String
@@ -49,10 +50,11 @@ struct TokenCreate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let token = try await CreateJoinToken(
+        var create = CreateJoinToken(
             directory: state.directory, namespace: namespace, serviceAccount: serviceAccount,
-            ttl: try parseDuration(ttl, flag: "--ttl"), uses: uses, requester: .localUser
-        ).run(now: Date()) { printError("meshca: " + $0) }
+            ttl: try parseDuration(ttl, flag: "--ttl"), uses: uses, requester: .localUser)
+        create.ledger = try ledger.location()
+        let token = try await create.run(now: Date()) { printError("meshca: " + $0) }
         if json {
             let object: [String: Any] = [
                 "token": token.encoded, "id": token.id, "spiffe_id": token.spiffeID, "uses": token.uses,
@@ -70,13 +72,14 @@ struct TokenList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List join tokens and their state.")
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() async throws {
         let now = Date()
-        let tokens = try await state.openLedger().tokens()
+        let tokens = try await ledger.with(state) { try await $0.tokens() }
         if json {
             let rows: [[String: String]] = tokens.map {
                 [
@@ -106,6 +109,7 @@ struct TokenRevoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a join token so it can no longer be used.")
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Argument(help: "The token's id, as `meshca token list` shows it.")
     var id: String
@@ -114,8 +118,7 @@ struct TokenRevoke: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let ledger = try state.openLedger()
-        guard try await ledger.revokeToken(id: id.lowercased(), at: Date()) else {
+        guard try await ledger.with(state, { try await $0.revokeToken(id: id.lowercased(), at: Date()) }) else {
             throw AuditError("No active token with id \(id). See `meshca token list`.")
         }
         if json { return print(try JSONOutput.render(object: ["revoked": id.lowercased()])) }
