@@ -25,11 +25,16 @@ public struct CRLPublisher: Sendable {
     public let directory: StateDirectory
     /// Where revocations are recorded.
     public let ledger: any IssuanceLedger
+    /// Whether `crl.pem` is written. False for a read-only state directory (a Kubernetes Secret shared by
+    /// replicas): the CRLs are then only signed and returned (the daemon serves them at `/crl`), numbered by the
+    /// clock alone.
+    public let writesFile: Bool
 
-    /// A publisher for the CA in `directory`, reading `ledger`.
-    public init(directory: StateDirectory, ledger: any IssuanceLedger) {
+    /// A publisher for the CA in `directory`, reading `ledger`; `writesFile` false signs without writing `crl.pem`.
+    public init(directory: StateDirectory, ledger: any IssuanceLedger, writesFile: Bool = true) {
         self.directory = directory
         self.ledger = ledger
+        self.writesFile = writesFile
     }
 
     /// The CRL entries for `signer` as of `now`: its revoked, unexpired certificates from the ledger.
@@ -64,6 +69,14 @@ public struct CRLPublisher: Sendable {
         var lists: [(SigningIdentity, [CertificateRevocationList.Entry])] = [(signer, try await entries(for: signer, at: now))]
         if let previous { lists.append((previous, try await entries(for: previous, at: now))) }
         let signed = lists
+        let validity = TimeInterval(Self.validity.components.seconds)
+        guard writesFile else {
+            let number = Int64(now.timeIntervalSince1970.rounded(.down))
+            return try signed.map { issuer, entries in
+                try CertificateRevocationList.sign(
+                    entries: entries, issuer: issuer, number: number, thisUpdate: now, nextUpdate: now.addingTimeInterval(validity))
+            }
+        }
         // Numbered, signed and written under the directory lock, so a concurrent `meshca revoke` and the daemon
         // never write the same number, nor a lower one after a higher.
         return try await StateDirectory.offCooperativePool {
@@ -72,8 +85,7 @@ public struct CRLPublisher: Sendable {
                     (Self.currentNumber(in: directory) ?? -1) + 1, Int64(now.timeIntervalSince1970.rounded(.down)))
                 let crls = try signed.map { issuer, entries in
                     try CertificateRevocationList.sign(
-                        entries: entries, issuer: issuer, number: number, thisUpdate: now,
-                        nextUpdate: now.addingTimeInterval(TimeInterval(Self.validity.components.seconds)))
+                        entries: entries, issuer: issuer, number: number, thisUpdate: now, nextUpdate: now.addingTimeInterval(validity))
                 }
                 try AtomicFile.write(crls.map(\.pem).joined(), to: directory.crlPath, mode: 0o644)
                 return crls

@@ -51,8 +51,27 @@ public struct Daemon: Sendable {
             logger.info("the CA key is in a hardware security module", metadata: ["key": "\(location)"])
         }
         // Checkpoints of the ledger's hash chain are signed with a key of their own, never the CA key.
+        // A read-only state directory (a Kubernetes Secret that replicas share) is read, never written: the CRL is
+        // only served at /crl, and checkpoints are signed only when the Secret carries ledger-key.pem.
+        let writable = directory.isWritable
+        let keyPath = FileCheckpointSigner.path(besideLedgerAt: directory.ledgerPath)
         var ledgerOptions = LedgerLocation.Options()
-        ledgerOptions.checkpointSigner = try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath)
+        if writable || FileManager.default.fileExists(atPath: keyPath) {
+            ledgerOptions.checkpointSigner = try FileCheckpointSigner(path: keyPath)
+        }
+        if !writable {
+            logger.notice(
+                "the state directory is read-only: crl.pem is not written (the CRL is served at /crl)",
+                metadata: ["state_dir": "\(directory.path)"])
+            if ledgerOptions.checkpointSigner == nil {
+                logger.warning(
+                    """
+                    the read-only state directory has no ledger-key.pem, so this daemon signs no ledger checkpoints; \
+                    add the ledger-key.pem that `meshca init` made to the directory's source (the Secret)
+                    """,
+                    metadata: ["state_dir": "\(directory.path)"])
+            }
+        }
         ledgerOptions.logger = logger
         let startupLogger = logger
         ledgerOptions.backfillProgress = { done, total in
@@ -120,7 +139,7 @@ public struct Daemon: Sendable {
 
         // The CRL is published before anything is served, so a state directory that cannot hold it fails start-up.
         let crls = CRLRefresh(
-            publisher: CRLPublisher(directory: directory, ledger: ledger), signer: { authority.signingIdentity },
+            publisher: CRLPublisher(directory: directory, ledger: ledger, writesFile: writable), signer: { authority.signingIdentity },
             time: time, logger: logger)
         try await crls.refresh(at: now)
         metrics.publishCRL { crls.current }

@@ -41,6 +41,10 @@ public struct StateDirectory: Sendable {
         return StateDirectory(path: FilePaths.absolute(dataHome) + "/meshca")
     }
 
+    /// Whether this process may create files here: false on a read-only mount (a Kubernetes Secret) or without
+    /// write permission.
+    public var isWritable: Bool { access(path, W_OK) == 0 }
+
     /// `ca-cert.pem`.
     public var caCertificatePath: String { path + "/ca-cert.pem" }
     /// `ca-key.pem`.

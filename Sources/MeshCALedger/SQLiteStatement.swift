@@ -123,6 +123,16 @@ final class SQLiteStatement {
         return Array(UnsafeRawBufferPointer(start: bytes, count: count))
     }
 
+    /// Column `index` of the current row with the type SQLite stored it as.
+    func field(_ index: Int32) -> LedgerChainField {
+        switch sqlite3_column_type(handle, index) {
+        case SQLITE_NULL: .null
+        case SQLITE_INTEGER: .integer(integer(index))
+        case SQLITE_BLOB: .blob(blob(index))
+        default: .text(text(index))
+        }
+    }
+
     private func isNull(_ index: Int32) -> Bool {
         sqlite3_column_type(handle, index) == SQLITE_NULL
     }

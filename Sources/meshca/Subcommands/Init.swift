@@ -51,7 +51,7 @@ struct Init: AsyncParsableCommand {
             let ca = try await CAState.importPlugin(
                 from: FilePaths.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, hsmKey: options.hsmKey, now: Date()
             )
-            _ = try SQLiteLedger(path: directory.ledgerPath)
+            try Self.createLedger(in: directory)
             if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: FilePaths.absolute(pluginCA))) }
             print("imported the plug-in CA from \(pluginCA) into \(directory.path) (trust domain \(ca.trustDomain.name))")
             print("  signing CA \(ca.signer.certificate.subject), valid until \(ca.signer.certificate.notValidAfter.rfc3339)")
@@ -60,7 +60,7 @@ struct Init: AsyncParsableCommand {
             return
         }
         let ca = try CAState.create(in: directory, options: options, now: Date())
-        _ = try SQLiteLedger(path: directory.ledgerPath)
+        try Self.createLedger(in: directory)
         if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: nil)) }
         let root = ca.signer.certificate
         print("created a CA for trust domain \(ca.trustDomain.name) in \(directory.path)")
@@ -69,6 +69,13 @@ struct Init: AsyncParsableCommand {
         if let location = ca.keyLocation { print("  key        \(location)") }
         print("  bundle     \(directory.bundlePath)")
         print("  ledger     \(directory.ledgerPath)")
+    }
+
+    /// The ledger and the key that signs its checkpoints (`ledger-key.pem`), so a copy of the directory (a
+    /// Kubernetes Secret that several replicas mount read-only) has everything the daemon reads.
+    private static func createLedger(in directory: StateDirectory) throws {
+        _ = try SQLiteLedger(path: directory.ledgerPath)
+        _ = try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath)
     }
 }
 
@@ -113,4 +120,5 @@ struct InitJSON: Encodable {
         bundle = directory.bundlePath
         ledger = directory.ledgerPath
     }
+
 }
