@@ -54,6 +54,23 @@ struct CRLPublisherTests {
         #expect(earlier.number == listed.number + 1)
     }
 
+    @Test("For a read-only state directory the CRL is signed, numbered by the clock, and neither crl.pem nor the lock is written")
+    func readOnlyDirectory() async throws {
+        let dir = try TemporaryDirectory("crl-readonly")
+        defer { dir.remove() }
+        let (state, ledger, record) = try await setUp(dir)
+        let directory = StateDirectory(path: dir.file("state"))
+        _ = try await ledger.revoke(serial: record.serial, reason: "keyCompromise", at: Date())
+        let before = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        let now = Date()
+        let crl = try await CRLPublisher(directory: directory, ledger: ledger, writesFile: false).publish(for: state.signer, at: now)
+        #expect(crl.entries.map(\.serialNumber) == [try #require(Certificate.SerialNumber(hex: record.serial))])
+        #expect(crl.isSigned(by: state.signer.certificate))
+        #expect(crl.number == Int64(now.timeIntervalSince1970.rounded(.down)))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() == before, "nothing written")
+        #expect(!FileManager.default.fileExists(atPath: directory.crlPath))
+    }
+
     @Test("The refresher re-signs only when something was revoked or the CRL is due")
     func refresh() async throws {
         let dir = try TemporaryDirectory("crl")
