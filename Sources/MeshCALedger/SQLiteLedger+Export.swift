@@ -68,3 +68,16 @@ extension SQLiteLedger {
         }
     }
 }
+
+/// A ledger that can take a verbatim copy of another ledger's tables (`meshca ledger migrate`): ids, sequence
+/// numbers, hashes and checkpoints exactly as they were, so the copy's hash chain verifies as the original did.
+package protocol LedgerImporting: LedgerStore {
+    /// Whether no table holds a row (a copy goes only into an empty ledger).
+    func isEmpty() async throws -> Bool
+
+    /// Inserts `rows` (each holding `table`'s columns in order) exactly as given, in one transaction.
+    func importRows(_ rows: [[LedgerChainField]], into table: LedgerExport.Table) async throws
+
+    /// Readies the copy for new writes once every table is in (identity sequences past the copied ids).
+    func finishImport() async throws
+}

@@ -15,7 +15,7 @@ struct MeshCACommand: AsyncParsableCommand {
         version: String(VersionInfo.local.text.dropLast()),
         subcommands: [
             Init.self, Issue.self, Serve.self, Token.self, Revoke.self, CRLCommand.self, AgentCommand.self, Intermediate.self, Root.self,
-            Audit.self, Inspect.self, Handshake.self, DoctorCommand.self, BackupCommand.self, RestoreCommand.self, Version.self,
+            Audit.self, Inspect.self, Handshake.self, DoctorCommand.self, BackupCommand.self, RestoreCommand.self, LedgerCommand.self, Version.self,
         ]
     )
 
