@@ -111,6 +111,29 @@ if command -v kubectl >/dev/null; then
     kubectl kustomize "$base" > "$work/rendered.yaml" || fail "kubectl kustomize $base failed (message above)."
     validate "$work/rendered.yaml" || fail "the objects kubectl kustomize $base renders do not match the schemas."
     echo "check-deploy: ok: kubectl kustomize $base: $(grep -c '^kind:' "$work/rendered.yaml") objects, valid"
+    # The replicas overlay: valid objects, two replicas, the state from the Secret read-only, no volume claim, and
+    # the ledger in PostgreSQL with its password from a file.
+    overlay=deploy/kubernetes/overlays/replicas
+    kubectl kustomize "$overlay" > "$work/replicas.yaml" || fail "kubectl kustomize $overlay failed (message above)."
+    validate "$work/replicas.yaml" || fail "the objects kubectl kustomize $overlay renders do not match the schemas."
+    "$venv/bin/python" - "$work/replicas.yaml" <<'PY' || fail "the replicas overlay does not render as docs/replicas.md describes (above)."
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = [d["kind"] for d in docs]
+assert "PersistentVolumeClaim" not in kinds, "the overlay still has the base's volume claim"
+deployment = next(d for d in docs if d["kind"] == "Deployment")
+spec = deployment["spec"]
+assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate", spec
+pod = spec["template"]["spec"]
+state = next(v for v in pod["volumes"] if v["name"] == "state")
+assert set(state) == {"name", "secret"} and state["secret"]["secretName"] == "meshca-cacerts", state
+mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "state")
+assert mount.get("readOnly") is True, mount
+config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["serve.yaml"])
+assert config["ledger"].startswith("postgres://") and "@" in config["ledger"] and ":" not in config["ledger"].split("@")[0][len("postgres://"):], config["ledger"]
+assert config["ledger-password-file"].startswith("/var/run/secrets/meshca/ledger/"), config
+PY
+    echo "check-deploy: ok: kubectl kustomize $overlay: $(grep -c '^kind:' "$work/replicas.yaml") objects, valid; 2 replicas on PostgreSQL, state read-only from a Secret"
 else
     echo "check-deploy: skipped: kubectl kustomize $base (kubectl is not installed)" >&2
 fi
