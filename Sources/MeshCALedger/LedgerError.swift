@@ -56,6 +56,15 @@ public struct LedgerError: CodedError, LocalizedError {
 
     /// The message, so `localizedDescription` shows it rather than a generic Foundation text.
     public var errorDescription: String? { message }
+
+    /// Whether the same operation may succeed when retried: the ledger was busy, unreachable or out of space for
+    /// the moment, rather than refusing the values or being damaged.
+    public var isTransient: Bool {
+        switch code {
+        case .locked, .ioError, .cannotOpen, .diskFull, .readOnly: true
+        default: false
+        }
+    }
 }
 
 extension LedgerError {

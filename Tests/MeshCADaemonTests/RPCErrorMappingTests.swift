@@ -2,6 +2,7 @@ import GRPCCore
 import MeshCACore
 @testable import MeshCADaemon
 import MeshCAIO
+import MeshCALedger
 import Testing
 
 @Suite("Mapping meshca errors to gRPC statuses")
@@ -39,5 +40,17 @@ struct RPCErrorMappingTests {
         let unexpected = rpcError(for: DaemonError(.writeFailed, "secret path /etc/x"))
         #expect(unexpected.code == .internalError)
         #expect(!unexpected.message.contains("/etc/x"))
+    }
+
+    @Test(
+        "A ledger that is busy or unreachable (a token lookup before issuance) is UNAVAILABLE without its location; a refused value is not",
+        arguments: [
+            (LedgerError.Code.locked, RPCError.Code.unavailable), (.ioError, .unavailable), (.cannotOpen, .unavailable),
+            (.diskFull, .unavailable), (.notALedger, .internalError), (.duplicateSerial, .internalError),
+        ])
+    func ledgerErrors(code: LedgerError.Code, expected: RPCError.Code) {
+        let mapped = rpcError(for: LedgerError(code: code, message: "postgres://meshca@db.internal:5432/meshca: connection refused"))
+        #expect(mapped.code == expected)
+        #expect(!mapped.message.contains("db.internal"))
     }
 }
