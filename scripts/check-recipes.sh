@@ -16,31 +16,13 @@ for tool in nginx haproxy curl openssl; do
     }
 done
 export PATH=$PATH:/usr/sbin
-work=$(mktemp -d "${TMPDIR:-/tmp}/meshca-recipes.XXXXXX")
+. scripts/lib.sh
+scratch recipes
 run="$work/run/meshca"
 mkdir -p "$run"
-pids=()
-cleanup() {
-    local status=$?
-    [ -s "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ $status -ne 0 ]; then
-        for log in "$work"/*.log; do [ -f "$log" ] && { echo "--- $log"; tail -n 20 "$log"; }; done >&2
-    fi
-    rm -rf "$work"
-    exit $status
-}
-trap cleanup EXIT
 fail() { echo "check-recipes: FAILED: $*" >&2; exit 1; }
-wait_for() {
-    local what=$1; shift
-    for _ in $(seq 1 600); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1 # hang guard: polling other processes, no event to wait on
-    done
-    fail "timed out waiting for $what"
-}
+# nginx runs as a daemon of its own (not in $pids): stopped through its pid file.
+scratch_stop() { [ -s "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
 recipe() { sed "s|/run/meshca/|$run/|g; s|/run/nginx.pid|$work/nginx.pid|g; s|/run/haproxy.pid|$work/haproxy.pid|g" "deploy/recipes/$1"; }
 
 state="$work/state"

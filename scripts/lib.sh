@@ -26,3 +26,39 @@ ensure_swift() {
         return 1
     fi
 }
+
+# For scripts that start processes (smoke-release.sh, check-recipes.sh): `scratch NAME` makes the work directory
+# $work, empties the list $pids (add each process started in the background), and on exit stops them (and calls
+# scratch_stop when the script defines it), prints the tail of every $work/*.log when the script failed, and
+# removes $work. The script defines fail().
+scratch() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/meshca-$1.XXXXXX")
+    pids=()
+    trap scratch_cleanup EXIT
+}
+
+scratch_cleanup() {
+    local status=$?
+    if declare -F scratch_stop >/dev/null; then scratch_stop; fi
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ $status -ne 0 ]; then
+        for log in "$work"/*.log; do [ -f "$log" ] && { echo "--- $log"; tail -n 30 "$log"; }; done >&2
+    fi
+    rm -rf "$work"
+    exit $status
+}
+
+# Waits (up to 60 s, a hang guard for a busy machine) until `$@` succeeds; fails at once when a process in $pids
+# has died (a crash must not look like a slow start).
+wait_for() {
+    local what=$1; shift
+    for _ in $(seq 1 600); do
+        "$@" >/dev/null 2>&1 && return 0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null || fail "a process died (pid $pid, status $(wait "$pid" 2>/dev/null; echo $?)) while waiting for $what"
+        done
+        sleep 0.1 # hang guard: polling a separate process, no event to wait on
+    done
+    fail "timed out waiting for $what"
+}

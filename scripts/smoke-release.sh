@@ -19,36 +19,11 @@ for exe in "$meshca" "$agent"; do
     [ -x "$exe" ] || { echo "smoke: $exe is missing; build it with scripts/quickstart.sh" >&2; exit 1; }
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/meshca-smoke.XXXXXX")
-pids=()
-cleanup() {
-    local status=$?
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ $status -ne 0 ]; then
-        for log in "$work"/*.log; do [ -f "$log" ] && { echo "--- $log"; tail -n 30 "$log"; }; done >&2
-    fi
-    rm -rf "$work"
-    exit $status
-}
-trap cleanup EXIT
+. scripts/lib.sh
+scratch smoke
 state="$work/state"
 step() { echo "smoke: $*"; }
 fail() { echo "smoke: FAILED: $*" >&2; exit 1; }
-
-# Waits (up to 60 s, a hang guard for a busy machine) until `$@` succeeds; fails at once when a process
-# this script started has died (a crash must not look like a slow start).
-wait_for() {
-    local what=$1; shift
-    for _ in $(seq 1 600); do
-        "$@" >/dev/null 2>&1 && return 0
-        for pid in "${pids[@]}"; do
-            kill -0 "$pid" 2>/dev/null || fail "a process died (pid $pid, status $(wait "$pid"; echo $?)) while waiting for $what"
-        done
-        sleep 0.1 # hang guard: polling a separate process, no event to wait on
-    done
-    fail "timed out waiting for $what"
-}
 alive() { kill -0 "$1" 2>/dev/null || fail "$2 exited (status $(wait "$1"; echo $?)); see its log"; }
 
 step "init and serve ($meshca)"
