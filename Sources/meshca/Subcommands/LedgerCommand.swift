@@ -57,7 +57,7 @@ struct LedgerMigrate: AsyncParsableCommand {
     func run() async throws {
         let target = try LedgerLocation.resolve(explicit: url, passwordFile: passwordFile)
         let progress = ProgressReporter("copying the ledger", unit: "rows", quiet: quiet)
-        let copied = try await LedgerMigration(directory: state.directory, target: target).run(progress: progress.update(done:total:))
+        let copied = try await LedgerCopy(directory: state.directory, target: target).run(progress: progress.update(done:total:))
         progress.finish()
         if json {
             let object: [String: Any] = [

@@ -8,7 +8,7 @@ import MeshCALedger
 /// The source must not be in use (stop `meshca serve` first): a copy taken while the daemon writes would miss
 /// what it records afterwards. The copy is verified with the state directory's ledger key, as `meshca audit
 /// verify` does, and must end on the same chain head as the source.
-public struct LedgerMigration: Sendable {
+public struct LedgerCopy: Sendable {
     /// The state directory whose `ledger.db` is copied.
     public let directory: StateDirectory
     /// Where the copy goes; must be a ledger that takes imports (PostgreSQL).
@@ -26,7 +26,7 @@ public struct LedgerMigration: Sendable {
         public let target: String
     }
 
-    /// A migration of `directory`'s ledger into `target`.
+    /// A copy of `directory`'s ledger into `target`.
     public init(directory: StateDirectory, target: LedgerLocation) {
         self.directory = directory
         self.target = target
