@@ -24,6 +24,7 @@ struct BackupCommand: AsyncParsableCommand {
     var destination: String
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see docs/reference/json.md).")
     var json = false
@@ -32,6 +33,14 @@ struct BackupCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
+        if case .postgres(let url, _) = try ledger.location() {
+            // A ledger.db left in the directory (from before `ledger migrate`) is not the ledger any more.
+            throw DaemonError(
+                .ledgerUnusable,
+                "This CA's ledger is in PostgreSQL (\(url)), which meshca backup does not copy. Back the database up "
+                    + "with PostgreSQL's tools (pg_dump) and copy the state directory's files (\(state.directory.path)) "
+                    + "as they are; check a restored database with `meshca audit verify --ledger URL`.")
+        }
         let result: StateBackup.BackupResult
         do {
             let progress = ProgressReporter("verifying the copy's ledger", unit: "events", quiet: quiet)

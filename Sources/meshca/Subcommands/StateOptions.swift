@@ -36,6 +36,15 @@ struct LedgerOptions: ParsableArguments {
             valueName: "file"))
     var passwordFile: String?
 
+    /// A `--ledger` (or `MESHCA_LEDGER`) that is no PostgreSQL URL is a usage error.
+    func validate() throws {
+        do {
+            _ = try location()
+        } catch let error as DaemonError {
+            throw ValidationError(error.message)
+        }
+    }
+
     /// Where the ledger is.
     func location() throws -> LedgerLocation {
         try LedgerLocation.resolve(explicit: url, passwordFile: passwordFile)
