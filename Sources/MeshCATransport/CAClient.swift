@@ -43,10 +43,12 @@ public struct CAClient: Sendable {
         }
     }
 
-    /// The server's host name or IP address.
+    /// The server's host name or IP address: what its certificate must name.
     public let host: String
     /// The server's port.
     public let port: Int
+    /// The IP address connected to when ``host`` is a name already resolved (one endpoint of several), else nil.
+    public let resolvedIP: String?
     /// How the server is verified.
     public let trust: Trust
     /// The client certificate presented, if any.
@@ -65,6 +67,17 @@ public struct CAClient: Sendable {
         guard parsed.port > 0 else { throw CAClientError("\"\(address)\": the CA's port cannot be 0.") }
         self.host = parsed.host
         self.port = parsed.port
+        self.resolvedIP = nil
+        self.trust = trust
+        self.identity = identity
+    }
+
+    /// A client for one endpoint of a CA with several (``CAAddresses``): it connects to the endpoint's resolved IP
+    /// when it has one, and checks the server's certificate against the address as given, as for a single address.
+    public init(endpoint: CAEndpoint, trust: Trust, identity: ClientIdentity? = nil) {
+        self.host = endpoint.address.host
+        self.port = endpoint.address.port
+        self.resolvedIP = endpoint.resolvedIP
         self.trust = trust
         self.identity = identity
     }
@@ -87,7 +100,10 @@ public struct CAClient: Sendable {
 
     /// Opens one connection (one TLS handshake) for many calls, closed when `body` returns.
     public func withConnection<Result: Sendable>(_ body: (Connection) async throws -> Result) async throws -> Result {
-        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: try transportSecurity())
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        // Connecting to a resolved IP: SNI and :authority still carry the name, as when gRPC resolves it itself.
+        if resolvedIP != nil { config.http2.authority = HostPort(host: host, port: port).description }
+        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: try transportSecurity(), config: config)
         let timeout = self.timeout
         return try await withGRPCClient(transport: transport) { client in
             try await body(Connection(client: Istio_V1_Auth_IstioCertificateService.Client(wrapping: client), timeout: timeout))
@@ -119,8 +135,9 @@ public struct CAClient: Sendable {
     }
 
     private var target: any ResolvableTarget {
-        if HostPort.ipv4Bytes(host) != nil { return .ipv4(address: host, port: port) }
-        if host.contains(":") { return .ipv6(address: host, port: port) }
+        let connectTo = resolvedIP ?? host
+        if HostPort.ipv4Bytes(connectTo) != nil { return .ipv4(address: connectTo, port: port) }
+        if connectTo.contains(":") { return .ipv6(address: connectTo, port: port) }
         return .dns(host: host, port: port)
     }
 
