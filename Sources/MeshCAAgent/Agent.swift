@@ -19,8 +19,10 @@ import X509
 ///   the join token or JWT.
 /// - It renews at the schedule's point (half-life ± jitter by default) over mTLS with its current
 ///   certificate, so a single-use token is enough. A new key is made for every certificate.
-/// - On failure it keeps the current files, retries with capped exponential backoff (always before the
-///   certificate expires), and reports the error in its status. A certificate that expired while the
+/// - With several CA addresses (replicas) it sends each request to the one that answered last, and on no answer
+///   (``CAAddresses/firstAnswer(preferring:onFailover:_:)``) to the next at once; a refusal is an answer.
+/// - On failure (a refusal, or no answer from any address) it keeps the current files, retries with capped
+///   exponential backoff (always before the certificate expires), and reports the error in its status. A certificate that expired while the
 ///   CA was away is replaced through the bootstrap credential when that still works, and so is one the CA
 ///   refuses (revoked) when the credential is read from a file (`--token-file`, `--jwt-file`).
 public struct Agent: Service {
@@ -70,12 +72,19 @@ public struct Agent: Service {
             await onNewCertificate?()
         }
         var failures = 0
+        // The CA endpoint that answered last: the first one asked next time.
+        var endpoint: CAEndpoint?
         let first = held.map(renewalTime) ?? time.now()
         status.update { $0.nextRenewal = first }
         await time.repeatedly(from: first) { now in
             let next: Date
             do {
-                let (obtained, method) = try await obtain(renewing: held, at: now)
+                let (obtained, method, answered) = try await obtain(renewing: held, at: now, preferring: endpoint)
+                if let endpoint, endpoint != answered {
+                    logger.notice("the CA answered at another address; renewals go there now", metadata: ["ca": "\(answered)", "previous": "\(endpoint)"])
+                }
+                endpoint = answered
+                status.update { $0.caAddress = answered.description }
                 try directory.write(
                     chainPEM: obtained.chainPEM, keyPEM: obtained.credentials.privateKeyPEM,
                     bundlePEM: obtained.credentials.bundle.map(\.pem).joined(), at: now)
@@ -86,7 +95,10 @@ public struct Agent: Service {
                 next = renewalTime(obtained)
                 logger.info(
                     "certificate written",
-                    metadata: ["serial": "\(obtained.credentials.leaf.serialHex)", "not_after": "\(obtained.credentials.leaf.notValidAfter.formatted(.iso8601))", "via": "\(method)"]
+                    metadata: [
+                        "serial": "\(obtained.credentials.leaf.serialHex)", "not_after": "\(obtained.credentials.leaf.notValidAfter.formatted(.iso8601))",
+                        "via": "\(method)", "ca": "\(answered)",
+                    ]
                 )
                 await runHook()
                 await onNewCertificate?()
@@ -144,17 +156,22 @@ public struct Agent: Service {
         return Held(credentials: credentials, chainPEM: files.chainPEM, receivedAt: min(now, leaf.notValidBefore.addingTimeInterval(120)))
     }
 
-    /// One issuance: over mTLS while the current certificate is valid, else with the bootstrap credential.
-    func obtain(renewing held: Held?, at now: Date) async throws -> (Held, String) {
+    /// One issuance: over mTLS while the current certificate is valid, else with the bootstrap credential; the CA
+    /// addresses tried from `preferred` on. Returns the certificate, how it was obtained and the endpoint that answered.
+    func obtain(renewing held: Held?, at now: Date, preferring preferred: CAEndpoint?) async throws -> (Held, String, CAEndpoint) {
+        let addresses = try CAAddresses(configuration.caAddresses)
         let key = try configuration.keyType.generate()
         let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: configuration.identity, dnsNames: configuration.dnsNames, key: key))
         let trust = try self.trust(held: held)
         let chain: [String]
         let method: String
+        let answered: CAEndpoint
         if let held, now < held.credentials.leaf.notValidAfter {
             let identity = CAClient.ClientIdentity(chainPEM: held.chainPEM, keyPEM: held.credentials.privateKeyPEM)
             do {
-                chain = try await CAClient(address: configuration.caAddress, trust: trust, identity: identity).createCertificate(csrPEM: csr, ttl: configuration.ttl)
+                (chain, answered) = try await addresses.firstAnswer(preferring: preferred, onFailover: logFailover) { endpoint in
+                    try await CAClient(endpoint: endpoint, trust: trust, identity: identity).createCertificate(csrPEM: csr, ttl: configuration.ttl)
+                }
                 method = "mtls"
             } catch let refusal as RPCError where refusal.code == .unauthenticated && configuration.bootstrap.isFile {
                 // The CA no longer accepts this certificate (revoked, or its root retired). A credential read from a
@@ -162,7 +179,7 @@ public struct Agent: Service {
                 // rather than retrying a certificate that will never renew.
                 logger.warning("the CA refused the current certificate; bootstrapping again", metadata: ["reason": "\(refusal.message)"])
                 do {
-                    (chain, method) = try await bootstrap(csr: csr, trust: trust)
+                    (chain, method, answered) = try await bootstrap(csr: csr, trust: trust, addresses: addresses, preferring: preferred)
                 } catch let error as RPCError {
                     throw AgentFailure(
                         "The CA refused the current certificate (\(refusal.message)) and then the bootstrap credential "
@@ -171,21 +188,32 @@ public struct Agent: Service {
                 }
             }
         } else {
-            (chain, method) = try await bootstrap(csr: csr, trust: trust)
+            (chain, method, answered) = try await bootstrap(csr: csr, trust: trust, addresses: addresses, preferring: preferred)
         }
         let bundle = try CredentialBundle.accepted(
-            istioChain: chain, from: configuration.caAddress, for: configuration.identity, dnsNames: configuration.dnsNames,
+            istioChain: chain, from: answered.description, for: configuration.identity, dnsNames: configuration.dnsNames,
             key: key.publicKey, pinnedRootSHA256: trust.pinnedRootSHA256)
         let credentials = try Self.credentials(identity: configuration.identity, chain: [bundle.leaf] + bundle.intermediates, key: key, bundle: bundle.roots)
-        return (Held(credentials: credentials, chainPEM: bundle.certChainPEM, receivedAt: now), method)
+        return (Held(credentials: credentials, chainPEM: bundle.certChainPEM, receivedAt: now), method, answered)
     }
 
-    /// One `CreateCertificate` authenticated with the bootstrap credential; the chain and the method (`token`, `jwt`).
-    private func bootstrap(csr: String, trust: CAClient.Trust) async throws -> ([String], String) {
+    /// One `CreateCertificate` authenticated with the bootstrap credential, the CA addresses tried from `preferred`
+    /// on; the chain, the method (`token`, `jwt`) and the endpoint that answered.
+    private func bootstrap(
+        csr: String, trust: CAClient.Trust, addresses: CAAddresses, preferring preferred: CAEndpoint?
+    ) async throws -> ([String], String, CAEndpoint) {
         let (credential, kind) = try bootstrapCredential()
-        let chain = try await CAClient(address: configuration.caAddress, trust: trust)
-            .createCertificate(csrPEM: csr, ttl: configuration.ttl, headers: ["authorization": "Bearer \(credential)"])
-        return (chain, kind)
+        let (chain, answered) = try await addresses.firstAnswer(preferring: preferred, onFailover: logFailover) { endpoint in
+            try await CAClient(endpoint: endpoint, trust: trust)
+                .createCertificate(csrPEM: csr, ttl: configuration.ttl, headers: ["authorization": "Bearer \(credential)"])
+        }
+        return (chain, kind, answered)
+    }
+
+    /// Logs a CA endpoint that gave no answer, and the one asked next.
+    private func logFailover(_ failed: CAAttempt, next: CAEndpoint) {
+        logger.warning(
+            "no answer from the CA at this address; asking the next", metadata: ["ca": "\(failed.endpoint)", "error": "\(failed.failure)", "next": "\(next)"])
     }
 
     /// How to verify the CA: `--root-cert` (re-read each time, so a rotated bundle is picked up), else

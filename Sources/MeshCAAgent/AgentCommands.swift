@@ -42,7 +42,7 @@ public struct AgentOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("A YAML file with settings (keys as the flag names, e.g. ttl: 24h; also MESHCA_AGENT_CONFIG).", valueName: "file"))
     var config: String?
-    @Option(help: ArgumentHelp("The CA daemon's address (required).", valueName: "host:port")) var ca: String?
+    @Option(help: ArgumentHelp("The CA daemon's address (required); repeat it for replicas: the next is tried when one gives no answer. A host name stands for each address it resolves to.", valueName: "host:port")) var ca: [String] = []
     @Option(name: .customLong("sa"), help: ArgumentHelp("Service account of the workload (required).", valueName: "name")) var serviceAccount: String?
     @Option(name: .customLong("ns"), help: ArgumentHelp("Namespace of the workload (default default).", valueName: "name")) var namespace: String?
     @Option(help: ArgumentHelp("Trust domain of the identity (default cluster.local).", valueName: "name")) var trustDomain: String?
@@ -71,7 +71,7 @@ public struct AgentOptions: ParsableArguments {
     /// The flags given, by key (`--crl-url` is `crl-url`).
     var flags: [String: String] {
         var flags: [String: String] = [:]
-        flags["ca"] = ca
+        flags["ca"] = ca.isEmpty ? nil : ca.joined(separator: ",")
         flags["sa"] = serviceAccount
         flags["ns"] = namespace
         flags["trust-domain"] = trustDomain
@@ -197,6 +197,7 @@ public struct AgentStatusCommand: AsyncParsableCommand {
         print("next renewal   \(status.nextRenewal ?? "-")")
         print("outage budget  \(HumanDuration.format(.seconds(Int64(status.outageBudgetSeconds)))) (how long the CA can be down before this certificate expires)")
         print("renewals       \(status.renewals), via \(status.obtainedBy ?? "-")")
+        print("ca             \(status.caAddress ?? "-") (the CA address that answered last)")
         print("last error     \(status.lastError ?? "-")")
         if let number = status.crlNumber {
             let nextUpdate = status.crlNextUpdate ?? "-"

@@ -29,8 +29,10 @@ public struct AgentConfiguration: Sendable {
         }
     }
 
-    /// The CA's `HOST:PORT`.
-    public var caAddress: String
+    /// The CA's addresses (`HOST:PORT`), tried in turn: the one that answered last first, the next when it gives no
+    /// answer. A host name stands for every address it resolves to. Set from the initializer's `caAddress` and
+    /// more added after it.
+    public var caAddresses: [String]
     /// The identity requested.
     public var identity: SPIFFEID
     /// The directory the three files are written to.
@@ -70,7 +72,7 @@ public struct AgentConfiguration: Sendable {
     /// files and with `key.pem`'s mode; nil for none.
     public var combinedPEM: String?
 
-    /// Creates a configuration.
+    /// Creates a configuration for a CA at `caAddress` (add more addresses to ``caAddresses``).
     public init(
         caAddress: String,
         identity: SPIFFEID,
@@ -89,7 +91,7 @@ public struct AgentConfiguration: Sendable {
         crlURL: URL? = nil
     ) {
         self.crlURL = crlURL
-        self.caAddress = caAddress
+        self.caAddresses = [caAddress]
         self.identity = identity
         self.outDirectory = outDirectory
         self.bootstrap = bootstrap
@@ -183,7 +185,7 @@ extension AgentConfiguration {
 
     /// The settings while they are read; required ones are nil until set.
     struct Draft {
-        var ca: String?
+        var ca: [String] = []
         var serviceAccount: String?
         var namespace = "default"
         var trustDomain = "cluster.local"
@@ -263,7 +265,7 @@ extension AgentConfiguration {
             let example = specs.first { $0.name == key }?.example ?? "VALUE"
             return "\(key) is not set: \(what). Give --\(key) \(example), \(environmentName(key))=\(example), or \(key): \(example) in the --config file."
         }
-        if draft.ca == nil, settings["ca"] == nil { problems.append(missing("ca", "the CA daemon's HOST:PORT is needed")) }
+        if draft.ca.isEmpty, settings["ca"] == nil { problems.append(missing("ca", "the CA daemon's HOST:PORT is needed")) }
         if draft.serviceAccount == nil, settings["sa"] == nil { problems.append(missing("sa", "the workload's service account is needed")) }
         if draft.out == nil, settings["out"] == nil { problems.append(missing("out", "the directory for the three files is needed")) }
         if draft.bootstraps.count != 1, !problems.contains(where: { $0.hasPrefix("token") || $0.hasPrefix("jwt-file") }) {
@@ -290,7 +292,7 @@ extension AgentConfiguration {
                 problems.append(rule(from: error, whole: true))
             }
         }
-        guard problems.isEmpty, let ca = draft.ca, let out = draft.out, let identity, let schedule, let bootstrap = draft.bootstraps.first?.bootstrap else {
+        guard problems.isEmpty, let ca = draft.ca.first, let out = draft.out, let identity, let schedule, let bootstrap = draft.bootstraps.first?.bootstrap else {
             throw AgentConfigurationError(problems: problems)
         }
         var configuration = AgentConfiguration(
@@ -299,6 +301,7 @@ extension AgentConfiguration {
             workloadUIDs: draft.workloadUIDs.isEmpty ? [UInt32(getuid())] : draft.workloadUIDs, onRotate: draft.onRotate,
             keyMode: draft.keyMode, fileOwner: draft.fileOwner, statusAddress: draft.statusAddress, crlURL: draft.crlURL
         )
+        configuration.caAddresses = draft.ca
         configuration.crlRefreshInterval = draft.crlRefresh
         configuration.logFormat = draft.logFormat
         configuration.dnsNames = draft.dnsNames
@@ -369,9 +372,22 @@ extension AgentConfiguration {
 
     /// Every key, in the order of `--help` and of reported problems.
     static let specs: [Key] = [
-        Key("ca", accepts: "the CA daemon's HOST:PORT", example: "meshca.example:15012") { setting, draft in
-            _ = try HostPort.parse(setting.text)
-            draft.ca = setting.text
+        Key(
+            "ca", list: true,
+            accepts: "the CA daemon's HOST:PORT; several for replicas, comma-separated (a YAML list in the file), each "
+                + "tried when the one before gives no answer", example: "meshca.example:15012"
+        ) { setting, draft in
+            guard !setting.items.isEmpty else { throw Problem("it lists nothing") }
+            for item in setting.items {
+                let address: HostPort
+                do throws(HostPort.Problem) {
+                    address = try HostPort.parse(item)
+                } catch {
+                    throw Problem("\"\(item)\": \(error.why)")
+                }
+                guard address.port > 0 else { throw Problem("\"\(item)\": the CA's port cannot be 0") }
+                if !draft.ca.contains(item) { draft.ca.append(item) }
+            }
         },
         Key("sa", accepts: "a Kubernetes service account name", example: "web") { setting, draft in
             try KubernetesName.validate(setting.text, as: .serviceAccount)

@@ -23,6 +23,7 @@ struct AgentFailure: Error, CustomStringConvertible {
     static func reason(_ error: any Error, held: Certificate?, at now: Date) -> AgentFailureReason {
         switch error {
         case let failure as AgentFailure: return failure.reason ?? .other
+        case is CAUnreachableError: return .caUnreachable
         case let rpc as RPCError:
             switch rpc.code {
             case .unavailable, .deadlineExceeded: return .caUnreachable
@@ -42,6 +43,9 @@ struct AgentFailure: Error, CustomStringConvertible {
         let bootstrapping = held == nil || expired
         var message: String
         switch error {
+        case let unreachable as CAUnreachableError:
+            let trust = "the roots the agent trusts (--root-cert, the current bundle, or the token's pinned root)"
+            message = "\(unreachable.summary(separator: "; ")). \(unreachable.advice(trust: trust)) Files are kept; retrying with backoff."
         case let rpc as RPCError:
             switch rpc.code {
             case .unavailable, .deadlineExceeded:
@@ -68,7 +72,8 @@ struct AgentFailure: Error, CustomStringConvertible {
 
 /// Why a renewal round failed: a closed set, the `reason` label of `meshca_agent_renewal_failures_total`.
 public enum AgentFailureReason: String, CaseIterable, Sendable, Codable {
-    /// The CA did not answer (connection refused, TLS failure, deadline): `UNAVAILABLE`, `DEADLINE_EXCEEDED`.
+    /// The CA did not answer at any of its addresses (connection refused, TLS failure, deadline): `UNAVAILABLE`,
+    /// `DEADLINE_EXCEEDED`.
     case caUnreachable = "ca-unreachable"
     /// The CA refused the renewal (any other gRPC status, e.g. `PERMISSION_DENIED`, `UNAUTHENTICATED` over mTLS).
     case refused

@@ -38,6 +38,12 @@ public enum AgentMetrics {
                 help: "Failed attempts to obtain a certificate since the agent started, by reason.",
                 labels: [("reason", reason.rawValue)], value: Double(status.failures[reason] ?? 0))
         }
+        if let caAddress = status.caAddress {
+            text.gauge(
+                "meshca_agent_ca_address_info",
+                help: "The CA address that answered last, which the next renewal asks first (several with --ca repeated); always 1.",
+                labels: [("address", caAddress)], value: 1)
+        }
         text.gauge(
             "meshca_agent_consecutive_failures",
             help: "Failed attempts since the last certificate was obtained (0 when the last attempt succeeded).",

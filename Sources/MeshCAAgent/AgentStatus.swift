@@ -29,6 +29,9 @@ public struct AgentStatus: Sendable, Codable, Equatable {
     public var failures: [AgentFailureReason: Int] = [:]
     /// How the current certificate was obtained: `token`, `jwt`, `mtls`, or `reused` (from disk at start).
     public var obtainedBy: String?
+    /// The CA address that answered last (`HOST:PORT`, with the IP address for a host name), which the next
+    /// renewal asks first; nil until one answered.
+    public var caAddress: String?
     /// The number and nextUpdate of the CRL held (`--crl-url`): the one from the CA that issued the certificate.
     public var crlNumber: Int64?
     public var crlNextUpdate: Date?
@@ -53,7 +56,7 @@ public struct AgentStatus: Sendable, Codable, Equatable {
             notBefore: notBefore?.formatted(.iso8601), notAfter: notAfter?.formatted(.iso8601),
             nextRenewal: nextRenewal?.formatted(.iso8601), lastError: lastError,
             lastErrorAt: lastErrorAt?.formatted(.iso8601), renewals: renewals,
-            consecutiveFailures: consecutiveFailures, obtainedBy: obtainedBy, outageBudgetSeconds: outageBudget(at: now),
+            consecutiveFailures: consecutiveFailures, obtainedBy: obtainedBy, caAddress: caAddress, outageBudgetSeconds: outageBudget(at: now),
             crlNumber: crlNumber, crlNextUpdate: crlNextUpdate?.formatted(.iso8601), crlLastRefusal: crlLastRefusal,
             crlLastRefusalAt: crlLastRefusalAt?.formatted(.iso8601))
         let encoder = JSONEncoder()
@@ -76,6 +79,7 @@ struct StatusDocument: Codable {
     var renewals: Int
     var consecutiveFailures: Int
     var obtainedBy: String?
+    var caAddress: String?
     var outageBudgetSeconds: Int
     var crlNumber: Int64?
     var crlNextUpdate: String?
@@ -86,7 +90,7 @@ struct StatusDocument: Codable {
         case state, serial, renewals
         case spiffeID = "spiffe_id", notBefore = "not_before", notAfter = "not_after", nextRenewal = "next_renewal"
         case lastError = "last_error", lastErrorAt = "last_error_at", consecutiveFailures = "consecutive_failures"
-        case obtainedBy = "obtained_by", outageBudgetSeconds = "outage_budget_seconds"
+        case obtainedBy = "obtained_by", caAddress = "ca_address", outageBudgetSeconds = "outage_budget_seconds"
         case crlNumber = "crl_number", crlNextUpdate = "crl_next_update", crlLastRefusal = "crl_last_refusal"
         case crlLastRefusalAt = "crl_last_refusal_at"
     }
@@ -105,6 +109,7 @@ struct StatusDocument: Codable {
         try container.encode(renewals, forKey: .renewals)
         try container.encode(consecutiveFailures, forKey: .consecutiveFailures)
         try container.encode(obtainedBy, forKey: .obtainedBy)
+        try container.encode(caAddress, forKey: .caAddress)
         try container.encode(outageBudgetSeconds, forKey: .outageBudgetSeconds)
         try container.encode(crlNumber, forKey: .crlNumber)
         try container.encode(crlNextUpdate, forKey: .crlNextUpdate)

@@ -88,8 +88,8 @@ public final class InProcessDaemon: Sendable {
     public let monitoringPort: Int
     private let task: Task<Void, any Error>
 
-    /// The CA's state directory.
-    public var stateDir: String { directory.file("state") }
+    /// The CA's state directory: in ``directory``, or a first daemon's for a ``replica(time:_:)``.
+    public let stateDir: String
     /// `127.0.0.1:PORT` of the gRPC listener.
     public var grpcAddress: String { "127.0.0.1:\(grpcPort)" }
 
@@ -110,6 +110,23 @@ public final class InProcessDaemon: Sendable {
         let created = try await Command.meshca(
             ["token", "create", "--sa", "was", "--uses", String(tokenUses), "--state-dir", state], environment: environment)
         guard created.status == 0 else { throw BackgroundProcessError("token create failed: \(created.stderr)") }
+        let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        return (try await launch(directory: directory, state: state, time: time, configure), token)
+    }
+
+    /// Another daemon on this one's state directory, so on the same CA files and ledger: a replica that can renew
+    /// what this one issued and use its tokens. It has its own ports, log and (empty) ``directory``; stopping it
+    /// leaves the shared state directory to this daemon, which must outlive it.
+    public func replica(
+        time: ServiceTime = .system, _ configure: (inout DaemonConfiguration) -> Void = { _ in }
+    ) async throws -> InProcessDaemon {
+        try await Self.launch(directory: try TemporaryDirectory("replica"), state: stateDir, time: time, configure)
+    }
+
+    /// Starts a daemon on the CA in `state` and returns once both listeners are bound.
+    private static func launch(
+        directory: TemporaryDirectory, state: String, time: ServiceTime, _ configure: (inout DaemonConfiguration) -> Void
+    ) async throws -> InProcessDaemon {
         var configuration = DaemonConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
         configuration.monitoring = .init(host: "127.0.0.1", port: 0)
@@ -137,12 +154,16 @@ public final class InProcessDaemon: Sendable {
             let failure = await task.result
             throw BackgroundProcessError("the daemon stopped before it was ready (\(failure)); its log:\n\(log.all.joined(separator: "\n"))")
         }
-        let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        return (InProcessDaemon(directory: directory, log: log, grpcPort: grpcPort, monitoringPort: monitoringPort, task: task), token)
+        return InProcessDaemon(
+            directory: directory, stateDir: state, log: log, grpcPort: grpcPort, monitoringPort: monitoringPort, task: task)
     }
 
-    private init(directory: TemporaryDirectory, log: CapturedLog, grpcPort: Int, monitoringPort: Int, task: Task<Void, any Error>) {
+    private init(
+        directory: TemporaryDirectory, stateDir: String, log: CapturedLog, grpcPort: Int, monitoringPort: Int,
+        task: Task<Void, any Error>
+    ) {
         self.directory = directory
+        self.stateDir = stateDir
         self.log = log
         self.grpcPort = grpcPort
         self.monitoringPort = monitoringPort
@@ -151,7 +172,7 @@ public final class InProcessDaemon: Sendable {
 
     /// The CA's roots.
     public func roots() throws -> [Certificate] {
-        try Certificate.parseAll(pem: String(contentsOfFile: directory.file("state/root-cert.pem"), encoding: .utf8))
+        try Certificate.parseAll(pem: String(contentsOfFile: stateDir + "/root-cert.pem", encoding: .utf8))
     }
 
     /// A client trusting this CA's roots.
@@ -167,7 +188,8 @@ public final class InProcessDaemon: Sendable {
         return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Stops the daemon (as a cancelled service group does) and removes its directory.
+    /// Stops the daemon (as a cancelled service group does) and removes its directory (for a replica, not the shared
+    /// state directory).
     public func stop() async {
         task.cancel()
         _ = try? await task.value

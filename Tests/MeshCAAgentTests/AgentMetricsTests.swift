@@ -32,6 +32,7 @@ struct AgentMetricsTests {
         status.failures = [.caUnreachable: 2, .refused: 1]
         status.crlThisUpdate = now.addingTimeInterval(-90)
         status.crlNextUpdate = now.addingTimeInterval(86_400)
+        status.caAddress = "meshca.example:15012 (10.0.0.7)"
         let page = AgentMetrics.exposition(status, at: now, workloadAPIStreams: 3)
         let samples = Self.samples(page)
         #expect(samples["meshca_agent_certificate_expiry_timestamp_seconds"] == 1_800_003_600)
@@ -46,6 +47,7 @@ struct AgentMetricsTests {
             #expect(samples["meshca_agent_renewal_failures_total{reason=\"\(reason)\"}"] == 0, "\(reason)")
         }
         #expect(samples["meshca_agent_workload_api_clients"] == 3)
+        #expect(samples["meshca_agent_ca_address_info{address=\"meshca.example:15012 (10.0.0.7)\"}"] == 1)
         #expect(samples["meshca_agent_crl_age_seconds"] == 90)
         #expect(samples["meshca_agent_crl_next_update_timestamp_seconds"] == 1_800_086_400)
         #expect(samples["meshca_agent_build_info{version=\"\(BuildInfo.version)\",commit=\"\(BuildInfo.commit)\"}"] == 1)
@@ -59,6 +61,7 @@ struct AgentMetricsTests {
         #expect(starting["meshca_agent_certificate_expiry_seconds"] == nil)
         #expect(starting["meshca_agent_workload_api_clients"] == nil)
         #expect(starting["meshca_agent_crl_age_seconds"] == nil)
+        #expect(!starting.keys.contains { $0.hasPrefix("meshca_agent_ca_address_info") }, "no CA has answered yet")
         #expect(starting["meshca_agent_renewals_total"] == 0)
     }
 
