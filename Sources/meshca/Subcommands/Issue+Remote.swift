@@ -18,8 +18,8 @@ extension Issue {
         return (String(decoding: data, as: UTF8.self).trimmed, "--token-file \(tokenFile)")
     }
 
-    /// `meshca issue --server`: the same three files, from a running CA daemon.
-    func issueRemotely(server: String, token source: (text: String, flag: String), keyType: KeyType, ttl: Duration) async throws {
+    /// `meshca issue --server`: the same three files, from a running CA daemon (the first of `servers` that answers).
+    func issueRemotely(servers: CAAddresses, token source: (text: String, flag: String), keyType: KeyType, ttl: Duration) async throws {
         let token: JoinToken
         do {
             token = try JoinToken(parsing: source.text)
@@ -43,15 +43,25 @@ extension Issue {
         }
         let key = try keyType.generate()
         let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key))
-        let client = try CAClient(address: server, trust: trust)
         let chain: [String]
+        let server: CAEndpoint
         do {
-            chain = try await client.createCertificate(csrPEM: csr, ttl: ttl, headers: ["authorization": "Bearer \(token.encoded)"])
-        } catch let error as RPCError {
-            throw RemoteIssueError(server: server, error: error)
+            (chain, server) = try await servers.firstAnswer(onFailover: { failed, next in
+                printError("meshca: no answer from the CA at \(failed); asking \(next)")
+            }) { endpoint in
+                do {
+                    return try await CAClient(endpoint: endpoint, trust: trust)
+                        .createCertificate(csrPEM: csr, ttl: ttl, headers: ["authorization": "Bearer \(token.encoded)"])
+                } catch let error as RPCError where error.code != .unavailable && error.code != .deadlineExceeded {
+                    // An answer: said with the address that gave it, and not asked of the next.
+                    throw RemoteIssueError(refusal: error, from: endpoint)
+                }
+            }
+        } catch let error as CAUnreachableError {
+            throw RemoteIssueError(error, trust: rootCert == nil ? "the token's pinned root (or --root-cert)" : "--root-cert \(rootCert ?? "")")
         }
         let credentials = try CredentialBundle.accepted(
-            istioChain: chain, from: server, for: identity, key: key.publicKey, pinnedRootSHA256: trust.pinnedRootSHA256)
+            istioChain: chain, from: server.description, for: identity, key: key.publicKey, pinnedRootSHA256: trust.pinnedRootSHA256)
         let outDirectory = FilePaths.absolute(out)
         try CredentialFiles.write(
             to: outDirectory,
@@ -63,33 +73,18 @@ extension Issue {
     }
 }
 
-/// A refusal or failure from a remote CA, shown with its gRPC status and what to do.
+/// A refusal from a remote CA, or no answer from any of its addresses, shown with what to do.
 struct RemoteIssueError: Error, CustomStringConvertible {
     let description: String
 
-    init(server: String, error: RPCError) {
-        guard error.code == .unavailable else {
-            description = "The CA at \(server) answered \(error.code): \(error.message)"
-            return
-        }
-        // No answer at all: say what happened to the connection, in words.
-        var cause = error.cause
-        while let rpc = cause as? RPCError { cause = rpc.cause }
-        if let words = cause.flatMap(ConnectionFailure.words(for:)) {
-            description =
-                "Cannot reach a CA at \(server): \(words). Is `meshca serve` running there? Its gRPC port is serve's --listen "
-                + "(default 127.0.0.1:15012)."
-        } else if error.message.contains("accepted the TCP connection") {
-            let detail = cause.map { " (\(String(describing: $0).escapedForLog))" } ?? ""
-            description =
-                "\(server) accepted the connection but no TLS session with a CA came of it\(detail). Either it is not meshca "
-                + "serve's gRPC/TLS port (the monitoring port, default 15014, speaks plain HTTP; the gRPC port is --listen, "
-                + "default 15012), or its certificate does not verify against the token's pinned root (or --root-cert)."
-        } else {
-            let detail = cause.map { " (\(String(describing: $0).escapedForLog))" } ?? ""
-            description =
-                "Cannot reach a CA at \(server): \(error.message.trimmingCharacters(in: CharacterSet(charactersIn: ".")))\(detail). Is `meshca serve` running there? Its gRPC port is "
-                + "serve's --listen (default 127.0.0.1:15012)."
-        }
+    /// The CA's answer: a gRPC status other than `UNAVAILABLE` or `DEADLINE_EXCEEDED`.
+    init(refusal error: RPCError, from endpoint: CAEndpoint) {
+        description = "The CA at \(endpoint) answered \(error.code): \(error.message)"
+    }
+
+    /// No address answered; `trust` names the roots the CA's certificate was checked against.
+    init(_ error: CAUnreachableError, trust: String) {
+        // One address: one sentence. Several: one line each, then the advice on a line of its own.
+        description = "\(error)\(error.attempts.count == 1 ? ". " : "\n")\(error.advice(trust: trust))"
     }
 }

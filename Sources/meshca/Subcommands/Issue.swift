@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshCACore
 import MeshCADaemon
+import MeshCATransport
 
 /// `meshca issue`: a key, a CSR and a certificate for one workload identity, written as Istio's three files.
 struct Issue: AsyncParsableCommand {
@@ -12,7 +13,8 @@ struct Issue: AsyncParsableCommand {
             same checks, signing and ledger record as a request to the daemon, using the CA in the state directory \
             (created with the defaults when there is none). With --server, it is sent to a running `meshca serve` \
             (or istiod) with a join token; prefer --token-file, since other users on the host can read a --token \
-            argument in the process list.
+            argument in the process list. With --server repeated (replicas), each address is asked in turn until one \
+            answers; a refusal is an answer and is not asked of the next.
             """
     )
 
@@ -34,8 +36,11 @@ struct Issue: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The workload key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
     var keyType: String = KeyType.ecP256.rawValue
 
-    @Option(help: ArgumentHelp("Ask a running CA daemon instead of the local CA.", valueName: "host:port"))
-    var server: String?
+    @Option(
+        help: ArgumentHelp(
+            "Ask a running CA daemon instead of the local CA; repeat it for replicas (the next is asked when one gives no "
+                + "answer). A host name stands for each address it resolves to.", valueName: "host:port"))
+    var server: [String] = []
 
     @Option(help: ArgumentHelp("File holding the join token for --server (from `meshca token create`); it also pins the CA root.", valueName: "file"))
     var tokenFile: String?
@@ -53,13 +58,18 @@ struct Issue: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        if server != nil, (token == nil) == (tokenFile == nil) {
+        if !server.isEmpty, (token == nil) == (tokenFile == nil) {
             throw ValidationError(
                 "--server needs exactly one of --token-file or --token (create a token on the CA host with "
                     + "`meshca token create --sa \(serviceAccount) > \(serviceAccount).token`).")
         }
-        if server == nil, token != nil || tokenFile != nil || rootCert != nil {
+        if server.isEmpty, token != nil || tokenFile != nil || rootCert != nil {
             throw ValidationError("--token-file, --token and --root-cert are used only with --server HOST:PORT.")
+        }
+        do {
+            if !server.isEmpty { _ = try CAAddresses(server) }
+        } catch {
+            throw ValidationError("--server \(error.description)")
         }
         do {
             try KubernetesName.validate(namespace, as: .namespace)
@@ -75,8 +85,8 @@ struct Issue: AsyncParsableCommand {
     func run() async throws {
         let keyType = try KeyType(parsing: keyType)
         let requestedTTL = try parseDuration(ttl, flag: "--ttl")
-        if let server {
-            try await issueRemotely(server: server, token: try joinTokenText(), keyType: keyType, ttl: requestedTTL)
+        if !server.isEmpty {
+            try await issueRemotely(servers: try CAAddresses(server), token: try joinTokenText(), keyType: keyType, ttl: requestedTTL)
             return
         }
         var issue = LocalIssue(
