@@ -45,7 +45,9 @@ struct AgentFailure: Error, CustomStringConvertible {
         switch error {
         case let unreachable as CAUnreachableError:
             let trust = "the roots the agent trusts (--root-cert, the current bundle, or the token's pinned root)"
-            message = "\(unreachable.summary(separator: "; ")). \(unreachable.advice(trust: trust)) Files are kept; retrying with backoff."
+            message =
+                "The CA is unreachable. \(unreachable.summary(separator: "; ")). \(unreachable.advice(trust: trust)) "
+                + "Files are kept; retrying with backoff."
         case let rpc as RPCError:
             switch rpc.code {
             case .unavailable, .deadlineExceeded:

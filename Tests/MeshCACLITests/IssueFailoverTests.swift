@@ -29,6 +29,39 @@ struct IssueFailoverTests {
         withExtendedLifetime(closed) {}
     }
 
+    @Test(
+        "An address whose certificate does not verify (another CA) is passed over, the token unsent; the next is verified the same way"
+    )
+    func foreignCAFirst() async throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        let (foreign, _) = try await InProcessDaemon.start()
+        defer { Task { await foreign.stop() } }
+        let (daemon, token) = try await InProcessDaemon.start()
+        defer { Task { await daemon.stop() } }
+        try ws.dir.write("was.token", token)
+
+        let issued = try await ws.meshca(
+            "issue", "--sa", "was", "--server", foreign.grpcAddress, "--server", daemon.grpcAddress, "--token-file",
+            "was.token",
+            "--out", "was")
+        expectSuccess(issued)
+        #expect(
+            issued.stderr.contains(
+                "no answer from the CA at \(foreign.grpcAddress): it accepted the connection but no TLS session with a CA came of it"
+            ),
+            "\(issued.stderr)")
+        let roots = try ws.dir.read("was/root-cert.pem").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(
+            roots
+                == (try String(contentsOfFile: daemon.stateDir + "/root-cert.pem", encoding: .utf8)).trimmingCharacters(
+                    in: .whitespacesAndNewlines))
+        // The handshake failed on the client's check, before any request: the foreign CA never saw the token.
+        #expect(
+            !foreign.log.all.contains { $0.contains("authentication failed") || $0.hasPrefix("info issued ") },
+            "\(foreign.log.all)")
+    }
+
     @Test("A host name is asked at the address it resolves to, and the CA's certificate is checked against the name")
     func hostName() async throws {
         let ws = try Workspace()
