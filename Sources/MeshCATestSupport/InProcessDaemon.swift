@@ -90,6 +90,8 @@ public final class InProcessDaemon: Sendable {
 
     /// The CA's state directory: in ``directory``, or a first daemon's for a ``replica(time:_:)``.
     public let stateDir: String
+    /// What the `meshca` commands run for this daemon get in their environment (e.g. `MESHCA_LEDGER`).
+    public let environment: [String: String]
     /// `127.0.0.1:PORT` of the gRPC listener.
     public var grpcAddress: String { "127.0.0.1:\(grpcPort)" }
 
@@ -111,7 +113,7 @@ public final class InProcessDaemon: Sendable {
             ["token", "create", "--sa", "was", "--uses", String(tokenUses), "--state-dir", state], environment: environment)
         guard created.status == 0 else { throw BackgroundProcessError("token create failed: \(created.stderr)") }
         let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        return (try await launch(directory: directory, state: state, time: time, configure), token)
+        return (try await launch(directory: directory, state: state, environment: environment, time: time, configure), token)
     }
 
     /// Another daemon on this one's state directory, so on the same CA files and ledger: a replica that can renew
@@ -120,12 +122,13 @@ public final class InProcessDaemon: Sendable {
     public func replica(
         time: ServiceTime = .system, _ configure: (inout DaemonConfiguration) -> Void = { _ in }
     ) async throws -> InProcessDaemon {
-        try await Self.launch(directory: try TemporaryDirectory("replica"), state: stateDir, time: time, configure)
+        try await Self.launch(directory: try TemporaryDirectory("replica"), state: stateDir, environment: environment, time: time, configure)
     }
 
     /// Starts a daemon on the CA in `state` and returns once both listeners are bound.
     private static func launch(
-        directory: TemporaryDirectory, state: String, time: ServiceTime, _ configure: (inout DaemonConfiguration) -> Void
+        directory: TemporaryDirectory, state: String, environment: [String: String], time: ServiceTime,
+        _ configure: (inout DaemonConfiguration) -> Void
     ) async throws -> InProcessDaemon {
         var configuration = DaemonConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
@@ -155,15 +158,17 @@ public final class InProcessDaemon: Sendable {
             throw BackgroundProcessError("the daemon stopped before it was ready (\(failure)); its log:\n\(log.all.joined(separator: "\n"))")
         }
         return InProcessDaemon(
-            directory: directory, stateDir: state, log: log, grpcPort: grpcPort, monitoringPort: monitoringPort, task: task)
+            directory: directory, stateDir: state, environment: environment, log: log, grpcPort: grpcPort,
+            monitoringPort: monitoringPort, task: task)
     }
 
     private init(
-        directory: TemporaryDirectory, stateDir: String, log: CapturedLog, grpcPort: Int, monitoringPort: Int,
-        task: Task<Void, any Error>
+        directory: TemporaryDirectory, stateDir: String, environment: [String: String], log: CapturedLog, grpcPort: Int,
+        monitoringPort: Int, task: Task<Void, any Error>
     ) {
         self.directory = directory
         self.stateDir = stateDir
+        self.environment = environment
         self.log = log
         self.grpcPort = grpcPort
         self.monitoringPort = monitoringPort
@@ -175,6 +180,11 @@ public final class InProcessDaemon: Sendable {
         try Certificate.parseAll(pem: String(contentsOfFile: stateDir + "/root-cert.pem", encoding: .utf8))
     }
 
+    /// Runs the built `meshca` with `arguments` on this daemon's state directory (and ``environment``).
+    public func meshca(_ arguments: [String]) async throws -> Command.Result {
+        try await Command.meshca(arguments + ["--state-dir", stateDir], environment: environment)
+    }
+
     /// A client trusting this CA's roots.
     public func client() throws -> CAClient {
         try CAClient(address: grpcAddress, trust: .roots(roots()))
@@ -183,7 +193,8 @@ public final class InProcessDaemon: Sendable {
     /// A new join token for `sa` in namespace default, valid for `ttl`, made with the real `meshca token create`.
     public func token(sa: String = "was", uses: Int = 1, ttl: String = "1h") async throws -> String {
         let created = try await Command.meshca(
-            ["token", "create", "--sa", sa, "--uses", String(uses), "--ttl", ttl, "--state-dir", stateDir])
+            ["token", "create", "--sa", sa, "--uses", String(uses), "--ttl", ttl, "--state-dir", stateDir],
+            environment: environment)
         guard created.status == 0 else { throw BackgroundProcessError("token create failed: \(created.stderr)") }
         return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
