@@ -10,38 +10,6 @@ import X509
 
 @Suite("meshca serve signing with its CA key in SoftHSM", .enabled(if: SoftHSM.isAvailable, .init(rawValue: SoftHSM.unavailableReason)))
 struct HSMDaemonTests {
-    @Test("An in-process daemon whose key is in the token answers 64 concurrent requests, every chain verifying")
-    func concurrentLoad() async throws {
-        let hsm = try sharedHSM()
-        // The key is made by this process first, then `meshca init --key` finds it by its label: SoftHSM's file store
-        // can miss an object another process adds while this one adds its own (other tests here generate keys).
-        let label = uniqueLabel("daemon")
-        let key = try PKCS11Keys.generate(try PKCS11URI(parsing: hsm.uri(object: label)), keyType: .ecP256)
-        let (daemon, token) = try await InProcessDaemon.start(
-            tokenUses: 64, initArguments: ["--key", hsm.uri(object: label)], environment: hsm.environment)
-        defer { Task { await daemon.stop() } }
-        #expect(FileManager.default.fileExists(atPath: daemon.stateDir + "/ca-key.pkcs11"))
-        let roots = try daemon.roots()
-        #expect(roots.first?.publicKey == key.publicKey, "init used the key already in the token")
-        let client = try daemon.client()
-        let chains = try await client.withConnection { connection in
-            try await withThrowingTaskGroup(of: [String].self) { group in
-                for _ in 0..<64 {
-                    group.addTask {
-                        try await connection.createCertificate(
-                            csrPEM: try TestPKI.csr(for: try TestPKI.identity()), ttl: nil, headers: ["authorization": "Bearer \(token)"])
-                    }
-                }
-                return try await group.reduce(into: [[String]]()) { $0.append($1) }
-            }
-        }
-        #expect(chains.count == 64)
-        for chain in chains {
-            let leaf = try Certificate(pemEncoded: try #require(chain.first))
-            #expect(roots.contains { $0.publicKey.isValidSignature(leaf.signature, for: leaf) })
-        }
-    }
-
     @Test("The token vanishing mid-run gives UNAVAILABLE (nothing issued, the refusal recorded), and signing recovers when it is back")
     func tokenRemovedAndRestored() async throws {
         let hsm = try SoftHSM.make()
@@ -92,5 +60,42 @@ struct HSMDaemonTests {
         }
         let leaf = try Certificate(pemEncoded: try #require(chain.first))
         #expect(roots[0].publicKey.isValidSignature(leaf.signature, for: leaf))
+    }
+}
+
+extension InProcessSoftHSM {
+    @Suite("meshca serve in this process signing with its CA key in SoftHSM")
+    struct HSMInProcessDaemonTests {
+        @Test("An in-process daemon whose key is in the token answers 64 concurrent requests, every chain verifying")
+        func concurrentLoad() async throws {
+            let hsm = try sharedHSM()
+            // The key is made by this process first, then `meshca init --key` finds it by its label: SoftHSM's file store
+            // can miss an object another process adds while this one adds its own (other tests here generate keys).
+            let label = uniqueLabel("daemon")
+            let key = try PKCS11Keys.generate(try PKCS11URI(parsing: hsm.uri(object: label)), keyType: .ecP256)
+            let (daemon, token) = try await InProcessDaemon.start(
+                tokenUses: 64, initArguments: ["--key", hsm.uri(object: label)], environment: hsm.environment)
+            defer { Task { await daemon.stop() } }
+            #expect(FileManager.default.fileExists(atPath: daemon.stateDir + "/ca-key.pkcs11"))
+            let roots = try daemon.roots()
+            #expect(roots.first?.publicKey == key.publicKey, "init used the key already in the token")
+            let client = try daemon.client()
+            let chains = try await client.withConnection { connection in
+                try await withThrowingTaskGroup(of: [String].self) { group in
+                    for _ in 0..<64 {
+                        group.addTask {
+                            try await connection.createCertificate(
+                                csrPEM: try TestPKI.csr(for: try TestPKI.identity()), ttl: nil, headers: ["authorization": "Bearer \(token)"])
+                        }
+                    }
+                    return try await group.reduce(into: [[String]]()) { $0.append($1) }
+                }
+            }
+            #expect(chains.count == 64)
+            for chain in chains {
+                let leaf = try Certificate(pemEncoded: try #require(chain.first))
+                #expect(roots.contains { $0.publicKey.isValidSignature(leaf.signature, for: leaf) })
+            }
+        }
     }
 }
