@@ -15,6 +15,7 @@ struct Init: AsyncParsableCommand {
     )
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var ledger: LedgerOptions
 
     @Option(help: "The SPIFFE trust domain; a lowercase DNS-style name.")
     var trustDomain: String = "cluster.local"
@@ -47,11 +48,16 @@ struct Init: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         let directory = state.directory
+        let location = try ledger.location()
+        if case .postgres = location {
+            // The database first: when it cannot be reached, no CA files are left behind.
+            try await location.withLedger(in: directory) { _ in }
+        }
         if let pluginCA {
             let ca = try await CAState.importPlugin(
                 from: FilePaths.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, hsmKey: options.hsmKey, now: Date()
             )
-            try Self.createLedger(in: directory)
+            try Self.createLedger(in: directory, at: location)
             if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: FilePaths.absolute(pluginCA))) }
             print("imported the plug-in CA from \(pluginCA) into \(directory.path) (trust domain \(ca.trustDomain.name))")
             print("  signing CA \(ca.signer.certificate.subject), valid until \(ca.signer.certificate.notValidAfter.rfc3339)")
@@ -60,7 +66,7 @@ struct Init: AsyncParsableCommand {
             return
         }
         let ca = try CAState.create(in: directory, options: options, now: Date())
-        try Self.createLedger(in: directory)
+        try Self.createLedger(in: directory, at: location)
         if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: nil)) }
         let root = ca.signer.certificate
         print("created a CA for trust domain \(ca.trustDomain.name) in \(directory.path)")
@@ -68,13 +74,15 @@ struct Init: AsyncParsableCommand {
         print("  sha256     \(root.sha256Fingerprint)")
         if let location = ca.keyLocation { print("  key        \(location)") }
         print("  bundle     \(directory.bundlePath)")
-        print("  ledger     \(directory.ledgerPath)")
+        print("  ledger     \(location == .stateDirectory ? directory.ledgerPath : location.description)")
     }
 
-    /// The ledger and the key that signs its checkpoints (`ledger-key.pem`), so a copy of the directory (a
-    /// Kubernetes Secret that several replicas mount read-only) has everything the daemon reads.
-    private static func createLedger(in directory: StateDirectory) throws {
-        _ = try SQLiteLedger(path: directory.ledgerPath)
+    /// The ledger (`ledger.db`, or the schema in an empty PostgreSQL database) and the key that signs its checkpoints
+    /// (`ledger-key.pem`), so a copy of the directory (a Kubernetes Secret that several replicas mount read-only) has
+    /// everything the daemon reads.
+    private static func createLedger(in directory: StateDirectory, at location: LedgerLocation) throws {
+        // A PostgreSQL ledger was opened (and its schema applied) before the CA was made.
+        if location == .stateDirectory { _ = try SQLiteLedger(path: directory.ledgerPath) }
         _ = try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath)
     }
 }
