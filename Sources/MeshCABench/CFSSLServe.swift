@@ -184,6 +184,13 @@ final class CFSSLServe: Sendable {
         return gathered.withLock { $0 }
     }
 
+    /// The rows in cfssl's certificate database.
+    func rowCount() throws -> Int {
+        let text = try SQLiteShell.run(database: database, "SELECT count(*) FROM certificates;").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let count = Int(text) else { throw BenchError("sqlite3 answered \(text) to a row count of cfssl's database") }
+        return count
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB.
     var peakRSS: Int? { ProcessStats.memory(pid: process.pid, field: "VmHWM") }
 

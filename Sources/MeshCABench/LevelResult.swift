@@ -29,11 +29,7 @@ struct LevelResult: Sendable {
     var rate: Double { Double(serials.count) / seconds }
 
     /// The latency below which a fraction `p` of the requests finished (nearest rank), in milliseconds.
-    func percentile(_ p: Double) -> Double {
-        guard !latencies.isEmpty else { return .nan }
-        let rank = Int((Double(latencies.count) * p).rounded(.up)) - 1
-        return latencies[min(max(rank, 0), latencies.count - 1)]
-    }
+    func percentile(_ p: Double) -> Double { nearestRank(latencies, p) }
 
     /// Server CPU microseconds per issuance.
     var serverMicrosecondsPerIssuance: Double? { serverCPUSeconds.map { $0 * 1e6 / Double(max(serials.count, 1)) } }
@@ -96,6 +92,13 @@ struct LevelResult: Sendable {
         if let serverMicrosecondsPerIssuance { document["server_cpu_us_per_issuance"] = serverMicrosecondsPerIssuance }
         return document
     }
+}
+
+/// The value below which a fraction `p` of the ascending `samples` lie (nearest rank); NaN when empty.
+func nearestRank(_ samples: [Double], _ p: Double) -> Double {
+    guard !samples.isEmpty else { return .nan }
+    let rank = Int((Double(samples.count) * p).rounded(.up)) - 1
+    return samples[min(max(rank, 0), samples.count - 1)]
 }
 
 /// Both values, when both are there.

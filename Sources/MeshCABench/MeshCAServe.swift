@@ -26,10 +26,10 @@ struct MeshCAServe {
     /// Starts `meshca serve` on a free port with a new CA in `directory`/`stateName`, under `prefix` when given
     /// (a profiler such as `valgrind --tool=callgrind`, which keeps the process id). With `initArguments` the CA is
     /// made first by `meshca init` with them (e.g. `--key pkcs11:...` for the HSM phase), everything running with
-    /// `environment` added.
+    /// `environment` added. `serveArguments` go to `meshca serve` after the benchmark's own.
     static func start(
         binary: String, directory: TemporaryDirectory, prefix: [String] = [], stateName: String = "state",
-        initArguments: [String]? = nil, environment: [String: String] = [:]
+        initArguments: [String]? = nil, serveArguments: [String] = [], environment: [String: String] = [:]
     ) async throws -> MeshCAServe {
         let state = directory.file(stateName)
         if let initArguments {
@@ -39,7 +39,7 @@ struct MeshCAServe {
         let command = prefix + [binary] + [
             "serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", state, "--init-if-missing",
             "--rate-limit", "off", "--log-level", "warning",
-        ]
+        ] + serveArguments
         let daemon = try BackgroundProcess(CFSSLServe.which(command[0]) ?? command[0], Array(command.dropFirst()), environment: environment)
         do {
             let line = try await daemon.waitForLine(containing: "listening on")

@@ -6,12 +6,13 @@ import Glibc
 
 /// What Linux's /proc says about a process (all its threads): resident memory and CPU time used.
 enum ProcessStats {
-    /// A memory field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in KiB.
-    static func memory(pid: Int32, field: String) -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+    /// A memory field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) or of another file in `/proc/<pid>` that has the
+    /// same `Name: value kB` lines (`smaps_rollup`'s `Pss`), in KiB.
+    static func memory(pid: Int32, field: String, file: String = "status") -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/\(file)", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") })
         else { return nil }
-        return Int(line.split(separator: " ").dropFirst().first ?? "")
+        return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
     }
 
     /// User plus system CPU time the process has used so far, in seconds (`utime` + `stime` of `/proc/<pid>/stat`).
@@ -27,6 +28,15 @@ enum ProcessStats {
 
     /// This process's own CPU time so far, in seconds.
     static var ownCPUSeconds: Double { cpuSeconds(pid: getpid()) ?? 0 }
+
+    /// User plus system CPU time of this process's children that have exited and been waited for, in seconds
+    /// (the load generator `h2load`, once it has finished).
+    static var childrenCPUSeconds: Double {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage) == 0 else { return 0 }
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
 
     /// The 1-minute load average and the number of runnable tasks (from `/proc/loadavg`), e.g. "0.42 (1 running)".
     static var loadAverage: String {
