@@ -6,6 +6,7 @@ import MeshCALedger
 /// `meshca audit`: what the CA issued, to whom, and what it refused.
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "audit",
         abstract: "Read the issuance ledger: certificates issued, one certificate in detail, refused requests.",
         subcommands: [AuditList.self, AuditShow.self, AuditRejections.self, AuditVerify.self]
     )

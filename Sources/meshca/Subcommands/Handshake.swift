@@ -10,6 +10,7 @@ import MeshCAIO
 /// system OpenSSL, and explain what happened.
 struct Handshake: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "handshake",
         abstract: "Run an mTLS handshake between two workloads' files, or against a real peer, and explain the result.",
         discussion: """
             Each DIR holds cert-chain.pem, key.pem and root-cert.pem. Three shapes:

@@ -10,6 +10,7 @@ import X509
 /// `meshca init`: creates the CA (self-signed root) and its ledger.
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "init",
         abstract: "Create a CA: a self-signed root for a trust domain, and an empty issuance ledger.",
         discussion: "Refuses to touch a state directory that already holds a CA."
     )

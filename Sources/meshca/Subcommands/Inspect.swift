@@ -7,6 +7,7 @@ import MeshCAIO
 /// `meshca inspect`: is this directory of workload credentials usable?
 struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Check cert-chain.pem, key.pem and root-cert.pem in a directory.",
         discussion: """
             Reports the SPIFFE ID, validity and time left, whether the chain verifies to root-cert.pem, whether \

@@ -7,6 +7,7 @@ import MeshCAPKCS11
 /// `meshca intermediate`: intermediate CAs under meshca's root, for istiod or another CA to sign with.
 struct Intermediate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "intermediate",
         abstract: "Create intermediate CAs under this CA (Istio's cacerts layout).",
         subcommands: [IntermediateCreate.self]
     )

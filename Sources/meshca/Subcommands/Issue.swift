@@ -7,6 +7,7 @@ import MeshCATransport
 /// `meshca issue`: a key, a CSR and a certificate for one workload identity, written as Istio's three files.
 struct Issue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "issue",
         abstract: "Issue a workload certificate and write cert-chain.pem, key.pem and root-cert.pem.",
         discussion: """
             The key is generated here and never leaves this machine. Without --server, the CSR goes through the \

@@ -8,6 +8,7 @@ import MeshCALedger
 /// `meshca revoke SERIAL [--reason R]`
 struct Revoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "revoke",
         abstract: "Revoke an issued certificate: record it in the ledger and rewrite the CA's CRL.",
         discussion: """
             The revocation is final. The certificate can no longer renew (the CA refuses it with UNAUTHENTICATED), \

@@ -8,6 +8,7 @@ import X509
 /// `meshca root`: staged rotation of the CA's root (see `RootRotation`).
 struct Root: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "root",
         abstract: "Rotate the CA's root without breaking traffic (prepare, activate, retire); export the trusted roots.",
         discussion: """
             prepare publishes a new root next to the old one; every certificate handed out from then on carries \

@@ -7,6 +7,7 @@ import MeshCAIO
 /// `meshca serve`: the CSR-signing daemon (Istio's CA API over gRPC/TLS).
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Run the CA daemon: Istio's IstioCertificateService/CreateCertificate over gRPC/TLS.",
         discussion: """
             Every setting can also come from the environment (MESHCA_<KEY>, e.g. MESHCA_MAX_TTL) or a YAML file \

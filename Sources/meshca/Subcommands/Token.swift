@@ -7,6 +7,7 @@ import MeshCALedger
 /// `meshca token`: join tokens, the bootstrap credential for workloads outside Kubernetes.
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "token",
         abstract: "Create, list and revoke join tokens (bearer credentials bound to one identity).",
         subcommands: [TokenCreate.self, TokenList.self, TokenRevoke.self]
     )

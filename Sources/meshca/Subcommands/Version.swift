@@ -9,6 +9,7 @@ import MeshCAMigrations
 /// `meshca version [--server HOST:PORT] [--json]` (also `meshca --version`).
 struct Version: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "version",
         abstract: "Print the version, the commit it was built from, the ledger schema and the OpenSSL and SQLite versions.",
         discussion: """
             With --server, also asks a running `meshca serve` through its monitoring endpoint (the meshca_build_info \
