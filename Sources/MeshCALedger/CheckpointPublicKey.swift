@@ -64,9 +64,9 @@ public struct CheckpointPublicKey: Sendable, Equatable, CustomStringConvertible 
 }
 
 /// Lowercase hex, as the ledger stores fingerprints.
-enum Hex {
+package enum Hex {
     /// `bytes` as lowercase hex without separators.
-    static func encode(_ bytes: [UInt8]) -> String {
+    package static func encode(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)

@@ -6,7 +6,7 @@ import Foundation
 extension IssuanceQuery {
     /// The full SELECT with its parameters. With a `limit` it selects the newest rows (descending), so the
     /// caller reverses them to return oldest first.
-    func statement() -> (sql: String, parameters: [SQLiteStatement.Value]) {
+    package func statement() -> (sql: String, parameters: [SQLiteStatement.Value]) {
         var conditions: [String] = []
         var parameters: [SQLiteStatement.Value] = []
         func add(_ condition: String, _ values: SQLiteStatement.Value...) {

@@ -4,7 +4,7 @@ import Foundation
 /// `0002_join_tokens_and_peers.sql`).
 extension IssuanceRecord {
     /// The columns in the order `parameters` binds them and `init(row:)` reads them.
-    static let columns = [
+    package static let columns = [
         "serial", "spiffe_id", "trust_domain", "namespace", "service_account", "sans",
         "not_before", "not_after", "issued_at", "requested_ttl_seconds", "granted_ttl_seconds",
         "key_type", "public_key_sha256", "csr_sha256", "certificate_der", "issuer_fingerprint",
@@ -12,14 +12,14 @@ extension IssuanceRecord {
     ]
 
     /// `SELECT <columns> FROM issuances`, to be followed by a WHERE clause.
-    static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM issuances"
+    package static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM issuances"
 
     /// `INSERT INTO issuances (<columns>) VALUES (?, ...)`.
-    static let insertSQL =
+    package static let insertSQL =
         "INSERT INTO issuances (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
 
     /// The values for `insertSQL`, in `columns` order.
-    func parameters() throws -> [SQLiteStatement.Value] {
+    package func parameters() throws -> [SQLiteStatement.Value] {
         [
             .text(serial), .text(spiffeID), .text(trustDomain), .text(namespace), .text(serviceAccount),
             .text(try Self.encodeSANs(sans)),
@@ -32,7 +32,7 @@ extension IssuanceRecord {
     }
 
     /// Reads the current row of a statement that selected `columns`; `path` names the ledger in errors.
-    init(row: SQLiteStatement, path: String) throws {
+    package init(row: some LedgerRow, path: String) throws {
         let serial = row.text(0)
         self.init(
             serial: serial,
@@ -60,7 +60,7 @@ extension IssuanceRecord {
     }
 
     /// Refuses serials that are not lowercase hex: prefix queries and uniqueness both depend on one spelling.
-    func validateSerial(path: String) throws {
+    package func validateSerial(path: String) throws {
         let isLowercaseHex = serial.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
         guard !serial.isEmpty, isLowercaseHex else {
             throw LedgerError(

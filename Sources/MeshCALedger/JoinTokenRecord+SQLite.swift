@@ -4,24 +4,24 @@ import Foundation
 extension JoinTokenRecord {
     /// The columns in the order `parameters` binds them and `init(row:)` reads them. `pinned_root_sha256` came
     /// with schema version 5 and stays last.
-    static let columns = [
+    package static let columns = [
         "id", "secret_sha256", "namespace", "service_account", "created_at", "expires_at", "max_uses", "uses",
         "revoked_at", "created_by", "last_used_at", "pinned_root_sha256",
     ]
 
     /// `SELECT <columns> FROM join_tokens`, to be followed by a WHERE or ORDER BY clause.
-    static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM join_tokens"
+    package static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM join_tokens"
 
     /// `INSERT INTO join_tokens (<columns>) VALUES (?, ...)` for this record. A token without a recorded pin
     /// leaves `pinned_root_sha256` out (NULL), so a ledger a test opened at an older schema version still takes it.
-    var insertSQL: String {
+    package var insertSQL: String {
         let names = pinnedRootSHA256 == nil ? Array(Self.columns.dropLast()) : Self.columns
         return "INSERT INTO join_tokens (\(names.joined(separator: ", "))) "
             + "VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
     }
 
     /// The values for `insertSQL`, in `columns` order (without the pin when there is none).
-    func parameters() -> [SQLiteStatement.Value] {
+    package func parameters() -> [SQLiteStatement.Value] {
         [
             .text(id), .text(secretSHA256), .text(namespace), .text(serviceAccount),
             .integer(UnixTime.floor(createdAt)), .integer(UnixTime.floor(expiresAt)),
@@ -31,7 +31,7 @@ extension JoinTokenRecord {
     }
 
     /// Reads the current row of a statement that selected `columns`.
-    init(row: SQLiteStatement) {
+    package init(row: some LedgerRow) {
         self.init(
             id: row.text(0),
             secretSHA256: row.text(1),
@@ -49,7 +49,7 @@ extension JoinTokenRecord {
     }
 
     /// Refuses values the ledger cannot store faithfully or that could never be used.
-    func validate(path: String) throws {
+    package func validate(path: String) throws {
         let problem: String? =
             if id.isEmpty || !Self.isLowercaseHex(id) {
                 "the id must be lowercase hex without separators (e.g. '3f9a0c12')"

@@ -21,9 +21,9 @@ import Foundation
 /// `appendCurrent(_:subject:on:)` after the change, so the event holds exactly what the row now says.
 ///
 /// Cost per event: one indexed read of the head, two SHA-256 computations (content and link) and one insert.
-struct LedgerChain: Sendable {
+package struct LedgerChain: Sendable {
     /// The hash `prev_hash` holds for the first event.
-    static let genesis = [UInt8](repeating: 0, count: 32)
+    package static let genesis = [UInt8](repeating: 0, count: 32)
     /// Separates these hashes from any other SHA-256 use, and names the encoding version.
     static let domain = Array("meshca-ledger-event-v1".utf8)
 
@@ -36,7 +36,7 @@ struct LedgerChain: Sendable {
     let checkpointInterval: Int
 
     /// The hash of an event with these stored values.
-    static func link(
+    package static func link(
         seq: Int64, previous: [UInt8], kind: String, subject: String, contentSHA256: [UInt8]
     ) -> [UInt8] {
         var bytes = domain

@@ -5,28 +5,28 @@
 /// State kinds (revocation, token use, token revocation, token pin) cover the columns a later change (or a later
 /// schema version) sets; their content is the subject followed by those columns. Changing a list here changes every
 /// hash: add a new kind instead.
-enum LedgerChainColumns {
+package enum LedgerChainColumns {
     /// A covered column and the type its STRICT table enforces.
-    struct Column: Sendable {
-        enum ValueType: Sendable { case integer, text, blob }
-        let name: String
-        let type: ValueType
+    package struct Column: Sendable {
+        package enum ValueType: Sendable { case integer, text, blob }
+        package let name: String
+        package let type: ValueType
     }
 
     /// Where an event kind's content lives.
-    struct Source: Sendable {
+    package struct Source: Sendable {
         /// The table holding the row.
-        let table: String
+        package let table: String
         /// The column the event's subject names; an INTEGER column takes the subject as a decimal number.
-        let key: Column
+        package let key: Column
         /// The covered columns, in encoding order.
-        let columns: [Column]
+        package let columns: [Column]
         /// Whether the content starts with the subject (state kinds) or is the columns alone (row-backed kinds,
         /// whose columns include the key already).
-        let startsWithSubject: Bool
+        package let startsWithSubject: Bool
 
         /// The subject as the value the key column holds, or nil when it cannot be one (not a number).
-        func keyValue(_ subject: String) -> SQLiteStatement.Value? {
+        package func keyValue(_ subject: String) -> SQLiteStatement.Value? {
             switch key.type {
             case .integer: Int64(subject).map(SQLiteStatement.Value.integer)
             case .text, .blob: .text(subject)
@@ -60,7 +60,7 @@ enum LedgerChainColumns {
     ]
 
     /// Where the content of `kind` lives, or nil for a standalone kind (its payload is its content).
-    static func source(for kind: LedgerChainEvent.Kind) -> Source? {
+    package static func source(for kind: LedgerChainEvent.Kind) -> Source? {
         switch kind {
         case .issuance:
             Source(table: "issuances", key: text("serial"), columns: issuance, startsWithSubject: false)
@@ -103,7 +103,7 @@ enum LedgerChainColumns {
     }
 
     /// Reads `columns` from the current row of `statement`, the first one at column `offset`.
-    static func read(_ columns: [Column], from statement: SQLiteStatement, startingAt offset: Int32)
+    package static func read(_ columns: [Column], from statement: some LedgerRow, startingAt offset: Int32)
         -> [LedgerChainField]
     {
         columns.enumerated().map { index, column in

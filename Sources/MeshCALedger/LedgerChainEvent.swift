@@ -27,9 +27,9 @@ package struct LedgerChainEvent: Sendable, Equatable {
         package static let rootChange = Kind("root-change")
 
         /// The kinds whose content is a row of another table.
-        static let rowBacked: [Kind] = [.issuance, .rejection, .tokenCreation]
+        package static let rowBacked: [Kind] = [.issuance, .rejection, .tokenCreation]
         /// The kinds whose payload must equal the current state of a row, for the latest event per subject.
-        static let stateKinds: [Kind] = [.revocation, .tokenUse, .tokenRevocation, .tokenPin]
+        package static let stateKinds: [Kind] = [.revocation, .tokenUse, .tokenRevocation, .tokenPin]
 
         /// The stored name, e.g. "token-creation".
         package let rawValue: String
@@ -41,7 +41,7 @@ package struct LedgerChainEvent: Sendable, Equatable {
         package var description: String { rawValue }
 
         /// Whether the content lives in another table's row rather than in the event's payload.
-        var isRowBacked: Bool { Self.rowBacked.contains(self) }
+        package var isRowBacked: Bool { Self.rowBacked.contains(self) }
     }
 
     /// What kind of event this is.
@@ -59,24 +59,24 @@ package struct LedgerChainEvent: Sendable, Equatable {
     }
 
     /// The canonical encoding of `fields`; stored as `payload` unless the event is row-backed.
-    var content: [UInt8] { LedgerChainField.encode(fields) }
+    package var content: [UInt8] { LedgerChainField.encode(fields) }
 
     /// The event for an issuance about to be inserted with `parameters` (bound in `IssuanceRecord.columns` order).
-    static func issuance(serial: String, parameters: [SQLiteStatement.Value]) -> LedgerChainEvent {
+    package static func issuance(serial: String, parameters: [SQLiteStatement.Value]) -> LedgerChainEvent {
         let byName = Dictionary(uniqueKeysWithValues: zip(IssuanceRecord.columns, parameters))
         let fields = LedgerChainColumns.issuance.map { LedgerChainField(byName[$0.name] ?? .null) }
         return LedgerChainEvent(kind: .issuance, subject: serial, fields: fields)
     }
 
     /// The event for a rejection just inserted as row `id` with `parameters` (bound in `insertSQL` order).
-    static func rejection(id: Int64, parameters: [SQLiteStatement.Value]) -> LedgerChainEvent {
+    package static func rejection(id: Int64, parameters: [SQLiteStatement.Value]) -> LedgerChainEvent {
         LedgerChainEvent(
             kind: .rejection, subject: String(id), fields: [.integer(id)] + parameters.map(LedgerChainField.init))
     }
 
     /// The event for a join token about to be inserted with `parameters` (bound in `JoinTokenRecord.columns`
     /// order).
-    static func tokenCreation(id: String, parameters: [SQLiteStatement.Value]) -> LedgerChainEvent {
+    package static func tokenCreation(id: String, parameters: [SQLiteStatement.Value]) -> LedgerChainEvent {
         let byName = Dictionary(uniqueKeysWithValues: zip(JoinTokenRecord.columns, parameters))
         let fields = LedgerChainColumns.tokenCreation.map { LedgerChainField(byName[$0.name] ?? .null) }
         return LedgerChainEvent(kind: .tokenCreation, subject: id, fields: fields)

@@ -36,8 +36,18 @@ public struct LedgerCheckpoint: Sendable, Equatable {
         keyID == key.id && key.isValidSignature(signature, for: signedMessage)
     }
 
-    private static func message(eventCount: Int64, headHash: String, createdAt: Int64) -> [UInt8] {
+    package static func message(eventCount: Int64, headHash: String, createdAt: Int64) -> [UInt8] {
         Array("meshca-ledger-checkpoint-v1\nevents=\(eventCount)\nhead=\(headHash)\ncreated=\(createdAt)\n".utf8)
+    }
+
+    /// Creates a checkpoint as stored; the engines are the producers.
+    package init(id: Int64, eventCount: Int64, headHash: String, createdAt: Date, keyID: String, signature: [UInt8]) {
+        self.id = id
+        self.eventCount = eventCount
+        self.headHash = headHash
+        self.createdAt = createdAt
+        self.keyID = keyID
+        self.signature = signature
     }
 
     /// Signs `(eventCount, head)` and stores the checkpoint, inside the caller's write transaction.

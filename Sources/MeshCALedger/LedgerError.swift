@@ -30,6 +30,9 @@ public struct LedgerError: CodedError, LocalizedError {
         /// The join token presented with an issuance is unknown, has the wrong secret, is expired, used up or
         /// revoked; the message says which. Nothing was recorded.
         case tokenRejected = "token-rejected"
+        /// The database server cannot be reached, or the connection to it was lost (PostgreSQL ledgers). Nothing
+        /// was recorded, or the outcome of the last write is unknown; no certificate may be handed out.
+        case unavailable = "unavailable"
         /// The operating system reported an I/O error.
         case ioError = "io-error"
         /// The ledger key file is missing, unreadable, not an Ed25519 key, or readable by others.
@@ -164,5 +167,38 @@ extension LedgerError {
         let (seconds, attoseconds) = duration.components
         let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+}
+
+extension LedgerError {
+    /// Why the join token presented with `operation` was refused: `stored` is the token's row as the refusing
+    /// transaction read it (nil for an unknown id). The same words on every engine.
+    package static func tokenRejected(
+        _ use: TokenUse, stored: JoinTokenRecord?, operation: String, location: String
+    ) -> LedgerError {
+        let secretSHA256 = use.secretSHA256.lowercased()
+        let reason: String
+        if let stored, stored.secretSHA256 == secretSHA256 {
+            switch stored.state(at: use.at) {
+            case .revoked: reason = "was revoked at \(stored.revokedAt.map(timestamp) ?? "an unknown time")"
+            case .usedUp: reason = "is used up: all \(stored.maxUses) of its uses have been consumed"
+            case .expired: reason = "expired at \(timestamp(stored.expiresAt))"
+            // Unreachable while `state(at:)` and the consuming UPDATE agree; kept so a disagreement still refuses.
+            case .active: reason = "could not be used"
+            }
+        } else {
+            // An unknown id and a wrong secret read the same, so a guesser learns nothing about which ids exist.
+            reason = "is unknown or its secret does not match"
+        }
+        return LedgerError(
+            code: .tokenRejected,
+            message: "Could not \(operation) in the ledger at \(location): join token '\(use.id)' \(reason). Nothing "
+                + "was recorded and no token use was consumed, so the certificate must not be handed out; the "
+                + "requester needs a valid join token from an operator.")
+    }
+
+    /// A stored time as RFC 3339 UTC, e.g. "2025-06-15T15:06:40Z".
+    private static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601)
     }
 }

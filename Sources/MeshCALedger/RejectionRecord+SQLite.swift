@@ -4,13 +4,13 @@ import Foundation
 /// `0002_join_tokens_and_peers.sql`).
 extension RejectionRecord {
     /// Inserts one rejection; `id` is left to SQLite (INTEGER PRIMARY KEY is the rowid).
-    static let insertSQL = """
+    package static let insertSQL = """
         INSERT INTO rejections (occurred_at, requester, auth_method, requested_identity, reason_code, message, peer)
         VALUES (?, ?, ?, ?, ?, ?, ?)
         """
 
     /// The values for `insertSQL`; `id` is deliberately not among them.
-    func parameters() -> [SQLiteStatement.Value] {
+    package func parameters() -> [SQLiteStatement.Value] {
         [
             .integer(UnixTime.floor(occurredAt)), .text(requester), .text(authMethod),
             .text(requestedIdentity), .text(reasonCode), .text(message), .text(peer),
@@ -19,7 +19,7 @@ extension RejectionRecord {
 
     /// The SELECT for `IssuanceLedger.rejections(since:limit:)`. With a `limit` it selects the newest rows
     /// newest-first, so the caller reverses them to return oldest first.
-    static func selectStatement(since: Date?, limit: Int?) -> (sql: String, parameters: [SQLiteStatement.Value]) {
+    package static func selectStatement(since: Date?, limit: Int?) -> (sql: String, parameters: [SQLiteStatement.Value]) {
         var sql = "SELECT id, occurred_at, requester, auth_method, requested_identity, reason_code, message, peer "
             + "FROM rejections"
         var parameters: [SQLiteStatement.Value] = []
@@ -38,7 +38,7 @@ extension RejectionRecord {
     }
 
     /// Reads the current row of a statement built by `selectStatement`.
-    init(row: SQLiteStatement) {
+    package init(row: some LedgerRow) {
         self.init(
             id: row.integer(0), occurredAt: UnixTime.date(row.integer(1)), requester: row.text(2),
             authMethod: row.text(3), requestedIdentity: row.text(4), reasonCode: row.text(5), message: row.text(6),

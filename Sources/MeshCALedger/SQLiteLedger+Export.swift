@@ -37,7 +37,7 @@ package enum LedgerExport {
     /// Rows of one table, and where the next batch starts.
     package struct Batch: Sendable {
         /// The rows, each holding ``Table/columns`` in order.
-        package let rows: [[LedgerChainField]]
+        package let rows: [[SQLiteStatement.Value]]
         /// Pass to the next call; nil when the table has no more rows.
         package let next: Int64?
     }
@@ -58,11 +58,11 @@ extension SQLiteLedger {
         let sql = "SELECT rowid, \(table.columns.joined(separator: ", ")) FROM \(table.name) WHERE rowid > ? ORDER BY rowid LIMIT ?"
         return try await perform { connection in
             let statement = try connection.prepare(sql, [.integer(after), .integer(Int64(limit))], operation: "read \(table.name)")
-            var rows: [[LedgerChainField]] = []
+            var rows: [[SQLiteStatement.Value]] = []
             var last = after
             while try statement.step() {
                 last = statement.integer(0)
-                rows.append((1...Int32(table.columns.count)).map(statement.field))
+                rows.append((1...Int32(table.columns.count)).map(statement.value))
             }
             return LedgerExport.Batch(rows: rows, next: rows.count == limit ? last : nil)
         }
@@ -76,7 +76,7 @@ package protocol LedgerImporting: LedgerStore {
     func isEmpty() async throws -> Bool
 
     /// Inserts `rows` (each holding `table`'s columns in order) exactly as given, in one transaction.
-    func importRows(_ rows: [[LedgerChainField]], into table: LedgerExport.Table) async throws
+    func importRows(_ rows: [[SQLiteStatement.Value]], into table: LedgerExport.Table) async throws
 
     /// Readies the copy for new writes once every table is in (identity sequences past the copied ids).
     func finishImport() async throws

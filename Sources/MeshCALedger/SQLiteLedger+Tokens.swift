@@ -3,7 +3,7 @@ import Foundation
 /// Join tokens: creating, reading and revoking them, and consuming a use together with an issuance.
 extension SQLiteLedger {
     /// Consumes one use when, and only when, the token is active; see `IssuanceLedger.record(_:consuming:)`.
-    private static let consumeSQL = """
+    package static let consumeSQL = """
         UPDATE join_tokens SET uses = uses + 1, last_used_at = ?
         WHERE id = ? AND secret_sha256 = ? AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses
         """
@@ -98,24 +98,7 @@ extension SQLiteLedger {
 
         // Same transaction, so this is exactly the row the UPDATE just refused.
         let stored = try storedToken(id: use.id, on: connection, operation: operation)
-        let reason: String
-        if let stored, stored.secretSHA256 == secretSHA256 {
-            switch stored.state(at: use.at) {
-            case .revoked: reason = "was revoked at \(stored.revokedAt.map(Self.timestamp) ?? "an unknown time")"
-            case .usedUp: reason = "is used up: all \(stored.maxUses) of its uses have been consumed"
-            case .expired: reason = "expired at \(Self.timestamp(stored.expiresAt))"
-            // Unreachable while `state(at:)` and `consumeSQL` agree; kept so a disagreement still refuses.
-            case .active: reason = "could not be used"
-            }
-        } else {
-            // An unknown id and a wrong secret read the same, so a guesser learns nothing about which ids exist.
-            reason = "is unknown or its secret does not match"
-        }
-        throw LedgerError(
-            code: .tokenRejected,
-            message: "Could not \(operation) in the ledger at \(path): join token '\(use.id)' \(reason). Nothing "
-                + "was recorded and no token use was consumed, so the certificate must not be handed out; the "
-                + "requester needs a valid join token from an operator.")
+        throw LedgerError.tokenRejected(use, stored: stored, operation: operation, location: path)
     }
 
     private static func storedToken(
@@ -123,10 +106,5 @@ extension SQLiteLedger {
     ) throws -> JoinTokenRecord? {
         try connection.prepare(JoinTokenRecord.selectSQL + " WHERE id = ?", [.text(id)], operation: operation)
             .rows(JoinTokenRecord.init(row:)).first
-    }
-
-    /// A stored time as RFC 3339 UTC, e.g. "2025-06-15T15:06:40Z".
-    private static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601)
     }
 }

@@ -4,18 +4,18 @@ import CSQLite
 ///
 /// Not thread-safe; it lives only inside a call that holds the ledger's connection lock (it hands its compiled
 /// statement back to the connection's cache when it goes away, so it must not outlive that call).
-final class SQLiteStatement {
+package final class SQLiteStatement: LedgerRow {
     /// A value bound to a `?` placeholder.
-    enum Value {
+    package enum Value: Sendable, Equatable {
         case text(String)
         case integer(Int64)
         case blob([UInt8])
         case null
 
         /// Text, or NULL for nil.
-        static func text(_ value: String?) -> Value { value.map(Value.text) ?? .null }
+        package static func text(_ value: String?) -> Value { value.map(Value.text) ?? .null }
         /// An integer, or NULL for nil.
-        static func integer(_ value: Int64?) -> Value { value.map(Value.integer) ?? .null }
+        package static func integer(_ value: Int64?) -> Value { value.map(Value.integer) ?? .null }
     }
 
     private let handle: OpaquePointer
@@ -94,7 +94,7 @@ final class SQLiteStatement {
     }
 
     /// The text in column `index` (0-based) of the current row; "" for NULL.
-    func text(_ index: Int32) -> String {
+    package func text(_ index: Int32) -> String {
         // sqlite3_column_text must come before sqlite3_column_bytes so the length is that of the UTF-8 form.
         guard let bytes = sqlite3_column_text(handle, index) else { return "" }
         let count = Int(sqlite3_column_bytes(handle, index))
@@ -102,29 +102,29 @@ final class SQLiteStatement {
     }
 
     /// The text in column `index`, or nil for NULL.
-    func optionalText(_ index: Int32) -> String? {
+    package func optionalText(_ index: Int32) -> String? {
         isNull(index) ? nil : text(index)
     }
 
     /// The integer in column `index`; 0 for NULL.
-    func integer(_ index: Int32) -> Int64 {
+    package func integer(_ index: Int32) -> Int64 {
         sqlite3_column_int64(handle, index)
     }
 
     /// The integer in column `index`, or nil for NULL.
-    func optionalInteger(_ index: Int32) -> Int64? {
+    package func optionalInteger(_ index: Int32) -> Int64? {
         isNull(index) ? nil : integer(index)
     }
 
     /// The bytes in column `index`; empty for NULL or a zero-length blob.
-    func blob(_ index: Int32) -> [UInt8] {
+    package func blob(_ index: Int32) -> [UInt8] {
         guard let bytes = sqlite3_column_blob(handle, index) else { return [] }
         let count = Int(sqlite3_column_bytes(handle, index))
         return Array(UnsafeRawBufferPointer(start: bytes, count: count))
     }
 
-    /// Column `index` of the current row with the type SQLite stored it as.
-    func field(_ index: Int32) -> LedgerChainField {
+    /// Column `index` as the value it holds, whatever its type.
+    func value(_ index: Int32) -> Value {
         switch sqlite3_column_type(handle, index) {
         case SQLITE_NULL: .null
         case SQLITE_INTEGER: .integer(integer(index))
