@@ -49,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         // JWT keys fetched from the cluster (`jwks-url`): HTTPS with a CA bundle and a bearer token.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // The PostgreSQL ledger, for several `meshca serve` replicas sharing one database.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The one shape of every target's error type: a closed list of stable codes and a sentence for a person.
@@ -80,6 +82,7 @@ let package = Package(
                 .embedInCode("0004_index_issuances_by_service_account.sql"),
                 .embedInCode("0005_join_tokens_pinned_root.sql"),
                 .embedInCode("0006_index_issuances_by_public_key.sql"),
+                .embedInCode("postgres/0006_postgres_ledger.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -90,6 +93,19 @@ let package = Package(
                 // SHA-256 for the event chain, Ed25519 (with PEM files) for signed checkpoints.
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The ledger in PostgreSQL (postgres-nio), shared by several `meshca serve` replicas: the same LedgerStore
+        // as SQLiteLedger, its schema in Migrations/postgres/ (embedded into the binary).
+        .target(
+            name: "MeshCALedgerPostgres",
+            dependencies: [
+                "MeshCALedger", "MeshCAMigrations", "MeshCAErrors",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -272,7 +288,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshCALedgerTests",
-            dependencies: ["MeshCALedger", "MeshCAMigrations", "MeshCATestSupport"],
+            dependencies: [
+                "MeshCALedger", "MeshCALedgerPostgres", "MeshCAMigrations", "MeshCATestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -27,3 +27,19 @@ public enum LedgerMigrations {
         LedgerMigration(version: version, fileName: fileName, sql: String(decoding: bytes, as: UTF8.self))
     }
 }
+
+/// The PostgreSQL ledger's migrations (`Migrations/postgres/`), numbered like the SQLite ones: a version means the
+/// same schema on both engines. PostgreSQL ledgers start at version 6, whose one file creates what SQLite's
+/// versions 1 to 6 built up.
+public enum PostgresLedgerMigrations {
+    public static let all: [LedgerMigration] = [
+        make(6, "postgres/0006_postgres_ledger.sql", PackageResources._006_postgres_ledger_sql),
+    ]
+
+    /// The newest schema version this build can read and write on PostgreSQL.
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+
+    private static func make(_ version: Int, _ fileName: String, _ bytes: [UInt8]) -> LedgerMigration {
+        LedgerMigration(version: version, fileName: fileName, sql: String(decoding: bytes, as: UTF8.self))
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import MeshCALedger
+import PostgresNIO
+
+/// The hash chain on PostgreSQL: events appended exactly as `LedgerChain` appends them on SQLite (same encoding,
+/// same hashes, computed by MeshCALedger's code), checkpoints, and verification.
+extension PostgresLedger {
+    /// Appends `event` after the current head, inside the caller's writing transaction (which holds the chain
+    /// lock, so no other replica can append between this read of the head and the insert); on a checkpoint
+    /// interval also signs a checkpoint.
+    func append(_ event: LedgerChainEvent, on connection: PostgresConnection, operation: String) async throws {
+        let head = try await self.head(on: connection)
+        let seq = head.seq + 1
+        let content = event.content
+        let contentSHA256 = LedgerChainField.sha256(content)
+        let hash = LedgerChain.link(
+            seq: seq, previous: head.hash, kind: event.kind.rawValue, subject: event.subject,
+            contentSHA256: contentSHA256)
+        try await run(
+            "INSERT INTO ledger_events (seq, kind, subject, payload, content_sha256, prev_hash, hash) "
+                + "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                .integer(seq), .text(event.kind.rawValue), .text(event.subject),
+                event.kind.isRowBacked ? .null : .blob(content), .blob(contentSHA256), .blob(head.hash), .blob(hash),
+            ],
+            on: connection)
+        if let signer, seq % Int64(max(configuration.checkpointInterval, 1)) == 0 {
+            try await checkpointQuietly(seq: seq, head: hash, signer: signer, on: connection)
+        }
+    }
+
+    /// Appends a state event holding what the row of `subject` says now (after the change, same transaction).
+    func appendCurrent(
+        _ kind: LedgerChainEvent.Kind, subject: String, on connection: PostgresConnection, operation: String
+    ) async throws {
+        guard let event = try await currentEvent(kind: kind, subject: subject, on: connection) else {
+            throw LedgerError(
+                code: .other,
+                message: "Could not \(operation): there is no row for \(kind) '\(subject)' in the ledger at "
+                    + "\(location) to record in the chain. Nothing was recorded; this is a meshca bug, report it to "
+                    + "the maintainers.")
+        }
+        try await append(event, on: connection, operation: operation)
+    }
+
+    /// The event of `kind` about `subject` as its row holds it now (see `LedgerChainColumns.currentEvent`).
+    func currentEvent(
+        kind: LedgerChainEvent.Kind, subject: String, on connection: PostgresConnection
+    ) async throws -> LedgerChainEvent? {
+        guard let source = LedgerChainColumns.source(for: kind), let key = source.keyValue(subject) else { return nil }
+        let names = source.columns.map(\.name).joined(separator: ", ")
+        guard
+            let row = try await rows(
+                "SELECT \(names) FROM \(source.table) WHERE \(source.key.name) = ?", [key], on: connection
+            ).first
+        else { return nil }
+        let fields = LedgerChainColumns.read(source.columns, from: row, startingAt: 0)
+        return LedgerChainEvent(
+            kind: kind, subject: subject, fields: source.startsWithSubject ? [.text(subject)] + fields : fields)
+    }
+
+    /// The last event's `seq` and `hash`, or `(0, genesis)` for an empty chain.
+    func head(on connection: PostgresConnection) async throws -> (seq: Int64, hash: [UInt8]) {
+        guard let row = try await rows("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1", on: connection).first
+        else { return (0, LedgerChain.genesis) }
+        return (row.integer(0), row.blob(1))
+    }
+
+    /// Signs and stores a checkpoint of `(eventCount, head)` inside the caller's transaction.
+    func writeCheckpoint(
+        eventCount: Int64, head: [UInt8], signer: any CheckpointSigner, on connection: PostgresConnection
+    ) async throws -> LedgerCheckpoint {
+        let createdAt = UnixTime.floor(Date())
+        let headHash = Hex.encode(head)
+        let signature = try signer.sign(
+            LedgerCheckpoint.message(eventCount: eventCount, headHash: headHash, createdAt: createdAt))
+        let keyID = signer.publicKey.id
+        let id = try await rows(
+            "INSERT INTO ledger_checkpoints (event_count, head_hash, created_at, key_id, signature) "
+                + "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            [.integer(eventCount), .blob(head), .integer(createdAt), .text(keyID), .blob(signature)], on: connection
+        ).first?.integer(0) ?? 0
+        return LedgerCheckpoint(
+            id: id, eventCount: eventCount, headHash: headHash, createdAt: UnixTime.date(createdAt), keyID: keyID,
+            signature: signature)
+    }
+
+    /// An interval checkpoint in a savepoint of its own: failing to sign or store it must not fail the write that
+    /// reached the interval (verification then reports the events no checkpoint covers).
+    private func checkpointQuietly(
+        seq: Int64, head: [UInt8], signer: any CheckpointSigner, on connection: PostgresConnection
+    ) async throws {
+        try await connection.query("SAVEPOINT meshca_checkpoint", logger: logger)
+        do {
+            _ = try await writeCheckpoint(eventCount: seq, head: head, signer: signer, on: connection)
+            try await connection.query("RELEASE SAVEPOINT meshca_checkpoint", logger: logger)
+        } catch {
+            guard Self.isStatementFailure(error) || !(error is PSQLError) else { throw error }
+            try await connection.query("ROLLBACK TO SAVEPOINT meshca_checkpoint", logger: logger)
+            try await connection.query("RELEASE SAVEPOINT meshca_checkpoint", logger: logger)
+            logger.warning("Skipped the ledger checkpoint at event #\(seq): \(error)")
+        }
+    }
+
+    /// Signs a checkpoint of the chain's head (see `SQLiteLedger.checkpoint(signedBy:)`).
+    @discardableResult
+    public func checkpoint(signedBy signer: (any CheckpointSigner)?) async throws -> LedgerCheckpoint? {
+        let operation = "write a ledger checkpoint"
+        guard let signer = signer ?? self.signer else {
+            throw LedgerError(
+                code: .ledgerKey,
+                message: "Could not \(operation) for \(location): no ledger key was configured. Open the ledger with "
+                    + "a checkpointSigner (the state directory's \(FileCheckpointSigner.fileName)), or pass one.")
+        }
+        return try await writeTransaction(operation) { connection -> LedgerCheckpoint? in
+            let head = try await self.head(on: connection)
+            guard head.seq > 0 else { return nil }
+            if let row = try await self.rows(
+                "SELECT id, event_count, head_hash, created_at, key_id, signature FROM ledger_checkpoints "
+                    + "ORDER BY id DESC LIMIT 1", on: connection
+            ).first, row.integer(1) == head.seq, row.text(4) == signer.publicKey.id {
+                return LedgerCheckpoint(
+                    id: row.integer(0), eventCount: row.integer(1), headHash: Hex.encode(row.blob(2)),
+                    createdAt: UnixTime.date(row.integer(3)), keyID: row.text(4), signature: row.blob(5))
+            }
+            return try await self.writeCheckpoint(eventCount: head.seq, head: head.hash, signer: signer, on: connection)
+        }
+    }
+
+    /// Verifies the whole chain and every checkpoint with the one verifier both engines share: the tables are
+    /// copied, from one consistent snapshot (a REPEATABLE READ transaction), into a temporary SQLite ledger, and
+    /// `SQLiteLedger.verifyChain` checks the copy. The copy holds the same bytes (the same columns, the same
+    /// order of writing), so it proves this ledger; it is deleted afterwards.
+    public func verifyChain(
+        publicKey: CheckpointPublicKey?, progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)?
+    ) async throws -> LedgerChainReport {
+        let operation = "verify the ledger's chain"
+        let key = publicKey ?? signer?.publicKey
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "meshca-verify-\(UUID().uuidString)")
+        do {
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw LedgerError(
+                code: .cannotOpen,
+                message: "Could not \(operation) for \(location): cannot create a temporary directory for its copy "
+                    + "in \(directory.deletingLastPathComponent().path) (\(error)). Set TMPDIR to a writable directory "
+                    + "with room for the ledger.")
+        }
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = try SQLiteLedger(path: directory.appendingPathComponent("ledger.db").path)
+        let logger = self.logger
+        try await perform(operation) { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            do {
+                for table in SQLiteLedger.copiedTables {
+                    let sql = PostgresSQL.translate(
+                        "SELECT \(table.columns.joined(separator: ", ")) FROM \(table.table) ORDER BY \(table.order)")
+                    var batch: [[SQLiteStatement.Value]] = []
+                    for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) {
+                        batch.append(try PostgresSQL.values(row))
+                        if batch.count == 5000 {
+                            try await copy.insertRows(into: table.table, columns: table.columns, rows: batch)
+                            batch = []
+                        }
+                    }
+                    try await copy.insertRows(into: table.table, columns: table.columns, rows: batch)
+                }
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+        return try await copy.verifyChain(publicKey: key, progress: progress)
+    }
+
+    /// Durably records a root change on the chain, by group commit.
+    public func recordRootChange(
+        _ action: String, subject: String, oldRoot: String, newRoot: String, at: Date, actor: String, lagging: [String]
+    ) async throws {
+        try await appendEvent(
+            kind: .rootChange, subject: subject,
+            fields: LedgerChainField.rootChange(action, oldRoot: oldRoot, newRoot: newRoot, at: at, actor: actor, lagging: lagging))
+    }
+
+    /// Durably records an event with no table row of its own (see `SQLiteLedger.appendEvent`).
+    package func appendEvent(kind: LedgerChainEvent.Kind, subject: String, fields: [LedgerChainField]) async throws {
+        let operation = "record \(kind) \(subject)"
+        guard LedgerChainColumns.source(for: kind) == nil else {
+            throw LedgerError(
+                code: .other,
+                message: "Could not \(operation): \(kind) events are recorded together with their row (by record, "
+                    + "createToken, revokeToken), not on their own. Nothing was recorded; fix the caller.")
+        }
+        try await write(operation) { connection in
+            try await self.append(
+                LedgerChainEvent(kind: kind, subject: subject, fields: fields), on: connection, operation: operation)
+        }
+    }
+}

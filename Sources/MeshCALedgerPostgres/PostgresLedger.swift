@@ -1,0 +1,295 @@
+import Foundation
+import Logging
+import MeshCALedger
+import MeshCAMigrations
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// The issuance ledger in a PostgreSQL database, shared by any number of `meshca serve` replicas (each replica,
+/// and each command, opens its own `PostgresLedger` on the same database).
+///
+/// Every method means what it means on ``SQLiteLedger``; the tables, columns and stored values are the same
+/// (`Migrations/postgres/`), so the hash chain holds the same bytes and ``verifyChain(publicKey:progress:)`` runs
+/// the SQLite engine's verifier over a copy of the tables.
+///
+/// Across replicas:
+/// - every writing transaction first takes one transaction-level advisory lock (``chainLock``), so events are
+///   appended one transaction at a time: `seq` has no gaps, follows commit order, and each event links to the
+///   one committed before it, whichever replica wrote it;
+/// - a join token use is the same guarded `UPDATE` as on SQLite, inside that lock, so a single-use token yields
+///   one certificate however many replicas receive it;
+/// - `synchronous_commit` is `on` for the ledger's sessions: ``record(_:consuming:)`` returns only after the
+///   commit is durable on the server.
+///
+/// Per replica, issuances and rejections are written by group commit as on SQLite (one transaction, a savepoint
+/// per write). Connections come from a `PostgresClient` pool (at most `maximumConnections`), run by a task this
+/// ledger owns; ``close()`` ends it. When the server cannot be reached within `connectTimeout`, or a connection
+/// is lost, calls throw `LedgerError` `.unavailable` naming the database.
+public final class PostgresLedger: LedgerStore {
+    /// The database, as a URL without password, for messages.
+    public let location: String
+    let client: PostgresClient
+    let runTask: Task<Void, Never>
+    let logger: Logger
+    let configuration: PostgresLedgerConfiguration
+    let signer: (any CheckpointSigner)?
+    /// Writes waiting for the next group commit; see `PostgresLedger+GroupCommit.swift`.
+    let groupCommit = Mutex(GroupCommit())
+
+    /// The advisory lock every writing transaction takes first: it serializes appends to the chain.
+    static let chainLock: (Int32, Int32) = (0x6d65_7368, 1)  // "mesh", 1
+    /// The advisory lock the schema migration takes, so replicas starting at once migrate once.
+    static let migrationLock: (Int32, Int32) = (0x6d65_7368, 2)
+
+    private init(
+        configuration: PostgresLedgerConfiguration, client: PostgresClient, runTask: Task<Void, Never>,
+        signer: (any CheckpointSigner)?, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.location = configuration.redactedURL
+        self.client = client
+        self.runTask = runTask
+        self.signer = signer
+        self.logger = logger
+    }
+
+    /// Connects, applies the schema to an empty database (refusing a database of another program and a schema
+    /// newer than this meshca knows), and returns the ledger. `checkpointSigner` signs automatic checkpoints every
+    /// `configuration.checkpointInterval` events and is the default key of `checkpoint()` and `verifyChain()`.
+    ///
+    /// Throws `LedgerError`: `.unavailable` when the server cannot be reached, `.cannotOpen` for a refused login or
+    /// a missing database, `.notALedger`, `.newerSchema`, `.migrationFailed`.
+    public static func open(
+        _ configuration: PostgresLedgerConfiguration, checkpointSigner: (any CheckpointSigner)?, logger: Logger
+    ) async throws -> PostgresLedger {
+        try await open(configuration, checkpointSigner: checkpointSigner, logger: logger, migrations: PostgresLedgerMigrations.all)
+    }
+
+    /// Opens with an explicit migration list, so tests can exercise a schema newer than the ledger knows.
+    package static func open(
+        _ configuration: PostgresLedgerConfiguration, checkpointSigner: (any CheckpointSigner)?, logger: Logger,
+        migrations: [LedgerMigration]
+    ) async throws -> PostgresLedger {
+        try await probe(configuration, logger: logger)
+        let client = PostgresClient(configuration: try clientConfiguration(configuration), backgroundLogger: logger)
+        let runTask = Task { await client.run() }
+        let ledger = PostgresLedger(
+            configuration: configuration, client: client, runTask: runTask, signer: checkpointSigner, logger: logger)
+        do {
+            try await ledger.migrate(to: migrations)
+        } catch {
+            await ledger.close()
+            throw error
+        }
+        return ledger
+    }
+
+    /// Ends the connection pool and its task; nothing may be asked of the ledger afterwards.
+    public func close() async {
+        runTask.cancel()
+        await runTask.value
+    }
+
+    /// The schema version recorded in the database, read now.
+    public var schemaVersion: Int {
+        get async throws {
+            try await perform("read the ledger's schema version") { connection in
+                try await self.appliedVersion(on: connection) ?? 0
+            }
+        }
+    }
+
+    // MARK: - Connections
+
+    /// Runs `body` on a pooled connection (outside any transaction). Waiting for a connection longer than
+    /// `connectTimeout` throws `.unavailable`; every failure is a `LedgerError` naming `operation`.
+    func perform<Result: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await withLease(operation, body)
+        } catch {
+            throw Self.failure(error, operation: operation, location: location)
+        }
+    }
+
+    /// `perform` without translating errors: `body`'s own errors come out as thrown.
+    func withLease<Result: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let leased = LeaseFlag()
+        let client = self.client
+        let timeout = configuration.connectTimeout
+        let location = self.location
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask {
+                try await client.withConnection { connection in
+                    leased.set()
+                    return try await body(connection)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            while let outcome = try await group.next() {
+                if let outcome {
+                    group.cancelAll()
+                    return outcome
+                }
+                // The deadline passed: give up only if no connection was leased (a query in progress goes on).
+                if !leased.isSet {
+                    group.cancelAll()
+                    throw Self.unreachable(operation: operation, location: location, timeout: timeout)
+                }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// Runs `body` in one transaction that first takes the chain lock; commits when it returns, rolls back when it
+    /// throws.
+    func writeTransaction<Result: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let logger = self.logger
+        return try await perform(operation) { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                try await Self.lockChain(on: connection, logger: logger)
+                let result = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Takes the chain's advisory lock for the rest of the current transaction.
+    static func lockChain(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            "SELECT pg_advisory_xact_lock(\(chainLock.0), \(chainLock.1))", logger: logger)
+    }
+
+    /// Runs `sql` (with SQLite's `?`/`?N` placeholders and `rowid`, translated) with `values` and returns every
+    /// row as values.
+    func rows(
+        _ sql: String, _ values: [SQLiteStatement.Value] = [], on connection: PostgresConnection
+    ) async throws -> [LedgerValueRow] {
+        let query = PostgresQuery(unsafeSQL: PostgresSQL.translate(sql), binds: PostgresSQL.bindings(values))
+        var rows: [LedgerValueRow] = []
+        for try await row in try await connection.query(query, logger: logger) {
+            rows.append(LedgerValueRow(try PostgresSQL.values(row)))
+        }
+        return rows
+    }
+
+    /// Runs `sql` for its effect; returns how many rows it returned (use `RETURNING` to count changed rows).
+    @discardableResult
+    func run(_ sql: String, _ values: [SQLiteStatement.Value] = [], on connection: PostgresConnection) async throws -> Int {
+        try await rows(sql, values, on: connection).count
+    }
+
+    // MARK: - Errors
+
+    /// The error for a query that waited `timeout` for a connection.
+    static func unreachable(operation: String, location: String, timeout: Duration) -> LedgerError {
+        LedgerError(
+            code: .unavailable,
+            message: "Could not \(operation): the PostgreSQL ledger \(location) could not be reached within "
+                + "\(timeout.components.seconds)s. Nothing was recorded and no certificate was handed out; check "
+                + "that the database server is running and reachable from this host, then retry.")
+    }
+
+    /// Any error of a PostgreSQL operation as the `LedgerError` an operator can act on.
+    static func failure(_ error: any Error, operation: String, location: String) -> LedgerError {
+        if let error = error as? LedgerError { return error }
+        let prefix = "Could not \(operation)"
+        guard let psql = error as? PSQLError else {
+            if error is CancellationError {
+                return LedgerError(
+                    code: .unavailable,
+                    message: "\(prefix): the call to the PostgreSQL ledger \(location) was cancelled. Nothing was "
+                        + "handed out; retry.")
+            }
+            // The pool's own errors (shut down, circuit breaker) and connection failures: the server is out of reach.
+            return LedgerError(
+                code: .unavailable,
+                message: "\(prefix): the PostgreSQL ledger \(location) is unavailable (\(String(describing: error))). "
+                    + "Nothing was handed out; check that the database server is running and reachable, then retry.")
+        }
+        guard psql.code == .server, let info = psql.serverInfo else {
+            if psql.code == .sslUnsupported {
+                return LedgerError(
+                    code: .cannotOpen,
+                    message: "\(prefix): the PostgreSQL server of \(location) does not offer TLS, but the URL asks "
+                        + "for it. Enable ssl on the server, or use sslmode=prefer or disable on a trusted network.")
+            }
+            return LedgerError(
+                code: .unavailable,
+                message: "\(prefix): the connection to the PostgreSQL ledger \(location) failed or was lost "
+                    + "(postgres: \(psql.code)). Nothing was handed out, and the last write may not have been "
+                    + "recorded; check that the database server is running and reachable, then retry.")
+        }
+        let state = info[.sqlState] ?? ""
+        let detail = "(postgres \(state): \(info[.message] ?? "no message"))"
+        switch state {
+        case "23505":
+            return LedgerError(
+                code: .duplicateSerial,
+                message: "\(prefix): that serial number is already in the ledger at \(location) \(detail). Serials "
+                    + "must be unique, so nothing was recorded; issue the certificate again with a fresh serial.")
+        case "28000", "28P01", "3D000", "42501":
+            return LedgerError(
+                code: .cannotOpen,
+                message: "\(prefix): the PostgreSQL server refused \(location) \(detail). Check the user, its "
+                    + "password (--ledger-password-file, PGPASSWORD or ~/.pgpass), that the database exists, and "
+                    + "that the user may use it.")
+        case "53100":
+            return LedgerError(
+                code: .diskFull,
+                message: "\(prefix): the PostgreSQL server of \(location) is out of disk space \(detail). Free space "
+                    + "on the server and retry; nothing was recorded.")
+        case "25006":
+            return LedgerError(
+                code: .readOnly,
+                message: "\(prefix): \(location) is read-only \(detail) (a standby, or default_transaction_read_only). "
+                    + "Point the ledger URL at the primary; nothing was recorded.")
+        case "40001", "40P01", "55P03":
+            return LedgerError(
+                code: .locked,
+                message: "\(prefix): \(location) refused the transaction because of a concurrent one \(detail). "
+                    + "Nothing was recorded; retry.")
+        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
+            return LedgerError(
+                code: .unavailable,
+                message: "\(prefix): the PostgreSQL ledger \(location) is unavailable \(detail). Nothing was handed "
+                    + "out; check that the database server is running and accepting connections, then retry.")
+        default:
+            return LedgerError(
+                code: .other,
+                message: "\(prefix): the PostgreSQL ledger \(location) reported an unexpected error \(detail). "
+                    + "Nothing was recorded; report this message to the meshca maintainers.")
+        }
+    }
+
+    /// Whether `error` left the connection's transaction usable (a statement failed on the server), so a
+    /// savepoint can be rolled back and the batch go on; false when the connection itself failed.
+    static func isStatementFailure(_ error: any Error) -> Bool {
+        if let error = error as? LedgerError { return error.code != .unavailable }
+        guard let psql = error as? PSQLError, psql.code == .server, let state = psql.serverInfo?[.sqlState] else {
+            return false
+        }
+        return !(state.hasPrefix("08") || state.hasPrefix("57P"))
+    }
+}
+
+/// Whether a call got its connection, told from the pool's task to the deadline's.
+private final class LeaseFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
