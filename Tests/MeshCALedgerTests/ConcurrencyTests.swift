@@ -8,11 +8,9 @@ import Testing
 
 @Suite("Several connections on one ledger file")
 struct ConcurrencyTests {
-    @Test("Two ledgers on the same file writing 200 records each at once lose nothing")
-    func concurrentWriters() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let path = directory.file("ledger.db")
-            let writers = [try SQLiteLedger(path: path), try SQLiteLedger(path: path)]
+    @Test("Two ledgers on the same database writing 200 records each at once lose nothing", arguments: LedgerEngine.all)
+    func concurrentWriters(_ engine: LedgerEngine) async throws {
+        try await withLedgers(engine, count: 2) { writers async throws in
             let perWriter = 200
 
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -48,7 +48,7 @@ extension IssuanceRecord {
     }
 }
 
-extension SQLiteLedger {
+extension IssuanceLedger {
     /// Every issuance, oldest first.
     func allIssuances() async throws -> [IssuanceRecord] {
         try await issuances(matching: IssuanceQuery())

@@ -17,18 +17,18 @@ struct IssuanceQueryTests {
     static let all = [a, b, c, d, e]
 
     /// Runs `body` with a ledger in a fresh directory holding `all`, recorded out of order.
-    private func withPopulatedLedger<Result>(_ body: (SQLiteLedger) async throws -> Result) async throws -> Result {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    private func withPopulatedLedger<Result>(
+        _ engine: LedgerEngine, _ body: (any LedgerStore) async throws -> Result
+    ) async throws -> Result {
+        try await withLedger(engine) { ledger async throws in
             for record in [Self.e, Self.c, Self.a, Self.d, Self.b] { try await ledger.record(record) }
             return try await body(ledger)
         }
     }
 
-    @Test("A record read back equals the one written, field for field")
-    func roundTrip() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("A record read back equals the one written, field for field", arguments: LedgerEngine.all)
+    func roundTrip(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             var plain = IssuanceRecord.fixture(serial: "00ff10", requestedTTLSeconds: nil, certificateDER: [0x30, 0x00, 0x00, 0x7f, 0x80, 0xff])
             plain.sans = ["URI:spiffe://mesh.example/ns/payments/sa/api", "DNS:api.payments.svc", "DNS:ünïcode.example", "quote\"back\\slash"]
             let revoked = IssuanceRecord.fixture(
@@ -46,10 +46,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("Fractions of a second are dropped when stored, rounding toward the past")
-    func wholeSeconds() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Fractions of a second are dropped when stored, rounding toward the past", arguments: LedgerEngine.all)
+    func wholeSeconds(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             try await ledger.record(IssuanceRecord.fixture(serial: "0c", issuedAt: at(0.75), notAfter: at(99.2)))
             let read = try #require(try await ledger.allIssuances().first)
             #expect(read.issuedAt == at(0))
@@ -57,10 +56,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("Serials that are not lowercase hex are refused before anything is written")
-    func serialSpelling() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Serials that are not lowercase hex are refused before anything is written", arguments: LedgerEngine.all)
+    func serialSpelling(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             for serial in ["0A1B", "0a:1b", "", "xyz"] {
                 let error = await #expect(throws: LedgerError.self) { try await ledger.record(.fixture(serial: serial)) }
                 #expect(error?.message.contains("lowercase hex") == true)
@@ -69,9 +67,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("Namespace and service account filters match exactly")
-    func identityFilters() async throws {
-        try await withPopulatedLedger { ledger async throws in
+    @Test("Namespace and service account filters match exactly", arguments: LedgerEngine.all)
+    func identityFilters(_ engine: LedgerEngine) async throws {
+        try await withPopulatedLedger(engine) { ledger async throws in
             #expect(try await ledger.serials(IssuanceQuery(namespace: "payments")) == ["0a01", "0a02", "ff05"])
             #expect(try await ledger.serials(IssuanceQuery(namespace: "payments", serviceAccount: "api")) == ["0a01", "ff05"])
             #expect(try await ledger.serials(IssuanceQuery(serviceAccount: "api")) == ["0a01", "1b03", "1b04", "ff05"])
@@ -80,9 +78,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("A serial prefix selects exactly the serials starting with it, in either letter case")
-    func serialPrefix() async throws {
-        try await withPopulatedLedger { ledger async throws in
+    @Test("A serial prefix selects exactly the serials starting with it, in either letter case", arguments: LedgerEngine.all)
+    func serialPrefix(_ engine: LedgerEngine) async throws {
+        try await withPopulatedLedger(engine) { ledger async throws in
             #expect(try await ledger.serials(IssuanceQuery(serialPrefix: "0a")) == ["0a01", "0a02"])
             #expect(try await ledger.serials(IssuanceQuery(serialPrefix: "0a01")) == ["0a01"])
             #expect(try await ledger.serials(IssuanceQuery(serialPrefix: "1B")) == ["1b03", "1b04"])
@@ -92,9 +90,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("issuedSince includes the boundary second and excludes earlier issuances")
-    func issuedSince() async throws {
-        try await withPopulatedLedger { ledger async throws in
+    @Test("issuedSince includes the boundary second and excludes earlier issuances", arguments: LedgerEngine.all)
+    func issuedSince(_ engine: LedgerEngine) async throws {
+        try await withPopulatedLedger(engine) { ledger async throws in
             #expect(try await ledger.serials(IssuanceQuery(issuedSince: at(20))) == ["1b03", "1b04", "ff05"])
             #expect(try await ledger.serials(IssuanceQuery(issuedSince: at(19.5))) == ["1b03", "1b04", "ff05"])
             #expect(try await ledger.serials(IssuanceQuery(issuedSince: at(20.5))) == ["1b04", "ff05"])
@@ -102,9 +100,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("expiringWithin selects unexpired certificates whose notAfter falls inside the window")
-    func expiringWithin() async throws {
-        try await withPopulatedLedger { ledger async throws in
+    @Test("expiringWithin selects unexpired certificates whose notAfter falls inside the window", arguments: LedgerEngine.all)
+    func expiringWithin(_ engine: LedgerEngine) async throws {
+        try await withPopulatedLedger(engine) { ledger async throws in
             let now = at(1000)
             #expect(try await ledger.serials(IssuanceQuery(now: now, expiringWithin: .seconds(2600))) == ["0a01", "1b04"])
             #expect(try await ledger.serials(IssuanceQuery(now: now, expiringWithin: .seconds(2599))).isEmpty)
@@ -116,9 +114,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("Status filters are valid, expired and revoked at now, with revoked winning over expired")
-    func statusFilters() async throws {
-        try await withPopulatedLedger { ledger async throws in
+    @Test("Status filters are valid, expired and revoked at now, with revoked winning over expired", arguments: LedgerEngine.all)
+    func statusFilters(_ engine: LedgerEngine) async throws {
+        try await withPopulatedLedger(engine) { ledger async throws in
             let now = at(1000)
             #expect(try await ledger.serials(IssuanceQuery(now: now, status: .valid)) == ["0a01", "0a02", "ff05"])
             #expect(try await ledger.serials(IssuanceQuery(now: now, status: .expired)) == ["1b03"])
@@ -131,9 +129,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("The SQL status filter agrees with status(at:) at every instant, including fractional boundaries")
-    func statusAgreesWithRecord() async throws {
-        try await withPopulatedLedger { ledger async throws in
+    @Test("The SQL status filter agrees with status(at:) at every instant, including fractional boundaries", arguments: LedgerEngine.all)
+    func statusAgreesWithRecord(_ engine: LedgerEngine) async throws {
+        try await withPopulatedLedger(engine) { ledger async throws in
             for seconds in [0, 39.5, 40, 40.5, 99.5, 100, 100.25, 101, 3599.9, 3600, 3600.5, 7200, 7200.01, 100_000] {
                 let now = at(seconds)
                 for status in IssuanceStatus.allCases {
@@ -144,9 +142,9 @@ struct IssuanceQueryTests {
         }
     }
 
-    @Test("limit returns the newest N matches, still oldest first")
-    func limit() async throws {
-        try await withPopulatedLedger { ledger async throws in
+    @Test("limit returns the newest N matches, still oldest first", arguments: LedgerEngine.all)
+    func limit(_ engine: LedgerEngine) async throws {
+        try await withPopulatedLedger(engine) { ledger async throws in
             #expect(try await ledger.serials(IssuanceQuery(limit: 2)) == ["1b04", "ff05"])
             #expect(try await ledger.serials(IssuanceQuery(namespace: "payments", limit: 2)) == ["0a02", "ff05"])
             #expect(try await ledger.serials(IssuanceQuery(limit: 50)) == Self.all.map(\.serial))

@@ -5,10 +5,9 @@ import Testing
 
 @Suite("Creating, reading and revoking join tokens")
 struct JoinTokenTests {
-    @Test("Tokens round trip field for field, list oldest first, and revoke once")
-    func roundTrip() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Tokens round trip field for field, list oldest first, and revoke once", arguments: LedgerEngine.all)
+    func roundTrip(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             let newer = JoinTokenRecord.fixture(id: "0b", secretSHA256: secretHash("b0"), createdAt: at(10), maxUses: 3)
             var older = JoinTokenRecord.fixture(
                 id: "0a", namespace: "billing", serviceAccount: "worker", createdAt: at(5), expiresAt: at(86_400))
@@ -32,11 +31,10 @@ struct JoinTokenTests {
         }
     }
 
-    @Test("A second token with the same id is refused with .duplicateToken and the first stays intact")
-    func duplicateID() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let path = directory.file("ledger.db")
-            let ledger = try SQLiteLedger(path: path)
+    @Test("A second token with the same id is refused with .duplicateToken and the first stays intact", arguments: LedgerEngine.all)
+    func duplicateID(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
+            let path = ledger.location
             let original = JoinTokenRecord.fixture()
             try await ledger.createToken(original)
 
@@ -60,8 +58,11 @@ struct JoinTokenTests {
             (JoinTokenRecord.fixture(maxUses: 0), "at least one use"),
         ])
     func invalidTokens(token: JoinTokenRecord, complaint: String) async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+        for engine in LedgerEngine.all { try await invalidToken(engine, token: token, complaint: complaint) }
+    }
+
+    private func invalidToken(_ engine: LedgerEngine, token: JoinTokenRecord, complaint: String) async throws {
+        try await withLedger(engine) { ledger async throws in
             let error = try await #require(throws: LedgerError.self) { try await ledger.createToken(token) }
             #expect(error.message.contains(complaint))
             #expect(try await ledger.tokens().isEmpty)

@@ -5,16 +5,13 @@ import Testing
 
 @Suite("Signed checkpoints of the chain", .timeLimit(.minutes(1)))
 struct LedgerChainCheckpointTests {
-    @Test("With a signer, a checkpoint is written every N events and each one verifies")
-    func automatic() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let signer = InMemoryCheckpointSigner()
-            let fixture = try await SixIssuances(in: directory, signer: signer, interval: 4)
-            try await fixture.ledger.record(.fixture(serial: "0a07"))
-            try await fixture.ledger.record(.fixture(serial: "0a08"))
-            try await fixture.ledger.record(.fixture(serial: "0a09"))
+    @Test("With a signer, a checkpoint is written every N events and each one verifies", arguments: LedgerEngine.all)
+    func automatic(_ engine: LedgerEngine) async throws {
+        let signer = InMemoryCheckpointSigner()
+        try await withLedger(engine, checkpointSigner: signer, checkpointInterval: 4) { ledger async throws in
+            for index in 1...9 { try await ledger.record(.fixture(serial: String(format: "0a%02x", index))) }
 
-            let report = try await fixture.ledger.verifyChain()
+            let report = try await ledger.verifyChain()
             #expect(report.isIntact, "\(report.problems)")
             #expect(report.checkpoints.map(\.eventCount) == [4, 8])
             #expect(
@@ -23,12 +20,12 @@ struct LedgerChainCheckpointTests {
         }
     }
 
-    @Test("checkpoint() signs the head once, returns the same checkpoint while nothing changed, and needs a key")
-    func onDemand() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let signer = InMemoryCheckpointSigner()
-            let ledger = try SQLiteLedger(
-                path: directory.file("ledger.db"), configuration: .init(checkpointSigner: signer))
+    @Test(
+        "checkpoint() signs the head once, returns the same checkpoint while nothing changed, and needs a key",
+        arguments: LedgerEngine.all)
+    func onDemand(_ engine: LedgerEngine) async throws {
+        let signer = InMemoryCheckpointSigner()
+        try await withLedger(engine, checkpointSigner: signer) { ledger async throws in
             #expect(try await ledger.checkpoint() == nil, "an empty chain has nothing to sign")
             try await ledger.record(.fixture(serial: "0a01"))
             let first = try #require(try await ledger.checkpoint())
@@ -41,8 +38,9 @@ struct LedgerChainCheckpointTests {
                     + "created=\(Int64(first.createdAt.timeIntervalSince1970))\n"
             )
             #expect(signer.publicKey.isValidSignature(first.signature, for: first.signedMessage))
-
-            let unsigned = try SQLiteLedger(path: directory.file("ledger.db"))
+            #expect(try await ledger.verifyChain().checkpoints == [first])
+        }
+        try await withLedger(engine) { unsigned async throws in
             let error = try await #require(throws: LedgerError.self) { try await unsigned.checkpoint() }
             #expect(error.code == .ledgerKey)
             #expect(error.message.contains("no ledger key"))

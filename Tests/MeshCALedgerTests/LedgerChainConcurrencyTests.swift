@@ -1,19 +1,23 @@
 import Foundation
 import MeshCALedger
+import MeshCALedgerPostgres
 import MeshCATestSupport
 import Testing
 
 @Suite("The chain under concurrent writers", .timeLimit(.minutes(2)))
 struct LedgerChainConcurrencyTests {
-    @Test("Concurrent group-committed issuances and rejections produce one unbroken chain, one event per row")
-    func groupCommit() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(
-                path: directory.file("ledger.db"),
-                configuration: .init(checkpointSigner: InMemoryCheckpointSigner(), checkpointInterval: 25))
-            let batched = await inOneBatch(ledger, 40) { index in
+    @Test(
+        "Concurrent group-committed issuances and rejections produce one unbroken chain, one event per row",
+        arguments: LedgerEngine.all)
+    func groupCommit(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine, checkpointSigner: InMemoryCheckpointSigner(), checkpointInterval: 25) { ledger async throws in
+            let write: @Sendable (Int) async throws -> Void = { index in
                 try await ledger.record(.fixture(serial: String(format: "0e%04x", index), issuedAt: at(Double(index))))
             }
+            let batched =
+                if let sqlite = ledger as? SQLiteLedger { await inOneBatch(sqlite, 40, write) } else {
+                    await concurrently(40, write)
+                }
             // A duplicate inside a later batch fails alone, without leaving an event behind.
             let mixed = await concurrently(80) { index in
                 if index % 4 == 0 {
@@ -28,7 +32,8 @@ struct LedgerChainConcurrencyTests {
             #expect(batched.allSatisfy { $0.succeeded })
             #expect(
                 mixed.filter { $0.succeeded }.count == 79, "writes 1 and 2 record the same serial; one of them fails")
-            #expect(ledger.commitCount < 120)
+            let commits = (ledger as? SQLiteLedger)?.commitCount ?? (ledger as? PostgresLedger)?.groupCommitCount ?? 0
+            #expect(commits < 120)
 
             let rows =
                 try await ledger.allIssuances().count + (try await ledger.rejections(since: nil, limit: nil).count)
@@ -39,12 +44,12 @@ struct LedgerChainConcurrencyTests {
         }
     }
 
-    @Test("Two connections to one file, as two processes would have, append to one chain without forking it")
-    func twoConnections() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let path = directory.file("ledger.db")
-            let daemon = try SQLiteLedger(path: path)
-            let cli = try SQLiteLedger(path: path)
+    @Test(
+        "Two connections to one ledger, as two processes would have, append to one chain without forking it",
+        arguments: LedgerEngine.all)
+    func twoConnections(_ engine: LedgerEngine) async throws {
+        try await withLedgers(engine, count: 2) { ledgers async throws in
+            let (daemon, cli) = (ledgers[0], ledgers[1])
             let outcomes = await concurrently(60) { index in
                 let ledger = index.isMultiple(of: 2) ? daemon : cli
                 if index % 10 == 3 {

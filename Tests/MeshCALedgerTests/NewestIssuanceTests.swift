@@ -14,10 +14,9 @@ struct NewestIssuanceTests {
         return record
     }
 
-    @Test("Only the same requester and key, issued since the moment; the newest when several")
-    func matches() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Only the same requester and key, issued since the moment; the newest when several", arguments: LedgerEngine.all)
+    func matches(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             let key = String(repeating: "1a", count: 32)
             let other = String(repeating: "2b", count: 32)
             try await ledger.record(record("0a01", key: key, requester: "token:aa", issuedAt: at(0)))

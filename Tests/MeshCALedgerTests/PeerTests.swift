@@ -5,10 +5,9 @@ import Testing
 
 @Suite("The network peer of a request")
 struct PeerTests {
-    @Test("An issuance's peer is stored and read back; the default is empty")
-    func issuancePeer() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("An issuance's peer is stored and read back; the default is empty", arguments: LedgerEngine.all)
+    func issuancePeer(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             var remote = IssuanceRecord.fixture(serial: "0a01")
             remote.peer = "ipv4:127.0.0.1:53412"
             var ipv6 = IssuanceRecord.fixture(serial: "0a02", issuedAt: at(1))
@@ -22,10 +21,9 @@ struct PeerTests {
         }
     }
 
-    @Test("A rejection's peer is stored and read back; the default is empty")
-    func rejectionPeer() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("A rejection's peer is stored and read back; the default is empty", arguments: LedgerEngine.all)
+    func rejectionPeer(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             let remote = RejectionRecord(
                 occurredAt: at(1), requester: "token:3f9a0c12", authMethod: "token", requestedIdentity: "",
                 reasonCode: "token-rejected", message: "The join token is used up.", peer: "ipv4:10.0.0.7:51000")

@@ -12,10 +12,9 @@ struct RejectionTests {
             message: "The requested TTL of 30d is longer than the maximum of 24h.")
     }
 
-    @Test("Rejections round trip with ledger-assigned ids, oldest first, and honour since and limit")
-    func roundTrip() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Rejections round trip with ledger-assigned ids, oldest first, and honour since and limit", arguments: LedgerEngine.all)
+    func roundTrip(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             // Recorded out of time order; an id passed in is ignored because the ledger assigns ids.
             var third = Self.rejection(30, "not-authorized")
             third.id = 999

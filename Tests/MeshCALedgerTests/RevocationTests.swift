@@ -5,10 +5,9 @@ import Testing
 
 @Suite("Revoking certificates", .timeLimit(.minutes(1)))
 struct RevocationTests {
-    @Test("A revocation is recorded once, keeps its first time and reason, and the chain still verifies")
-    func revokeOnce() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("A revocation is recorded once, keeps its first time and reason, and the chain still verifies", arguments: LedgerEngine.all)
+    func revokeOnce(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             try await ledger.record(.fixture(serial: "8f1a2b"))
 
             guard
@@ -42,10 +41,9 @@ struct RevocationTests {
         }
     }
 
-    @Test("Text that is not a serial is refused with a message that says where serials are listed")
-    func notASerial() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Text that is not a serial is refused with a message that says where serials are listed", arguments: LedgerEngine.all)
+    func notASerial(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             do {
                 _ = try await ledger.revoke(serial: "xyz", reason: "superseded", at: epoch)
                 Issue.record("expected an error")
@@ -70,10 +68,9 @@ struct RevocationTests {
         #expect(SerialNumberText.normalize(typed) == nil)
     }
 
-    @Test("The CRL entries are the revoked, unexpired certificates of one issuer")
-    func crlEntries() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("The CRL entries are the revoked, unexpired certificates of one issuer", arguments: LedgerEngine.all)
+    func crlEntries(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             try await ledger.record(.fixture(serial: "01", notAfter: at(3600)))
             try await ledger.record(.fixture(serial: "02", notAfter: at(100)))  // expires before the CRL's time
             try await ledger.record(.fixture(serial: "03", notAfter: at(3600)))  // never revoked
@@ -91,10 +88,9 @@ struct RevocationTests {
         }
     }
 
-    @Test("The revocation poll reports revocations after a position, and nothing else")
-    func poll() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("The revocation poll reports revocations after a position, and nothing else", arguments: LedgerEngine.all)
+    func poll(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             let empty = try await ledger.revocations(after: 0)
             #expect(empty.head == 0 && !empty.revokedSince)
             try await ledger.record(.fixture(serial: "01"))

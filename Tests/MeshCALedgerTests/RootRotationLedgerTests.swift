@@ -9,10 +9,9 @@ struct RootRotationLedgerTests {
     static let oldRoot = String(repeating: "ef", count: 32)  // the fixtures' issuer
     static let newRoot = String(repeating: "a1", count: 32)
 
-    @Test("Certificates in use: unexpired, unrevoked and not renewed over mTLS; those renewed are counted apart")
-    func certificatesInUse() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Certificates in use: unexpired, unrevoked and not renewed over mTLS; those renewed are counted apart", arguments: LedgerEngine.all)
+    func certificatesInUse(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             func record(_ serial: String, _ sa: String, at hours: Double, renewing: String? = nil, issuer: String = Self.oldRoot)
                 async throws
             {
@@ -45,10 +44,9 @@ struct RootRotationLedgerTests {
         }
     }
 
-    @Test("Revoked certificates are counted by requester and reason while unexpired")
-    func revokedCount() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("Revoked certificates are counted by requester and reason while unexpired", arguments: LedgerEngine.all)
+    func revokedCount(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             for (serial, hours) in [("01", 0.0), ("02", 10), ("03", 20)] {
                 var record = IssuanceRecord.fixture(serial: serial, issuedAt: at(hours * 3600), notAfter: at(hours * 3600 + 86_400))
                 record.requester = "meshca-serve"

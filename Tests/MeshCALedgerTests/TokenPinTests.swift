@@ -10,10 +10,9 @@ struct TokenPinTests {
     static let oldRoot = String(repeating: "ef", count: 32)
     static let newRoot = String(repeating: "a1", count: 32)
 
-    @Test("A token keeps the root it pins; one without (as created before schema version 5) reads back nil")
-    func pinRoundTrip() async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let ledger = try SQLiteLedger(path: directory.file("ledger.db"))
+    @Test("A token keeps the root it pins; one without (as created before schema version 5) reads back nil", arguments: LedgerEngine.all)
+    func pinRoundTrip(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine) { ledger async throws in
             var pinned = JoinTokenRecord.fixture(id: "0a")
             pinned.pinnedRootSHA256 = Self.newRoot
             let legacy = JoinTokenRecord.fixture(id: "0b")

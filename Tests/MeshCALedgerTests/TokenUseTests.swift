@@ -7,20 +7,18 @@ import Testing
 struct TokenUseTests {
     /// Runs `body` with a fresh ledger holding `token`.
     private func withLedger(
-        holding token: JoinTokenRecord, _ body: (SQLiteLedger, String) async throws -> Void
+        _ engine: LedgerEngine, holding token: JoinTokenRecord, _ body: (any LedgerStore, String) async throws -> Void
     ) async throws {
-        try await TemporaryDirectory.with("ledger") { directory in
-            let path = directory.file("ledger.db")
-            let ledger = try SQLiteLedger(path: path)
+        try await MeshCALedgerTests.withLedger(engine) { ledger async throws in
             try await ledger.createToken(token)
-            try await body(ledger, path)
+            try await body(ledger, ledger.location)
         }
     }
 
-    @Test("A valid use records the issuance and consumes exactly one use, noting when")
-    func validUse() async throws {
+    @Test("A valid use records the issuance and consumes exactly one use, noting when", arguments: LedgerEngine.all)
+    func validUse(_ engine: LedgerEngine) async throws {
         let token = JoinTokenRecord.fixture(maxUses: 2)
-        try await withLedger(holding: token) { ledger, _ in
+        try await withLedger(engine, holding: token) { ledger, _ in
             let issuance = IssuanceRecord.fixture(serial: "0a01")
             try await ledger.record(issuance, consuming: token.use(at: at(60.5)))
 
@@ -32,10 +30,10 @@ struct TokenUseTests {
         }
     }
 
-    @Test("A single-use token used a second time is rejected and nothing more is recorded")
-    func usedTwice() async throws {
+    @Test("A single-use token used a second time is rejected and nothing more is recorded", arguments: LedgerEngine.all)
+    func usedTwice(_ engine: LedgerEngine) async throws {
         let token = JoinTokenRecord.fixture(maxUses: 1)
-        try await withLedger(holding: token) { ledger, path in
+        try await withLedger(engine, holding: token) { ledger, path in
             try await ledger.record(.fixture(serial: "0a01"), consuming: token.use(at: at(60)))
             let error = try await #require(throws: LedgerError.self) {
                 try await ledger.record(.fixture(serial: "0a02"), consuming: token.use(at: at(61)))
@@ -80,9 +78,9 @@ struct TokenUseTests {
 
     @Test(
         "Expired, revoked, wrong-secret and unknown tokens are rejected with the reason, recording nothing",
-        arguments: refusals)
-    func refused(_ refusal: Refusal) async throws {
-        try await withLedger(holding: Self.token) { ledger, _ in
+        arguments: LedgerEngine.all, refusals)
+    func refused(_ engine: LedgerEngine, _ refusal: Refusal) async throws {
+        try await withLedger(engine, holding: Self.token) { ledger, _ in
             if let revokedAt = refusal.revokedAt {
                 #expect(try await ledger.revokeToken(id: Self.token.id, at: revokedAt))
             }
@@ -96,9 +94,9 @@ struct TokenUseTests {
         }
     }
 
-    @Test("A wrong secret does not reveal that the token is revoked")
-    func wrongSecretRevealsNothing() async throws {
-        try await withLedger(holding: Self.token) { ledger, _ in
+    @Test("A wrong secret does not reveal that the token is revoked", arguments: LedgerEngine.all)
+    func wrongSecretRevealsNothing(_ engine: LedgerEngine) async throws {
+        try await withLedger(engine, holding: Self.token) { ledger, _ in
             #expect(try await ledger.revokeToken(id: Self.token.id, at: at(30)))
             let error = try await #require(throws: LedgerError.self) {
                 let use = TokenUse(id: Self.token.id, secretSHA256: secretHash("00"), at: at(60))
@@ -109,10 +107,10 @@ struct TokenUseTests {
         }
     }
 
-    @Test("A duplicate serial with a valid token fails as a duplicate and does not consume the use")
-    func duplicateSerialKeepsUse() async throws {
+    @Test("A duplicate serial with a valid token fails as a duplicate and does not consume the use", arguments: LedgerEngine.all)
+    func duplicateSerialKeepsUse(_ engine: LedgerEngine) async throws {
         let token = JoinTokenRecord.fixture(maxUses: 1)
-        try await withLedger(holding: token) { ledger, _ in
+        try await withLedger(engine, holding: token) { ledger, _ in
             try await ledger.record(.fixture(serial: "0a01"))
             let error = try await #require(throws: LedgerError.self) {
                 try await ledger.record(.fixture(serial: "0a01", issuedAt: at(5)), consuming: token.use(at: at(60)))
@@ -127,17 +125,17 @@ struct TokenUseTests {
 
     @Test(
         "20 concurrent requests with one single-use token: exactly one issuance is recorded",
-        arguments: [false, true])
-    func concurrentUses(inOneTransaction: Bool) async throws {
+        arguments: LedgerEngine.all, [false, true])
+    func concurrentUses(_ engine: LedgerEngine, inOneTransaction: Bool) async throws {
         let token = JoinTokenRecord.fixture(maxUses: 1)
-        try await withLedger(holding: token) { ledger, _ async throws in
+        try await withLedger(engine, holding: token) { ledger, _ async throws in
             let requests = 20
             let use: @Sendable (Int) async throws -> Void = { index in
                 let serial = String(format: "0b%02x", index)
                 try await ledger.record(.fixture(serial: serial), consuming: token.use(at: at(60)))
             }
             let outcomes: [Result<Void, any Error>]
-            if inOneTransaction {
+            if inOneTransaction, let ledger = ledger as? SQLiteLedger {
                 outcomes = await inOneBatch(ledger, requests, use)
             } else {
                 outcomes = await concurrently(requests, use)

@@ -1,0 +1,217 @@
+import Foundation
+import MeshCALedger
+import MeshCALedgerPostgres
+import MeshCAMigrations
+import MeshCATestSupport
+import Testing
+
+/// Several ledgers on one database at once (replicas of `meshca serve` on PostgreSQL, a daemon and the CLI on an
+/// SQLite file): one token use, one chain, every revocation seen by every replica.
+@Suite("Replicas sharing one ledger", .timeLimit(.minutes(2)))
+struct ReplicaTests {
+    @Test("Two replicas racing on one single-use token: exactly one certificate, the other .tokenRejected", arguments: LedgerEngine.all)
+    func tokenRace(_ engine: LedgerEngine) async throws {
+        try await withLedgers(engine, count: 2) { replicas async throws in
+            for round in 0..<10 {
+                let token = JoinTokenRecord.fixture(id: String(format: "7a%02x", round), maxUses: 1)
+                try await replicas[0].createToken(token)
+                let outcomes = await concurrently(2) { index in
+                    try await replicas[index].record(
+                        .fixture(serial: String(format: "%02x%02x", round, index)), consuming: token.use(at: at(60)))
+                }
+                #expect(outcomes.filter { $0.succeeded }.count == 1, "round \(round)")
+                #expect(outcomes.compactMap { $0.ledgerError }.map(\.code) == [.tokenRejected], "round \(round)")
+                #expect(try await replicas[1].token(id: token.id)?.uses == 1)
+            }
+            #expect(try await replicas[0].allIssuances().count == 10)
+            #expect(try await replicas[0].verifyChain().problems.isEmpty)
+        }
+    }
+
+    @Test("Two replicas issuing, refusing and revoking at once write one chain that verifies", arguments: LedgerEngine.all)
+    func concurrentChain(_ engine: LedgerEngine) async throws {
+        try await withLedgers(engine, count: 2) { replicas async throws in
+            let perReplica = 40
+            let outcomes = await concurrently(2 * perReplica) { index in
+                let replica = replicas[index % 2]
+                let serial = String(format: "c%03x", index)
+                try await replica.record(.fixture(serial: serial, issuedAt: at(Double(index))))
+                if index % 5 == 0 {
+                    try await replica.record(
+                        RejectionRecord(
+                            occurredAt: at(Double(index)), requester: "r\(index)", authMethod: "token",
+                            requestedIdentity: "", reasonCode: "token-rejected", message: "no", peer: ""))
+                }
+                if index % 7 == 0 { _ = try await replicas[1 - index % 2].revoke(serial: serial, reason: "superseded", at: at(500)) }
+            }
+            #expect(outcomes.allSatisfy { $0.succeeded })
+            let report = try await replicas[1].verifyChain()
+            #expect(report.problems.isEmpty, "\(report.problems)")
+            // One event per issuance, rejection and revocation, whichever replica wrote it.
+            #expect(report.eventCount == Int64(2 * perReplica + 16 + 12))
+            #expect(try await replicas[0].allIssuances().count == 2 * perReplica)
+            #expect(try await replicas[1].statistics().eventCount == report.eventCount)
+        }
+    }
+
+    @Test("A revocation made through one replica is seen by another's revocation poll", arguments: LedgerEngine.all)
+    func revocationPoll(_ engine: LedgerEngine) async throws {
+        try await withLedgers(engine, count: 2) { replicas async throws in
+            try await replicas[0].record(.fixture(serial: "0a01"))
+            let head = try await replicas[1].revocations(after: 0).head
+            #expect(try await replicas[1].revocations(after: head).revokedSince == false)
+            _ = try await replicas[0].revoke(serial: "0a01", reason: "key-compromise", at: at(10))
+            let poll = try await replicas[1].revocations(after: head)
+            #expect(poll.revokedSince)
+            #expect(poll.head == head + 1)
+            #expect(try await replicas[1].issuance(serial: "0a01")?.revocationReason == "key-compromise")
+        }
+    }
+}
+
+/// What only the PostgreSQL engine has: its schema versions, a lost server, password authentication.
+@Suite(
+    "PostgreSQL ledger", .timeLimit(.minutes(2)),
+    .enabled(if: PostgreSQLServer.isAvailable, "\(PostgreSQLServer.unavailableReason)"))
+struct PostgresLedgerTests {
+    @Test("The PostgreSQL schema is at the SQLite engine's newest version, and the folder matches the embedded list")
+    func versionsAligned() throws {
+        #expect(PostgresLedgerMigrations.latestVersion == LedgerMigrations.latestVersion)
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Migrations/postgres").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files.map { "postgres/" + $0 } == PostgresLedgerMigrations.all.map(\.fileName))
+    }
+
+    @Test("The same writes give the same chain, hash for hash, on SQLite and on PostgreSQL")
+    func sameHashes() async throws {
+        var heads: [String] = []
+        for engine in LedgerEngine.allCases {
+            try await withLedger(engine) { ledger async throws in
+                let token = JoinTokenRecord(
+                    id: "3f9a0c12", secretSHA256: secretHash("5e"), namespace: "payments", serviceAccount: "api",
+                    createdAt: epoch, expiresAt: at(3600), maxUses: 2, createdBy: "local:root(uid 0)",
+                    pinnedRootSHA256: secretHash("9b"))
+                try await ledger.createToken(token)
+                var first = IssuanceRecord.fixture(serial: "0a01", requestedTTLSeconds: 600)
+                first.peer = "ipv4:127.0.0.1:53412"
+                try await ledger.record(first, consuming: token.use(at: at(60)))
+                try await ledger.record(
+                    RejectionRecord(
+                        occurredAt: at(70), requester: "token:ci", authMethod: "token", requestedIdentity: "",
+                        reasonCode: "bad-csr", message: "The CSR signature does not verify."))
+                try await ledger.record(
+                    .fixture(serial: "0a02", issuedAt: at(80), certificateDER: [], revokedAt: at(90), revocationReason: "superseded"))
+                _ = try await ledger.revoke(serial: "0a01", reason: "key-compromise", at: at(95))
+                #expect(try await ledger.revokeToken(id: token.id, at: at(100)))
+                try await ledger.recordRootChange(
+                    "prepare", subject: "ab12", oldRoot: secretHash("01"), newRoot: secretHash("02"), at: at(110),
+                    actor: "local:root(uid 0)", lagging: ["spiffe://mesh.example/ns/a/sa/b"])
+                let report = try await ledger.verifyChain()
+                #expect(report.isIntact, "\(engine): \(report.problems)")
+                #expect(report.eventCount == 10)
+                heads.append(report.headHash)
+            }
+        }
+        #expect(heads.count == 2)
+        #expect(Set(heads).count == 1, "\(heads)")
+    }
+
+    @Test("A database at a newer schema version is refused, naming both versions")
+    func newerSchema() async throws {
+        let server = try await PostgreSQLServer.shared
+        let database = try await server.createDatabase()
+        let configuration = try postgresConfiguration(server, database: database)
+        let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
+        #expect(try await ledger.schemaVersion == PostgresLedgerMigrations.latestVersion)
+        await ledger.close()
+        let newer = PostgresLedgerMigrations.latestVersion + 1
+        try await server.psql(
+            "INSERT INTO schema_migrations (version, file_name, applied_at) VALUES (\(newer), 'future.sql', 0)",
+            database: database)
+        let error = try await #require(throws: LedgerError.self) {
+            _ = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
+        }
+        #expect(error.code == .newerSchema)
+        #expect(error.message.contains("schema version \(newer)"))
+        #expect(error.message.contains(configuration.redactedURL))
+    }
+
+    @Test("A database holding another program's tables is refused and left alone")
+    func foreignDatabase() async throws {
+        let server = try await PostgreSQLServer.shared
+        let database = try await server.createDatabase()
+        try await server.psql("CREATE TABLE orders (id int)", database: database)
+        let error = try await #require(throws: LedgerError.self) {
+            _ = try await PostgresLedger.open(
+                try postgresConfiguration(server, database: database), checkpointSigner: nil, logger: testLogger)
+        }
+        #expect(error.code == .notALedger)
+        #expect(error.message.contains("orders"))
+        #expect(try await server.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", database: database) == "1")
+    }
+
+    @Test("Two replicas opening an empty database at once migrate it once")
+    func concurrentOpen() async throws {
+        let server = try await PostgreSQLServer.shared
+        let configuration = try postgresConfiguration(server, database: try await server.createDatabase())
+        let outcomes = await concurrently(3) { _ in
+            let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
+            await ledger.close()
+        }
+        #expect(outcomes.allSatisfy { $0.succeeded })
+    }
+
+    @Test("A lost server answers .unavailable naming the database, records nothing, and recovery follows its return")
+    func serverLost() async throws {
+        let server = try await PostgreSQLServer.start()
+        do {
+            var configuration = try postgresConfiguration(server, database: try await server.createDatabase())
+            configuration.connectTimeout = .seconds(2)
+            let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
+            try await ledger.record(.fixture(serial: "0a01"))
+            try await server.stop()
+
+            let error = try await #require(throws: LedgerError.self) {
+                try await ledger.record(.fixture(serial: "0a02"))
+            }
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains(configuration.redactedURL))
+            #expect(error.message.contains("0a02"))
+            let read = try await #require(throws: LedgerError.self) { _ = try await ledger.issuance(serial: "0a01") }
+            #expect(read.code == .unavailable)
+
+            try await server.startServer()
+            try await ledger.record(.fixture(serial: "0a03"))
+            #expect(try await ledger.allIssuances().map(\.serial) == ["0a01", "0a03"])
+            #expect(try await ledger.verifyChain().problems.isEmpty)
+            await ledger.close()
+        } catch {
+            await server.remove()
+            throw error
+        }
+        await server.remove()
+    }
+
+    @Test("Password authentication: the password from a file logs in; a wrong one is refused as .cannotOpen")
+    func passwordAuthentication() async throws {
+        let server = try await PostgreSQLServer.shared
+        let database = try await server.createDatabase()
+        try await TemporaryDirectory.with("password") { directory in
+            try directory.write("password", server.password + "\n")
+            try directory.write("wrong", "not the password\n")
+            let url = server.url(database: database, user: server.passwordUser)
+            let good = try PostgresLedgerConfiguration(url: url, passwordFile: directory.file("password"), environment: [:])
+            let ledger = try await PostgresLedger.open(good, checkpointSigner: nil, logger: testLogger)
+            try await ledger.record(.fixture(serial: "0a01"))
+            await ledger.close()
+
+            let wrong = try PostgresLedgerConfiguration(url: url, passwordFile: directory.file("wrong"), environment: [:])
+            let error = try await #require(throws: LedgerError.self) {
+                _ = try await PostgresLedger.open(wrong, checkpointSigner: nil, logger: testLogger)
+            }
+            #expect(error.code == .cannotOpen)
+            #expect(!error.message.contains("not the password"))
+        }
+    }
+}
