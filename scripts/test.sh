@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_swift
-ensure_system_packages libssl-dev libsqlite3-dev libp11-kit-dev pkg-config openssl python3 python3-pip softhsm2
+# postgresql: the server the PostgreSQL ledger tests start (initdb and pg_ctl from /usr/lib/postgresql/*/bin).
+ensure_system_packages libssl-dev libsqlite3-dev libp11-kit-dev pkg-config openssl python3 python3-pip softhsm2 postgresql
 if ! python3 -c "import cryptography" 2>/dev/null; then
     echo "meshca: installing the Python cryptography package (used as an independent checker)" >&2
     python3 -m pip install --quiet cryptography || python3 -m pip install --quiet --break-system-packages cryptography
