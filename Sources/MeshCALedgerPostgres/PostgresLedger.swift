@@ -115,36 +115,36 @@ public final class PostgresLedger: LedgerStore {
     }
 
     /// `perform` without translating errors: `body`'s own errors come out as thrown.
+    ///
+    /// The lease and `body` run in a task of their own that is never cancelled: cancelling a query half-way would
+    /// hand a connection back to the pool inside its transaction (holding the chain lock). When no connection came
+    /// within `connectTimeout`, the caller gets `.unavailable` and the lease, should it still come, runs nothing.
     func withLease<Result: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        let leased = LeaseFlag()
+        let lease = LeaseState()
         let client = self.client
         let timeout = configuration.connectTimeout
-        let location = self.location
-        return try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask {
-                try await client.withConnection { connection in
-                    leased.set()
-                    return try await body(connection)
-                }
-            }
-            group.addTask {
+        let unreachable = Self.unreachable(operation: operation, location: location, timeout: timeout)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
+            let answer = Answer(continuation)
+            let deadline = Task {
                 try await Task.sleep(for: timeout)
-                return nil
+                if lease.abandonUnlessLeased() { answer.resume(.failure(unreachable)) }
             }
-            while let outcome = try await group.next() {
-                if let outcome {
-                    group.cancelAll()
-                    return outcome
-                }
-                // The deadline passed: give up only if no connection was leased (a query in progress goes on).
-                if !leased.isSet {
-                    group.cancelAll()
-                    throw Self.unreachable(operation: operation, location: location, timeout: timeout)
+            Task {
+                do {
+                    let result = try await client.withConnection { connection -> Result? in
+                        guard lease.take() else { return nil }
+                        return try await body(connection)
+                    }
+                    deadline.cancel()
+                    if let result { answer.resume(.success(result)) }
+                } catch {
+                    deadline.cancel()
+                    answer.resume(.failure(error))
                 }
             }
-            throw CancellationError()
         }
     }
 
@@ -287,9 +287,36 @@ public final class PostgresLedger: LedgerStore {
     }
 }
 
-/// Whether a call got its connection, told from the pool's task to the deadline's.
-private final class LeaseFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
+/// Whether a call got its connection before its deadline gave up on it.
+private final class LeaseState: Sendable {
+    private let state = Mutex((leased: false, abandoned: false))
+
+    /// Marks the connection taken; false when the deadline gave up first (then nothing may run on it).
+    func take() -> Bool {
+        state.withLock { state in
+            guard !state.abandoned else { return false }
+            state.leased = true
+            return true
+        }
+    }
+
+    /// Gives up unless a connection was taken; true when it gave up.
+    func abandonUnlessLeased() -> Bool {
+        state.withLock { state in
+            guard !state.leased else { return false }
+            state.abandoned = true
+            return true
+        }
+    }
+}
+
+/// Resumes a continuation once, from whichever task answers first.
+private final class Answer<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, any Error>?>
+
+    init(_ continuation: CheckedContinuation<Value, any Error>) { self.continuation = Mutex(continuation) }
+
+    func resume(_ result: Result<Value, any Error>) {
+        continuation.withLock { $0.take() }?.resume(with: result)
+    }
 }
