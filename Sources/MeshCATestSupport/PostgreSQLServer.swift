@@ -127,15 +127,24 @@ public final class PostgreSQLServer: Sendable {
     }
 
     /// Runs `sql` with `psql` as the superuser on `database` and returns its unaligned output.
+    ///
+    /// Spawned like the server's tools (no Foundation Process, no pipes): its output goes to a file of its own.
     @discardableResult
     public func psql(_ sql: String, database: String) async throws -> String {
-        let result = try await Command.run(
-            binDirectory + "/psql",
-            ["-h", host, "-p", String(port), "-U", superuser, "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
-        guard result.status == 0 else {
-            throw BackgroundProcessError("psql \(sql) failed (\(result.status)): \(result.stderr)")
+        let output = directory + "/psql-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let command = [
+            binDirectory + "/psql", "-h", host, "-p", String(port), "-U", superuser, "-d", database, "-v",
+            "ON_ERROR_STOP=1", "-At", "-c", sql,
+        ]
+        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.spawnAndWait(command, log: output) })
+            }
         }
-        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status == 0 else { throw BackgroundProcessError("psql \(sql) failed (status \(status)): \(text)") }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Runs one of the server's tools, as `postgres` when this process is root, its output appended to `tools.log`
