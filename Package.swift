@@ -165,7 +165,7 @@ let package = Package(
         .target(
             name: "MeshCADaemon",
             dependencies: [
-                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATransport", "MeshCAPKCS11",
+                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCALedgerPostgres", "MeshCATransport", "MeshCAPKCS11",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -315,7 +315,7 @@ let package = Package(
         .testTarget(
             name: "MeshCAIntegrationTests",
             dependencies: [
-                "MeshCACore", "MeshCATransport", "MeshCATestSupport",
+                "MeshCACore", "MeshCADaemon", "MeshCATransport", "MeshCATestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -3,6 +3,7 @@ import Logging
 import MeshCACore
 import MeshCAIO
 import MeshCALedger
+import MeshCALedgerPostgres
 
 /// Where the issuance ledger lives: SQLite in the state directory (the default, for one CA process on one host),
 /// or a PostgreSQL database that several `meshca serve` replicas share.
@@ -90,8 +91,10 @@ public enum LedgerLocation: Sendable, Equatable, CustomStringConvertible {
             configuration.checkpointSigner = options.checkpointSigner
             configuration.backfillProgress = options.backfillProgress
             return try SQLiteLedger(path: directory.ledgerPath, configuration: configuration)
-        case .postgres:
-            throw DaemonError(.ledgerUnusable, "PostgreSQL ledgers are not supported by this build of meshca.")
+        case .postgres(let url, let passwordFile):
+            let configuration = try PostgresLedgerConfiguration(url: url, passwordFile: passwordFile)
+            return try await PostgresLedger.open(
+                configuration, checkpointSigner: options.checkpointSigner, logger: options.logger)
         }
     }
 

@@ -64,7 +64,7 @@ public struct LedgerError: CodedError, LocalizedError {
     /// the moment, rather than refusing the values or being damaged.
     public var isTransient: Bool {
         switch code {
-        case .locked, .ioError, .cannotOpen, .diskFull, .readOnly: true
+        case .locked, .ioError, .cannotOpen, .diskFull, .readOnly, .unavailable: true
         default: false
         }
     }

@@ -1,37 +1,35 @@
 import CSQLite
 import Foundation
 
-/// A ledger's tables as rows of typed values: what `meshca ledger migrate` copies from an SQLite ledger into
-/// another engine, unchanged (the hash chain covers these values, so a copy that changed one would not verify).
+/// A ledger's tables as rows of typed values, for moving a ledger between engines unchanged (the hash chain covers
+/// these values, so a copy that changed one would not verify): `meshca ledger migrate` copies an SQLite ledger into
+/// PostgreSQL, and `PostgresLedger` verifies its chain on an SQLite copy of its tables, so one verifier proves both.
 package enum LedgerExport {
-    /// One table and the columns a copy carries, in the order a copy inserts them (schema version 6).
+    /// One table, the columns a copy carries, and the order its rows were written in (which a copy keeps).
     package struct Table: Sendable, Equatable {
         /// The table's name, the same on every engine.
         package let name: String
         /// Every column, in the order each exported row holds them.
         package let columns: [String]
+        /// The ORDER BY that lists the rows in the order they were written (SQLite's `rowid`; PostgreSQL's
+        /// `row_id` stands in for it).
+        package let order: String
     }
 
     /// Every table of the ledger but `schema_migrations`, in an order that satisfies every reference.
     package static let tables: [Table] = [
-        Table(
-            name: "issuances",
-            columns: [
-                "serial", "spiffe_id", "trust_domain", "namespace", "service_account", "sans", "not_before", "not_after",
-                "issued_at", "requested_ttl_seconds", "granted_ttl_seconds", "key_type", "public_key_sha256", "csr_sha256",
-                "certificate_der", "issuer_fingerprint", "requester", "auth_method", "revoked_at", "revocation_reason", "peer",
-            ]),
+        Table(name: "issuances", columns: IssuanceRecord.columns, order: "rowid"),
         Table(
             name: "rejections",
-            columns: ["id", "occurred_at", "requester", "auth_method", "requested_identity", "reason_code", "message", "peer"]),
+            columns: ["id", "occurred_at", "requester", "auth_method", "requested_identity", "reason_code", "message", "peer"],
+            order: "id"),
+        Table(name: "join_tokens", columns: JoinTokenRecord.columns, order: "rowid"),
         Table(
-            name: "join_tokens",
-            columns: [
-                "id", "secret_sha256", "namespace", "service_account", "created_at", "expires_at", "max_uses", "uses",
-                "revoked_at", "created_by", "last_used_at", "pinned_root_sha256",
-            ]),
-        Table(name: "ledger_events", columns: ["seq", "kind", "subject", "payload", "content_sha256", "prev_hash", "hash"]),
-        Table(name: "ledger_checkpoints", columns: ["id", "event_count", "head_hash", "created_at", "key_id", "signature"]),
+            name: "ledger_events", columns: ["seq", "kind", "subject", "payload", "content_sha256", "prev_hash", "hash"],
+            order: "seq"),
+        Table(
+            name: "ledger_checkpoints", columns: ["id", "event_count", "head_hash", "created_at", "key_id", "signature"],
+            order: "id"),
     ]
 
     /// Rows of one table, and where the next batch starts.
@@ -41,9 +39,30 @@ package enum LedgerExport {
         /// Pass to the next call; nil when the table has no more rows.
         package let next: Int64?
     }
+
+    /// `INSERT INTO table (columns) VALUES (?, ...), ...` for `rows` rows, with SQLite's placeholders.
+    package static func insertSQL(_ table: Table, rows: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: table.columns.count).joined(separator: ", ") + ")"
+        return "INSERT INTO \(table.name) (\(table.columns.joined(separator: ", "))) VALUES "
+            + Array(repeating: row, count: rows).joined(separator: ", ")
+    }
 }
 
-extension SQLiteLedger {
+/// A ledger that can take a verbatim copy of another ledger's tables (`meshca ledger migrate`): ids, sequence
+/// numbers, hashes and checkpoints exactly as they were, so the copy's hash chain verifies as the original did.
+package protocol LedgerImporting: LedgerStore {
+    /// Whether no table holds a row (a copy goes only into an empty ledger).
+    func isEmpty() async throws -> Bool
+
+    /// Inserts `rows` (each holding `table`'s columns in order) exactly as given, in one transaction, without
+    /// touching the chain: the rows carry their own events.
+    func importRows(_ rows: [[SQLiteStatement.Value]], into table: LedgerExport.Table) async throws
+
+    /// Readies the copy for new writes once every table is in (identity sequences past the copied ids).
+    func finishImport() async throws
+}
+
+extension SQLiteLedger: LedgerImporting {
     /// How many rows `table` holds.
     package func count(of table: LedgerExport.Table) async throws -> Int64 {
         try await perform { connection in
@@ -67,17 +86,23 @@ extension SQLiteLedger {
             return LedgerExport.Batch(rows: rows, next: rows.count == limit ? last : nil)
         }
     }
-}
 
-/// A ledger that can take a verbatim copy of another ledger's tables (`meshca ledger migrate`): ids, sequence
-/// numbers, hashes and checkpoints exactly as they were, so the copy's hash chain verifies as the original did.
-package protocol LedgerImporting: LedgerStore {
-    /// Whether no table holds a row (a copy goes only into an empty ledger).
-    func isEmpty() async throws -> Bool
+    package func isEmpty() async throws -> Bool {
+        for table in LedgerExport.tables where try await count(of: table) > 0 { return false }
+        return true
+    }
 
-    /// Inserts `rows` (each holding `table`'s columns in order) exactly as given, in one transaction.
-    func importRows(_ rows: [[SQLiteStatement.Value]], into table: LedgerExport.Table) async throws
+    package func importRows(_ rows: [[SQLiteStatement.Value]], into table: LedgerExport.Table) async throws {
+        guard !rows.isEmpty else { return }
+        let operation = "copy rows into \(table.name)"
+        let sql = LedgerExport.insertSQL(table, rows: 1)
+        try await perform { connection in
+            try connection.writeTransaction(operation: operation) {
+                for row in rows { try connection.prepare(sql, row, operation: operation).run() }
+            }
+        }
+    }
 
-    /// Readies the copy for new writes once every table is in (identity sequences past the copied ids).
-    func finishImport() async throws
+    /// Nothing to do: SQLite's rowids continue after the largest one by themselves.
+    package func finishImport() async throws {}
 }

@@ -154,18 +154,18 @@ extension PostgresLedger {
         try await perform(operation) { connection in
             try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
-                for table in SQLiteLedger.copiedTables {
+                for table in LedgerExport.tables {
                     let sql = PostgresSQL.translate(
-                        "SELECT \(table.columns.joined(separator: ", ")) FROM \(table.table) ORDER BY \(table.order)")
+                        "SELECT \(table.columns.joined(separator: ", ")) FROM \(table.name) ORDER BY \(table.order)")
                     var batch: [[SQLiteStatement.Value]] = []
                     for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) {
                         batch.append(try PostgresSQL.values(row))
                         if batch.count == 5000 {
-                            try await copy.insertRows(into: table.table, columns: table.columns, rows: batch)
+                            try await copy.importRows(batch, into: table)
                             batch = []
                         }
                     }
-                    try await copy.insertRows(into: table.table, columns: table.columns, rows: batch)
+                    try await copy.importRows(batch, into: table)
                 }
                 try await connection.query("COMMIT", logger: logger)
             } catch {

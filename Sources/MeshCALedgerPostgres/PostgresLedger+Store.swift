@@ -310,7 +310,7 @@ extension PostgresLedger {
     /// no `quick_check`; `quickCheck` is `["ok"]` when every ledger table is there, else names the missing ones.
     /// `walBytes` is 0 (the server's write-ahead log is not the ledger's).
     public func health() async throws -> LedgerHealth {
-        let tables = SQLiteLedger.copiedTables.map(\.table) + ["schema_migrations"]
+        let tables = LedgerExport.tables.map(\.name) + ["schema_migrations"]
         return try await perform("check the ledger's database") { connection in
             var missing: [String] = []
             for table in tables {

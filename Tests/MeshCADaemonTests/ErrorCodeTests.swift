@@ -40,7 +40,7 @@ struct ErrorCodeTests {
             #expect(daemon.contains(code), "\(code)")
         }
         let ledger = Set(names(LedgerError.Code.self))
-        for code in ["cannot-open", "not-a-ledger", "locked", "newer-schema", "disk-full", "token-rejected", "ledger-key", "other"] {
+        for code in ["cannot-open", "not-a-ledger", "locked", "newer-schema", "disk-full", "token-rejected", "ledger-key", "unavailable", "other"] {
             #expect(ledger.contains(code), "\(code)")
         }
     }
