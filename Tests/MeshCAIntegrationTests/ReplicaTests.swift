@@ -1,0 +1,213 @@
+import Foundation
+import GRPCCore
+import MeshCACore
+import MeshCADaemon
+import MeshCATestSupport
+import MeshCATransport
+import SwiftASN1
+import Testing
+import X509
+
+/// Two `meshca serve` replicas on one state directory and one PostgreSQL database (a fresh database per test on the
+/// test kit's shared server), and the real `meshca` commands on the same ledger.
+@Suite(
+    "Two meshca serve replicas on one PostgreSQL ledger",
+    .enabled(if: PostgreSQLServer.isAvailable, "\(PostgreSQLServer.unavailableReason)"))
+struct ReplicaTests {
+    struct Replicas {
+        let first: InProcessDaemon
+        let second: InProcessDaemon
+
+        var both: [InProcessDaemon] { [first, second] }
+
+        func stop() async {
+            await second.stop()
+            await first.stop()
+        }
+    }
+
+    /// Two replicas on a new database, and a join token for `was` with `tokenUses` uses.
+    func replicas(tokenUses: Int = 1) async throws -> (Replicas, token: String) {
+        let server = try await PostgreSQLServer.shared
+        let url = server.url(database: try await server.createDatabase())
+        let (first, token) = try await InProcessDaemon.start(tokenUses: tokenUses, environment: ["MESHCA_LEDGER": url]) {
+            $0.ledgerURL = url
+        }
+        let second = try await first.replica { $0.ledgerURL = url }
+        return (Replicas(first: first, second: second), token)
+    }
+
+    /// `meshca audit list --json` on the shared ledger.
+    func issued(_ daemon: InProcessDaemon) async throws -> [[String: Any]] {
+        let listed = try await daemon.meshca(["audit", "list", "--json"])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        return (try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    @Test("A single-use token sent to both replicas at the same instant yields exactly one certificate")
+    func singleUseTokenRace() async throws {
+        let (replicas, token) = try await self.replicas()
+        let clients = [try replicas.first.client(), try replicas.second.client()]
+        let outcomes = try await withThrowingTaskGroup(of: RPCError.Code?.self) { group in
+            for index in 0..<8 {
+                let client = clients[index % 2]
+                let csr = try workloadCSR().pem
+                group.addTask {
+                    await RPCResult.code { _ = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token)) }
+                }
+            }
+            return try await group.reduce(into: [RPCError.Code?]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == nil }.count == 1, "\(outcomes)")
+        #expect(outcomes.filter { $0 == .unauthenticated }.count == 7, "\(outcomes)")
+        #expect(try await issued(replicas.first).filter { ($0["auth_method"] as? String) == "token" }.count == 1)
+        await replicas.stop()
+    }
+
+    @Test("Both replicas issuing at once: every certificate handed out has its row, and audit verify proves one chain")
+    func concurrentIssuanceOneChain() async throws {
+        let (replicas, token) = try await self.replicas(tokenUses: 40)
+        let clients = [try replicas.first.client(), try replicas.second.client()]
+        let serials = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<40 {
+                let client = clients[index % 2]
+                let csr = try workloadCSR().pem
+                group.addTask {
+                    let chain = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
+                    return try Certificate(pemEncoded: chain[0]).serialHex
+                }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(serials.count == 40)
+        let rows = Set(try await issued(replicas.second).compactMap { $0["serial"] as? String })
+        #expect(serials.isSubset(of: rows), "every certificate handed out is in the shared ledger")
+        let verified = try await replicas.first.meshca(["audit", "verify", "--checkpoint"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        #expect(verified.stdout.contains("ledger intact"), "\(verified.stdout)")
+        await replicas.stop()
+    }
+
+    @Test("A revocation made with the CLI is refused at renewal by both replicas and listed on both CRLs")
+    func revocationReachesBoth() async throws {
+        let (replicas, token) = try await self.replicas()
+        let (key, csr) = try workloadCSR()
+        let chain = try await replicas.first.client().createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
+        let leaf = try Certificate(pemEncoded: chain[0])
+        let revoked = try await replicas.second.meshca(["revoke", leaf.serialHex, "--reason", "keyCompromise"])
+        #expect(revoked.status == 0, "\(revoked.stderr)")
+        let identity = CAClient.ClientIdentity(chainPEM: chain.joined(), keyPEM: try key.serializeAsPEM().pemString)
+        for replica in replicas.both {
+            let client = try CAClient(address: replica.grpcAddress, trust: .roots(replica.roots()), identity: identity)
+            let renewal = await RPCResult.failure { _ = try await client.createCertificate(csrPEM: try workloadCSR().pem, ttl: nil) }
+            #expect(renewal?.code == .unauthenticated, "\(String(describing: renewal))")
+            #expect(renewal?.message.contains("was revoked at") == true, "\(String(describing: renewal))")
+            // Each replica's CRL follows the ledger by its 1 s poll; the timeout is a hang guard.
+            let der = replica.directory.file("crl.der")
+            try await Wait.until("the replica on \(replica.grpcAddress) lists \(leaf.serialHex) on /crl") {
+                let fetched = try await Command.run("curl", ["-fsS", "-o", der, "http://127.0.0.1:\(replica.monitoringPort)/crl"])
+                guard fetched.status == 0 else { return false }
+                let text = try await Command.run("openssl", ["crl", "-inform", "DER", "-in", der, "-noout", "-text"])
+                return text.stdout.contains("Serial Number: \(leaf.serialHex.uppercased())")
+            }
+        }
+        await replicas.stop()
+    }
+}
+
+/// A daemon whose PostgreSQL server stops and starts again. Its own server (the test stops it), so it never
+/// disturbs the shared one.
+@Suite(
+    "meshca serve when its PostgreSQL ledger goes away",
+    .enabled(if: PostgreSQLServer.isAvailable, "\(PostgreSQLServer.unavailableReason)"))
+struct LedgerOutageTests {
+    @Test("With PostgreSQL stopped a request is UNAVAILABLE and nothing is handed out; once it is back, issuing works again")
+    func databaseStopsAndReturns() async throws {
+        let server = try await PostgreSQLServer.start()
+        let database = try await server.createDatabase()
+        let url = server.url(database: database)
+        let (daemon, token) = try await InProcessDaemon.start(tokenUses: 5, environment: ["MESHCA_LEDGER": url]) {
+            $0.ledgerURL = url
+        }
+        let client = try daemon.client()
+        _ = try await client.createCertificate(csrPEM: try workloadCSR().pem, ttl: nil, headers: bearer(token))
+
+        try await server.stop()
+        let failure = await RPCResult.failure {
+            _ = try await client.createCertificate(csrPEM: try workloadCSR().pem, ttl: nil, headers: bearer(token))
+        }
+        #expect(failure?.code == .unavailable, "\(String(describing: failure))")
+        #expect(failure?.message.contains("127.0.0.1:\(server.port)") == false, "where the database is stays in the log")
+        #expect(daemon.log.all.contains { $0.contains(database) }, "the daemon's log names the database")
+
+        try await server.startServer()
+        _ = try await Wait.value("a request is answered once PostgreSQL is back") {
+            try? await client.createCertificate(csrPEM: try workloadCSR().pem, ttl: nil, headers: bearer(token))
+        }
+        let listed = try await daemon.meshca(["audit", "list", "--json"])
+        let rows = (try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]) ?? []
+        #expect(rows.filter { ($0["auth_method"] as? String) == "token" }.count == 2, "one before, one after, none while down")
+        await daemon.stop()
+        await server.remove()
+    }
+}
+
+/// Real `meshca serve` processes: one is killed while `meshca issue` goes through both.
+@Suite(
+    "Two meshca serve processes on one PostgreSQL ledger",
+    .enabled(if: PostgreSQLServer.isAvailable, "\(PostgreSQLServer.unavailableReason)"))
+struct ReplicaProcessTests {
+    @Test("kill -9 of one replica while meshca issue names both: every request is answered, every certificate has its row")
+    func killOneReplica() async throws {
+        let server = try await PostgreSQLServer.shared
+        let url = server.url(database: try await server.createDatabase())
+        let dir = try TemporaryDirectory("replicas")
+        defer { dir.remove() }
+        let state = dir.file("state")
+        let environment = ["MESHCA_LEDGER": url]
+        let initialized = try await Command.meshca(["init", "--state-dir", state], environment: environment)
+        try #require(initialized.status == 0, "\(initialized.stderr)")
+        let token = try await Command.meshca(
+            ["token", "create", "--sa", "was", "--uses", "12", "--state-dir", state], environment: environment)
+        try #require(token.status == 0, "\(token.stderr)")
+        try dir.write("was.token", token.stdout)
+
+        await ProcessSlots.daemons.acquire()
+        await ProcessSlots.daemons.acquire()
+        defer {
+            ProcessSlots.daemons.release()
+            ProcessSlots.daemons.release()
+        }
+        var addresses: [String] = []
+        var replicas: [BackgroundProcess] = []
+        defer { for replica in replicas { replica.terminate() } }
+        for _ in 0..<2 {
+            let serve = try BackgroundProcess(
+                Command.meshcaBinary,
+                ["serve", "--state-dir", state, "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0"],
+                environment: environment)
+            replicas.append(serve)
+            let line = try await serve.waitForLine(containing: "listening on")
+            let address = line.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }
+            addresses.append(String(try #require(address, "\(line)")))
+        }
+        var serials: [String] = []
+        for round in 0..<12 {
+            if round == 6 { _ = try await replicas[0].stop(signal: SIGKILL) }
+            let issued = try await Command.meshca(
+                [
+                    "issue", "--sa", "was", "--server", addresses[0], "--server", addresses[1], "--token-file",
+                    dir.file("was.token"), "--out", dir.file("out\(round)"), "--json",
+                ], environment: environment)
+            try #require(issued.status == 0, "round \(round): \(issued.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(issued.stdout.utf8)) as? [String: Any]
+            serials.append(try #require(object?["serial"] as? String))
+        }
+        let listed = try await Command.meshca(["audit", "list", "--json", "--state-dir", state], environment: environment)
+        let recorded = ((try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]) ?? [])
+            .compactMap { $0["serial"] as? String }
+        #expect(Set(serials).isSubset(of: Set(recorded)), "every certificate handed out was recorded")
+        let verified = try await Command.meshca(["audit", "verify", "--state-dir", state], environment: environment)
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+    }
+}
