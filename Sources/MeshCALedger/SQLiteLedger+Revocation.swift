@@ -38,7 +38,7 @@ extension SQLiteLedger {
     public func issuance(serial: String) async throws -> IssuanceRecord? {
         guard let serial = SerialNumberText.normalize(serial) else { return nil }
         let path = self.path
-        return try await performRead { connection in
+        return try lookUp { connection in
             try Self.storedIssuance(serial: serial, on: connection, path: path, operation: "read certificate \(serial)")
         }
     }

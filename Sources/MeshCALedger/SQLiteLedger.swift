@@ -17,11 +17,12 @@ import Synchronization
 /// once the transaction holding its row has committed, and one write's failure (a duplicate serial, a
 /// rejected token) fails that write alone.
 ///
-/// Calls never block Swift's cooperative thread pool: SQLite work (fsync, waiting up to `busyTimeout` for
-/// another process's lock) runs on this ledger's own serial dispatch queue. The two lookups every request
-/// makes before it is signed (a join token, a renewing certificate's revocation) use a second connection on a
-/// queue of their own: in WAL mode they read the last commit while a group commit is writing, instead of
-/// waiting for its fsync.
+/// Calls that write, or that can wait (fsync, up to `busyTimeout` for another process's lock), never block the
+/// caller's thread: that SQLite work runs on this ledger's own serial dispatch queue. The lookups a request makes
+/// before it is signed (a join token, a renewing certificate's revocation, an earlier issuance for a repeat) run on
+/// the caller's thread, on a second connection (see ``lookUp(_:)``): in WAL mode a reader never waits for a writer,
+/// and a primary-key read from the page cache takes microseconds, less than handing the request to another thread
+/// and back.
 ///
 /// Schema versions, applied in order on open and recorded in `schema_migrations`:
 ///
@@ -76,8 +77,9 @@ public final class SQLiteLedger: IssuanceLedger {
     let connection: Mutex<SQLiteConnection>
     /// Serializes all SQLite work of this ledger, off the cooperative thread pool.
     let queue: DispatchQueue
-    /// A second connection, used only for the per-request lookups (see ``performRead(_:)``) and opened by the
-    /// first of them (one-shot commands never need it), and its queue.
+    /// A second connection, used only for reads that must not wait for a group commit (see ``lookUp(_:)`` and
+    /// ``performRead(_:)``) and opened by the first of them (one-shot commands never need it), and the queue of
+    /// ``performRead(_:)``.
     let reader = Mutex<SQLiteConnection?>(nil)
     let readQueue = DispatchQueue(label: "meshca.ledger.read")
     /// The busy timeout the reader is opened with.
@@ -182,22 +184,27 @@ public final class SQLiteLedger: IssuanceLedger {
         return limit == nil ? records : records.reversed()
     }
 
-    /// Runs a read-only `body` on the second connection, which WAL lets read the last commit while a group
-    /// commit is in progress: for the lookups a request waits on before it is signed.
+    /// Runs a read-only `body` on the second connection, on its own queue: WAL lets it read the last commit while a
+    /// group commit is in progress.
     func performRead<Result: Sendable>(
         _ body: @escaping @Sendable (SQLiteConnection) throws -> Result
     ) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             readQueue.async {
-                continuation.resume(
-                    with: Swift.Result {
-                        try self.reader.withLock { reader in
-                            let connection = try reader ?? SQLiteConnection(path: self.path, busyTimeout: self.busyTimeout, maxPageCount: nil)
-                            reader = connection
-                            return try body(connection)
-                        }
-                    })
+                continuation.resume(with: Swift.Result { try self.lookUp(body) })
             }
+        }
+    }
+
+    /// Runs a short read-only `body` (a lookup by key) on the second connection, on the calling thread: for the reads a
+    /// request waits on before it is signed. In WAL mode the read sees the last commit and does not wait for a group
+    /// commit in progress, so it costs what the read costs, without two thread hand-offs (each a futex wake-up and a
+    /// context switch) around it. Concurrent lookups take turns on the connection.
+    func lookUp<Result: Sendable>(_ body: @Sendable (SQLiteConnection) throws -> Result) throws -> Result {
+        try reader.withLock { reader in
+            let connection = try reader ?? SQLiteConnection(path: path, busyTimeout: busyTimeout, maxPageCount: nil)
+            reader = connection
+            return try body(connection)
         }
     }
 
