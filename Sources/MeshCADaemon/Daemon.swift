@@ -278,7 +278,10 @@ struct GRPCServerService: Service {
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await server.serve()
+            // Each request's task runs on the event loop of its connection (see EventLoopTaskExecutor).
+            try await withTaskExecutorPreference(EventLoopTaskExecutor()) {
+                try await server.serve()
+            }
         } onGracefulShutdown: {
             onShutdown()
             server.beginGracefulShutdown()

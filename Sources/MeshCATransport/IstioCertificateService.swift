@@ -87,7 +87,10 @@ public struct IstioCertificateService: Istio_V1_Auth_IstioCertificateService.Ser
         )
         let chain: [String]
         do {
-            chain = try await signer.createCertificate(call)
+            // Resumed on this connection's event loop, wherever the ledger's commit resumes it from.
+            chain = try await withTaskExecutorPreference(EventLoopTaskExecutor.pinnedToCurrentEventLoop) {
+                try await signer.createCertificate(call)
+            }
         } catch let error as RPCError {
             throw error
         } catch {
