@@ -10,6 +10,8 @@ public final class BackgroundProcess: Sendable {
     /// Text collected from one pipe, appended from the pipe's reader thread.
     private final class Collected: Sendable {
         let text = Mutex<String>("")
+        /// Set once the pipe reached end of file: every byte the process wrote is in `text`.
+        let complete = Atomic<Bool>(false)
     }
 
     private let process: Process
@@ -47,7 +49,10 @@ public final class BackgroundProcess: Sendable {
         Thread.detachNewThread {
             while true {
                 let data = handle.availableData
-                if data.isEmpty { return }
+                if data.isEmpty {
+                    collected.complete.store(true, ordering: .releasing)
+                    return
+                }
                 collected.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
         }
@@ -83,11 +88,23 @@ public final class BackgroundProcess: Sendable {
         if process.isRunning { kill(process.processIdentifier, signal) }
         do {
             try await Wait.until("the process exits after signal \(signal)", timeout: timeout) { !process.isRunning }
+            // Its output is complete only once both pipes are read to their end.
+            try await Wait.until("its output pipes reach end of file", timeout: timeout) {
+                stdout.complete.load(ordering: .acquiring) && stderr.complete.load(ordering: .acquiring)
+            }
         } catch let error as WaitError {
             kill(process.processIdentifier, SIGKILL)
             throw BackgroundProcessError("\(error); killed")
         }
         return process.terminationStatus
+    }
+
+    /// Waits until standard output or standard error contains `text` (a line logged after the event that caused it
+    /// may still be in the pipe when the event is seen from outside). `timeout` is a hang guard.
+    public func waitForOutput(containing text: String, timeout: Duration = .seconds(60)) async throws {
+        try await Wait.until("the process writes \"\(text)\"", timeout: timeout) {
+            output.contains(text) || errorOutput.contains(text)
+        }
     }
 
     /// Sends SIGTERM and returns at once; a thread of its own waits for the exit (killing the process after 60 s, a

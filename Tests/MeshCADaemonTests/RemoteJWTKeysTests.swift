@@ -72,9 +72,11 @@ struct RemoteJWTKeysTests {
             try directory.write("_openid_v1_jwks", String(decoding: document, as: UTF8.self))
         }
 
-        /// How many requests for `path` the server answered.
+        /// How many requests for `path` the server answered. The server logs each one to a file before answering
+        /// it, so every request whose answer the test has seen is counted.
         func requests(_ path: String) -> Int {
-            process.output.split(separator: "\n").filter { $0.hasPrefix("GET \(path) ") }.count
+            let log = (try? String(contentsOfFile: directory.file("requests.log"), encoding: .utf8)) ?? ""
+            return log.split(separator: "\n").filter { $0.hasPrefix("GET \(path) ") }.count
         }
 
         func stop() async {

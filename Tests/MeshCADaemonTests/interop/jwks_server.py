@@ -2,7 +2,9 @@
 
 Serves GET PATH from the file DIRECTORY/<PATH with "/" as "_">, so /openid/v1/jwks is "_openid_v1_jwks" and the
 test rotates keys by rewriting that file. With a TOKEN argument every request must carry "Authorization: Bearer
-TOKEN" (else 401). Prints "PORT n" once listening and "GET path status" for every request.
+TOKEN" (else 401). Prints "PORT n" once listening. Every request is appended as "GET path status" to
+DIRECTORY/requests.log before its answer is sent, so a client that has its answer finds the line there (the
+test counts requests from that file; reading this process's output instead would race with the pipe).
 
     python3 jwks_server.py DIRECTORY CERT_CHAIN_PEM KEY_PEM [TOKEN]
 """
@@ -32,12 +34,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(200, f.read())
 
     def answer(self, status, body):
+        with open(os.path.join(directory, "requests.log"), "a") as log:
+            log.write("GET %s %d\n" % (self.path, status))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        print("GET", self.path, status, flush=True)
 
     def log_message(self, *args):
         pass
