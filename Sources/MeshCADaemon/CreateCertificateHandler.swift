@@ -242,8 +242,10 @@ func rpcError(for error: any Error) -> RPCError {
         return RPCError(code: .unavailable, message: "The CA could not record the certificate in its ledger, so none was issued; retry shortly.")
     case let failure as LedgerError where failure.isTransient:
         // The ledger could not be read or written right now (a busy or lost database): nothing was issued, and a
-        // retry, perhaps through another replica, may succeed. Where the ledger is stays in the daemon's log.
-        return RPCError(code: .unavailable, message: "The CA cannot use its ledger right now, so nothing was issued; retry shortly.")
+        // retry, perhaps through another replica, may succeed. The database is named; where it is (host, user) stays
+        // in the daemon's log.
+        let ledger = failure.database.map { "its ledger (\($0))" } ?? "its ledger"
+        return RPCError(code: .unavailable, message: "The CA cannot use \(ledger) right now, so nothing was issued; retry shortly.")
     default:
         return RPCError(code: .internalError, message: "internal error")
     }

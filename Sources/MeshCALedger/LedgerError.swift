@@ -45,6 +45,9 @@ public struct LedgerError: CodedError, LocalizedError {
     public let code: Code
     /// A full sentence naming the file or value, what went wrong, and what to do next.
     public let message: String
+    /// The database as a caller of the CA may be told it (`PostgreSQL database "meshca"`), without its host or
+    /// user, which stay in the daemon's log; nil for a local SQLite file.
+    public var database: String?
     /// What `sqlite(...)` built this error from, so `reworded(for:)` can describe the same failure again.
     private var origin: Origin?
 

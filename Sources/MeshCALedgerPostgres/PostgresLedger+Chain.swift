@@ -169,7 +169,7 @@ extension PostgresLedger {
                 }
                 try await connection.query("COMMIT", logger: logger)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                await Self.rollBack(after: error, on: connection, logger: logger)
                 throw error
             }
         }

@@ -62,8 +62,9 @@ extension PostgresLedger {
     private func commit(_ batch: [PendingWrite]) async -> (committed: Bool, outcomes: [Result<Void, any Error>]) {
         let logger = self.logger
         let location = self.location
+        let database = configuration.database
         do {
-            let outcomes = try await withLease(batch[0].operation) { connection -> [Result<Void, any Error>] in
+            let outcomes = try await withLease(batch[0].operation, answerWithin: configuration.answerTimeout) { connection -> [Result<Void, any Error>] in
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     try await Self.lockChain(on: connection, logger: logger)
@@ -79,13 +80,13 @@ extension PostgresLedger {
                             guard Self.isStatementFailure(error) else { throw error }
                             try await connection.query("ROLLBACK TO SAVEPOINT meshca_write", logger: logger)
                             try await connection.query("RELEASE SAVEPOINT meshca_write", logger: logger)
-                            outcomes.append(.failure(Self.failure(error, operation: write.operation, location: location)))
+                            outcomes.append(.failure(Self.failure(error, operation: write.operation, location: location, database: database)))
                         }
                     }
                     try await connection.query("COMMIT", logger: logger)
                     return outcomes
                 } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    await Self.rollBack(after: error, on: connection, logger: logger)
                     throw error
                 }
             }
@@ -93,7 +94,7 @@ extension PostgresLedger {
         } catch {
             return (
                 false,
-                batch.map { .failure(Self.failure(error, operation: $0.operation, location: location)) }
+                batch.map { .failure(Self.failure(error, operation: $0.operation, location: location, database: database)) }
             )
         }
     }

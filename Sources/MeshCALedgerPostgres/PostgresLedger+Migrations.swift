@@ -40,7 +40,7 @@ extension PostgresLedger {
                 }
                 try await connection.query("COMMIT", logger: logger)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                await Self.rollBack(after: error, on: connection, logger: logger)
                 throw error
             }
         }
@@ -75,7 +75,7 @@ extension PostgresLedger {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
             }
         } catch {
-            let failure = Self.failure(error, operation: "apply migration \(migration.fileName)", location: location)
+            let failure = Self.failure(error, operation: "apply migration \(migration.fileName)", location: location, database: configuration.database)
             guard failure.code == .other else { throw failure }
             throw LedgerError(
                 code: .migrationFailed,

@@ -110,7 +110,7 @@ public final class PostgresLedger: LedgerStore {
         do {
             return try await withLease(operation, body)
         } catch {
-            throw Self.failure(error, operation: operation, location: location)
+            throw Self.failure(error, operation: operation, location: location, database: configuration.database)
         }
     }
 
@@ -119,23 +119,41 @@ public final class PostgresLedger: LedgerStore {
     /// The lease and `body` run in a task of their own that is never cancelled: cancelling a query half-way would
     /// hand a connection back to the pool inside its transaction (holding the chain lock). When no connection came
     /// within `connectTimeout`, the caller gets `.unavailable` and the lease, should it still come, runs nothing.
+    /// With `answerWithin`, the caller gets `.unavailable` as soon as the connection closes under `body` (postgres-nio
+    /// does not always fail a query sent as its connection closes), and when `body` is still running that long after
+    /// it got its connection (a server that stopped answering without closing it); then the connection is closed,
+    /// which ends its transaction on the server.
     func withLease<Result: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+        _ operation: String, answerWithin: Duration? = nil,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let lease = LeaseState()
         let client = self.client
         let timeout = configuration.connectTimeout
         let unreachable = Self.unreachable(operation: operation, location: location, timeout: timeout)
+        let unanswered = answerWithin.map { Self.unanswered(operation: operation, location: location, timeout: $0) }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
             let answer = Answer(continuation)
             let deadline = Task {
                 try await Task.sleep(for: timeout)
-                if lease.abandonUnlessLeased() { answer.resume(.failure(unreachable)) }
+                if lease.abandonUnlessLeased() {
+                    answer.resume(.failure(unreachable))
+                    return
+                }
+                guard let answerWithin, let unanswered else { return }
+                // The rest of the bound, counted from the lease.
+                try await Task.sleep(until: lease.leasedAt + answerWithin, clock: .continuous)
+                answer.resume(.failure(unanswered.late))
+                try? await lease.connection?.close()
             }
             Task {
                 do {
                     let result = try await client.withConnection { connection -> Result? in
-                        guard lease.take() else { return nil }
+                        guard lease.take(connection) else { return nil }
+                        if answerWithin != nil, let unanswered {
+                            // postgres-nio may never answer a query sent as the connection closes: answer when it closes.
+                            connection.closeFuture.whenComplete { _ in answer.resume(.failure(unanswered.lost)) }
+                        }
                         return try await body(connection)
                     }
                     deadline.cancel()
@@ -162,10 +180,18 @@ public final class PostgresLedger: LedgerStore {
                 try await connection.query("COMMIT", logger: logger)
                 return result
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                await Self.rollBack(after: error, on: connection, logger: logger)
                 throw error
             }
         }
+    }
+
+    /// Ends the current transaction after `error`: a ROLLBACK when the connection is still usable (a statement
+    /// failed on the server), nothing when the connection itself failed, since the server rolls back a lost
+    /// session's transaction and postgres-nio never answers a query sent on a closed connection.
+    static func rollBack(after error: any Error, on connection: PostgresConnection, logger: Logger) async {
+        guard isStatementFailure(error) || !(error is PSQLError) else { return }
+        _ = try? await connection.query("ROLLBACK", logger: logger)
     }
 
     /// Takes the chain's advisory lock for the rest of the current transaction.
@@ -204,8 +230,32 @@ public final class PostgresLedger: LedgerStore {
                 + "that the database server is running and reachable from this host, then retry.")
     }
 
+    /// The errors for a transaction the server did not finish within `timeout` of getting its connection, and for
+    /// one whose connection closed under it.
+    static func unanswered(operation: String, location: String, timeout: Duration) -> (late: LedgerError, lost: LedgerError) {
+        let rest = "No certificate was handed out, and the write may not have been recorded; check that the database "
+            + "server is running and reachable from this host, then retry."
+        return (
+            LedgerError(
+                code: .unavailable,
+                message: "Could not \(operation): the PostgreSQL ledger \(location) did not answer within "
+                    + "\(timeout.components.seconds)s. \(rest)"),
+            LedgerError(
+                code: .unavailable,
+                message: "Could not \(operation): the connection to the PostgreSQL ledger \(location) was lost. \(rest)")
+        )
+    }
+
+    /// Any error of a PostgreSQL operation as the `LedgerError` an operator can act on, naming `database` for
+    /// callers of the CA.
+    static func failure(_ error: any Error, operation: String, location: String, database: String) -> LedgerError {
+        var failure = failure(error, operation: operation, location: location)
+        failure.database = "PostgreSQL database \"\(database)\""
+        return failure
+    }
+
     /// Any error of a PostgreSQL operation as the `LedgerError` an operator can act on.
-    static func failure(_ error: any Error, operation: String, location: String) -> LedgerError {
+    private static func failure(_ error: any Error, operation: String, location: String) -> LedgerError {
         if let error = error as? LedgerError { return error }
         let prefix = "Could not \(operation)"
         guard let psql = error as? PSQLError else {
@@ -287,15 +337,16 @@ public final class PostgresLedger: LedgerStore {
     }
 }
 
-/// Whether a call got its connection before its deadline gave up on it.
+/// Whether a call got its connection before its deadline gave up on it, and which connection, since when.
 private final class LeaseState: Sendable {
-    private let state = Mutex((leased: false, abandoned: false))
+    private let state = Mutex((connection: PostgresConnection?.none, leasedAt: ContinuousClock.Instant.now, abandoned: false))
 
-    /// Marks the connection taken; false when the deadline gave up first (then nothing may run on it).
-    func take() -> Bool {
+    /// Marks `connection` taken; false when the deadline gave up first (then nothing may run on it).
+    func take(_ connection: PostgresConnection) -> Bool {
         state.withLock { state in
             guard !state.abandoned else { return false }
-            state.leased = true
+            state.connection = connection
+            state.leasedAt = .now
             return true
         }
     }
@@ -303,11 +354,14 @@ private final class LeaseState: Sendable {
     /// Gives up unless a connection was taken; true when it gave up.
     func abandonUnlessLeased() -> Bool {
         state.withLock { state in
-            guard !state.leased else { return false }
+            guard state.connection == nil else { return false }
             state.abandoned = true
             return true
         }
     }
+
+    var connection: PostgresConnection? { state.withLock { $0.connection } }
+    var leasedAt: ContinuousClock.Instant { state.withLock { $0.leasedAt } }
 }
 
 /// Resumes a continuation once, from whichever task answers first.

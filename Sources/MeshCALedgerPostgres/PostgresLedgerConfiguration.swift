@@ -40,6 +40,9 @@ public struct PostgresLedgerConfiguration: Sendable, Equatable {
     public var applicationName: String
     /// How long a query waits for a connection to the server before failing with `LedgerError.Code.unavailable`.
     public var connectTimeout: Duration
+    /// How long a group commit may take once it has its connection before its writes fail with
+    /// `LedgerError.Code.unavailable` and the connection is closed (a server that stopped answering).
+    public var answerTimeout: Duration
     /// Connections this ledger keeps to the server at most (one for its group commits, the rest for reads).
     public var maximumConnections: Int
     /// Signs a checkpoint of the chain every `checkpointInterval` events (when a signer is given to `open`).
@@ -96,6 +99,7 @@ public struct PostgresLedgerConfiguration: Sendable, Equatable {
         self.sslRootCert = nil
         self.applicationName = "meshca"
         self.connectTimeout = .seconds(5)
+        self.answerTimeout = .seconds(15)
         self.maximumConnections = 8
         self.checkpointInterval = 1000
         for item in components.queryItems ?? [] {

@@ -142,7 +142,7 @@ extension PostgresLedger {
             let connection = try await PostgresConnection.connect(configuration: settings, id: 0, logger: logger)
             try? await connection.close()
         } catch {
-            throw failure(error, operation: "connect to the ledger", location: configuration.redactedURL)
+            throw failure(error, operation: "connect to the ledger", location: configuration.redactedURL, database: configuration.database)
         }
     }
 }

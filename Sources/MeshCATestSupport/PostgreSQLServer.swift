@@ -106,6 +106,26 @@ public final class PostgreSQLServer: Sendable {
         try await tool("pg_ctl", ["stop", "-m", "immediate", "-D", dataDirectory])
     }
 
+    /// Sends `signal` to the server and every process it started (SIGSTOP makes a server that keeps its connections
+    /// open and answers nothing, as behind a network partition; SIGCONT lets it go on).
+    public func signalAll(_ signal: Int32) throws {
+        let pidFile = try String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8)
+        guard let postmaster = pidFile.split(separator: "\n").first.flatMap({ Int32($0) }) else {
+            throw BackgroundProcessError("no process id in \(dataDirectory)/postmaster.pid")
+        }
+        var pids = [postmaster]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            // Fields after the command's closing parenthesis: state, then the parent's process id.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == postmaster { pids.append(pid) }
+        }
+        for pid in pids { kill(pid, signal) }
+    }
+
     /// Stops the server (when running) and deletes its directory.
     public func remove() async {
         try? await stop()

@@ -138,6 +138,7 @@ struct LedgerOutageTests {
         }
         #expect(failure?.code == .unavailable, "\(String(describing: failure))")
         #expect(failure?.message.contains("127.0.0.1:\(server.port)") == false, "where the database is stays in the log")
+        #expect(failure?.message.contains("PostgreSQL database \"\(database)\"") == true, "\(String(describing: failure))")
         #expect(daemon.log.all.contains { $0.contains(database) }, "the daemon's log names the database")
 
         try await server.startServer()
