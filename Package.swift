@@ -315,7 +315,7 @@ let package = Package(
         .testTarget(
             name: "MeshCAIntegrationTests",
             dependencies: [
-                "MeshCACore", "MeshCADaemon", "MeshCATransport", "MeshCATestSupport",
+                "MeshCACore", "MeshCADaemon", "MeshCAAgent", "MeshCATransport", "MeshCATestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
