@@ -27,6 +27,11 @@ else
     echo "meshca: skipping the alert-rule checks: promtool (Debian package prometheus) could not be installed" >&2
 fi
 swift build --build-tests
+# ArgumentParser's generate-manual, which the completion and man page test runs through
+# scripts/install-completions.sh: built here with the rest, not inside the test run (a minute of the test phase).
+tools=.build/tools/argument-parser
+swift build -c release --package-path .build/checkouts/swift-argument-parser --scratch-path "$tools" --product generate-manual
+export GENERATE_MANUAL="$(swift build -c release --package-path .build/checkouts/swift-argument-parser --scratch-path "$tools" --show-bin-path)/generate-manual"
 # Keep the benchmark from rotting: a few issuances through the debug build (no timing claims).
 "$(swift build --show-bin-path)/meshca-bench" --requests 10 --concurrency 1,4 --agent-renewals 1
 # At most 4 tests per core at once: all 440-odd starting together starve each other's set-up on a small, busy
