@@ -135,14 +135,19 @@ final class SQLiteConnection {
     /// SQLite's text for the most recent failed call on this connection.
     var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }
 
+    /// How long SQLite waits for a lock on this connection from now on (`busyTimeout` is what it was opened with).
+    func waitForLocks(up to: Duration) {
+        let milliseconds = to.components.seconds * 1000 + to.components.attoseconds / 1_000_000_000_000_000
+        sqlite3_busy_timeout(handle, Int32(clamping: milliseconds))
+    }
+
     /// Whether a transaction is open; false again after COMMIT, ROLLBACK, or SQLite's own rollback.
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     private func configure(maxPageCount: Int?) throws {
         let operation = "open the ledger"
         sqlite3_extended_result_codes(handle, 1)
-        let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
-        sqlite3_busy_timeout(handle, Int32(clamping: milliseconds))
+        waitForLocks(up: busyTimeout)
         // The first statement reads the file header, so a garbage file fails here with SQLITE_NOTADB.
         // Switching a brand-new file to WAL takes an exclusive lock for which SQLite may answer BUSY at once,
         // without its busy handler, when several processes create the ledger at the same moment: retried here

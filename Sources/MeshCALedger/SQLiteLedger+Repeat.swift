@@ -9,7 +9,7 @@ extension SQLiteLedger {
         let sql = IssuanceRecord.selectSQL
             + " WHERE public_key_sha256 = ? AND issued_at >= ? AND requester = ? ORDER BY issued_at DESC, serial DESC LIMIT 1"
         let path = self.path
-        return try lookUp { connection in
+        return try await lookUp { connection in
             try connection.prepare(
                 sql, [.text(publicKeySHA256.lowercased()), .integer(UnixTime.floor(since)), .text(requester)],
                 operation: "look up the certificate issued for a public key"

@@ -38,7 +38,7 @@ extension SQLiteLedger {
     public func issuance(serial: String) async throws -> IssuanceRecord? {
         guard let serial = SerialNumberText.normalize(serial) else { return nil }
         let path = self.path
-        return try lookUp { connection in
+        return try await lookUp { connection in
             try Self.storedIssuance(serial: serial, on: connection, path: path, operation: "read certificate \(serial)")
         }
     }

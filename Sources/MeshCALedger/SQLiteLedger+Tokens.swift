@@ -48,7 +48,7 @@ extension SQLiteLedger {
 
     /// The join token with this id, or nil when there is none.
     public func token(id: String) async throws -> JoinTokenRecord? {
-        try lookUp { connection in
+        try await lookUp { connection in
             try Self.storedToken(id: id, on: connection, operation: "read join token \(id)")
         }
     }

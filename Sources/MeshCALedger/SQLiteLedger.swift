@@ -82,6 +82,8 @@ public final class SQLiteLedger: IssuanceLedger {
     /// ``performRead(_:)``.
     let reader = Mutex<SQLiteConnection?>(nil)
     let readQueue = DispatchQueue(label: "meshca.ledger.read")
+    /// Counts the lookups ``lookUp(_:)`` moved to `readQueue`.
+    let lookUpsMoved = Atomic<Int>(0)
     /// The busy timeout the reader is opened with.
     let busyTimeout: Duration
     /// Writes waiting for the next group commit; see `SQLiteLedger+GroupCommit.swift`.
@@ -191,7 +193,14 @@ public final class SQLiteLedger: IssuanceLedger {
     ) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             readQueue.async {
-                continuation.resume(with: Swift.Result { try self.lookUp(body) })
+                continuation.resume(
+                    with: Swift.Result {
+                        try self.reader.withLock { reader in
+                            let connection = try reader ?? SQLiteConnection(path: self.path, busyTimeout: self.busyTimeout, maxPageCount: nil)
+                            reader = connection
+                            return try body(connection)
+                        }
+                    })
             }
         }
     }
@@ -200,13 +209,29 @@ public final class SQLiteLedger: IssuanceLedger {
     /// request waits on before it is signed. In WAL mode the read sees the last commit and does not wait for a group
     /// commit in progress, so it costs what the read costs, without two thread hand-offs (each a futex wake-up and a
     /// context switch) around it. Concurrent lookups take turns on the connection.
-    func lookUp<Result: Sendable>(_ body: @Sendable (SQLiteConnection) throws -> Result) throws -> Result {
-        try reader.withLock { reader in
-            let connection = try reader ?? SQLiteConnection(path: path, busyTimeout: busyTimeout, maxPageCount: nil)
-            reader = connection
-            return try body(connection)
+    ///
+    /// The calling thread is an event loop's, so this never waits there: while the second connection is not open
+    /// yet (opening can wait for locks), or when the read would have to wait for a lock (another process's
+    /// exclusive lock, WAL recovery), the lookup moves to ``performRead(_:)``, which waits up to the busy timeout
+    /// on its own queue.
+    func lookUp<Result: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> Result) async throws -> Result {
+        let quick: Result?? = try reader.withLock { reader in
+            guard let connection = reader else { return nil }
+            connection.waitForLocks(up: .zero)
+            defer { connection.waitForLocks(up: busyTimeout) }
+            do {
+                return .some(try body(connection))
+            } catch let error as LedgerError where error.code == .locked {
+                return nil
+            }
         }
+        if case .some(.some(let result)) = quick { return result }
+        lookUpsMoved.add(1, ordering: .relaxed)
+        return try await performRead(body)
     }
+
+    /// How many lookups moved to the read queue because the second connection was not open or a lock was held.
+    package var movedLookUps: Int { lookUpsMoved.load(ordering: .relaxed) }
 
     /// Runs `body` with the connection on this ledger's queue and resumes the caller with its result.
     func perform<Result: Sendable>(
