@@ -205,3 +205,22 @@ extension LedgerError {
         date.formatted(.iso8601)
     }
 }
+
+/// Refusals both ledger engines make in the same words.
+extension LedgerError {
+    /// `serial` is not a certificate serial number as `SerialNumberText.normalize` reads one.
+    public static func invalidSerial(_ serial: String, operation: String) -> LedgerError {
+        LedgerError(
+            code: .other,
+            message: "Could not \(operation) '\(serial)': a serial is hex digits, optionally separated by colons (e.g. "
+                + "'4f:a2:09' or '4fa209'). List the serials with `meshca audit list`.")
+    }
+
+    /// A checkpoint was asked of the ledger at `location` without a ledger key.
+    public static func noLedgerKey(operation: String, location: String) -> LedgerError {
+        LedgerError(
+            code: .ledgerKey,
+            message: "Could not \(operation) for \(location): no ledger key was configured. Open the ledger with a "
+                + "checkpointSigner (the state directory's \(FileCheckpointSigner.fileName)), or pass one.")
+    }
+}

@@ -13,10 +13,7 @@ extension SQLiteLedger {
     public func checkpoint(signedBy signer: (any CheckpointSigner)?) async throws -> LedgerCheckpoint? {
         let operation = "write a ledger checkpoint"
         guard let signer = signer ?? chain.signer else {
-            throw LedgerError(
-                code: .ledgerKey,
-                message: "Could not \(operation) for \(path): no ledger key was configured. Open the ledger with a "
-                    + "checkpointSigner (the state directory's \(FileCheckpointSigner.fileName)), or pass one.")
+            throw LedgerError.noLedgerKey(operation: operation, location: path)
         }
         try requireChain(operation)
         return try await perform { connection in

@@ -107,10 +107,7 @@ extension PostgresLedger {
     public func checkpoint(signedBy signer: (any CheckpointSigner)?) async throws -> LedgerCheckpoint? {
         let operation = "write a ledger checkpoint"
         guard let signer = signer ?? self.signer else {
-            throw LedgerError(
-                code: .ledgerKey,
-                message: "Could not \(operation) for \(location): no ledger key was configured. Open the ledger with "
-                    + "a checkpointSigner (the state directory's \(FileCheckpointSigner.fileName)), or pass one.")
+            throw LedgerError.noLedgerKey(operation: operation, location: location)
         }
         return try await writeTransaction(operation) { connection -> LedgerCheckpoint? in
             let head = try await self.head(on: connection)

@@ -146,10 +146,7 @@ extension PostgresLedger {
 
     public func revoke(serial: String, reason: String, at: Date) async throws -> RevocationOutcome {
         guard let serial = SerialNumberText.normalize(serial) else {
-            throw LedgerError(
-                code: .other,
-                message: "Could not revoke certificate '\(serial)': a serial is hex digits, optionally separated "
-                    + "by colons (e.g. '4f:a2:09' or '4fa209'). List the serials with `meshca audit list`.")
+            throw LedgerError.invalidSerial(serial, operation: "revoke certificate")
         }
         let operation = "revoke certificate \(serial)"
         let location = self.location
