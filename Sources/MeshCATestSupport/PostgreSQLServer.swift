@@ -35,6 +35,8 @@ public final class PostgreSQLServer: Sendable {
     private let directory: String
     private let binDirectory: String
     private let runAsPostgres: Bool
+    /// Whether the server flushes its WAL to disk (`fsync=on`); tests run without, benchmarks with.
+    public let fsync: Bool
     private let counter = Mutex(0)
 
     /// Whether the server binaries are installed; tests that need PostgreSQL are skipped, saying so, when not.
@@ -55,8 +57,9 @@ public final class PostgreSQLServer: Sendable {
         return server
     }
 
-    private init(port: Int, directory: String, binDirectory: String, runAsPostgres: Bool) {
+    private init(port: Int, directory: String, binDirectory: String, runAsPostgres: Bool, fsync: Bool) {
         self.port = port
+        self.fsync = fsync
         self.directory = directory
         self.dataDirectory = directory + "/data"
         self.binDirectory = binDirectory
@@ -64,7 +67,10 @@ public final class PostgreSQLServer: Sendable {
     }
 
     /// A new server of its own in a new temporary directory; the caller stops it with ``stop()``.
-    public static func start() async throws -> PostgreSQLServer {
+    ///
+    /// Tests take the default, `fsync=off` (nothing they check depends on surviving a power cut, and it is faster);
+    /// a benchmark of the ledger's durability passes `fsync: true`, PostgreSQL's own default.
+    public static func start(fsync: Bool = false) async throws -> PostgreSQLServer {
         guard let bin = binDirectory() else { throw BackgroundProcessError(unavailableReason) }
         let runAsPostgres = getuid() == 0
         let directory = try TemporaryDirectory("postgres")
@@ -77,7 +83,8 @@ public final class PostgreSQLServer: Sendable {
         }
         // A port free now: bound by the OS, then released for the server to take.
         let port = try ClosedPort().port
-        let server = PostgreSQLServer(port: port, directory: directory.path, binDirectory: bin, runAsPostgres: runAsPostgres)
+        let server = PostgreSQLServer(
+            port: port, directory: directory.path, binDirectory: bin, runAsPostgres: runAsPostgres, fsync: fsync)
         try await server.tool(
             "initdb", ["-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])
         let hba = """
@@ -97,7 +104,7 @@ public final class PostgreSQLServer: Sendable {
     public func startServer() async throws {
         try await tool("pg_ctl", [
             "start", "-w", "-D", dataDirectory, "-l", dataDirectory + "/server.log",
-            "-o", "-p \(port) -k \(dataDirectory) -c listen_addresses=\(host) -c fsync=off",
+            "-o", "-p \(port) -k \(dataDirectory) -c listen_addresses=\(host) -c fsync=\(fsync ? "on" : "off")",
         ])
     }
 
