@@ -43,6 +43,9 @@ struct IssuanceBenchmark: AsyncParsableCommand {
     @Flag(help: "Skip the phase that issues with the CA key in SoftHSM (it runs when softhsm2 is installed).")
     var skipHSM = false
 
+    @Flag(help: "Skip the phase with the ledger in PostgreSQL, one and two replicas (it runs when PostgreSQL is installed).")
+    var skipPostgres = false
+
     @Flag(help: "Do not compare with cfssl.")
     var skipCFSSL = false
 
@@ -142,6 +145,16 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         }
         daemon.stop()
 
+        // 2c. The ledger in PostgreSQL: one replica, then two on one database, with the same CSRs and levels.
+        var postgres: PostgresReplicas?
+        if skipPostgres || !PostgreSQLServer.isAvailable {
+            print("postgres: skipped (\(skipPostgres ? "--skip-postgres" : PostgreSQLServer.unavailableReason))")
+        } else {
+            postgres = try await PostgresReplicas.measure(
+                binary: binary, directory: directory, levels: levels, csrs: csrs,
+                serviceAccounts: identities.map { $0.workload?.serviceAccount ?? "" }, describe: Self.describe)
+        }
+
         // 7a. h2load against meshca serve: a daemon of its own with --retry-window off, because h2load sends the
         // same CSR in every request, and within the retry window meshca answers a repeat (same credential, same
         // key) with the certificate it already issued, signing nothing (each request must be an issuance, as at cfssl).
@@ -153,7 +166,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                     let result = try await h2load.meshca(
                         address: h2loadDaemon.address, token: try h2loadDaemon.token(for: serviceAccount, uses: max(requests, level)), csr: h2loadCSRs[index],
                         level: level, requests: requests, serverPID: h2loadDaemon.daemon.pid, directory: directory
-                    ) { try await h2loadDaemon.ledger.issuances(matching: IssuanceQuery(serviceAccount: serviceAccount)).count }
+                    ) { try await h2loadDaemon.ledger.serials(serviceAccount: serviceAccount).count }
                     print(Self.describe("meshca serve, h2load", result))
                     h2loadMeshca.append(result)
                     guard result.recordedExactly else {
@@ -268,6 +281,14 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         )
         print("")
         print(report.render(), terminator: "")
+        if let postgres {
+            print("")
+            print(postgres.render(levels: levels, sqlite: meshcaLevels), terminator: "")
+            report.details["postgres"] = postgres.json
+            report.notes.append(
+                "PostgreSQL: a server of the benchmark's own on loopback TCP (fsync=on, synchronous_commit=on, wal_sync_method=\(postgres.settings["wal_sync_method"] ?? "?")) on the same cores; "
+                    + "one database and state directory per replica count; two replicas get alternate requests from every worker; daemon CPU is both replicas'")
+        }
         report.notes.append(contentsOf: hsmNotes)
         report.notes.append("load average at start \(loadAtStart), at end \(loadAtEnd) (\(cores) cores)")
         for note in report.notes { print("note: \(note)") }
@@ -277,6 +298,9 @@ struct IssuanceBenchmark: AsyncParsableCommand {
             agent: agent, agentsTogether: agentsTogether, oneshot: oneshot, startup: startup, ledger: ledger)
         for line in small ? [] : targets {
             print(line)
+        }
+        for target in small ? [] : postgres?.targetLines() ?? [] {
+            print("  \(target.met ? "met   " : "MISSED")  \(target.text)")
         }
         if let json {
             let machine: [String: Any] = [

@@ -18,12 +18,17 @@ struct LevelResult: Sendable {
     var firstFailure: String?
     /// Wall time from the first request sent to the last response.
     var seconds: Double
-    /// CPU seconds the server process used during the level.
+    /// CPU seconds the server process (every replica) used during the level.
     var serverCPUSeconds: Double?
+    /// CPU seconds the database server (PostgreSQL: the postmaster and every process it started) used during the
+    /// level; nil when the ledger is in the daemon's own SQLite file.
+    var databaseCPUSeconds: Double?
     /// CPU seconds this process (the load generator) used during the level.
     var generatorCPUSeconds: Double
     /// Whether the server's own record (ledger, certdb) holds exactly the serials received; set by the caller.
     var recordedExactly = false
+    /// The rows the record holds for the level, when the caller counted them.
+    var recorded: Int?
 
     /// Issuances per second.
     var rate: Double { Double(serials.count) / seconds }
@@ -35,6 +40,10 @@ struct LevelResult: Sendable {
     var serverMicrosecondsPerIssuance: Double? { serverCPUSeconds.map { $0 * 1e6 / Double(max(serials.count, 1)) } }
     /// Cores the server kept busy on average (CPU seconds / wall seconds).
     var serverCores: Double? { serverCPUSeconds.map { $0 / seconds } }
+    /// Database CPU microseconds per issuance.
+    var databaseMicrosecondsPerIssuance: Double? { databaseCPUSeconds.map { $0 * 1e6 / Double(max(serials.count, 1)) } }
+    /// Cores the database server kept busy on average.
+    var databaseCores: Double? { databaseCPUSeconds.map { $0 / seconds } }
     /// Cores the load generator kept busy on average.
     var generatorCores: Double { generatorCPUSeconds / seconds }
 
@@ -43,12 +52,31 @@ struct LevelResult: Sendable {
     static func measure(
         concurrency: Int, serverPID: Int32, serial: (String) throws -> String, _ load: () async throws -> [Outcome]
     ) async rethrows -> LevelResult {
-        let serverBefore = ProcessStats.cpuSeconds(pid: serverPID)
+        try await measure(concurrency: concurrency, serverPIDs: [serverPID], serial: serial, load)
+    }
+
+    /// ``measure(concurrency:serverPID:serial:_:)`` with several server processes (replicas), whose CPU time is
+    /// summed; `database`, when given, lists the database server's processes, read before and after the level
+    /// (a process that started meanwhile counts from zero).
+    static func measure(
+        concurrency: Int, serverPIDs: [Int32], database: (() -> [Int32])? = nil, serial: (String) throws -> String,
+        _ load: () async throws -> [Outcome]
+    ) async rethrows -> LevelResult {
+        func serverCPU() -> Double? {
+            let each = serverPIDs.map { ProcessStats.cpuSeconds(pid: $0) }
+            return each.contains { $0 == nil } ? nil : each.reduce(0) { $0 + ($1 ?? 0) }
+        }
+        func databaseCPU() -> [Int32: Double] {
+            Dictionary((database?() ?? []).compactMap { pid in ProcessStats.cpuSeconds(pid: pid).map { (pid, $0) } }) { a, _ in a }
+        }
+        let serverBefore = serverCPU()
+        let databaseBefore = databaseCPU()
         let ownBefore = ProcessStats.ownCPUSeconds
         let started = ContinuousClock.now
         let outcomes = try await load()
         let wall = (ContinuousClock.now - started).seconds
-        let serverAfter = ProcessStats.cpuSeconds(pid: serverPID)
+        let serverAfter = serverCPU()
+        let databaseAfter = databaseCPU()
         let ownAfter = ProcessStats.ownCPUSeconds
         var latencies: [Double] = []
         var serials: [String] = []
@@ -74,6 +102,7 @@ struct LevelResult: Sendable {
             firstFailure: failures.first?.description,
             seconds: wall,
             serverCPUSeconds: zip2(serverBefore, serverAfter).map { $0.1 - $0.0 },
+            databaseCPUSeconds: database == nil ? nil : databaseAfter.reduce(0) { $0 + $1.value - (databaseBefore[$1.key] ?? 0) },
             generatorCPUSeconds: ownAfter - ownBefore
         )
     }
@@ -90,6 +119,9 @@ struct LevelResult: Sendable {
         if let serverCPUSeconds { document["server_cpu_seconds"] = serverCPUSeconds }
         if let serverCores { document["server_cores"] = serverCores }
         if let serverMicrosecondsPerIssuance { document["server_cpu_us_per_issuance"] = serverMicrosecondsPerIssuance }
+        if let databaseCPUSeconds { document["database_cpu_seconds"] = databaseCPUSeconds }
+        if let databaseMicrosecondsPerIssuance { document["database_cpu_us_per_issuance"] = databaseMicrosecondsPerIssuance }
+        if let recorded { document["recorded"] = recorded }
         return document
     }
 }

@@ -26,6 +26,20 @@ enum ProcessStats {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
+    /// `parent` and its children (from the parent field of every `/proc/<pid>/stat`): a PostgreSQL postmaster and
+    /// its backends, WAL writer, checkpointer and the rest.
+    static func withChildren(_ parent: Int32) -> [Int32] {
+        var pids = [parent]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")  // state, then the parent's id
+            if fields.count > 1, Int32(fields[1]) == parent { pids.append(pid) }
+        }
+        return pids
+    }
+
     /// This process's own CPU time so far, in seconds.
     static var ownCPUSeconds: Double { cpuSeconds(pid: getpid()) ?? 0 }
 
