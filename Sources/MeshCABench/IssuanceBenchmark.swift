@@ -46,6 +46,12 @@ struct IssuanceBenchmark: AsyncParsableCommand {
     @Flag(help: "Skip the phase with the ledger in PostgreSQL, one and two replicas (it runs when PostgreSQL is installed).")
     var skipPostgres = false
 
+    @Option(help: "Rounds of the PostgreSQL phase, each one replica and two, alternating which goes first; the table shows each level's median round (default 3; 1 in a smoke run).")
+    var postgresRounds: Int?
+
+    @Flag(help: "In the PostgreSQL phase, count every statement with pg_stat_statements and print the counts per level (a diagnosis: it costs CPU).")
+    var postgresStatements = false
+
     @Flag(help: "Do not compare with cfssl.")
     var skipCFSSL = false
 
@@ -152,7 +158,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         } else {
             postgres = try await PostgresReplicas.measure(
                 binary: binary, directory: directory, levels: levels, csrs: csrs,
-                serviceAccounts: identities.map { $0.workload?.serviceAccount ?? "" }, describe: Self.describe)
+                serviceAccounts: identities.map { $0.workload?.serviceAccount ?? "" }, rounds: postgresRounds ?? (small ? 1 : 3), statements: postgresStatements, describe: Self.describe)
         }
 
         // 7a. h2load against meshca serve: a daemon of its own with --retry-window off, because h2load sends the
@@ -287,7 +293,8 @@ struct IssuanceBenchmark: AsyncParsableCommand {
             report.details["postgres"] = postgres.json
             report.notes.append(
                 "PostgreSQL: a server of the benchmark's own on loopback TCP (fsync=on, synchronous_commit=on, wal_sync_method=\(postgres.settings["wal_sync_method"] ?? "?")) on the same cores; "
-                    + "one database and state directory per replica count; two replicas get alternate requests from every worker; daemon CPU is both replicas'")
+                    + "one database and state directory per replica count and round; two replicas get alternate requests from every worker; daemon CPU is both replicas'; "
+                    + "each PostgreSQL row is the median of \(postgres.rounds[1]?.count ?? 0) rounds by issuance rate (one replica and two alternate which goes first)")
         }
         report.notes.append(contentsOf: hsmNotes)
         report.notes.append("load average at start \(loadAtStart), at end \(loadAtEnd) (\(cores) cores)")

@@ -11,31 +11,62 @@ import MeshCATestSupport
 /// share both, as in docs/replicas.md. The load is split evenly: each worker sends its requests to the replicas in
 /// turn. After each level the database must hold exactly the serials handed out (read with `psql`).
 struct PostgresReplicas {
-    /// The results at each level for each replica count (1, then 2).
-    var replicas: [Int: [LevelResult]] = [:]
+    /// For each replica count (1, 2), every round's results at each level.
+    var rounds: [Int: [[LevelResult]]] = [:]
+    /// For each replica count, at each level, the round with the median issuance rate (its latencies with it).
+    var replicas: [Int: [LevelResult]] {
+        rounds.mapValues { rounds in
+            guard let first = rounds.first else { return [] }
+            return first.indices.map { level in
+                let sorted = rounds.compactMap { $0.indices.contains(level) ? $0[level] : nil }.sorted { $0.rate < $1.rate }
+                return sorted[(sorted.count - 1) / 2]
+            }
+        }
+    }
     /// `SELECT version()`, and the settings that decide durability, as the server reported them.
     var serverVersion = ""
     var settings: [String: String] = [:]
+    /// With `statements` on: per replica count, per level (round after round), what pg_stat_statements counted.
+    var statementCounts: [Int: [[Statement]]] = [:]
+
+    /// One statement's figures over one level (pg_stat_statements; execution time includes waiting for locks,
+    /// and a COMMIT's includes its WAL flush).
+    struct Statement {
+        var query: String
+        var calls: Int
+        var milliseconds: Double
+        var json: [String: Any] { ["query": query, "calls": calls, "total_exec_ms": milliseconds] }
+    }
 
     static let replicaCounts = [1, 2]
 
-    /// Runs the phase; throws (naming the level) when a ledger does not hold exactly what was issued.
+    /// Runs the phase: `rounds` rounds, each one replica and then two (in the other order in every second round, so
+    /// a drift of the shared machine's load does not favour one), each on a fresh database and state directory.
+    /// Throws (naming the level) when a ledger does not hold exactly what was issued.
     static func measure(
         binary: String, directory: TemporaryDirectory, levels: [Int], csrs: [[String]], serviceAccounts: [String],
-        describe: (String, LevelResult) -> String
+        rounds: Int = 1, statements: Bool = false, describe: (String, LevelResult) -> String
     ) async throws -> PostgresReplicas {
         let server = try await PostgreSQLServer.start(fsync: true)
         do {
             var results = PostgresReplicas()
+            if statements {
+                // A diagnosis, not the measured configuration: pg_stat_statements costs some of the shared CPU.
+                try await server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'", database: "postgres")
+                try await server.stop()
+                try await server.startServer()
+                // In the maintenance database: meshca refuses a ledger database holding tables of another program.
+                try await server.psql("CREATE EXTENSION pg_stat_statements", database: "postgres")
+            }
             results.serverVersion = try await server.psql("SELECT version()", database: "postgres")
             for name in ["fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "commit_delay", "shared_buffers", "max_connections"] {
                 results.settings[name] = try await server.psql("SHOW \(name)", database: "postgres")
             }
             guard results.settings["fsync"] == "on" else { throw BenchError("the benchmark's PostgreSQL server runs with fsync=\(results.settings["fsync"] ?? "?"); it must be on") }
             print("postgres: \(results.serverVersion.split(separator: ",").first ?? ""), fsync=\(results.settings["fsync"] ?? "?"), wal_sync_method=\(results.settings["wal_sync_method"] ?? "?"), port \(server.port)")
-            for count in replicaCounts {
+            for (round, count) in (0..<max(rounds, 1)).flatMap({ round in (round % 2 == 0 ? replicaCounts : replicaCounts.reversed()).map { (round, $0) } }) {
                 let database = try await server.createDatabase()
-                let stateName = "state-postgres-\(count)"
+                let stateName = "state-postgres-\(count)-round\(round + 1)"
                 var daemons: [MeshCAServe] = []
                 do {
                     for replica in 0..<count {
@@ -45,18 +76,32 @@ struct PostgresReplicas {
                                 postgres: (server, database)))
                     }
                     var levelResults: [LevelResult] = []
+                    var levelStatements: [[Statement]] = []
                     for (index, level) in levels.enumerated() {
+                        if statements { try await server.psql("SELECT pg_stat_statements_reset()", database: "postgres") }
                         let result = try await MeshCAServe.run(replicas: daemons, level: level, csrs: csrs[index], serviceAccount: serviceAccounts[index])
-                        let name = count == 1 ? "meshca serve, PostgreSQL, 1 replica" : "meshca serve, PostgreSQL, \(count) replicas"
+                        let name = "meshca serve, PostgreSQL, \(count) replica\(count == 1 ? "" : "s")" + (rounds > 1 ? ", round \(round + 1)" : "")
                         print(describe(name, result) + String(format: ", database %.2f cores (%.0f us per issuance)", result.databaseCores ?? .nan, result.databaseMicrosecondsPerIssuance ?? .nan))
                         levelResults.append(result)
+                        if statements {
+                            let counted = try await Self.statements(server: server, database: database)
+                            levelStatements.append(counted)
+                            let issued = Double(max(result.serials.count, 1))
+                            for statement in counted.prefix(14) {
+                                print(String(format: "  %8d calls (%.2f per issuance), %9.1f ms: %@", statement.calls, Double(statement.calls) / issued, statement.milliseconds, String(statement.query.prefix(90))))
+                            }
+                            if let lock = counted.first(where: { $0.query.contains("pg_advisory_xact_lock") }) {
+                                print(String(format: "  group commits: %d, %.1f issuances each; time waiting for the chain lock (pg_advisory_xact_lock): %.0f ms in %.1f s", lock.calls, issued / Double(max(lock.calls, 1)), lock.milliseconds, result.seconds))
+                            }
+                        }
                         guard result.recordedExactly else {
                             throw BenchError(
                                 "PostgreSQL with \(count) replica(s), concurrency \(level): the ledger holds \(result.recorded.map(String.init) ?? "?") rows for \(serviceAccounts[index]), "
                                     + "not exactly the \(result.serials.count) serials issued of \(csrs[index].count) sent (\(result.failures) failed: \(result.firstFailure ?? "-"))")
                         }
                     }
-                    results.replicas[count] = levelResults
+                    results.rounds[count, default: []].append(levelResults)
+                    if statements { results.statementCounts[count, default: []] += levelStatements }
                 } catch {
                     daemons.forEach { $0.stop() }
                     throw error
@@ -68,6 +113,20 @@ struct PostgresReplicas {
         } catch {
             await server.remove()
             throw error
+        }
+    }
+
+    /// Every statement pg_stat_statements (in the database `postgres`) counted in `database` since its last reset,
+    /// most called first.
+    static func statements(server: PostgreSQLServer, database: String) async throws -> [Statement] {
+        let output = try await server.psql(
+            "SELECT s.calls, round(s.total_exec_time::numeric, 3), regexp_replace(s.query, '\\s+', ' ', 'g') FROM pg_stat_statements s "
+                + "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '\(database)' ORDER BY s.calls DESC, s.total_exec_time DESC",
+            database: "postgres")
+        return output.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "|", maxSplits: 2)
+            guard fields.count == 3, let calls = Int(fields[0]), let milliseconds = Double(fields[1]) else { return nil }
+            return Statement(query: String(fields[2]), calls: calls, milliseconds: milliseconds)
         }
     }
 
@@ -103,7 +162,9 @@ struct PostgresReplicas {
     /// The JSON form.
     var json: [String: Any] {
         var document: [String: Any] = ["server_version": serverVersion, "settings": settings]
-        for (count, results) in replicas { document["replicas_\(count)"] = results.map(\.json) }
+        for (count, results) in replicas { document["replicas_\(count)_median_round"] = results.map(\.json) }
+        for (count, rounds) in rounds { document["replicas_\(count)_rounds"] = rounds.map { $0.map(\.json) } }
+        for (count, levels) in statementCounts { document["statements_replicas_\(count)"] = levels.map { $0.map(\.json) } }
         return document
     }
 
