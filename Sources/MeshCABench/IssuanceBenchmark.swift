@@ -294,7 +294,9 @@ struct IssuanceBenchmark: AsyncParsableCommand {
             report.notes.append(
                 "PostgreSQL: a server of the benchmark's own on loopback TCP (fsync=on, synchronous_commit=on, wal_sync_method=\(postgres.settings["wal_sync_method"] ?? "?")) on the same cores; "
                     + "one database and state directory per replica count and round; two replicas get alternate requests from every worker; daemon CPU is both replicas'; "
-                    + "each PostgreSQL row is the median of \(postgres.rounds[1]?.count ?? 0) rounds by issuance rate (one replica and two alternate which goes first)")
+                    + ((postgres.rounds[1]?.count ?? 0) > 1
+                        ? "each PostgreSQL row is the median of \(postgres.rounds[1]?.count ?? 0) rounds by issuance rate (one replica and two alternate which goes first)"
+                        : "one round of one replica and two"))
         }
         report.notes.append(contentsOf: hsmNotes)
         report.notes.append("load average at start \(loadAtStart), at end \(loadAtEnd) (\(cores) cores)")
