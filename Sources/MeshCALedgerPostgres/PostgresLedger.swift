@@ -135,25 +135,37 @@ public final class PostgresLedger: LedgerStore {
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
             let answer = Answer(continuation)
             let deadline = Task {
-                try await Task.sleep(for: timeout)
-                if lease.abandonUnlessLeased() {
-                    answer.resume(.failure(unreachable))
-                    return
+                // Every 100 ms until `body` answers (which cancels this task): give up on a connection that has not
+                // come within `timeout`; once leased, answer when the connection has closed under `body`
+                // (postgres-nio may never answer a query sent as its connection closes; a callback on its
+                // closeFuture instead would stay registered for the connection's whole life, one per lease), or
+                // when `answerWithin` has passed since the lease, closing the connection.
+                let connectBy = ContinuousClock.now + timeout
+                while true {
+                    try await Task.sleep(for: .milliseconds(100))
+                    guard let leasedAt = lease.leasedAt else {
+                        if ContinuousClock.now >= connectBy, lease.abandonUnlessLeased() {
+                            answer.resume(.failure(unreachable))
+                            return
+                        }
+                        continue
+                    }
+                    guard let answerWithin, let unanswered else { return }
+                    if lease.connection?.isClosed == true {
+                        answer.resume(.failure(unanswered.lost))
+                        return
+                    }
+                    if ContinuousClock.now >= leasedAt + answerWithin {
+                        answer.resume(.failure(unanswered.late))
+                        try? await lease.connection?.close()
+                        return
+                    }
                 }
-                guard let answerWithin, let unanswered else { return }
-                // The rest of the bound, counted from the lease.
-                try await Task.sleep(until: lease.leasedAt + answerWithin, clock: .continuous)
-                answer.resume(.failure(unanswered.late))
-                try? await lease.connection?.close()
             }
             Task {
                 do {
                     let result = try await client.withConnection { connection -> Result? in
                         guard lease.take(connection) else { return nil }
-                        if answerWithin != nil, let unanswered {
-                            // postgres-nio may never answer a query sent as the connection closes: answer when it closes.
-                            connection.closeFuture.whenComplete { _ in answer.resume(.failure(unanswered.lost)) }
-                        }
                         return try await body(connection)
                     }
                     deadline.cancel()
@@ -339,7 +351,7 @@ public final class PostgresLedger: LedgerStore {
 
 /// Whether a call got its connection before its deadline gave up on it, and which connection, since when.
 private final class LeaseState: Sendable {
-    private let state = Mutex((connection: PostgresConnection?.none, leasedAt: ContinuousClock.Instant.now, abandoned: false))
+    private let state = Mutex((connection: PostgresConnection?.none, leasedAt: ContinuousClock.Instant?.none, abandoned: false))
 
     /// Marks `connection` taken; false when the deadline gave up first (then nothing may run on it).
     func take(_ connection: PostgresConnection) -> Bool {
@@ -361,7 +373,8 @@ private final class LeaseState: Sendable {
     }
 
     var connection: PostgresConnection? { state.withLock { $0.connection } }
-    var leasedAt: ContinuousClock.Instant { state.withLock { $0.leasedAt } }
+    /// When the connection was taken, or nil before.
+    var leasedAt: ContinuousClock.Instant? { state.withLock { $0.leasedAt } }
 }
 
 /// Resumes a continuation once, from whichever task answers first.
