@@ -173,7 +173,7 @@ public struct Doctor: Sendable {
                 check: "database", status: .failure,
                 message: "\(ledger.location) is damaged: its consistency check reports "
                     + health.quickCheck.prefix(5).joined(separator: "; ")
-                    + ". Copy ledger.db, ledger.db-wal and ledger.db-shm aside, stop meshca, and restore the ledger from "
+                    + ". \(ledger.evidenceAdvice.capitalizedFirst), stop meshca, and restore the ledger from "
                     + "the last backup that `meshca audit verify` accepts.")
         }
         let sizes = "\(Self.mebibytes(health.databaseBytes)), WAL \(Self.mebibytes(health.walBytes))"
@@ -213,8 +213,8 @@ public struct Doctor: Sendable {
             return .init(
                 check: "ledger-chain", status: .failure,
                 message: "The ledger was changed outside meshca: \(report.problems.count) problem(s); the first: "
-                    + "\(first.message) Run `meshca audit verify` for the full list, copy ledger.db, ledger.db-wal "
-                    + "and ledger.db-shm aside as evidence, and see \"Ledger verification\" in docs/operations.md.")
+                    + "\(first.message) Run `meshca audit verify` for the full list, \(ledger.evidenceAdvice) as "
+                    + "evidence, and see \"Ledger verification\" in docs/operations.md.")
         } catch {
             return .init(
                 check: "ledger-chain", status: .failure, message: "Could not verify the ledger's chain: \(error)")
@@ -240,4 +240,9 @@ public struct Doctor: Sendable {
     static func mebibytes(_ bytes: Int64) -> String {
         bytes < 1 << 20 ? "\(bytes / 1024) KiB" : "\(bytes >> 20) MiB"
     }
+}
+
+extension String {
+    /// The string with its first character uppercased.
+    var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
 }

@@ -85,3 +85,13 @@ extension SQLiteLedger: LedgerStore {
     /// Nothing to release: the connections close when the ledger is deallocated.
     public func close() async {}
 }
+
+extension LedgerStore {
+    /// What to keep as evidence of a damaged or changed ledger before anything writes to it again, as an instruction
+    /// that starts lowercase: the SQLite files, or a dump of the database the ledger is in.
+    public var evidenceAdvice: String {
+        self is SQLiteLedger
+            ? "copy ledger.db, ledger.db-wal and ledger.db-shm aside"
+            : "save a dump of the ledger's database aside (pg_dump)"
+    }
+}

@@ -40,16 +40,19 @@ struct AuditVerify: AsyncParsableCommand {
         let signer = checkpoint ? try FileCheckpointSigner(path: keyPath) : nil
         let key =
             try publicKey.map(readPublicKey) ?? signer?.publicKey ?? FileCheckpointSigner.existingPublicKey(at: keyPath)
-        let (report, written) = try await ledger.with(state, quiet: quiet) { ledger in
+        let (report, written, evidence) = try await ledger.with(state, quiet: quiet) { ledger in
             let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
             let report = try await ledger.verifyChain(publicKey: key, progress: progress.update(done:total:))
             progress.finish()
-            return (report, report.isIntact && checkpoint ? try await ledger.checkpoint(signedBy: signer) : nil)
+            return (
+                report, report.isIntact && checkpoint ? try await ledger.checkpoint(signedBy: signer) : nil,
+                ledger.evidenceAdvice
+            )
         }
         if json {
             print(try Self.json(report, written: written))
         } else {
-            print(Self.text(report, written: written, requestedCheckpoint: checkpoint), terminator: "")
+            print(Self.text(report, written: written, requestedCheckpoint: checkpoint, evidence: evidence), terminator: "")
         }
         if !report.isIntact { throw ExitCode(1) }
     }
@@ -63,7 +66,11 @@ struct AuditVerify: AsyncParsableCommand {
     }
 
     /// The human report: one summary line when intact, else every problem, the first one marked.
-    static func text(_ report: LedgerChainReport, written: LedgerCheckpoint?, requestedCheckpoint: Bool) -> String {
+    /// `evidence`: what to keep before anything writes again (`LedgerStore.evidenceAdvice`).
+    static func text(
+        _ report: LedgerChainReport, written: LedgerCheckpoint?, requestedCheckpoint: Bool,
+        evidence: String = "copy ledger.db, ledger.db-wal and ledger.db-shm aside"
+    ) -> String {
         var lines: [String] = []
         if let first = report.firstProblem {
             lines.append(
@@ -76,7 +83,7 @@ struct AuditVerify: AsyncParsableCommand {
                 lines.append("      ... and \(report.problems.count - 21) more (see --json)")
             }
             lines.append(
-                "Copy ledger.db, ledger.db-wal and ledger.db-shm aside as evidence before anything writes again, "
+                "\(evidence.prefix(1).uppercased() + evidence.dropFirst()) as evidence before anything writes again, "
                     + "compare them with your latest backup, and see \"Ledger verification\" in docs/operations.md.")
             if requestedCheckpoint {
                 lines.append("No checkpoint was written: a checkpoint must never vouch for a changed ledger.")
