@@ -165,10 +165,8 @@ struct PostgresLedgerTests {
 
     @Test("A server that stops answering but keeps its connections open: a write is .unavailable after answerTimeout, and the next ones go through once it answers again")
     func serverStalls() async throws {
-        let server = try await PostgreSQLServer.start()
-        do {
-            var configuration = try postgresConfiguration(server, database: try await server.createDatabase())
-            configuration.connectTimeout = .seconds(2)
+        try await withPrivateServer { server, configuration in
+            var configuration = configuration
             configuration.answerTimeout = .seconds(2)
             let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
             try await ledger.record(.fixture(serial: "0b01"))
@@ -185,20 +183,13 @@ struct PostgresLedgerTests {
             #expect(recorded.first == "0b01" && recorded.last == "0b03", "\(recorded)")
             #expect(try await ledger.verifyChain().problems.isEmpty)
             await ledger.close()
-        } catch {
-            try? server.signalAll(SIGCONT)
-            await server.remove()
-            throw error
         }
-        await server.remove()
     }
 
     @Test("A server lost under load: every write in flight or arriving is .unavailable naming the database, nothing half-recorded, and writing resumes when it returns")
     func serverLostUnderLoad() async throws {
-        let server = try await PostgreSQLServer.start()
-        do {
-            var configuration = try postgresConfiguration(server, database: try await server.createDatabase())
-            configuration.connectTimeout = .seconds(2)
+        try await withPrivateServer { server, configuration in
+            var configuration = configuration
             // Longer than the waits below: a refusal must come from the lost connection itself, not this bound.
             configuration.answerTimeout = .seconds(300)
             let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
@@ -243,7 +234,22 @@ struct PostgresLedgerTests {
             #expect(Set(log.successes).isSubset(of: recorded))
             #expect(try await ledger.verifyChain().problems.isEmpty)
             await ledger.close()
+        }
+    }
+
+    /// Runs `body` with a PostgreSQL server of its own (the test stops it, so it must not be the shared one) and the
+    /// configuration of a fresh database on it with a 2 s connect timeout; removes the server afterwards, first
+    /// letting it run again if the test had stopped its processes (SIGSTOP).
+    func withPrivateServer(
+        _ body: (PostgreSQLServer, PostgresLedgerConfiguration) async throws -> Void
+    ) async throws {
+        let server = try await PostgreSQLServer.start()
+        do {
+            var configuration = try postgresConfiguration(server, database: try await server.createDatabase())
+            configuration.connectTimeout = .seconds(2)
+            try await body(server, configuration)
         } catch {
+            try? server.signalAll(SIGCONT)
             await server.remove()
             throw error
         }
