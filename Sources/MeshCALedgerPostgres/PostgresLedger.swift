@@ -130,8 +130,7 @@ public final class PostgresLedger: LedgerStore {
         let lease = LeaseState()
         let client = self.client
         let timeout = configuration.connectTimeout
-        let unreachable = Self.unreachable(operation: operation, location: location, timeout: timeout)
-        let unanswered = answerWithin.map { Self.unanswered(operation: operation, location: location, timeout: $0) }
+        let location = self.location
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
             let answer = Answer(continuation)
             let deadline = Task {
@@ -145,18 +144,18 @@ public final class PostgresLedger: LedgerStore {
                     try await Task.sleep(for: .milliseconds(100))
                     guard let leasedAt = lease.leasedAt else {
                         if ContinuousClock.now >= connectBy, lease.abandonUnlessLeased() {
-                            answer.resume(.failure(unreachable))
+                            answer.resume(.failure(Self.unreachable(operation: operation, location: location, timeout: timeout)))
                             return
                         }
                         continue
                     }
-                    guard let answerWithin, let unanswered else { return }
+                    guard let answerWithin else { return }
                     if lease.connection?.isClosed == true {
-                        answer.resume(.failure(unanswered.lost))
+                        answer.resume(.failure(Self.unanswered(operation: operation, location: location, timeout: answerWithin).lost))
                         return
                     }
                     if ContinuousClock.now >= leasedAt + answerWithin {
-                        answer.resume(.failure(unanswered.late))
+                        answer.resume(.failure(Self.unanswered(operation: operation, location: location, timeout: answerWithin).late))
                         try? await lease.connection?.close()
                         return
                     }
