@@ -6,7 +6,7 @@ import PostgresNIO
 extension PostgresLedger: LedgerImporting {
     package func isEmpty() async throws -> Bool {
         let exists = LedgerExport.tables.map { "EXISTS (SELECT 1 FROM \($0.name))" }.joined(separator: " OR ")
-        return try await perform("check that the ledger is empty") { connection in
+        return try await read("check that the ledger is empty") { connection in
             try await self.rows("SELECT CASE WHEN \(exists) THEN 0 ELSE 1 END", on: connection).first?.integer(0) == 1
         }
     }

@@ -38,7 +38,7 @@ extension PostgresLedger {
         if let limit = query.limit, limit <= 0 { return [] }
         let (sql, parameters) = query.statement()
         let location = self.location
-        let records = try await perform("query issuances") { connection in
+        let records = try await read("query issuances") { connection in
             try await self.rows(sql, parameters, on: connection).map { try IssuanceRecord(row: $0, path: location) }
         }
         return query.limit == nil ? records : records.reversed()
@@ -47,7 +47,7 @@ extension PostgresLedger {
     public func rejections(since: Date?, limit: Int?) async throws -> [RejectionRecord] {
         if let limit, limit <= 0 { return [] }
         let (sql, parameters) = RejectionRecord.selectStatement(since: since, limit: limit)
-        let records = try await perform("query rejections") { connection in
+        let records = try await read("query rejections") { connection in
             try await self.rows(sql, parameters, on: connection).map(RejectionRecord.init(row:))
         }
         return limit == nil ? records : records.reversed()
@@ -59,7 +59,7 @@ extension PostgresLedger {
         let sql = IssuanceRecord.selectSQL
             + " WHERE public_key_sha256 = ? AND issued_at >= ? AND requester = ? ORDER BY issued_at DESC, serial DESC LIMIT 1"
         let location = self.location
-        return try await perform("look up the certificate issued for a public key") { connection in
+        return try await read("look up the certificate issued for a public key") { connection in
             try await self.rows(
                 sql, [.text(publicKeySHA256.lowercased()), .integer(UnixTime.floor(since)), .text(requester)],
                 on: connection
@@ -97,13 +97,13 @@ extension PostgresLedger {
     }
 
     public func token(id: String) async throws -> JoinTokenRecord? {
-        try await perform("read join token \(id)") { connection in
+        try await read("read join token \(id)") { connection in
             try await self.storedToken(id: id, on: connection)
         }
     }
 
     public func tokens() async throws -> [JoinTokenRecord] {
-        try await perform("list join tokens") { connection in
+        try await read("list join tokens") { connection in
             try await self.rows(JoinTokenRecord.selectSQL + " ORDER BY created_at, rowid", on: connection)
                 .map(JoinTokenRecord.init(row:))
         }
@@ -169,7 +169,7 @@ extension PostgresLedger {
     public func issuance(serial: String) async throws -> IssuanceRecord? {
         guard let serial = SerialNumberText.normalize(serial) else { return nil }
         let location = self.location
-        return try await perform("read certificate \(serial)") { connection in
+        return try await read("read certificate \(serial)") { connection in
             try await self.rows(IssuanceRecord.selectSQL + " WHERE serial = ?", [.text(serial)], on: connection)
                 .first.map { try IssuanceRecord(row: $0, path: location) }
         }
@@ -181,7 +181,7 @@ extension PostgresLedger {
             WHERE revoked_at IS NOT NULL AND issuer_fingerprint = ? AND not_after >= ?
             ORDER BY revoked_at, serial
             """
-        return try await perform("list revoked certificates") { connection in
+        return try await read("list revoked certificates") { connection in
             try await self.rows(
                 sql, [.text(issuerFingerprint.lowercased()), .integer(UnixTime.ceiling(now))], on: connection
             ).map { row in
@@ -196,7 +196,7 @@ extension PostgresLedger {
     /// committed event is visible, and events commit in `seq` order (the chain lock), so none can appear later
     /// below the head read here.
     public func revocations(after seq: Int64) async throws -> (head: Int64, revokedSince: Bool) {
-        try await perform("check for new revocations") { connection in
+        try await read("check for new revocations") { connection in
             let row = try await self.rows(
                 "SELECT coalesce(max(seq), 0), EXISTS (SELECT 1 FROM ledger_events WHERE seq > ? AND kind = ?) "
                     + "FROM ledger_events",
@@ -216,7 +216,7 @@ extension PostgresLedger {
             .integer(UnixTime.floor(now)), .integer(UnixTime.ceiling(now.addingTimeInterval(-seconds))),
             .integer(UnixTime.floor(now.addingTimeInterval(seconds))),
         ]
-        return try await perform("list identities with overdue renewals") { connection in
+        return try await read("list identities with overdue renewals") { connection in
             var identities: [ExpiringIdentity] = []
             var seen = Set<String>()
             var total = 0
@@ -238,7 +238,7 @@ extension PostgresLedger {
         let sql = IssuanceRecord.selectSQL
             + " WHERE spiffe_id = '' AND requester = ? AND auth_method = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1"
         let location = self.location
-        return try await perform("find the newest \(requester) certificate") { connection in
+        return try await read("find the newest \(requester) certificate") { connection in
             try await self.rows(sql, [.text(requester), .text(authMethod)], on: connection)
                 .first.map { try IssuanceRecord(row: $0, path: location) }
         }
@@ -253,7 +253,7 @@ extension PostgresLedger {
             GROUP BY spiffe_id ORDER BY spiffe_id
             """
         let parameters: [SQLiteStatement.Value] = [.integer(UnixTime.ceiling(since)), .integer(UnixTime.floor(now))]
-        return try await perform("list the identities holding live certificates") { connection in
+        return try await read("list the identities holding live certificates") { connection in
             try await self.rows(sql, parameters, on: connection).map {
                 IdentityContact(
                     spiffeID: $0.text(0), lastIssuedAt: UnixTime.date($0.integer(1)),
@@ -269,7 +269,7 @@ extension PostgresLedger {
             + String(repeating: " AND serial <> ?", count: excluding.count)
         let parameters: [SQLiteStatement.Value] =
             [.text(issuerFingerprint.lowercased()), .integer(UnixTime.floor(now))] + excluding.map { .text($0.lowercased()) }
-        return try await perform("list the live certificates of a root") { connection in
+        return try await read("list the live certificates of a root") { connection in
             let live = try await self.rows(
                 "SELECT serial, spiffe_id, requester, auth_method, issued_at, not_after FROM issuances WHERE \(condition) "
                     + "ORDER BY not_after DESC, serial", parameters, on: connection
@@ -290,7 +290,7 @@ extension PostgresLedger {
     }
 
     public func revokedCount(issuedBy issuerFingerprint: String, requester: String, reason: String, now: Date) async throws -> Int {
-        try await perform("count revoked certificates of a root") { connection in
+        try await read("count revoked certificates of a root") { connection in
             Int(
                 try await self.rows(
                     "SELECT count(*) FROM issuances WHERE not_after > ? AND issuer_fingerprint = ? AND requester = ? "
@@ -308,7 +308,7 @@ extension PostgresLedger {
     /// `walBytes` is 0 (the server's write-ahead log is not the ledger's).
     public func health() async throws -> LedgerHealth {
         let tables = LedgerExport.tables.map(\.name) + ["schema_migrations"]
-        return try await perform("check the ledger's database") { connection in
+        return try await read("check the ledger's database") { connection in
             var missing: [String] = []
             for table in tables {
                 let exists = try await self.rows("SELECT to_regclass(?) IS NOT NULL", [.text(table)], on: connection)
@@ -323,7 +323,7 @@ extension PostgresLedger {
     }
 
     public func statistics() async throws -> LedgerStatistics {
-        try await perform("read the ledger's size and event count") { connection in
+        try await read("read the ledger's size and event count") { connection in
             let row = try await self.rows(
                 "SELECT pg_database_size(current_database()), (SELECT coalesce(max(seq), 0) FROM ledger_events), "
                     + "(SELECT created_at FROM ledger_checkpoints ORDER BY id DESC LIMIT 1)", on: connection

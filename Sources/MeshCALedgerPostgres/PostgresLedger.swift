@@ -94,7 +94,7 @@ public final class PostgresLedger: LedgerStore {
     /// The schema version recorded in the database, read now.
     public var schemaVersion: Int {
         get async throws {
-            try await perform("read the ledger's schema version") { connection in
+            try await read("read the ledger's schema version") { connection in
                 try await self.appliedVersion(on: connection) ?? 0
             }
         }
@@ -109,6 +109,21 @@ public final class PostgresLedger: LedgerStore {
     ) async throws -> Result {
         do {
             return try await withLease(operation, body)
+        } catch {
+            throw Self.failure(error, operation: operation, location: location, database: configuration.database)
+        }
+    }
+
+    /// `perform` for a statement that only reads, tried once more on another connection when the pool handed out one
+    /// that had closed while idle (the server restarted, or ``withLease`` closed it after a stall): reading twice
+    /// changes nothing, and the caller would otherwise see `.unavailable` from a server that is back.
+    func read<Result: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await withLease(operation, body)
+        } catch let error as PSQLError where error.code == .clientClosedConnection || error.code == .serverClosedConnection {
+            return try await perform(operation, body)
         } catch {
             throw Self.failure(error, operation: operation, location: location, database: configuration.database)
         }
