@@ -166,6 +166,8 @@ let package = Package(
             name: "MeshCADaemon",
             dependencies: [
                 "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCALedgerPostgres", "MeshCATransport", "MeshCAPKCS11",
+                // `meshca version`: the SQLite library version and the newest ledger migration.
+                "CSQLite", "MeshCAMigrations",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -190,8 +192,6 @@ let package = Package(
             dependencies: [
                 "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAHarness", "MeshCAAgent",
                 "MeshCAPKCS11",
-                // `meshca version`: the SQLite library version and the newest ledger migration.
-                "CSQLite", "MeshCAMigrations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),

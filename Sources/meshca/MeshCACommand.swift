@@ -1,5 +1,6 @@
 import ArgumentParser
 import MeshCAAgent
+import MeshCADaemon
 
 /// `meshca`: an embedded certificate authority for service meshes.
 @main

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCAIO
 
 /// `meshca inspect`: is this directory of workload credentials usable?
 struct Inspect: AsyncParsableCommand {
@@ -22,7 +20,7 @@ struct Inspect: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let path = FilePaths.absolute(directory)
+        let path = CommandInput.absolutePath(directory)
         let report = await CredentialReport.inspect(directory: path, now: Date())
         if json {
             let object: [String: Any] = [

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCAPKCS11
 
 /// `meshca intermediate`: intermediate CAs under meshca's root, for istiod or another CA to sign with.
 struct Intermediate: AsyncParsableCommand {
@@ -35,7 +33,7 @@ struct IntermediateCreate: AsyncParsableCommand {
     var ttl: String = "8760h"
 
     @Option(help: ArgumentHelp("Key type of the intermediate.", valueName: "type"))
-    var keyType: String = KeyType.ecP256.rawValue
+    var keyType: String = CommandInput.defaultKeyType
 
     @Option(help: ArgumentHelp("Common name of the intermediate.", valueName: "name"))
     var commonName: String = "meshca intermediate"
@@ -47,20 +45,20 @@ struct IntermediateCreate: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        do { _ = try KeyType(parsing: keyType) } catch let error as IssuanceError { throw ValidationError(error.message) }
+        _ = try usage { try CommandInput.keyType(keyType) }
         _ = try parseDuration(ttl, flag: "--ttl")
         guard !commonName.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw ValidationError("--common-name is empty; give a name such as \"meshca intermediate\".")
         }
         try requireDirectory(out, flag: "--out")
-        _ = try parseKeyURI(key)
+        _ = try usage("--key: ") { try CommandInput.hsmKey(key) }
     }
 
     func run() async throws {
-        let keyType = try KeyType(parsing: self.keyType)
+        let keyType = try CommandInput.keyType(self.keyType)
         let ttl = try parseDuration(self.ttl, flag: "--ttl")
         var create = MeshCADaemon.IntermediateCreate(
-            directory: state.directory, commonName: commonName, ttl: ttl, keyType: keyType, hsmKey: try parseKeyURI(key),
+            directory: state.directory, commonName: commonName, ttl: ttl, keyType: keyType, hsmKey: try usage("--key: ") { try CommandInput.hsmKey(key) },
             out: out, requester: .localUser)
         create.ledger = try ledger.location()
         let created = try await create.run(now: Date()) { printError("meshca: " + $0) }

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCAIO
 import MeshCALedger
 import MeshCAPKCS11
 
@@ -38,11 +36,7 @@ struct LedgerOptions: ParsableArguments {
 
     /// A `--ledger` (or `MESHCA_LEDGER`) that is no PostgreSQL URL is a usage error.
     func validate() throws {
-        do {
-            _ = try location()
-        } catch let error as DaemonError {
-            throw ValidationError(error.message)
-        }
+        _ = try usage { try CommandInput.ledger(url: url, passwordFile: passwordFile) }
     }
 
     /// Where the ledger is.
@@ -54,36 +48,29 @@ struct LedgerOptions: ParsableArguments {
     func with<T>(
         _ state: StateOptions, quiet: Bool = false, _ body: (any LedgerStore) async throws -> T
     ) async throws -> T {
-        let directory = state.directory
-        let location = try location()
-        guard directory.hasCA || location.exists(in: directory) else {
-            _ = try CAState.load(from: directory)  // throws the "no CA here, run meshca init" message
-            throw DaemonError(.noCA, "There is no ledger in \(directory.path).")
-        }
-        // The first open after an upgrade to the hash chain chains every existing row: show how far it is.
-        let progress = ProgressReporter("chaining the ledger's existing rows (once, after the upgrade)", unit: "events", quiet: quiet)
-        var options = LedgerLocation.Options()
-        options.backfillProgress = { done, total in
-            progress.update(done: done, total: total)
-            if done == total { progress.finish() }
-        }
-        return try await location.withLedger(in: directory, options: options, body)
+        try await location().withExistingLedger(in: state.directory, quiet: quiet, body)
     }
 }
 
 /// Reads a duration flag such as `24h`, turning a parse error into a usage error (exit 64).
 func parseDuration(_ text: String, flag: String) throws -> Duration {
+    try usage("\(flag): ") { try CommandInput.duration(text) }
+}
+
+/// `body`'s value; a flag value it cannot use (`CommandInput.Invalid`) is a usage error (exit 64): its message
+/// after `prefix`.
+func usage<T>(_ prefix: String = "", _ body: () throws -> T) throws -> T {
     do {
-        return try HumanDuration.parse(text)
-    } catch let error as IssuanceError {
-        throw ValidationError("\(flag): \(error.message)")
+        return try body()
+    } catch let error as CommandInput.Invalid {
+        throw ValidationError(prefix + error.message)
     }
 }
 
 /// Refuses a `--out` (or similar) path that exists and is not a directory, before anything is created.
 func requireDirectory(_ path: String, flag: String) throws {
     var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: FilePaths.absolute(path), isDirectory: &isDirectory), !isDirectory.boolValue {
+    if FileManager.default.fileExists(atPath: CommandInput.absolutePath(path), isDirectory: &isDirectory), !isDirectory.boolValue {
         throw ValidationError("\(flag) \(path) is a file, not a directory. Choose another \(flag).")
     }
 }
@@ -105,10 +92,5 @@ let hsmKeyHelp = ArgumentHelp(
 
 /// Reads `--key`: a PKCS#11 URI (usage error, exit 64, when it is not one meshca can use).
 func parseKeyURI(_ text: String?) throws -> PKCS11URI? {
-    guard let text else { return nil }
-    do {
-        return try PKCS11URI(parsing: text)
-    } catch {
-        throw ValidationError("--key: \(error.message)")
-    }
+    try usage("--key: ") { try CommandInput.hsmKey(text) }
 }

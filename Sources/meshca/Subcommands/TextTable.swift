@@ -1,9 +1,9 @@
 import Foundation
-import MeshCACore
+import MeshCADaemon
 
 /// A plain left-aligned text table, columns separated by two spaces, as `kubectl get` prints them.
 ///
-/// Cells are escaped (`escapedForLog`): they show what requests sent (identities, refusal messages, peers),
+/// Cells are escaped (`CommandText.escaped`): they show what requests sent (identities, refusal messages, peers),
 /// and a newline or terminal control sequence in one must not forge a row or rewrite the screen.
 struct TextTable {
     private let columns: [String]
@@ -14,7 +14,7 @@ struct TextTable {
     }
 
     mutating func add(_ row: [String]) {
-        rows.append(row.map(\.escapedForLog))
+        rows.append(row.map(CommandText.escaped))
     }
 
     func render() -> String {

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCALedger
 
 /// `meshca token`: join tokens, the bootstrap credential for workloads outside Kubernetes.
 struct Token: AsyncParsableCommand {
@@ -40,12 +38,7 @@ struct TokenCreate: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        do {
-            try KubernetesName.validate(namespace, as: .namespace)
-            try KubernetesName.validate(serviceAccount, as: .serviceAccount)
-        } catch let error as IssuanceError {
-            throw ValidationError(error.message)
-        }
+        try usage { try CommandInput.kubernetesIdentity(namespace: namespace, serviceAccount: serviceAccount) }
         guard uses >= 1 else { throw ValidationError("--uses must be at least 1.") }
         _ = try parseDuration(ttl, flag: "--ttl")
     }
@@ -80,17 +73,17 @@ struct TokenList: AsyncParsableCommand {
 
     func run() async throws {
         let now = Date()
-        let tokens = try await ledger.with(state) { try await $0.tokens() }
+        let tokens = try await JoinTokens(directory: state.directory, ledger: try ledger.location()).list(now: now)
         if json {
             let rows: [[String: String]] = tokens.map {
                 [
                     "id": $0.id, "namespace": $0.namespace, "service_account": $0.serviceAccount,
                     "created_at": $0.createdAt.rfc3339, "expires_at": $0.expiresAt.rfc3339,
-                    "uses": String($0.uses), "max_uses": String($0.maxUses), "state": $0.state(at: now).rawValue,
+                    "uses": String($0.uses), "max_uses": String($0.maxUses), "state": $0.state,
                     "created_by": $0.createdBy, "pinned_root_sha256": $0.pinnedRootSHA256 ?? "",
                 ]
             }
-            print(try AuditJSON.encode(rows))
+            print(try JSONOutput.render(rows))
             return
         }
         guard !tokens.isEmpty else {
@@ -99,7 +92,7 @@ struct TokenList: AsyncParsableCommand {
         }
         var table = TextTable(columns: ["ID", "NAMESPACE", "SERVICE ACCOUNT", "EXPIRES", "USES", "STATE"])
         for token in tokens {
-            table.add([token.id, token.namespace, token.serviceAccount, token.expiresAt.rfc3339, "\(token.uses)/\(token.maxUses)", token.state(at: now).rawValue])
+            table.add([token.id, token.namespace, token.serviceAccount, token.expiresAt.rfc3339, "\(token.uses)/\(token.maxUses)", token.state])
         }
         print(table.render(), terminator: "")
     }
@@ -119,7 +112,8 @@ struct TokenRevoke: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        guard try await ledger.with(state, { try await $0.revokeToken(id: id.lowercased(), at: Date()) }) else {
+        let tokens = JoinTokens(directory: state.directory, ledger: try ledger.location())
+        guard try await tokens.revoke(id: id.lowercased(), now: Date()) else {
             throw AuditError("No active token with id \(id). See `meshca token list`.")
         }
         if json { return print(try JSONOutput.render(object: ["revoked": id.lowercased()])) }

@@ -1,10 +1,7 @@
 import ArgumentParser
-import CSQLite
 import Foundation
+import MeshCADaemon
 import MeshCAHarness
-import MeshCACore
-import MeshCAIO
-import MeshCAMigrations
 
 /// `meshca version [--server HOST:PORT] [--json]` (also `meshca --version`).
 struct Version: AsyncParsableCommand {
@@ -29,7 +26,7 @@ struct Version: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        if let server, (try? HostPort.parse(server)) == nil {
+        if let server, !CommandInput.isHostPort(server) {
             throw ValidationError("--server \(server) is not HOST:PORT, e.g. 127.0.0.1:15014 (serve's --monitoring address).")
         }
     }
@@ -51,19 +48,9 @@ struct Version: AsyncParsableCommand {
     }
 }
 
-/// What this binary is: its version, commit, ledger schema and the C libraries it runs on.
-struct VersionInfo {
-    let version: String
-    let commit: String
-    let ledgerSchema: Int
-    let openSSL: String
-    let sqlite: String
-
-    static var local: VersionInfo {
-        VersionInfo(
-            version: BuildInfo.version, commit: BuildInfo.commit, ledgerSchema: LedgerMigrations.latestVersion,
-            openSSL: OpenSSLLibrary.version, sqlite: String(cString: sqlite3_libversion()))
-    }
+extension VersionInfo {
+    /// This binary.
+    static var local: VersionInfo { local(openSSL: OpenSSLLibrary.version) }
 
     /// The lines of `meshca version`, also printed by `meshca --version`.
     var text: String {
@@ -81,36 +68,11 @@ struct VersionInfo {
         ["version": version, "commit": commit, "ledger_schema": ledgerSchema, "openssl": openSSL, "sqlite": sqlite]
     }
 
-    /// The version and commit a running daemon reports in `meshca_build_info` on its monitoring endpoint.
+    /// The version and commit the daemon whose monitoring endpoint is `address` runs.
     static func ask(monitoring address: String) async throws -> (version: String, commit: String) {
         guard let url = URL(string: "http://\(address)/metrics") else {
             throw ValidationError("--server \(address) is not HOST:PORT, e.g. 127.0.0.1:15014.")
         }
-        let answer: (status: Int, body: [UInt8])
-        do {
-            answer = try await HTTPFetch.get(url, maximumBodyBytes: 8 * 1024 * 1024, what: "a metrics page")
-        } catch {
-            throw VersionError(
-                "Cannot ask the daemon at \(address): \(error). Give --server the monitoring address of `meshca serve` "
-                    + "(its --monitoring, default 127.0.0.1:15014), not the gRPC one.")
-        }
-        let page = String(decoding: answer.body, as: UTF8.self)
-        guard answer.status == 200, let line = page.split(separator: "\n").first(where: { $0.hasPrefix("meshca_build_info{") }) else {
-            throw VersionError(
-                "The server at \(address) answered HTTP \(answer.status) without a meshca_build_info line on /metrics: it is not "
-                    + "the monitoring endpoint of a meshca serve, or one too old to report its build.")
-        }
-        func label(_ name: String) -> String {
-            guard let start = line.range(of: name + "=\"") else { return "unknown" }
-            let rest = line[start.upperBound...]
-            return String(rest[..<(rest.firstIndex(of: "\"") ?? rest.endIndex)]).escapedForLog
-        }
-        return (label("version"), label("commit"))
+        return try await ask(monitoring: address, url: url)
     }
-}
-
-/// A failure of `meshca version --server`, printed as `Error: <description>` with exit status 1.
-struct VersionError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
