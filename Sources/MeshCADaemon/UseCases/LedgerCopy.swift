@@ -21,7 +21,7 @@ public struct LedgerCopy: Sendable {
         /// Rows per table, in copy order.
         public let rows: [(table: String, count: Int64)]
         /// The copy's verification (intact, with the source's event count and head).
-        public let report: LedgerChainReport
+        public let report: LedgerVerification
         /// Where the copy is (the URL without a password).
         public let target: String
     }
@@ -30,6 +30,14 @@ public struct LedgerCopy: Sendable {
     public init(directory: StateDirectory, target: LedgerLocation) {
         self.directory = directory
         self.target = target
+    }
+
+    /// Copies as ``run(progress:)`` does, showing how far on stderr (when it is a terminal) unless `quiet`.
+    public func run(quiet: Bool) async throws -> Copied {
+        let progress = ProgressReporter("copying the ledger", unit: "rows", quiet: quiet)
+        let copied = try await run(progress: progress.update(done:total:))
+        progress.finish()
+        return copied
     }
 
     /// Copies every table, then verifies; `progress` hears (rows copied, rows in all).
@@ -94,7 +102,7 @@ public struct LedgerCopy: Sendable {
                     "The copy in \(copy.location) does not verify as the original does (\(report.problems.first?.message ?? "another chain head")). "
                         + "Keep using the SQLite ledger; drop the database and report this.")
             }
-            return Copied(rows: counts, report: report, target: copy.location)
+            return Copied(rows: counts, report: LedgerVerification(report), target: copy.location)
         }
     }
 }

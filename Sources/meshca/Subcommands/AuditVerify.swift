@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCAIO
 import MeshCADaemon
-import MeshCALedger
 
 /// `meshca audit verify`: recompute the ledger's hash chain and check its signed checkpoints.
 struct AuditVerify: AsyncParsableCommand {
@@ -36,39 +34,31 @@ struct AuditVerify: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        let keyPath = FileCheckpointSigner.path(besideLedgerAt: state.directory.ledgerPath)
-        let signer = checkpoint ? try FileCheckpointSigner(path: keyPath) : nil
-        let key =
-            try publicKey.map(readPublicKey) ?? signer?.publicKey ?? FileCheckpointSigner.existingPublicKey(at: keyPath)
-        let (report, written, evidence) = try await ledger.with(state, quiet: quiet) { ledger in
-            let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
-            let report = try await ledger.verifyChain(publicKey: key, progress: progress.update(done:total:))
-            progress.finish()
-            return (
-                report, report.isIntact && checkpoint ? try await ledger.checkpoint(signedBy: signer) : nil,
-                ledger.evidenceAdvice
-            )
+        var verify = VerifyLedger(directory: state.directory, ledger: try ledger.location())
+        verify.checkpoint = checkpoint
+        verify.publicKeyFile = publicKey
+        verify.quiet = quiet
+        let verified: VerifyLedger.Verified
+        do {
+            verified = try await verify.run()
+        } catch let error as CommandInput.Invalid {
+            throw ValidationError(error.message)
         }
+        let report = verified.report
         if json {
-            print(try Self.json(report, written: written))
+            print(try Self.json(report, written: verified.written))
         } else {
-            print(Self.text(report, written: written, requestedCheckpoint: checkpoint, evidence: evidence), terminator: "")
+            print(
+                Self.text(report, written: verified.written, requestedCheckpoint: checkpoint, evidence: verified.evidenceAdvice),
+                terminator: "")
         }
         if !report.isIntact { throw ExitCode(1) }
-    }
-
-    private func readPublicKey(_ path: String) throws -> CheckpointPublicKey {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError(
-                "--public-key: cannot read \(path). Give the ledger key's public half (ledger-key.pub.pem).")
-        }
-        return try CheckpointPublicKey(pemRepresentation: String(decoding: data, as: UTF8.self), source: path)
     }
 
     /// The human report: one summary line when intact, else every problem, the first one marked.
     /// `evidence`: what to keep before anything writes again (`LedgerStore.evidenceAdvice`).
     static func text(
-        _ report: LedgerChainReport, written: LedgerCheckpoint?, requestedCheckpoint: Bool,
+        _ report: LedgerVerification, written: LedgerVerification.Checkpoint?, requestedCheckpoint: Bool,
         evidence: String = "copy ledger.db, ledger.db-wal and ledger.db-shm aside"
     ) -> String {
         var lines: [String] = []
@@ -94,7 +84,7 @@ struct AuditVerify: AsyncParsableCommand {
         if let last = report.lastCheckpoint {
             lines.append(
                 "      \(report.checkpoints.count) checkpoint(s) verified with ledger key "
-                    + "\(report.publicKey?.id ?? "?"); the last covers events 1-\(last.eventCount) "
+                    + "\(report.ledgerKeyID ?? "?"); the last covers events 1-\(last.eventCount) "
                     + "(\(last.createdAt.rfc3339))")
         } else if written == nil {
             lines.append("      no checkpoints yet (`meshca audit verify --checkpoint` signs the current head)")
@@ -114,20 +104,20 @@ struct AuditVerify: AsyncParsableCommand {
     }
 
     /// The JSON report. Field names are snake_case and never renamed; new fields may be added.
-    static func json(_ report: LedgerChainReport, written: LedgerCheckpoint?) throws -> String {
-        func checkpoint(_ checkpoint: LedgerCheckpoint?) -> Any {
+    static func json(_ report: LedgerVerification, written: LedgerVerification.Checkpoint?) throws -> String {
+        func checkpoint(_ checkpoint: LedgerVerification.Checkpoint?) -> Any {
             guard let checkpoint else { return NSNull() }
             return [
                 "id": checkpoint.id, "events": checkpoint.eventCount, "head": checkpoint.headHash,
                 "created_at": checkpoint.createdAt.rfc3339, "key_id": checkpoint.keyID,
                 "signature": Data(checkpoint.signature).base64EncodedString(),
-                "signed_message": String(decoding: checkpoint.signedMessage, as: UTF8.self),
+                "signed_message": checkpoint.signedMessage,
             ] as [String: Any]
         }
-        func problem(_ problem: LedgerChainProblem?) -> Any {
+        func problem(_ problem: LedgerVerification.Problem?) -> Any {
             guard let problem else { return NSNull() }
             return [
-                "kind": problem.kind.rawValue, "sequence": problem.sequence.map { $0 as Any } ?? NSNull(),
+                "kind": problem.kind, "sequence": problem.sequence.map { $0 as Any } ?? NSNull(),
                 "event_kind": problem.eventKind ?? NSNull(), "subject": problem.subject ?? NSNull(),
                 "message": problem.message,
             ] as [String: Any]
@@ -136,7 +126,7 @@ struct AuditVerify: AsyncParsableCommand {
             "intact": report.isIntact,
             "events": report.eventCount,
             "head": report.headHash,
-            "ledger_key_id": report.publicKey?.id ?? NSNull(),
+            "ledger_key_id": report.ledgerKeyID ?? NSNull(),
             "checkpoints": report.checkpoints.count,
             "last_checkpoint": checkpoint(report.lastCheckpoint),
             "events_since_last_checkpoint": report.eventsSinceLastCheckpoint,

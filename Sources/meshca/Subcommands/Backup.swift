@@ -1,10 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCAIO
-import MeshCALedger
-import X509
 
 /// `meshca backup DEST`: a consistent copy of the state directory, taken while `meshca serve` runs, then verified.
 struct BackupCommand: AsyncParsableCommand {
@@ -33,21 +29,11 @@ struct BackupCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        if case .postgres(let url, _) = try ledger.location() {
-            // A ledger.db left in the directory (from before `ledger migrate`) is not the ledger any more.
-            throw DaemonError(
-                .ledgerUnusable,
-                "This CA's ledger is in PostgreSQL (\(url)), which meshca backup does not copy. Back the database up "
-                    + "with PostgreSQL's tools (pg_dump) and copy the state directory's files (\(state.directory.path)) "
-                    + "as they are; check a restored database with `meshca audit verify --ledger URL`.")
-        }
         let result: StateBackup.BackupResult
         do {
-            let progress = ProgressReporter("verifying the copy's ledger", unit: "events", quiet: quiet)
-            defer { progress.finish() }
-            result = try await StateBackup.backUp(state.directory, to: destination, progress: progress.update(done:total:))
+            result = try await StateBackup.backUp(state.directory, ledger: try ledger.location(), to: destination, quiet: quiet)
         } catch let failure as StateBackup.VerificationFailure {
-            printError(String(AuditVerify.text(failure.report, written: nil, requestedCheckpoint: false).dropLast()))
+            printError(String(AuditVerify.text(failure.verification, written: nil, requestedCheckpoint: false).dropLast()))
             throw failure
         }
         if json {
@@ -91,11 +77,9 @@ struct RestoreCommand: AsyncParsableCommand {
     func run() async throws {
         let result: StateBackup.RestoreResult
         do {
-            let progress = ProgressReporter("verifying the backup's ledger", unit: "events", quiet: quiet)
-            defer { progress.finish() }
-            result = try await StateBackup.restore(from: source, into: state.directory, force: force, progress: progress.update(done:total:))
+            result = try await StateBackup.restore(from: source, into: state.directory, force: force, quiet: quiet)
         } catch let failure as StateBackup.VerificationFailure {
-            printError(String(AuditVerify.text(failure.report, written: nil, requestedCheckpoint: false).dropLast()))
+            printError(String(AuditVerify.text(failure.verification, written: nil, requestedCheckpoint: false).dropLast()))
             throw failure
         }
         for leftover in result.interrupted {
@@ -122,11 +106,10 @@ struct RestoreCommand: AsyncParsableCommand {
 enum BackupRendering {
     /// The indented lines under "backed up ..." / "restored ...".
     static func text(_ contents: StateBackup.Contents, skipped: [String]) -> String {
-        let report = contents.ledger
-        let ca = contents.caCertificate
+        let report = contents.verification
         var lines = [
-            "  CA         \(ca.subject.description.escapedForLog), SHA-256 \(ca.sha256Fingerprint)",
-            "  trust      \(contents.trustDomain.name)",
+            "  CA         \(CommandText.escaped(contents.caSubject)), SHA-256 \(contents.caSHA256)",
+            "  trust      \(contents.trustDomainName)",
             "  ledger     \(contents.issuances) issuances, \(report.eventCount) events, intact: "
                 + (report.isIntact ? "yes" : "no"),
         ]
@@ -144,21 +127,21 @@ enum BackupRendering {
         lines.append(
             "  files      \(contents.files.filter { !$0.isDirectory }.count) (0600: \(keys.joined(separator: ", ")))")
         if !skipped.isEmpty {
-            lines.append("  skipped    \(skipped.map(\.escapedForLog).joined(separator: ", ")) (neither file nor directory)")
+            lines.append("  skipped    \(skipped.map(CommandText.escaped).joined(separator: ", ")) (neither file nor directory)")
         }
         return lines.map { $0 + "\n" }.joined()
     }
 
     /// One JSON object; snake_case keys that are never renamed (new ones may be added).
     static func json(_ contents: StateBackup.Contents, extra: [String: Any]) throws -> String {
-        let report = contents.ledger
+        let report = contents.verification
         var object: [String: Any] = [
             "path": contents.path,
-            "trust_domain": contents.trustDomain.name,
+            "trust_domain": contents.trustDomainName,
             "ca": [
-                "subject": contents.caCertificate.subject.description,
-                "sha256": contents.caCertificate.sha256Fingerprint,
-                "not_after": contents.caCertificate.notValidAfter.rfc3339,
+                "subject": contents.caSubject,
+                "sha256": contents.caSHA256,
+                "not_after": contents.caNotAfter.rfc3339,
             ] as [String: Any],
             "rotation_stage": contents.rotationStage?.rawValue ?? NSNull(),
             "ledger": [

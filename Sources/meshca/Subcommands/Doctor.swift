@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCAIO
-import MeshCALedger
 
 /// `meshca doctor`: is anything about to expire, or broken?
 struct DoctorCommand: AsyncParsableCommand {
@@ -50,10 +47,7 @@ struct DoctorCommand: AsyncParsableCommand {
         var doctor = Doctor(directory: state.directory, window: try parseDuration(failWithin, flag: "--fail-within"))
         doctor.identityLimit = maxIdentities
         doctor.ledgerLocation = try ledger.location()
-        let progress = ProgressReporter("verifying the ledger", unit: "events", quiet: quiet)
-        doctor.progress = progress.update(done:total:)
-        let report = await doctor.examine(now: Date())
-        progress.finish()
+        let report = await doctor.examine(now: Date(), quiet: quiet)
         if json {
             print(try DoctorJSON.encode(report))
         } else {
@@ -65,7 +59,7 @@ struct DoctorCommand: AsyncParsableCommand {
     /// The human report: one line per finding, marked `ok`, `WARN` or `FAIL`, then the overdue identities.
     static func text(_ report: DoctorReport) -> String {
         var lines = [
-            "meshca doctor: \(report.directory), window \(HumanDuration.format(report.window)), \(report.now.rfc3339)"
+            "meshca doctor: \(report.directory), window \(CommandText.duration(report.window)), \(report.now.rfc3339)"
         ]
         for finding in report.findings {
             let mark =
@@ -76,12 +70,12 @@ struct DoctorCommand: AsyncParsableCommand {
                 }
             lines.append(mark + "\(finding.check): \(finding.message)")
             if finding.check == "identities" {
-                for identity in report.identities {
+                for identity in report.overdueIdentities {
                     let left = identity.notAfter.timeIntervalSince(report.now)
                     let when =
                         left >= 0
-                        ? "expires \(identity.notAfter.rfc3339) (in \(HumanDuration.format(.seconds(Int64(left)))))"
-                        : "expired \(identity.notAfter.rfc3339) (\(HumanDuration.format(.seconds(Int64(-left)))) ago)"
+                        ? "expires \(identity.notAfter.rfc3339) (in \(CommandText.duration(.seconds(Int64(left)))))"
+                        : "expired \(identity.notAfter.rfc3339) (\(CommandText.duration(.seconds(Int64(-left)))) ago)"
                     lines.append("        \(identity.spiffeID)  serial \(identity.serial)  \(when)")
                 }
                 if report.identitiesTotal > report.identities.count {
@@ -119,7 +113,7 @@ enum DoctorJSON {
                     "certificate": certificate(finding.certificate),
                 ] as [String: Any]
             },
-            "identities": report.identities.map { identity in
+            "identities": report.overdueIdentities.map { identity in
                 [
                     "spiffe_id": identity.spiffeID, "serial": identity.serial, "issued_at": identity.issuedAt.rfc3339,
                     "not_after": identity.notAfter.rfc3339, "expired": identity.notAfter < report.now,

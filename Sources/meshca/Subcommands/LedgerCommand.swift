@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import MeshCADaemon
-import MeshCAIO
-import MeshCALedger
 
 /// `meshca ledger`: moving the ledger between engines.
 struct LedgerCommand: AsyncParsableCommand {
@@ -56,9 +54,7 @@ struct LedgerMigrate: AsyncParsableCommand {
 
     func run() async throws {
         let target = try LedgerLocation.resolve(explicit: url, passwordFile: passwordFile)
-        let progress = ProgressReporter("copying the ledger", unit: "rows", quiet: quiet)
-        let copied = try await LedgerCopy(directory: state.directory, target: target).run(progress: progress.update(done:total:))
-        progress.finish()
+        let copied = try await LedgerCopy(directory: state.directory, target: target).run(quiet: quiet)
         if json {
             let object: [String: Any] = [
                 "target": copied.target, "events": copied.report.eventCount, "head": copied.report.headHash,
