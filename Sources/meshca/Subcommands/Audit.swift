@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
-import MeshCALedger
+import MeshCADaemon
 
 /// `meshca audit`: what the CA issued, to whom, and what it refused.
 struct Audit: AsyncParsableCommand {
@@ -35,7 +34,7 @@ struct AuditList: AsyncParsableCommand {
     var expiringWithin: String?
 
     @Option(help: ArgumentHelp("Only certificates in this state: valid, expired or revoked.", valueName: "status"))
-    var status: IssuanceStatus?
+    var status: Status?
 
     @Option(help: ArgumentHelp("Show at most the newest N.", valueName: "n"))
     var limit: Int?
@@ -45,16 +44,16 @@ struct AuditList: AsyncParsableCommand {
 
     func run() async throws {
         let now = Date()
-        var query = IssuanceQuery(now: now)
-        query.namespace = namespace
-        query.serviceAccount = serviceAccount
-        query.status = status
-        query.limit = limit
-        if let since { query.issuedSince = try parseSince(since, now: now) }
-        if let expiringWithin { query.expiringWithin = try parseDuration(expiringWithin, flag: "--expiring-within") }
-        let records = try await ledger.with(state) { try await $0.issuances(matching: query) }
+        var filter = AuditLedger.Filter()
+        filter.namespace = namespace
+        filter.serviceAccount = serviceAccount
+        filter.status = status?.rawValue
+        filter.limit = limit
+        if let since { filter.issuedSince = try parseSince(since, now: now) }
+        if let expiringWithin { filter.expiringWithin = try parseDuration(expiringWithin, flag: "--expiring-within") }
+        let records = try await AuditLedger(directory: state.directory, ledger: try ledger.location()).issuances(filter, now: now)
         if json {
-            print(try AuditJSON.encode(records.map { AuditJSON.Issuance($0, now: now) }))
+            print(try AuditJSON.encode(records.map(AuditJSON.Issuance.init)))
             return
         }
         guard !records.isEmpty else {
@@ -65,19 +64,24 @@ struct AuditList: AsyncParsableCommand {
         for record in records {
             table.add([
                 record.serial, record.spiffeID.isEmpty ? "(serving) " + record.sans.joined(separator: ",") : record.spiffeID, record.issuedAt.rfc3339, record.notAfter.rfc3339,
-                record.status(at: now).rawValue, record.requester,
+                record.status, record.requester,
             ])
         }
         print(table.render(), terminator: "")
     }
 }
 
-extension IssuanceStatus: ExpressibleByArgument {}
+extension AuditList {
+    /// `--status`: the states `AuditEntry.status` takes.
+    enum Status: String, ExpressibleByArgument, CaseIterable {
+        case valid, expired, revoked
+    }
+}
 
 /// `--since`: a duration back from now, or an RFC 3339 timestamp.
 func parseSince(_ text: String, now: Date) throws -> Date {
     if let date = try? Date(text, strategy: .iso8601) { return date }
-    guard let duration = try? HumanDuration.parse(text) else {
+    guard let duration = try? CommandInput.duration(text) else {
         throw ValidationError("--since: \"\(text)\" is neither a duration (e.g. 24h, 7d) nor an RFC 3339 time (e.g. 2026-11-27T10:00:00Z).")
     }
     return now.addingTimeInterval(-TimeInterval(duration.components.seconds))
@@ -108,43 +112,42 @@ struct AuditShow: AsyncParsableCommand {
             throw ValidationError("\"\(serial)\" is not a serial number: give its hex digits (at least 6), as `meshca audit list` prints them.")
         }
         let now = Date()
-        var query = IssuanceQuery(now: now)
-        query.serialPrefix = prefix
-        let matches = try await ledger.with(state) { try await $0.issuances(matching: query) }
+        var filter = AuditLedger.Filter()
+        filter.serialPrefix = prefix
+        let matches = try await AuditLedger(directory: state.directory, ledger: try ledger.location()).issuances(filter, now: now)
         guard let record = matches.first else {
             throw AuditError("No certificate with serial \(serial) in the ledger. List what was issued with `meshca audit list`.")
         }
         guard matches.count == 1 else {
             throw AuditError("\(matches.count) certificates have serials starting with \(prefix): \(matches.map(\.serial).joined(separator: ", ")). Give more digits.")
         }
-        let entry = AuditJSON.Issuance(record, now: now)
         if json {
-            print(try AuditJSON.encode(entry))
+            print(try AuditJSON.encode(AuditJSON.Issuance(record)))
             return
         }
         let left = record.notAfter.timeIntervalSince(now)
-        let timeLeft = left > 0 ? "\(HumanDuration.format(.seconds(Int64(left)))) left" : "expired \(HumanDuration.format(.seconds(Int64(-left)))) ago"
+        let timeLeft = left > 0 ? "\(CommandText.duration(.seconds(Int64(left)))) left" : "expired \(CommandText.duration(.seconds(Int64(-left)))) ago"
         let rows: [(String, String)] = [
             ("SPIFFE ID", record.spiffeID),
             ("serial", record.serial),
-            ("status", record.status(at: now).rawValue + (record.revocationReason.map { " (\($0))" } ?? "")),
+            ("status", record.status + (record.revocationReason.map { " (\($0))" } ?? "")),
             ("not before", record.notBefore.rfc3339),
             ("not after", "\(record.notAfter.rfc3339) (\(timeLeft))"),
             ("issued at", record.issuedAt.rfc3339),
-            ("lifetime", "granted \(HumanDuration.format(.seconds(record.grantedTTLSeconds))), requested "
-                + (record.requestedTTLSeconds.map { HumanDuration.format(.seconds($0)) } ?? "default")),
+            ("lifetime", "granted \(CommandText.duration(.seconds(record.grantedTTLSeconds))), requested "
+                + (record.requestedTTLSeconds.map { CommandText.duration(.seconds($0)) } ?? "default")),
             ("SANs", record.sans.joined(separator: ", ")),
             ("key", record.keyType),
-            ("cert sha256", entry.certificateSHA256),
+            ("cert sha256", record.certificateSHA256),
             ("pubkey sha256", record.publicKeySHA256),
             ("csr sha256", record.csrSHA256),
             ("issuer sha256", record.issuerFingerprint),
             ("requester", "\(record.requester) (auth: \(record.authMethod))"),
         ]
         for (label, value) in rows {
-            print(label.padding(toLength: 15, withPad: " ", startingAt: 0) + value.escapedForLog)
+            print(label.padding(toLength: 15, withPad: " ", startingAt: 0) + CommandText.escaped(value))
         }
-        if pem { print(entry.certificatePEM, terminator: "") }
+        if pem { print(record.certificatePEM, terminator: "") }
     }
 }
 
@@ -170,7 +173,7 @@ struct AuditRejections: AsyncParsableCommand {
     func run() async throws {
         let now = Date()
         let since = try self.since.map { try parseSince($0, now: now) }
-        let records = try await ledger.with(state) { try await $0.rejections(since: since, limit: limit) }
+        let records = try await AuditLedger(directory: state.directory, ledger: try ledger.location()).rejections(since: since, limit: limit)
         if json {
             print(try AuditJSON.encode(records.map(AuditJSON.Rejection.init)))
             return

@@ -1,8 +1,5 @@
 import Foundation
-import MeshCACore
-import MeshCALedger
-import SwiftASN1
-import X509
+import MeshCADaemon
 
 /// The stable JSON shapes of `meshca audit ... --json`. Field names are snake_case and never renamed;
 /// new fields may be added. Times are RFC 3339 UTC strings.
@@ -32,7 +29,7 @@ enum AuditJSON {
         let revocationReason: String?
         let certificatePEM: String
 
-        init(_ record: IssuanceRecord, now: Date) {
+        init(_ record: AuditEntry) {
             serial = record.serial
             spiffeID = record.spiffeID
             trustDomain = record.trustDomain
@@ -44,18 +41,18 @@ enum AuditJSON {
             issuedAt = record.issuedAt.rfc3339
             requestedTTLSeconds = record.requestedTTLSeconds
             grantedTTLSeconds = record.grantedTTLSeconds
-            status = record.status(at: now).rawValue
+            status = record.status
             keyType = record.keyType
             publicKeySHA256 = record.publicKeySHA256
             csrSHA256 = record.csrSHA256
-            certificateSHA256 = Hex.sha256(record.certificateDER)
+            certificateSHA256 = record.certificateSHA256
             issuerFingerprint = record.issuerFingerprint
             requester = record.requester
             authMethod = record.authMethod
             peer = record.peer
             revokedAt = record.revokedAt?.rfc3339
             revocationReason = record.revocationReason
-            certificatePEM = PEMDocument(type: "CERTIFICATE", derBytes: record.certificateDER).pemString + "\n"
+            certificatePEM = record.certificatePEM
         }
 
         enum CodingKeys: String, CodingKey {
@@ -107,7 +104,7 @@ enum AuditJSON {
         let message: String
         let peer: String
 
-        init(_ record: RejectionRecord) {
+        init(_ record: RefusalEntry) {
             occurredAt = record.occurredAt.rfc3339
             requester = record.requester
             authMethod = record.authMethod

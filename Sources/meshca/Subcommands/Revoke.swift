@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCAIO
-import MeshCALedger
 
 /// `meshca revoke SERIAL [--reason R]`
 struct Revoke: AsyncParsableCommand {
@@ -30,20 +27,16 @@ struct Revoke: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Why, as an RFC 5280 CRLReason: \(RevocationReason.allCases.map(\.rawValue).joined(separator: ", ")).",
+            "Why, as an RFC 5280 CRLReason: \(RevokeCertificate.reasonNames.joined(separator: ", ")).",
             valueName: "reason"))
-    var reason: String = RevocationReason.unspecified.rawValue
+    var reason: String = "unspecified"
 
     @Flag(help: "Print JSON (serial, spiffe_id, reason, revoked_at, crls).")
     var json = false
 
     func validate() throws {
-        do {
-            _ = try RevocationReason(parsing: reason)
-        } catch let error as IssuanceError {
-            throw ValidationError("--reason: " + error.message)
-        }
-        guard SerialNumberText.normalize(serial) != nil else {
+        try usage("--reason: ") { try RevokeCertificate.checkReason(reason) }
+        guard RevokeCertificate.isSerialNumber(serial) else {
             throw ValidationError(
                 "\"\(serial)\" is not a serial number: give its hex digits (e.g. 4f:a2:09 or 4fa209), as `meshca audit list` prints them."
             )
@@ -51,44 +44,39 @@ struct Revoke: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let reason = try RevocationReason(parsing: reason)
-        let directory = state.directory
-        let revoked = try await ledger.with(state) {
-            try await RevokeCertificate(directory: directory, ledger: $0).run(serial: serial, reason: reason, now: Date())
-        }
-        let record = revoked.record
+        let revoked = try await RevokeCertificate(directory: state.directory, ledger: try ledger.location())
+            .run(serial: serial, reason: reason, now: Date())
         if json {
             let object: [String: Any] = [
-                "serial": record.serial, "spiffe_id": record.spiffeID, "reason": reason.rawValue, "revoked_at": revoked.at.rfc3339,
-                "crls": revoked.crls.map { Revoke.json(of: $0, at: directory.crlPath) },
+                "serial": revoked.serial, "spiffe_id": revoked.spiffeID, "reason": revoked.reason, "revoked_at": revoked.at.rfc3339,
+                "crls": revoked.crls.map(Revoke.json(of:)),
             ]
             print(try JSONOutput.render(object: object))
         } else {
-            print("revoked \(record.serial) (\(RevokeCertificate.identity(of: record))), reason \(reason), at \(revoked.at.rfc3339)")
-            for crl in revoked.crls { print(Revoke.summary(of: crl, at: directory.crlPath)) }
+            print("revoked \(revoked.serial) (\(revoked.identity)), reason \(revoked.reason), at \(revoked.at.rfc3339)")
+            for crl in revoked.crls { print(Revoke.summary(of: crl)) }
         }
         if !revoked.listed {
             printError(
-                "meshca: note: \(record.serial) was issued by a CA certificate (fingerprint "
-                    + "\(record.issuerFingerprint)) whose key meshca no longer holds, so no CRL lists it; "
+                "meshca: note: \(revoked.serial) was issued by a CA certificate (fingerprint "
+                    + "\(revoked.issuerFingerprint)) whose key meshca no longer holds, so no CRL lists it; "
                     + "renewals with it are refused all the same.")
         }
     }
 
     /// "CRL #N with K entries written to PATH (next update by T)".
-    static func summary(of crl: CertificateRevocationList, at path: String) -> String {
-        "CRL #\(crl.number) with \(crl.entries.count) entr\(crl.entries.count == 1 ? "y" : "ies") written to \(path) "
+    static func summary(of crl: PublishedCRL) -> String {
+        "CRL #\(crl.number) with \(crl.entries) entr\(crl.entries == 1 ? "y" : "ies") written to \(crl.path) "
             + "(next update by \(crl.nextUpdate.rfc3339))"
     }
 
     /// A CRL in `--json` output: number, entries, this_update, next_update, path, pem.
-    static func json(of crl: CertificateRevocationList, at path: String) -> [String: Any] {
+    static func json(of crl: PublishedCRL) -> [String: Any] {
         [
-            "number": crl.number, "entries": crl.entries.count, "this_update": crl.thisUpdate.rfc3339,
-            "next_update": crl.nextUpdate.rfc3339, "path": path, "pem": crl.pem,
+            "number": crl.number, "entries": crl.entries, "this_update": crl.thisUpdate.rfc3339,
+            "next_update": crl.nextUpdate.rfc3339, "path": crl.path, "pem": crl.pem,
         ]
     }
-
 }
 
 /// `meshca crl [--out FILE]`
@@ -113,21 +101,16 @@ struct CRLCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let directory = state.directory
-        let ca = try CAState.load(from: directory)
-        // During a root rotation's overlap the old root's CRL follows the signing CA's, as in crl.pem.
-        let crls = try await ledger.with(state) {
-            try await CRLPublisher(directory: directory, ledger: $0).publishAll(for: ca.signer, at: Date())
-        }
-        let pem = crls.map(\.pem).joined()
-        if let out { try AtomicFile.write(pem, to: FilePaths.absolute(out), mode: 0o644) }
+        var publish = PublishCRL(directory: state.directory, ledger: try ledger.location())
+        publish.out = out
+        let crls = try await publish.run(now: Date())
         if json {
-            print(try JSONOutput.render(object: crls.map { Revoke.json(of: $0, at: directory.crlPath) }))
+            print(try JSONOutput.render(object: crls.map(Revoke.json(of:))))
             return
         }
-        for crl in crls { printError(Revoke.summary(of: crl, at: directory.crlPath)) }
+        for crl in crls { printError(Revoke.summary(of: crl)) }
         if out == nil {
-            print(pem, terminator: "")
+            print(crls.map(\.pem).joined(), terminator: "")
         }
     }
 }
