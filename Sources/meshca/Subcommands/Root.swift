@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCALedger
-import X509
 
 /// `meshca root`: staged rotation of the CA's root (see `RootRotation`).
 struct Root: AsyncParsableCommand {
@@ -37,43 +34,42 @@ struct RootStatus: AsyncParsableCommand {
 
     func run() async throws {
         let now = Date()
-        let status = try await ledger.with(state) { try await RootRotation(directory: state.directory, ledger: $0).status(now: now) }
+        let status = try await RotateRoot(directory: state.directory, ledger: try ledger.location()).status(now: now)
         if json {
             print(try AuditJSON.encode(RootStatusJSON(status)))
             return
         }
-        let stage = status.progress.map { $0.stage.rawValue } ?? "none"
-        print("rotation stage  \(stage)")
-        for root in status.bundle {
+        print("rotation stage  \(status.stage)")
+        for root in status.roots {
             let role: String
-            if root == status.signing {
+            if root.sha256 == status.signing.sha256 {
                 role = "signing"
-            } else if let progress = status.progress {
-                role = root.sha256Fingerprint == progress.oldRootFingerprint ? "old" : "next"
+            } else if let old = status.oldRootFingerprint {
+                role = root.sha256 == old ? "old" : "next"
             } else {
                 role = "trusted"
             }
-            print("root            \(root.sha256Fingerprint.prefix(16))  \(role.padding(toLength: 8, withPad: " ", startingAt: 0)) valid until \(root.notValidAfter.rfc3339)  \(root.subject)")
-            if let key = status.keys[root.sha256Fingerprint] { print("  key           \(key)") }
+            print("root            \(root.sha256.prefix(16))  \(role.padding(toLength: 8, withPad: " ", startingAt: 0)) valid until \(root.notAfter.rfc3339)  \(root.subject)")
+            if let key = root.key { print("  key           \(key)") }
         }
-        if !status.bundle.contains(status.signing) {
-            print("signing CA      \(status.signing.sha256Fingerprint.prefix(16))  (plug-in intermediate) valid until \(status.signing.notValidAfter.rfc3339)")
-            if let key = status.keys[status.signing.sha256Fingerprint] { print("  key           \(key)") }
+        if !status.roots.contains(where: { $0.sha256 == status.signing.sha256 }) {
+            print("signing CA      \(status.signing.sha256.prefix(16))  (plug-in intermediate) valid until \(status.signing.notAfter.rfc3339)")
+            if let key = status.signing.key { print("  key           \(key)") }
         }
-        if let progress = status.progress {
-            print("prepared at     \(progress.preparedAt.rfc3339)")
-            if let activated = progress.activatedAt { print("activated at    \(activated.rfc3339)\(progress.forced ? " (forced)" : "")") }
+        if let preparedAt = status.preparedAt {
+            print("prepared at     \(preparedAt.rfc3339)")
+            if let activated = status.activatedAt { print("activated at    \(activated.rfc3339)\(status.forced ? " (forced)" : "")") }
             let lagging = status.lagging
-            print("\nidentities holding live certificates: \(status.identities.count), caught up: \(status.identities.count - lagging.count), lagging: \(lagging.count)")
+            print("\nidentities holding live certificates: \(status.identities.count), caught up: \(status.identities.count - lagging), lagging: \(lagging)")
             if !status.identities.isEmpty {
                 var table = TextTable(columns: ["STATE", "IDENTITY", "LAST CONTACT", "VALID UNTIL"])
                 for identity in status.identities {
-                    table.add([identity.contactedSince ? "caught up" : "LAGGING", identity.spiffeID, identity.lastIssuedAt.rfc3339, identity.notAfter.rfc3339])
+                    table.add([identity.caughtUp ? "caught up" : "LAGGING", identity.spiffeID, identity.lastIssuedAt.rfc3339, identity.notAfter.rfc3339])
                 }
                 print(table.render(), terminator: "")
             }
         }
-        if status.progress?.stage == .activated {
+        if status.stage == "activated" {
             print("")
             print("superseded      \(status.supersededServingOnOldRoot) serving certificate\(status.supersededServingOnOldRoot == 1 ? "" : "s") of meshca serve from the old root, "
                 + "revoked as superseded when the daemon replaced \(status.supersededServingOnOldRoot == 1 ? "it" : "them") (on the CRL until \(status.supersededServingOnOldRoot == 1 ? "it expires" : "they expire")); not blocking")
@@ -135,20 +131,18 @@ struct RootPrepare: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let hsmKey = try parseKeyURI(key)
-        let pickUpMargin = try self.pickUpMargin.map { try parseDuration($0, flag: "--pick-up-margin") } ?? RootRotation.defaultPickUpMargin
-        let keyType: KeyType?
-        do { keyType = try self.keyType.map(KeyType.init(parsing:)) } catch let error as IssuanceError { throw ValidationError(error.message) }
+        let hsmKey = try usage("--key: ") { try CommandInput.hsmKey(key) }
+        let pickUpMargin = try self.pickUpMargin.map { try parseDuration($0, flag: "--pick-up-margin") } ?? RotateRoot.defaultPickUpMargin
+        let keyType = try usage { try self.keyType.map { try CommandInput.keyType($0) } }
         let ttl = try self.ttl.map { try parseDuration($0, flag: "--ttl") }
-        let prepared = try await ledger.with(state) {
-            try await RootRotation(directory: state.directory, ledger: $0)
-                .prepare(keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, hsmKey: hsmKey, actor: Requester.localUser.name, now: Date())
-        }
+        let rotation = RotateRoot(directory: state.directory, ledger: try ledger.location())
+        let prepared = try await rotation.prepare(
+            keyType: keyType, ttl: ttl, pickUpMargin: pickUpMargin, hsmKey: hsmKey, actor: Requester.localUser.name, now: Date())
         if json {
             return try JSONOutput.print(
                 RootStepJSON(stage: "prepared", oldRoot: prepared.oldRoot, newRoot: prepared.newRoot, bundle: prepared.bundle))
         }
-        print("prepared the next root \(prepared.newRoot.sha256Fingerprint.prefix(16))  \(prepared.newRoot.subject), valid until \(prepared.newRoot.notValidAfter.rfc3339)")
+        print("prepared the next root \(prepared.newRoot.sha256.prefix(16))  \(prepared.newRoot.subject), valid until \(prepared.newRoot.notAfter.rfc3339)")
         print("root-cert.pem now holds \(prepared.bundle.count) roots; every certificate issued from now on carries them.")
         print("Next: watch `meshca root status` until no identity lags, then run `meshca root activate`.")
     }
@@ -172,20 +166,17 @@ struct RootActivate: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let activated = try await ledger.with(state) {
-            try await RootRotation(directory: state.directory, ledger: $0).activate(force: force, actor: Requester.localUser.name, now: Date())
-        }
+        let activated = try await RotateRoot(directory: state.directory, ledger: try ledger.location())
+            .activate(force: force, actor: Requester.localUser.name, now: Date())
         if json {
             return try JSONOutput.print(
-                RootStepJSON(
-                    stage: "activated", oldRoot: activated.oldRoot, newRoot: activated.newRoot,
-                    forcedLagging: activated.lagging.map(\.spiffeID)))
+                RootStepJSON(stage: "activated", oldRoot: activated.oldRoot, newRoot: activated.newRoot, forcedLagging: activated.lagging))
         }
         if !activated.lagging.isEmpty {
             printError("meshca: activated with --force although \(activated.lagging.count) identit\(activated.lagging.count == 1 ? "y lags" : "ies lag"); recorded in the ledger")
         }
-        print("now signing with root \(activated.newRoot.sha256Fingerprint.prefix(16))  \(activated.newRoot.subject)")
-        print("the old root \(activated.oldRoot.sha256Fingerprint.prefix(16)) stays in root-cert.pem until `meshca root retire`.")
+        print("now signing with root \(activated.newRoot.sha256.prefix(16))  \(activated.newRoot.subject)")
+        print("the old root \(activated.oldRoot.sha256.prefix(16)) stays in root-cert.pem until `meshca root retire`.")
     }
 }
 
@@ -204,14 +195,13 @@ struct RootRetire: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let retired = try await ledger.with(state) {
-            try await RootRotation(directory: state.directory, ledger: $0).retire(actor: Requester.localUser.name, now: Date())
-        }
+        let retired = try await RotateRoot(directory: state.directory, ledger: try ledger.location())
+            .retire(actor: Requester.localUser.name, now: Date())
         if json {
             return try JSONOutput.print(
                 RootStepJSON(stage: "retired", oldRoot: retired.oldRoot, bundle: retired.bundle, archivedAt: retired.archivedAt))
         }
-        print("retired the old root \(retired.oldRoot.sha256Fingerprint.prefix(16)); its key is deleted, its certificate kept at \(retired.archivedAt)")
+        print("retired the old root \(retired.oldRoot.sha256.prefix(16)); its key is deleted, its certificate kept at \(retired.archivedAt)")
         print("root-cert.pem now holds \(retired.bundle.count) root\(retired.bundle.count == 1 ? "" : "s").")
     }
 }
@@ -268,32 +258,31 @@ struct RootStatusJSON: Encodable {
         case tokensOnOldRoot = "tokens_on_old_root", tokensOnOldRootInferred = "tokens_on_old_root_inferred"
     }
 
-    init(_ status: RootRotation.Status) {
-        stage = status.progress?.stage.rawValue ?? "none"
-        preparedAt = status.progress?.preparedAt.rfc3339
-        activatedAt = status.progress?.activatedAt?.rfc3339
-        forced = status.progress?.forced ?? false
-        roots = status.bundle.map {
-            RootJSON(sha256: $0.sha256Fingerprint, subject: "\($0.subject)", notAfter: $0.notValidAfter.rfc3339, signing: $0 == status.signing,
-                key: status.keys[$0.sha256Fingerprint]?.description)
+    init(_ status: RotateRoot.Status) {
+        stage = status.stage
+        preparedAt = status.preparedAt?.rfc3339
+        activatedAt = status.activatedAt?.rfc3339
+        forced = status.forced
+        roots = status.roots.map {
+            RootJSON(sha256: $0.sha256, subject: $0.subject, notAfter: $0.notAfter.rfc3339, signing: $0.sha256 == status.signing.sha256, key: $0.key)
         }
         identities = status.identities.map {
-            IdentityJSON(spiffeID: $0.spiffeID, lastContact: $0.lastIssuedAt.rfc3339, notAfter: $0.notAfter.rfc3339, caughtUp: $0.contactedSince)
+            IdentityJSON(spiffeID: $0.spiffeID, lastContact: $0.lastIssuedAt.rfc3339, notAfter: $0.notAfter.rfc3339, caughtUp: $0.caughtUp)
         }
-        lagging = status.lagging.count
+        lagging = status.lagging
         nextStep = status.nextStep
         blockers = status.blockers.map {
-            BlockerJSON(kind: $0.kind.rawValue, count: $0.count, expectedBy: $0.expectedBy?.rfc3339, clearsBy: $0.clearsBy?.rfc3339, detail: $0.detail)
+            BlockerJSON(kind: $0.kind, count: $0.count, expectedBy: $0.expectedBy?.rfc3339, clearsBy: $0.clearsBy?.rfc3339, detail: $0.detail)
         }
         nextStepExpectedBy = status.nextStepExpectedBy?.rfc3339
         nextStepClearsBy = status.nextStepClearsBy?.rfc3339
-        let activated = status.progress?.stage == .activated
-        liveOnOldRoot = activated ? status.inUseOnOldRoot.count : nil
-        oldRootLastNotAfter = status.inUseOnOldRoot.map(\.notAfter).max()?.rfc3339
+        let activated = status.stage == "activated"
+        liveOnOldRoot = activated ? status.liveOnOldRoot : nil
+        oldRootLastNotAfter = status.oldRootLastNotAfter?.rfc3339
         renewedOnOldRoot = activated ? status.renewedOnOldRoot : nil
         servingSupersededOnOldRoot = activated ? status.supersededServingOnOldRoot : nil
-        tokensOnOldRoot = status.tokensOnOldRoot.count
-        tokensOnOldRootInferred = status.tokensOnOldRoot.filter { $0.pinnedRootSHA256 == nil }.count
+        tokensOnOldRoot = status.tokensOnOldRoot
+        tokensOnOldRootInferred = status.tokensOnOldRootInferred
     }
 }
 
@@ -311,14 +300,14 @@ struct RootStepJSON: Encodable {
     }
 
     init(
-        stage: String, oldRoot: Certificate, newRoot: Certificate? = nil, bundle: [Certificate]? = nil, archivedAt: String? = nil,
+        stage: String, oldRoot: RootSummary, newRoot: RootSummary? = nil, bundle: [RootSummary]? = nil, archivedAt: String? = nil,
         forcedLagging: [String]? = nil
     ) {
         self.stage = stage
         let signing = stage == "prepared" ? oldRoot : (newRoot ?? oldRoot)
-        func json(_ root: Certificate) -> RootStatusJSON.RootJSON {
+        func json(_ root: RootSummary) -> RootStatusJSON.RootJSON {
             RootStatusJSON.RootJSON(
-                sha256: root.sha256Fingerprint, subject: "\(root.subject)", notAfter: root.notValidAfter.rfc3339, signing: root == signing, key: nil)
+                sha256: root.sha256, subject: root.subject, notAfter: root.notAfter.rfc3339, signing: root.sha256 == signing.sha256, key: nil)
         }
         self.oldRoot = json(oldRoot)
         self.newRoot = newRoot.map(json)
