@@ -190,12 +190,10 @@ let package = Package(
         .executableTarget(
             name: "meshca",
             dependencies: [
-                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCADaemon", "MeshCATransport", "MeshCAHarness", "MeshCAAgent",
-                "MeshCAPKCS11",
+                // Argument parsing and rendering only: every use case is in MeshCADaemon (UseCases/).
+                "MeshCADaemon", "MeshCAHarness", "MeshCAAgent",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swiftSettings,
             linkerSettings: executableLinkerSettings

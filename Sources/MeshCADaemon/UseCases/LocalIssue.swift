@@ -21,7 +21,8 @@ public struct IssuedCredentials: Sendable {
     public let serial: String
     public let notBefore: Date
     public let notAfter: Date
-    public let keyType: KeyType
+    /// The key type's name (`ec-p256`, ...).
+    public let keyType: String
     /// The directory holding `cert-chain.pem`, `key.pem` (0600) and `root-cert.pem`.
     public let directory: String
     public var certChainPath: String { "\(directory)/\(CredentialFiles.chainFile)" }
@@ -34,7 +35,7 @@ public struct IssuedCredentials: Sendable {
         serial = leaf.serialHex
         notBefore = leaf.notValidBefore
         notAfter = leaf.notValidAfter
-        self.keyType = keyType
+        self.keyType = keyType.rawValue
         self.directory = directory
     }
 }

@@ -1,10 +1,7 @@
 import ArgumentParser
-import Dispatch
 import Foundation
-import MeshCACore
 import MeshCADaemon
 import MeshCAHarness
-import MeshCAIO
 
 /// `meshca handshake`: run mTLS between two workloads' credential files (or against a real peer) on the
 /// system OpenSSL, and explain what happened.
@@ -85,8 +82,8 @@ struct Handshake: ParsableCommand {
         }
         _ = try parsedMode()
         _ = try parseDuration(timeout, flag: "--timeout")
-        _ = try parsedID(expectServerID, flag: "--expect-server-id")
-        _ = try parsedID(expectClientID, flag: "--expect-client-id")
+        _ = try usage("--expect-server-id: ") { try CommandInput.spiffeID(expectServerID) }
+        _ = try usage("--expect-client-id: ") { try CommandInput.spiffeID(expectClientID) }
         if let server {
             if certs != nil {
                 throw ValidationError("--certs is for --connect and --listen; with --server, give --client DIR.")
@@ -130,7 +127,7 @@ struct Handshake: ParsableCommand {
         do {
             // Loaded for the verifying side(s): the client with --connect, the server with --listen, both otherwise.
             revocations = try crl.map {
-                try RevocationList.load(from: FilePaths.absolute($0), role: listen != nil ? .server : .client)
+                try RevocationList.load(from: CommandInput.absolutePath($0), role: listen != nil ? .server : .client)
             }
         } catch let failure as HandshakeFailure {
             printError(
@@ -138,29 +135,27 @@ struct Handshake: ParsableCommand {
                     + (failure.rawReason.isEmpty ? "" : "\nraw:    \(failure.rawReason)"))
             throw ExitCode.failure
         }
-        let expectedServerID = try parsedID(expectServerID, flag: "--expect-server-id")
-        let expectedClientID = try parsedID(expectClientID, flag: "--expect-client-id")
+        let expectedServerID = try usage("--expect-server-id: ") { try CommandInput.spiffeID(expectServerID) }
+        let expectedClientID = try usage("--expect-client-id: ") { try CommandInput.spiffeID(expectClientID) }
         if let listen, let certs {
-            try serve(
-                listen, certificates: FilePaths.absolute(certs), expectedClientID: expectedClientID,
-                timeout: timeout, revocations: revocations)
+            try serve(listen, certificates: CommandInput.absolutePath(certs), timeout: timeout, revocations: revocations)
             return
         }
         let report: HandshakeReport
         if let connect, let certs {
             let (host, port) = try parsedAddress(connect, flag: "--connect", allowZero: false)
             report = ClientHandshake(
-                host: host, port: port, certificates: FilePaths.absolute(certs),
+                host: host, port: port, certificates: CommandInput.absolutePath(certs),
                 expectedServerID: expectedServerID, timeout: timeout, revocations: revocations
             ).run()
         } else {
             let serverSetup: LoopbackHandshake.Server =
-                server == "plaintext" ? .plaintext : .credentials(directory: FilePaths.absolute(server ?? "."))
+                server == "plaintext" ? .plaintext : .credentials(directory: CommandInput.absolutePath(server ?? "."))
             let clientSetup: LoopbackHandshake.Client =
                 switch client {
                 case nil: .noCertificate
                 case "plaintext": .plaintext
-                case let directory?: .credentials(directory: FilePaths.absolute(directory))
+                case let directory?: .credentials(directory: CommandInput.absolutePath(directory))
                 }
             report = LoopbackHandshake(
                 server: serverSetup, client: clientSetup, mode: try parsedMode(),
@@ -173,11 +168,9 @@ struct Handshake: ParsableCommand {
     }
 
     /// `--listen`: serves until SIGINT/SIGTERM (or one connection with --once), printing each report.
-    private func serve(
-        _ address: String, certificates: String, expectedClientID: SPIFFEID?, timeout: Duration,
-        revocations: RevocationList?
-    ) throws {
+    private func serve(_ address: String, certificates: String, timeout: Duration, revocations: RevocationList?) throws {
         let (host, port) = try parsedAddress(address, flag: "--listen", allowZero: true)
+        let expectedClientID = try usage("--expect-client-id: ") { try CommandInput.spiffeID(expectClientID) }
         let mode = try parsedMode()
         let listener: HandshakeListener
         do {
@@ -218,20 +211,11 @@ struct Handshake: ParsableCommand {
         return parsed
     }
 
-    private func parsedID(_ text: String?, flag: String) throws -> SPIFFEID? {
-        guard let text else { return nil }
-        do {
-            return try SPIFFEID(parsing: text)
-        } catch let error as IssuanceError {
-            throw ValidationError("\(flag): \(error.message)")
-        }
-    }
-
     /// `host:port`, `[v6]:port`; the port must be a number (0 only where allowed).
     private func parsedAddress(_ text: String, flag: String, allowZero: Bool) throws -> (String, UInt16) {
         let example =
             "\(flag) takes HOST:PORT, e.g. 127.0.0.1:\(allowZero ? "0" : "8443") or [::1]:8443, not \"\(text)\"."
-        guard let address = try? HostPort.parse(text), !address.host.isEmpty,
+        guard let address = CommandInput.hostPort(text), !address.host.isEmpty,
             let port = UInt16(exactly: address.port), allowZero || port > 0
         else { throw ValidationError(example) }
         return (address.host, port)

@@ -1,11 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCAIO
-import MeshCALedger
-import SwiftASN1
-import X509
 
 /// `meshca init`: creates the CA (self-signed root) and its ledger.
 struct Init: AsyncParsableCommand {
@@ -21,8 +16,8 @@ struct Init: AsyncParsableCommand {
     @Option(help: "The SPIFFE trust domain; a lowercase DNS-style name.")
     var trustDomain: String = "cluster.local"
 
-    @Option(help: ArgumentHelp("The root key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
-    var keyType: String = KeyType.ecP256.rawValue
+    @Option(help: ArgumentHelp("The root key type: \(CommandInput.keyTypeNames.joined(separator: ", ")).", valueName: "type"))
+    var keyType: String = CommandInput.defaultKeyType
 
     @Option(help: ArgumentHelp("How long the root is valid, e.g. 87600h (10 years) or 3650d.", valueName: "duration"))
     var rootTTL: String = "87600h"
@@ -37,54 +32,32 @@ struct Init: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let options: CAState.Options
-        do {
-            options = CAState.Options(
-                trustDomain: try TrustDomain(trustDomain),
-                keyType: try KeyType(parsing: keyType),
+        let options = try usage {
+            CAState.Options(
+                trustDomain: try CommandInput.trustDomain(trustDomain),
+                keyType: try CommandInput.keyType(keyType),
                 rootTTL: try parseDuration(rootTTL, flag: "--root-ttl"),
-                hsmKey: try parseKeyURI(key)
+                hsmKey: try usage("--key: ") { try CommandInput.hsmKey(key) }
             )
-        } catch let error as IssuanceError {
-            throw ValidationError(error.message)
         }
-        let directory = state.directory
-        let location = try ledger.location()
-        if case .postgres = location {
-            // The database first: when it cannot be reached, no CA files are left behind.
-            try await location.withLedger(in: directory) { _ in }
-        }
+        var create = CreateCA(directory: state.directory, options: options)
+        create.ledger = try ledger.location()
+        create.pluginCA = pluginCA
+        let created = try await create.run(now: Date())
+        if json { return try JSONOutput.print(InitJSON(created)) }
         if let pluginCA {
-            let ca = try await CAState.importPlugin(
-                from: FilePaths.absolute(pluginCA), into: directory, trustDomain: options.trustDomain, hsmKey: options.hsmKey, now: Date()
-            )
-            try Self.createLedger(in: directory, at: location)
-            if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: FilePaths.absolute(pluginCA))) }
-            print("imported the plug-in CA from \(pluginCA) into \(directory.path) (trust domain \(ca.trustDomain.name))")
-            print("  signing CA \(ca.signer.certificate.subject), valid until \(ca.signer.certificate.notValidAfter.rfc3339)")
-            print("  chain      \(ca.signer.intermediates.count) intermediate(s) above it, \(ca.signer.bundle.count) root(s) in the bundle")
-            if let location = ca.keyLocation { print("  key        \(location)") }
+            print("imported the plug-in CA from \(pluginCA) into \(created.stateDir) (trust domain \(created.trustDomain))")
+            print("  signing CA \(created.ca.subject), valid until \(created.ca.notAfter.rfc3339)")
+            print("  chain      \(created.intermediates) intermediate(s) above it, \(created.roots.count) root(s) in the bundle")
+            if let location = created.keyLocation { print("  key        \(location)") }
             return
         }
-        let ca = try CAState.create(in: directory, options: options, now: Date())
-        try Self.createLedger(in: directory, at: location)
-        if json { return try JSONOutput.print(InitJSON(ca, directory: directory, importedFrom: nil)) }
-        let root = ca.signer.certificate
-        print("created a CA for trust domain \(ca.trustDomain.name) in \(directory.path)")
-        print("  root       \(options.keyType), valid until \(root.notValidAfter.rfc3339)")
-        print("  sha256     \(root.sha256Fingerprint)")
-        if let location = ca.keyLocation { print("  key        \(location)") }
-        print("  bundle     \(directory.bundlePath)")
-        print("  ledger     \(location == .stateDirectory ? directory.ledgerPath : location.description)")
-    }
-
-    /// The ledger (`ledger.db`, or the schema in an empty PostgreSQL database) and the key that signs its checkpoints
-    /// (`ledger-key.pem`), so a copy of the directory (a Kubernetes Secret that several replicas mount read-only) has
-    /// everything the daemon reads.
-    private static func createLedger(in directory: StateDirectory, at location: LedgerLocation) throws {
-        // A PostgreSQL ledger was opened (and its schema applied) before the CA was made.
-        if location == .stateDirectory { _ = try SQLiteLedger(path: directory.ledgerPath) }
-        _ = try FileCheckpointSigner(besideLedgerAt: directory.ledgerPath)
+        print("created a CA for trust domain \(created.trustDomain) in \(created.stateDir)")
+        print("  root       \(options.keyType), valid until \(created.ca.notAfter.rfc3339)")
+        print("  sha256     \(created.ca.sha256)")
+        if let location = created.keyLocation { print("  key        \(location)") }
+        print("  bundle     \(created.bundlePath)")
+        print("  ledger     \(created.ledger)")
     }
 }
 
@@ -97,11 +70,11 @@ struct InitJSON: Encodable {
         let notAfter: String
         enum CodingKeys: String, CodingKey { case subject, sha256, keyType = "key_type", notAfter = "not_after" }
 
-        init(_ certificate: Certificate) {
-            subject = "\(certificate.subject)"
-            sha256 = certificate.sha256Fingerprint
-            keyType = KeyType.of(certificate.publicKey)
-            notAfter = certificate.notValidAfter.rfc3339
+        init(_ certificate: CreateCA.CertificateSummary) {
+            subject = certificate.subject
+            sha256 = certificate.sha256
+            keyType = certificate.keyType
+            notAfter = certificate.notAfter.rfc3339
         }
     }
     let trustDomain: String
@@ -119,15 +92,14 @@ struct InitJSON: Encodable {
         case bundle, ledger
     }
 
-    init(_ state: CAState, directory: StateDirectory, importedFrom: String?) {
-        trustDomain = state.trustDomain.name
-        stateDir = directory.path
-        ca = CertificateJSON(state.signer.certificate)
-        intermediates = state.signer.intermediates.count
-        roots = state.signer.bundle.map(CertificateJSON.init)
-        self.importedFrom = importedFrom
-        bundle = directory.bundlePath
-        ledger = directory.ledgerPath
+    init(_ created: CreateCA.Created) {
+        trustDomain = created.trustDomain
+        stateDir = created.stateDir
+        ca = CertificateJSON(created.ca)
+        intermediates = created.intermediates
+        roots = created.roots.map(CertificateJSON.init)
+        importedFrom = created.importedFrom
+        bundle = created.bundlePath
+        ledger = created.ledgerPath
     }
-
 }

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshCACore
 import MeshCADaemon
-import MeshCATransport
 
 /// `meshca issue`: a key, a CSR and a certificate for one workload identity, written as Istio's three files.
 struct Issue: AsyncParsableCommand {
@@ -34,8 +32,8 @@ struct Issue: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The directory to write the three files into (created when missing).", valueName: "dir"))
     var out: String = "."
 
-    @Option(help: ArgumentHelp("The workload key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
-    var keyType: String = KeyType.ecP256.rawValue
+    @Option(help: ArgumentHelp("The workload key type: \(CommandInput.keyTypeNames.joined(separator: ", ")).", valueName: "type"))
+    var keyType: String = CommandInput.defaultKeyType
 
     @Option(
         help: ArgumentHelp(
@@ -67,27 +65,31 @@ struct Issue: AsyncParsableCommand {
         if server.isEmpty, token != nil || tokenFile != nil || rootCert != nil {
             throw ValidationError("--token-file, --token and --root-cert are used only with --server HOST:PORT.")
         }
-        do {
-            if !server.isEmpty { _ = try CAAddresses(server) }
-        } catch {
-            throw ValidationError("--server \(error.description)")
-        }
-        do {
-            try KubernetesName.validate(namespace, as: .namespace)
-            try KubernetesName.validate(serviceAccount, as: .serviceAccount)
-            _ = try KeyType(parsing: keyType)
-        } catch let error as IssuanceError {
-            throw ValidationError(error.message)
+        if !server.isEmpty { try usage("--server ") { try RemoteIssue.checkServers(server) } }
+        try usage {
+            try CommandInput.kubernetesIdentity(namespace: namespace, serviceAccount: serviceAccount)
+            _ = try CommandInput.keyType(keyType)
         }
         _ = try parseDuration(ttl, flag: "--ttl")
         try requireDirectory(out, flag: "--out")
     }
 
     func run() async throws {
-        let keyType = try KeyType(parsing: keyType)
+        let keyType = try CommandInput.keyType(keyType)
         let requestedTTL = try parseDuration(ttl, flag: "--ttl")
         if !server.isEmpty {
-            try await issueRemotely(servers: try CAAddresses(server), token: try joinTokenText(), keyType: keyType, ttl: requestedTTL)
+            let token = try joinTokenText()
+            var issue = RemoteIssue(
+                servers: server, token: token.text, tokenSource: token.flag, trustDomain: trustDomain, namespace: namespace,
+                serviceAccount: serviceAccount, keyType: keyType, ttl: requestedTTL, out: out)
+            issue.rootCertFile = rootCert
+            let issued: IssuedCredentials
+            do {
+                issued = try await issue.run { printError("meshca: " + $0) }
+            } catch let error as CommandInput.Invalid {
+                throw ValidationError(error.message)
+            }
+            try report(issued)
             return
         }
         var issue = LocalIssue(
@@ -98,20 +100,29 @@ struct Issue: AsyncParsableCommand {
         try report(issued)
     }
 
+    /// The join token from `--token-file` (surrounding whitespace removed) or `--token`, and the flag it came from.
+    func joinTokenText() throws -> (text: String, flag: String) {
+        guard let tokenFile else { return (token ?? "", "--token") }
+        guard let text = RemoteIssue.token(fromFile: tokenFile) else {
+            throw ValidationError("--token-file: cannot read \(tokenFile); check that the file exists and is readable by this user.")
+        }
+        return (text, "--token-file \(tokenFile)")
+    }
+
     /// Prints what was issued and where the files are (as JSON with `--json`).
     func report(_ issued: IssuedCredentials) throws {
         if json {
             try JSONOutput.print(
                 IssueJSON(
                     spiffeID: issued.spiffeID, serial: issued.serial, notBefore: issued.notBefore.rfc3339,
-                    notAfter: issued.notAfter.rfc3339, keyType: issued.keyType.rawValue,
+                    notAfter: issued.notAfter.rfc3339, keyType: issued.keyType,
                     files: .init(certChain: issued.certChainPath, key: issued.keyPath, rootCert: issued.rootCertPath)))
             return
         }
         let lifetime = Duration.seconds(Int64(issued.notAfter.timeIntervalSince(issued.notBefore)) - 120)
         print("issued \(issued.spiffeID)")
         print("  serial     \(issued.serial)")
-        print("  valid      \(issued.notBefore.rfc3339) to \(issued.notAfter.rfc3339) (\(HumanDuration.format(lifetime)))")
+        print("  valid      \(issued.notBefore.rfc3339) to \(issued.notAfter.rfc3339) (\(CommandText.duration(lifetime)))")
         print("  key        \(issued.keyType), \(issued.keyPath) (0600)")
         print("  chain      \(issued.certChainPath)")
         print("  roots      \(issued.rootCertPath)")

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 import MeshCADaemon
-import MeshCAIO
 
 /// `meshca serve`: the CSR-signing daemon (Istio's CA API over gRPC/TLS).
 struct Serve: AsyncParsableCommand {
@@ -147,7 +146,7 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        configuration.logFormat.bootstrap(level: configuration.logLevel)
+        configuration.bootstrapLogging()
         let logger = Logger(label: "meshca")
         let daemon = Daemon(configuration: configuration, logger: logger) { grpc, monitoring in
             print("meshca serve: listening on \(grpc) (gRPC, TLS); metrics and health on http://\(monitoring)")

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import MeshCADaemon
-import MeshCALedger
-import MeshCAPKCS11
 
 /// `--state-dir`, shared by every command that uses the CA's state.
 struct StateOptions: ParsableArguments {
@@ -43,13 +41,6 @@ struct LedgerOptions: ParsableArguments {
     func location() throws -> LedgerLocation {
         try LedgerLocation.resolve(explicit: url, passwordFile: passwordFile)
     }
-
-    /// Opens the ledger of an existing CA (never creates a CA or an SQLite ledger), runs `body` on it and closes it.
-    func with<T>(
-        _ state: StateOptions, quiet: Bool = false, _ body: (any LedgerStore) async throws -> T
-    ) async throws -> T {
-        try await location().withExistingLedger(in: state.directory, quiet: quiet, body)
-    }
 }
 
 /// Reads a duration flag such as `24h`, turning a parse error into a usage error (exit 64).
@@ -89,8 +80,3 @@ extension Date {
 let hsmKeyHelp = ArgumentHelp(
     "Keep the key in a hardware security module: a PKCS#11 URI such as 'pkcs11:token=meshca;object=ca?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/meshca/hsm-pin' (the PIN from a file or env:NAME, never the URI). A key the token holds under that label/id is used; otherwise one is generated inside the token, not extractable.",
     valueName: "pkcs11-uri")
-
-/// Reads `--key`: a PKCS#11 URI (usage error, exit 64, when it is not one meshca can use).
-func parseKeyURI(_ text: String?) throws -> PKCS11URI? {
-    try usage("--key: ") { try CommandInput.hsmKey(text) }
-}
