@@ -53,7 +53,7 @@ struct AuditList: AsyncParsableCommand {
         if let expiringWithin { filter.expiringWithin = try parseDuration(expiringWithin, flag: "--expiring-within") }
         let records = try await AuditLedger(directory: state.directory, ledger: try ledger.location()).issuances(filter, now: now)
         if json {
-            print(try AuditJSON.encode(records.map(AuditJSON.Issuance.init)))
+            print(try JSONOutput.render(records.map(AuditJSON.Issuance.init)))
             return
         }
         guard !records.isEmpty else {
@@ -122,7 +122,7 @@ struct AuditShow: AsyncParsableCommand {
             throw AuditError("\(matches.count) certificates have serials starting with \(prefix): \(matches.map(\.serial).joined(separator: ", ")). Give more digits.")
         }
         if json {
-            print(try AuditJSON.encode(AuditJSON.Issuance(record)))
+            print(try JSONOutput.render(AuditJSON.Issuance(record)))
             return
         }
         let left = record.notAfter.timeIntervalSince(now)
@@ -175,7 +175,7 @@ struct AuditRejections: AsyncParsableCommand {
         let since = try self.since.map { try parseSince($0, now: now) }
         let records = try await AuditLedger(directory: state.directory, ledger: try ledger.location()).rejections(since: since, limit: limit)
         if json {
-            print(try AuditJSON.encode(records.map(AuditJSON.Rejection.init)))
+            print(try JSONOutput.render(records.map(AuditJSON.Rejection.init)))
             return
         }
         guard !records.isEmpty else {

@@ -120,8 +120,4 @@ enum AuditJSON {
             case requestedIdentity = "requested_identity", reasonCode = "reason_code"
         }
     }
-
-    static func encode(_ value: some Encodable) throws -> String {
-        try JSONOutput.render(value)
-    }
 }

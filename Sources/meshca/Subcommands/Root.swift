@@ -36,7 +36,7 @@ struct RootStatus: AsyncParsableCommand {
         let now = Date()
         let status = try await RotateRoot(directory: state.directory, ledger: try ledger.location()).status(now: now)
         if json {
-            print(try AuditJSON.encode(RootStatusJSON(status)))
+            print(try JSONOutput.render(RootStatusJSON(status)))
             return
         }
         print("rotation stage  \(status.stage)")
