@@ -153,7 +153,7 @@ let package = Package(
         .target(
             name: "MeshCAPKCS11",
             dependencies: [
-                "CPKCS11", "MeshCACore",
+                "CPKCS11", "MeshCACore", "MeshCAErrors",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

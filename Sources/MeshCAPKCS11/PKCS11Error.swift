@@ -1,39 +1,40 @@
 import CPKCS11
 import MeshCACore
+import MeshCAErrors
 
 /// A failure of the PKCS#11 key backend: a bad URI, a missing PIN, a module or token that cannot be used, or a call
 /// that failed (with its CK_RV).
-public struct PKCS11Error: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure.
-    public enum Kind: String, Sendable {
+public struct PKCS11Error: CodedError {
+    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
+    public enum Code: String, ErrorCode {
         /// The PKCS#11 URI cannot be used.
         case badURI = "bad-uri"
         /// The PIN file or variable is missing or empty.
         case pinUnavailable = "pin-unavailable"
         /// The module cannot be loaded or initialized.
-        case module
+        case moduleUnusable = "module-unusable"
         /// No token matches the URI (or it was removed).
         case tokenNotFound = "token-not-found"
         /// The PIN was refused by the token.
-        case login
+        case loginFailed = "login-failed"
         /// No key, or more than one, matches the URI.
         case keyNotFound = "key-not-found"
         /// The key is of a type or size meshca does not sign with.
         case unsupportedKey = "unsupported-key"
         /// A PKCS#11 call failed.
-        case call
+        case callFailed = "call-failed"
     }
 
-    /// What kind of failure.
-    public let kind: Kind
+    /// The machine-readable reason.
+    public let code: Code
     /// The sentence for a person: what failed, with the value, and what to do.
     public let message: String
     /// The CK_RV of the failing call, when there was one.
     public let returnValue: UInt?
 
     /// Creates an error.
-    public init(_ kind: Kind, _ message: String, returnValue: UInt? = nil) {
-        self.kind = kind
+    public init(_ code: Code, _ message: String, returnValue: UInt? = nil) {
+        self.code = code
         self.message = message
         self.returnValue = returnValue
     }
@@ -43,8 +44,8 @@ public struct PKCS11Error: Error, Sendable, CustomStringConvertible {
     /// Whether closing the sessions (and, if needed, initializing the module again) may fix it: the token was reset or
     /// removed, a session or handle went stale, the module was finalized.
     var isRecoverable: Bool {
-        if kind == .tokenNotFound { return true }
-        guard kind == .call, let rv = returnValue else { return false }
+        if code == .tokenNotFound { return true }
+        guard code == .callFailed, let rv = returnValue else { return false }
         return Self.recoverable.contains(rv)
     }
 

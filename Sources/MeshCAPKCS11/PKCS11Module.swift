@@ -67,7 +67,7 @@ final class PKCS11Module: Sendable {
                 let reason = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 return .failure(
                     PKCS11Error(
-                        .module,
+                        .moduleUnusable,
                         "Cannot load the PKCS#11 module \(path) (module-path of the CA key's URI): \(reason). Install the module "
                             + "(SoftHSM: apt-get install softhsm2, /usr/lib/softhsm/libsofthsm2.so) or fix module-path."))
             }
@@ -115,7 +115,7 @@ final class PKCS11Module: Sendable {
         // Already initialized by another user of the module in this process: fine, it is usable.
         guard rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED else {
             return PKCS11Error(
-                .module, "C_Initialize of the PKCS#11 module \(path) failed (\(PKCS11Error.name(of: rv))). Check the module's "
+                .moduleUnusable, "C_Initialize of the PKCS#11 module \(path) failed (\(PKCS11Error.name(of: rv))). Check the module's "
                     + "own configuration (SoftHSM: SOFTHSM2_CONF and its tokendir).", returnValue: rv)
         }
         return nil
@@ -126,7 +126,7 @@ final class PKCS11Module: Sendable {
         guard rv != CKR_OK else { return }
         let extra = context()
         throw PKCS11Error(
-            .call, "\(function) failed with \(PKCS11Error.name(of: rv))\(extra.isEmpty ? "" : " (" + extra + ")") in \(path)",
+            .callFailed, "\(function) failed with \(PKCS11Error.name(of: rv))\(extra.isEmpty ? "" : " (" + extra + ")") in \(path)",
             returnValue: rv)
     }
 }

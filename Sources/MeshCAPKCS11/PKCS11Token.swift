@@ -138,7 +138,7 @@ final class PKCS11Token: Sendable {
                     if rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED || rv == CKR_PIN_LEN_RANGE {
                         _ = f.C_CloseSession!(session)
                         throw PKCS11Error(
-                            .login,
+                            .loginFailed,
                             "The \(name) refused the user PIN from \(uri.pinSource) (\(PKCS11Error.name(of: rv))). Put the token's "
                                 + "user PIN in \(uri.pinSource) (a locked PIN must be reset with the token's SO PIN first).", returnValue: rv)
                     }
@@ -182,7 +182,7 @@ final class PKCS11Token: Sendable {
         }
         if error.moduleFinalized {
             module.reload(after: generation, finalize: false)
-        } else if error.kind == .tokenNotFound && found {
+        } else if error.code == .tokenNotFound && found {
             module.reload(after: generation, finalize: true)
         }
     }

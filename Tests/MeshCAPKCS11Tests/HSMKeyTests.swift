@@ -68,13 +68,13 @@ extension InProcessSoftHSM {
                 _ = try PKCS11Keys.open(
                     try PKCS11URI(parsing: "pkcs11:token=\(hsm.label);object=\(label)?module-path=\(SoftHSM.modulePath)&pin-source=env:MESHCA_TEST_WRONG_PIN_\(label.suffix(8))"))
             }
-            #expect(noPIN?.kind == .pinUnavailable)
+            #expect(noPIN?.code == .pinUnavailable)
             #expect(noPIN?.message.contains("is not set") == true)
             let noToken = #expect(throws: PKCS11Error.self) {
                 _ = try PKCS11Keys.open(
                     try PKCS11URI(parsing: "pkcs11:token=no-such-token;object=ca?module-path=\(SoftHSM.modulePath)&pin-source=file:\(hsm.pinFile)"))
             }
-            #expect(noToken?.kind == .tokenNotFound)
+            #expect(noToken?.code == .tokenNotFound)
             #expect(noToken?.message.contains("meshca-shared") == true, "the message lists the tokens the module has")
             let noModule = #expect(throws: PKCS11Error.self) {
                 _ = try PKCS11Keys.open(try PKCS11URI(parsing: "pkcs11:token=t;object=ca?module-path=/nonexistent/module.so&pin-source=file:\(hsm.pinFile)"))
