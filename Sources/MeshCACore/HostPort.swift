@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import MeshCAErrors
 
 /// A network address: a host name or IP address and a port, written `HOST:PORT` or `[IPv6]:PORT`.
 ///
@@ -15,10 +16,16 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
     public var port: Int
 
     /// Why a text is not an address, as a clause ("the port \"x\" is not a number").
-    public struct Problem: Error, Sendable {
+    ///
+    /// Not an ``IssuanceError``: a clause the caller puts into its own sentence, with the text and where it came from.
+    public struct Problem: CodedError {
         /// The clause, without the text itself.
         public let why: String
         init(_ why: String) { self.why = why }
+        /// Always `invalid-address`.
+        public var code: IssuanceError.Code { .invalidAddress }
+        /// The clause.
+        public var message: String { why }
     }
 
     /// Creates an address from its parts, unchecked.

@@ -49,6 +49,8 @@ public struct IssuanceError: CodedError {
         /// The CA key cannot sign right now (its hardware security module or token is unreachable, removed or failing).
         /// Nothing was issued; a retry may succeed once the module is back.
         case signerUnavailable = "signer-unavailable"
+        /// A text that is not `HOST:PORT` (``HostPort/Problem``).
+        case invalidAddress = "invalid-address"
     }
 
     /// The machine-readable reason.
