@@ -84,7 +84,7 @@ public struct ClientHandshake: Sendable {
             throw HandshakeFailure(
                 .connectionFailed, detectedBy: .client,
                 cause:
-                    "The client could not connect to \(address): \(error.code == ETIMEDOUT ? "no answer within \(HumanDuration.format(timeout))" : OpenSSLLibrary.systemErrorText(error.code)).",
+                    "The client could not connect to \(address): \(error.systemError == ETIMEDOUT ? "no answer within \(HumanDuration.format(timeout))" : OpenSSLLibrary.systemErrorText(error.systemError)).",
                 fix:
                     "Check that the server is running and listening on that address and port (`ss -ltnp` on its host), and that no firewall is in between.",
                 rawReason: error.description

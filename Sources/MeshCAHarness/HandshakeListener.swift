@@ -44,7 +44,7 @@ public final class HandshakeListener: Sendable {
         } catch let error as TCPSocket.Failure {
             throw HandshakeFailure(
                 .connectionFailed, detectedBy: .server,
-                cause: "Cannot listen on \(host):\(port): \(OpenSSLLibrary.systemErrorText(error.code)).",
+                cause: "Cannot listen on \(host):\(port): \(OpenSSLLibrary.systemErrorText(error.systemError)).",
                 fix: "Choose another port (0 picks a free one), or stop the process that holds it (`ss -ltnp`).",
                 rawReason: error.description
             )

@@ -30,7 +30,7 @@ struct HandshakeServer: Sendable {
     /// Serves one accepted connection.
     func serve(_ socket: TCPSocket) -> SideObservation {
         var observation = SideObservation(role: .server)
-        do { try socket.setTimeouts(timeout) } catch { observation.systemError = (error as? TCPSocket.Failure)?.code }
+        do { try socket.setTimeouts(timeout) } catch { observation.systemError = (error as? TCPSocket.Failure)?.systemError }
         // Peek, do not read: a TLS ClientHello must stay in the socket for OpenSSL.
         let (head, peekError) = socket.peek(count: 2, deadline: .now + timeout)
         observation.firstBytes = head

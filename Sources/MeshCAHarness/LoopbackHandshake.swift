@@ -107,7 +107,7 @@ public struct LoopbackHandshake: Sendable {
         do {
             listener = try TCPSocket.listen(host: "127.0.0.1", port: 0)
         } catch {
-            serverObservation.systemError = (error as? TCPSocket.Failure)?.code
+            serverObservation.systemError = (error as? TCPSocket.Failure)?.systemError
             clientObservation.systemError = serverObservation.systemError
             return ("127.0.0.1:0", serverObservation, clientObservation)
         }
@@ -129,7 +129,7 @@ public struct LoopbackHandshake: Sendable {
             let socket = try TCPSocket.connect(host: "127.0.0.1", port: listener.localPort, timeout: timeout)
             clientObservation = HandshakeClient(kind: plan.clientKind, timeout: timeout, settle: timeout).run(socket)
         } catch {
-            clientObservation.systemError = (error as? TCPSocket.Failure)?.code
+            clientObservation.systemError = (error as? TCPSocket.Failure)?.systemError
         }
         // The server's own reads are bounded by `timeout`; this bound only guards against a bug.
         serverObservation = mailbox.wait(timeout: timeout * 4) ?? serverObservation

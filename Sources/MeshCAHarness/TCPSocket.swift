@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAErrors
 
 #if canImport(Glibc)
     import Glibc
@@ -11,14 +12,19 @@ import Foundation
 /// thread-safe, and the harness hands a socket to one thread at a time.
 final class TCPSocket: Sendable {
     /// A failed socket call: which call, on which address, and the errno.
-    struct Failure: Error, Sendable, CustomStringConvertible {
+    ///
+    /// Not a ``HandshakeFailure``: the harness explains it as one (cause and fix) once it knows which side failed.
+    struct Failure: CodedError {
         let operation: String
         let address: String
-        let code: Int32
-        var description: String {
+        let systemError: Int32
+        /// Always `connection-failed`.
+        var code: HandshakeFailure.Code { .connectionFailed }
+        var message: String {
             if operation == "resolve" { return "cannot resolve \(address)" }
-            return "\(operation) \(address): \(OpenSSLLibrary.systemErrorText(code)) (errno \(code))"
+            return "\(operation) \(address): \(OpenSSLLibrary.systemErrorText(systemError)) (errno \(systemError))"
         }
+        var description: String { message }
     }
 
     /// The file descriptor, handed to OpenSSL with `SSL_set_fd`.
@@ -33,15 +39,15 @@ final class TCPSocket: Sendable {
         let address = "\(host):\(port)"
         return try withAddress(host: host, port: port, passive: true) { info in
             let descriptor = socket(info.ai_family, info.ai_socktype, info.ai_protocol)
-            guard descriptor >= 0 else { throw Failure(operation: "socket", address: address, code: errno) }
+            guard descriptor >= 0 else { throw Failure(operation: "socket", address: address, systemError: errno) }
             let socket = TCPSocket(descriptor: descriptor)
             var one: Int32 = 1
             setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
             guard bind(descriptor, info.ai_addr, info.ai_addrlen) == 0 else {
-                throw Failure(operation: "bind", address: address, code: errno)
+                throw Failure(operation: "bind", address: address, systemError: errno)
             }
             guard Glibc.listen(descriptor, 16) == 0 else {
-                throw Failure(operation: "listen", address: address, code: errno)
+                throw Failure(operation: "listen", address: address, systemError: errno)
             }
             return socket
         }
@@ -52,20 +58,20 @@ final class TCPSocket: Sendable {
         let address = "\(host):\(port)"
         return try withAddress(host: host, port: port, passive: false) { info in
             let descriptor = socket(info.ai_family, info.ai_socktype, info.ai_protocol)
-            guard descriptor >= 0 else { throw Failure(operation: "socket", address: address, code: errno) }
+            guard descriptor >= 0 else { throw Failure(operation: "socket", address: address, systemError: errno) }
             let socket = TCPSocket(descriptor: descriptor)
             // Non-blocking connect plus poll(2) bounds the wait; the socket is blocking again afterwards.
             let flags = fcntl(descriptor, F_GETFL)
             _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
             if Glibc.connect(descriptor, info.ai_addr, info.ai_addrlen) != 0 {
-                guard errno == EINPROGRESS else { throw Failure(operation: "connect", address: address, code: errno) }
+                guard errno == EINPROGRESS else { throw Failure(operation: "connect", address: address, systemError: errno) }
                 guard try socket.wait(for: Int16(POLLOUT), timeout: timeout) else {
-                    throw Failure(operation: "connect", address: address, code: ETIMEDOUT)
+                    throw Failure(operation: "connect", address: address, systemError: ETIMEDOUT)
                 }
                 var result: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
                 getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &result, &length)
-                guard result == 0 else { throw Failure(operation: "connect", address: address, code: result) }
+                guard result == 0 else { throw Failure(operation: "connect", address: address, systemError: result) }
             }
             _ = fcntl(descriptor, F_SETFL, flags)
             try socket.setTimeouts(timeout)
@@ -77,7 +83,7 @@ final class TCPSocket: Sendable {
     func accept(timeout: Duration) throws -> TCPSocket? {
         guard try wait(for: Int16(POLLIN), timeout: timeout) else { return nil }
         let descriptor = Glibc.accept(self.descriptor, nil, nil)
-        guard descriptor >= 0 else { throw Failure(operation: "accept", address: "port \(localPort)", code: errno) }
+        guard descriptor >= 0 else { throw Failure(operation: "accept", address: "port \(localPort)", systemError: errno) }
         return TCPSocket(descriptor: descriptor)
     }
 
@@ -108,7 +114,7 @@ final class TCPSocket: Sendable {
         var value = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
             guard setsockopt(descriptor, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
-                throw Failure(operation: "setsockopt", address: "fd \(descriptor)", code: errno)
+                throw Failure(operation: "setsockopt", address: "fd \(descriptor)", systemError: errno)
             }
         }
     }
@@ -171,7 +177,7 @@ final class TCPSocket: Sendable {
         let milliseconds = Int32(
             clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let result = poll(&entry, 1, max(milliseconds, 0))
-        if result < 0 && errno != EINTR { throw Failure(operation: "poll", address: "fd \(descriptor)", code: errno) }
+        if result < 0 && errno != EINTR { throw Failure(operation: "poll", address: "fd \(descriptor)", systemError: errno) }
         return result > 0
     }
 
@@ -187,10 +193,10 @@ final class TCPSocket: Sendable {
         let status = getaddrinfo(host, String(port), &hints, &list)
         guard status == 0, let first = list else {
             let reason = status == 0 ? "no address" : String(cString: gai_strerror(status))
-            throw Failure(operation: "resolve", address: "\(host) (\(reason))", code: EADDRNOTAVAIL)
+            throw Failure(operation: "resolve", address: "\(host) (\(reason))", systemError: EADDRNOTAVAIL)
         }
         defer { freeaddrinfo(list) }
-        var lastError: any Error = Failure(operation: "connect", address: "\(host):\(port)", code: EADDRNOTAVAIL)
+        var lastError: any Error = Failure(operation: "connect", address: "\(host):\(port)", systemError: EADDRNOTAVAIL)
         var cursor: UnsafeMutablePointer<addrinfo>? = first
         while let entry = cursor {
             do { return try body(entry.pointee) } catch { lastError = error }
