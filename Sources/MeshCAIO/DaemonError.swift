@@ -1,6 +1,7 @@
 import MeshCAErrors
 
-/// A problem with meshca's files or its ledger, as seen by the commands and the daemon.
+/// A problem with meshca's files or its ledger, or with a listener or HTTP fetch, as seen by the commands, the
+/// daemon and the agent.
 ///
 /// `message` is the sentence a person reads: what went wrong, with the path, and what to do next.
 public struct DaemonError: CodedError {
@@ -38,6 +39,10 @@ public struct DaemonError: CodedError {
         case signerUnavailable = "signer-unavailable"
         /// `--ledger` names no ledger meshca can use (not a PostgreSQL URL, or a feature its engine lacks).
         case ledgerUnusable = "ledger-unusable"
+        /// A listener could not bind its address (the port is taken, or the address is not local).
+        case listenFailed = "listen-failed"
+        /// A plain-HTTP GET failed: not an http:// URL, no connection, no answer in time, or a body too large.
+        case fetchFailed = "fetch-failed"
     }
 
     /// The machine-readable reason.

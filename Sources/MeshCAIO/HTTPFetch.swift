@@ -7,25 +7,21 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// A plain-HTTP GET on SwiftNIO, for `meshca agent status` and the agent's CRL fetch.
+/// A plain-HTTP GET on SwiftNIO, for `meshca agent status` and the agent's CRL fetch; it fails with `DaemonError`
+/// `.fetchFailed`.
 ///
 /// It replaces `URLSession`, whose FoundationNetworking module brings libcurl and some twenty shared libraries
 /// into every `meshca` process at start-up, for two requests to meshca's own monitoring ports. Only `http://`
 /// URLs; one request per connection (`Connection: close`); the whole body is kept in memory, up to a limit the
 /// caller states (a larger body fails the fetch as soon as it is seen, whatever `Content-Length` said).
 package enum HTTPFetch {
-    /// Why a fetch failed, in words for the user.
-    package struct Failure: Error, CustomStringConvertible {
-        package let description: String
-    }
-
     /// The status code and body of `GET url`, within `timeout` (connecting included); fails when the body is
     /// larger than `maximumBodyBytes`. `what` names the body in that error ("a CRL").
     package static func get(
         _ url: URL, timeout: Duration = .seconds(5), maximumBodyBytes: Int, what: String
     ) async throws -> (status: Int, body: [UInt8]) {
         guard url.scheme == "http", let host = url.host, !host.isEmpty else {
-            throw Failure(description: "\(url) is not an http:// URL")
+            throw DaemonError(.fetchFailed, "\(url) is not an http:// URL")
         }
         let port = url.port ?? 80
         let path = (url.path.isEmpty ? "/" : url.path) + (url.query.map { "?" + $0 } ?? "")
@@ -41,18 +37,18 @@ package enum HTTPFetch {
                         try channel.pipeline.syncOperations.addHandler(
                             ResponseCollector(
                                 promise: promise, limit: maximumBodyBytes,
-                                tooLarge: Failure(
-                                    description: "the answer from \(url) is larger than \(maximumBodyBytes) bytes, the most "
+                                tooLarge: DaemonError(
+                                    .fetchFailed, "the answer from \(url) is larger than \(maximumBodyBytes) bytes, the most "
                                         + "meshca reads for \(what); it was discarded")))
                     }
                 }
                 .connect(host: host, port: port).get()
         } catch {
             promise.fail(error)
-            throw Failure(description: "could not connect to \(host):\(port): \(ConnectionFailure.words(for: error) ?? "\(error)")")
+            throw DaemonError(.fetchFailed, "could not connect to \(host):\(port): \(ConnectionFailure.words(for: error) ?? "\(error)")")
         }
         let deadline = channel.eventLoop.scheduleTask(in: .seconds(Int64(timeout.components.seconds))) {
-            promise.fail(Failure(description: "no answer from \(url) within \(timeout)"))
+            promise.fail(DaemonError(.fetchFailed, "no answer from \(url) within \(timeout)"))
         }
         defer {
             deadline.cancel()
@@ -73,11 +69,11 @@ private final class ResponseCollector: ChannelInboundHandler {
 
     private let promise: EventLoopPromise<(status: Int, body: [UInt8])>
     private let limit: Int
-    private let tooLarge: HTTPFetch.Failure
+    private let tooLarge: DaemonError
     private var status = 0
     private var body: [UInt8] = []
 
-    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>, limit: Int, tooLarge: HTTPFetch.Failure) {
+    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>, limit: Int, tooLarge: DaemonError) {
         self.promise = promise
         self.limit = limit
         self.tooLarge = tooLarge
@@ -98,7 +94,7 @@ private final class ResponseCollector: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        promise.fail(HTTPFetch.Failure(description: "the server closed the connection before answering"))
+        promise.fail(DaemonError(.fetchFailed, "the server closed the connection before answering"))
         context.fireChannelInactive()
     }
 

@@ -70,7 +70,8 @@ public final class MonitoringServer: Service {
 
     /// Binds, then serves until graceful shutdown or task cancellation.
     ///
-    /// Throws ``ListenError`` (the address, the reason and the bind hint) when the address cannot be bound.
+    /// Throws `DaemonError` `.listenFailed` (the address, the reason and the bind hint) when the address cannot be
+    /// bound.
     public func run() async throws {
         let routes = self.routes
         let limits = self.limits
@@ -108,8 +109,8 @@ public final class MonitoringServer: Service {
         do {
             listener = try await bootstrap.bind(host: host, port: port).get()
         } catch {
-            let problem = ListenError(
-                description: "\(setting): cannot listen on \(host):\(port) (\(error)). Another process may hold the port, or the "
+            let problem = DaemonError(
+                .listenFailed, "\(setting): cannot listen on \(host):\(port) (\(error)). Another process may hold the port, or the "
                     + "address is not local. \(bindHint)")
             address.fail(problem)
             throw problem
@@ -132,11 +133,6 @@ public final class MonitoringServer: Service {
         try? await EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: listener.eventLoop).get()
         logger.info("Monitoring endpoint stopped", metadata: ["address": "\(bound.host):\(bound.port)"])
     }
-}
-
-/// The listener could not bind its address; `description` says which, why, and what to change.
-public struct ListenError: Error, CustomStringConvertible, Sendable {
-    public let description: String
 }
 
 /// Produces the answer for one path; runs on a NIO thread.

@@ -159,9 +159,9 @@ struct MonitoringServerTests {
                 host: "127.0.0.1", port: port, metrics: CAMetrics(), readiness: { nil },
                 logger: Logger(label: "meshca.test.monitoring", factory: { _ in SwiftLogNoOpLogHandler() })
             )
-            let error = await #expect(throws: ListenError.self) { try await second.run() }
+            let error = await #expect(throws: DaemonError.self) { try await second.run() }
             #expect(error?.description.contains("monitoring: cannot listen on 127.0.0.1:\(port)") == true)
-            await #expect(throws: ListenError.self) { _ = try await second.boundAddress }
+            await #expect(throws: DaemonError.self) { _ = try await second.boundAddress }
         }
     }
 }
