@@ -114,7 +114,7 @@ let package = Package(
         .target(
             name: "MeshCATransport",
             dependencies: [
-                "MeshCACore", "MeshCAIO",
+                "MeshCACore", "MeshCAIO", "MeshCAErrors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOTLS", package: "swift-nio"),

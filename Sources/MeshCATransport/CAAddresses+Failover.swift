@@ -1,5 +1,6 @@
 import GRPCCore
 import MeshCACore
+import MeshCAErrors
 import MeshCAIO
 
 #if canImport(FoundationEssentials)
@@ -101,7 +102,9 @@ public struct CAAttempt: Sendable, CustomStringConvertible {
 }
 
 /// No endpoint of the CA answered: each one named with what happened there.
-public struct CAUnreachableError: Error, CustomStringConvertible, Sendable {
+///
+/// Not a ``CAClientError``: it keeps every attempt, so the agent and `meshca issue` can give advice for each kind.
+public struct CAUnreachableError: CodedError {
     /// Every endpoint tried (and host name that did not resolve), in the order tried.
     public let attempts: [CAAttempt]
 
@@ -110,8 +113,13 @@ public struct CAUnreachableError: Error, CustomStringConvertible, Sendable {
         self.attempts = attempts
     }
 
+    /// Always `ca-unreachable`.
+    public var code: CAClientError.Code { .caUnreachable }
+
     /// "Cannot reach a CA at A: FAILURE", or with several endpoints one line each after "at any of N addresses".
-    public var description: String { summary(separator: "\n  - ") }
+    public var message: String { summary(separator: "\n  - ") }
+
+    public var description: String { message }
 
     /// The summary with the endpoints joined by `separator` (a line break and indent for a terminal, "; " for a
     /// log line).

@@ -28,13 +28,13 @@ public struct CAAddresses: Sendable {
                 address = try HostPort.parse(text)
             } catch {
                 throw CAClientError(
-                    "\"\(text.escapedForLog)\" is not HOST:PORT: \(error.why) (for example 127.0.0.1:15012 or [::1]:15012)."
+                    .badAddress, "\"\(text.escapedForLog)\" is not HOST:PORT: \(error.why) (for example 127.0.0.1:15012 or [::1]:15012)."
                 )
             }
-            guard address.port > 0 else { throw CAClientError("\"\(text.escapedForLog)\": the CA's port cannot be 0.") }
+            guard address.port > 0 else { throw CAClientError(.badAddress, "\"\(text.escapedForLog)\": the CA's port cannot be 0.") }
             if !configured.contains(address) { configured.append(address) }
         }
-        guard !configured.isEmpty else { throw CAClientError("No CA address is given; give at least one HOST:PORT.") }
+        guard !configured.isEmpty else { throw CAClientError(.noAddress, "No CA address is given; give at least one HOST:PORT.") }
         self.configured = configured
     }
 
@@ -56,31 +56,26 @@ public struct CAAddresses: Sendable {
             case .failure(let failure):
                 unresolved.append(
                     CAAttempt(
-                        endpoint: CAEndpoint(address: address, resolvedIP: nil), failure: failure.words,
+                        endpoint: CAEndpoint(address: address, resolvedIP: nil), failure: failure.message,
                         kind: .unresolved))
             }
         }
         return (endpoints, unresolved)
     }
 
-    /// Why a host name did not resolve, in words.
-    struct ResolutionFailure: Error {
-        let words: String
-    }
-
     /// The IP addresses of `host` from getaddrinfo(3), in its order, each once; run on NIO's thread pool, since
-    /// getaddrinfo blocks.
-    static func resolve(_ host: String) async -> Result<[String], ResolutionFailure> {
+    /// getaddrinfo blocks. A failure is `unresolved-host`, its message a clause saying why.
+    static func resolve(_ host: String) async -> Result<[String], CAClientError> {
         do {
             return .success(try await NIOThreadPool.singleton.runIfActive { try resolveBlocking(host) })
-        } catch let failure as ResolutionFailure {
+        } catch let failure as CAClientError {
             return .failure(failure)
         } catch {
-            return .failure(ResolutionFailure(words: "the host name could not be resolved (\(error))"))
+            return .failure(CAClientError(.unresolvedHost, "the host name could not be resolved (\(error))"))
         }
     }
 
-    private static func resolveBlocking(_ host: String) throws(ResolutionFailure) -> [String] {
+    private static func resolveBlocking(_ host: String) throws(CAClientError) -> [String] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         #if canImport(Glibc)
@@ -93,8 +88,8 @@ public struct CAAddresses: Sendable {
         let status = getaddrinfo(host, nil, &hints, &list)
         guard status == 0 else {
             let reason = status == EAI_SYSTEM ? String(cString: strerror(errno)) : String(cString: gai_strerror(status))
-            throw ResolutionFailure(
-                words: "the host name could not be resolved to an address (\(reason); check its spelling and DNS)")
+            throw CAClientError(
+                .unresolvedHost, "the host name could not be resolved to an address (\(reason); check its spelling and DNS)")
         }
         defer { freeaddrinfo(list) }
         var ips: [String] = []
@@ -104,7 +99,7 @@ public struct CAAddresses: Sendable {
             next = entry.pointee.ai_next
         }
         guard !ips.isEmpty else {
-            throw ResolutionFailure(words: "the host name resolved to no IPv4 or IPv6 address (check its DNS records)")
+            throw CAClientError(.unresolvedHost, "the host name resolved to no IPv4 or IPv6 address (check its DNS records)")
         }
         return ips
     }

@@ -6,6 +6,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import MeshCACore
+import MeshCAErrors
 import NIOCore
 import NIOSSL
 import SwiftASN1
@@ -62,9 +63,9 @@ public struct CAClient: Sendable {
         do {
             parsed = try HostPort.parse(address)
         } catch {
-            throw CAClientError("\"\(address)\" is not HOST:PORT: \(error.why) (for example 127.0.0.1:15012 or [::1]:15012).")
+            throw CAClientError(.badAddress, "\"\(address)\" is not HOST:PORT: \(error.why) (for example 127.0.0.1:15012 or [::1]:15012).")
         }
-        guard parsed.port > 0 else { throw CAClientError("\"\(address)\": the CA's port cannot be 0.") }
+        guard parsed.port > 0 else { throw CAClientError(.badAddress, "\"\(address)\": the CA's port cannot be 0.") }
         self.host = parsed.host
         self.port = parsed.port
         self.resolvedIP = nil
@@ -187,8 +188,31 @@ struct ServerVerification: Sendable {
     }
 }
 
-/// A client-side problem before anything was sent (bad address, unreadable credentials).
-public struct CAClientError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// A client-side problem: an address that is not `HOST:PORT`, none given, a host name that does not resolve, or
+/// (as ``CAUnreachableError``) no CA answering.
+public struct CAClientError: CodedError {
+    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
+    public enum Code: String, ErrorCode {
+        /// An address that is not `HOST:PORT`, or has port 0.
+        case badAddress = "bad-address"
+        /// No CA address was given.
+        case noAddress = "no-address"
+        /// A host name that did not resolve to an address.
+        case unresolvedHost = "unresolved-host"
+        /// No endpoint of the CA answered (``CAUnreachableError``).
+        case caUnreachable = "ca-unreachable"
+    }
+
+    /// The machine-readable reason.
+    public let code: Code
+    /// The sentence for a person.
+    public let message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
 }

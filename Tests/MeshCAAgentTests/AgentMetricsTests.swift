@@ -82,7 +82,7 @@ struct AgentMetricsTests {
         #expect(reason(IssuanceError(.malformedCSR, "unreadable chain")) == .invalidAnswer)
         #expect(reason(AgentFailure("another key", reason: .invalidAnswer)) == .invalidAnswer)
         #expect(reason(AgentFailure("no token file", reason: .configuration)) == .configuration)
-        #expect(reason(CAClientError("not HOST:PORT")) == .configuration)
+        #expect(reason(CAClientError(.badAddress, "not HOST:PORT")) == .configuration)
         #expect(reason(CocoaError(.fileReadUnknown)) == .other)
     }
 
