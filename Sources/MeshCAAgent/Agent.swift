@@ -181,10 +181,10 @@ public struct Agent: Service {
                 do {
                     (chain, method, answered) = try await bootstrap(csr: csr, trust: trust, addresses: addresses, preferring: preferred)
                 } catch let error as RPCError {
-                    throw AgentFailure(
+                    throw AgentError(
+                        .bootstrapRefused,
                         "The CA refused the current certificate (\(refusal.message)) and then the bootstrap credential "
-                            + "(\(error.code): \(error.message)). Put a new join token in the token file, or check the service-account token.",
-                        reason: .bootstrapRefused)
+                            + "(\(error.code): \(error.message)). Put a new join token in the token file, or check the service-account token.")
                 }
             }
         } else {
@@ -221,14 +221,14 @@ public struct Agent: Service {
     private func trust(held: Held?) throws -> CAClient.Trust {
         if let file = configuration.rootCertFile {
             guard let data = FileManager.default.contents(atPath: file), let roots = try? Certificate.parseAll(pem: String(decoding: data, as: UTF8.self)), !roots.isEmpty else {
-                throw AgentFailure("Cannot read root certificates from \(file) (--root-cert).", reason: .configuration)
+                throw AgentError(.unusableSetting, "Cannot read root certificates from \(file) (--root-cert).")
             }
             return .roots(roots)
         }
         if let held { return .roots(held.credentials.bundle) }
         let (credential, kind) = try bootstrapCredential()
         guard kind == "token", let token = try? JoinToken(parsing: credential) else {
-            throw AgentFailure("Without --root-cert the agent can only verify the CA through a join token's pinned root; give --root-cert.", reason: .configuration)
+            throw AgentError(.unusableSetting, "Without --root-cert the agent can only verify the CA through a join token's pinned root; give --root-cert.")
         }
         return .pinnedRoot(sha256: token.rootFingerprint)
     }
@@ -237,7 +237,7 @@ public struct Agent: Service {
     private func bootstrapCredential() throws -> (String, String) {
         func read(_ path: String, _ flag: String) throws -> String {
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw AgentFailure("Cannot read \(path) (\(flag)); check that the file exists and is readable by this user.", reason: .configuration)
+                throw AgentError(.unusableSetting, "Cannot read \(path) (\(flag)); check that the file exists and is readable by this user.")
             }
             return String(decoding: data, as: UTF8.self).trimmed
         }

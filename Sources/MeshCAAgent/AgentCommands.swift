@@ -181,10 +181,10 @@ public struct AgentStatusCommand: AsyncParsableCommand {
         do {
             answer = try await HTTPFetch.get(url, maximumBodyBytes: Self.maximumBodyBytes, what: "an agent's status")
         } catch {
-            throw AgentCommandError("No agent answers at \(statusAddr) (\(error)). Is `meshca agent` running with --status-addr \(statusAddr)?")
+            throw AgentError(.noAgent, "No agent answers at \(statusAddr) (\(error)). Is `meshca agent` running with --status-addr \(statusAddr)?")
         }
         guard answer.status == 200, let status = try? JSONDecoder().decode(StatusDocument.self, from: Data(answer.body)) else {
-            throw AgentCommandError("The server at \(statusAddr) answered HTTP \(answer.status) with something that is not an agent's status.")
+            throw AgentError(.notAnAgent, "The server at \(statusAddr) answered HTTP \(answer.status) with something that is not an agent's status.")
         }
         if json {
             print(String(decoding: answer.body, as: UTF8.self), terminator: "")
@@ -209,12 +209,6 @@ public struct AgentStatusCommand: AsyncParsableCommand {
         print("crl refused    \(status.crlLastRefusal.map { "\(status.crlLastRefusalAt ?? "-"): \($0)" } ?? "-")")
         if status.state != "ok" { throw ExitCode.failure }
     }
-}
-
-/// A failure of an agent command, printed as `Error: <description>` with exit status 1.
-struct AgentCommandError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// The entry point of `meshca` and `meshca-agent`: ArgumentParser's, except that a usage error found while a

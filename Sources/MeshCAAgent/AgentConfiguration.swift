@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import MeshCACore
+import MeshCAErrors
 import MeshCAIO
 import Yams
 
@@ -111,12 +112,19 @@ public struct AgentConfiguration: Sendable {
 /// Every problem found in the agent's settings, reported together so one edit fixes them all (the same report
 /// as `meshca serve`'s configuration). Each problem names the key, where the value came from (`flag --ttl`,
 /// `environment MESHCA_AGENT_TTL`, `config file PATH`), the bad value, what is accepted and an example.
-public struct AgentConfigurationError: Error, CustomStringConvertible, Sendable {
+///
+/// Not an ``AgentError``: one report of several problems at once.
+public struct AgentConfigurationError: CodedError {
     /// One sentence per problem: the config file's first, then each key in ``AgentConfiguration/keys`` order.
     public let problems: [String]
 
+    /// Always `invalid-configuration`.
+    public var code: AgentError.Code { .invalidConfiguration }
+
+    public var description: String { message }
+
     /// The only problem, or a count followed by one problem per line.
-    public var description: String {
+    public var message: String {
         if problems.count == 1 { return problems[0] }
         return "The configuration has \(problems.count) problems:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
     }
@@ -178,9 +186,15 @@ extension AgentConfiguration {
     }
 
     /// Why a value breaks its key's rule.
-    struct Problem: Error {
+    ///
+    /// Not an ``AgentError``: a clause the loader puts into its sentence, with the key, the source and an example.
+    struct Problem: CodedError {
         let why: String
         init(_ why: String) { self.why = why }
+        /// Always `invalid-value`.
+        var code: AgentError.Code { .invalidValue }
+        /// The clause.
+        var message: String { why }
     }
 
     /// The settings while they are read; required ones are nil until set.

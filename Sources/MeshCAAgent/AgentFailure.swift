@@ -9,20 +9,12 @@ import MeshCAIO
 import MeshCATransport
 import X509
 
-/// An agent-side problem, and the explanation of any failure for the status and the log.
-struct AgentFailure: Error, CustomStringConvertible {
-    let description: String
-    /// Why it failed, for `meshca_agent_renewal_failures_total`; nil where the error's type says it.
-    let reason: AgentFailureReason?
-    init(_ description: String, reason: AgentFailureReason? = nil) {
-        self.description = description
-        self.reason = reason
-    }
-
-    /// The reason code of a failed round, from the error's type: the gRPC status, a write error, the CA's answer.
+/// The explanation of any failure of a renewal round, for the status and the log.
+enum AgentFailure {
+    /// The reason code of a failed round, from the error: the gRPC status, a write error, the CA's answer.
     static func reason(_ error: any Error, held: Certificate?, at now: Date) -> AgentFailureReason {
         switch error {
-        case let failure as AgentFailure: return failure.reason ?? .other
+        case let failure as AgentError: return failure.failureReason
         case is CAUnreachableError: return .caUnreachable
         case let rpc as RPCError:
             switch rpc.code {

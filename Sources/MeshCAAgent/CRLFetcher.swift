@@ -67,7 +67,8 @@ public final class CRLFetcher: Service, Sendable {
             let (code, bytes) = try await HTTPFetch.get(
                 url, timeout: .seconds(10), maximumBodyBytes: Self.maximumBodyBytes, what: "a CRL")
             guard code == 200 else {
-                throw AgentFailure(
+                throw AgentError(
+                    .crlUnavailable,
                     "HTTP \(code) from \(url); check --crl-url (meshca serve serves /crl on its monitoring port).")
             }
             let authorities = Array(credentials.chain.dropFirst() + credentials.bundle)
@@ -125,14 +126,16 @@ public final class CRLFetcher: Service, Sendable {
     ) throws {
         for crl in crls {
             guard crl.nextUpdate > now else {
-                throw AgentFailure(
+                throw AgentError(
+                    .crlExpired,
                     "The CRL from \(url) (issuer \(crl.issuer), number \(crl.number)) expired at "
                         + "\(crl.nextUpdate.formatted(.iso8601)) (its nextUpdate); it was refused and the previous CRL kept. "
                         + "Check that meshca serve is running (it re-signs the CRL every 12 hours) and that this host's clock "
                         + "is right.")
             }
             if let previous = held.first(where: { $0.issuer == crl.issuer }), crl.number < previous.number {
-                throw AgentFailure(
+                throw AgentError(
+                    .crlRolledBack,
                     "The CRL from \(url) (issuer \(crl.issuer)) has number \(crl.number), lower than the \(previous.number) "
                         + "this agent holds: an older CRL, served again. It was refused and CRL \(previous.number) kept. "
                         + "Check what answers at --crl-url: it should be the CA's monitoring port, which never goes back.")
@@ -149,7 +152,8 @@ public final class CRLFetcher: Service, Sendable {
         let all = try CertificateRevocationList.all(in: bytes)
         let ours = all.filter { crl in authorities.contains { crl.isSigned(by: $0) } }
         guard !ours.isEmpty else {
-            throw AgentFailure(
+            throw AgentError(
+                .crlForeign,
                 "The CRL from \(url) (issuer \(all.map { "\($0.issuer)" }.joined(separator: ", "))) is not signed by "
                     + "this workload's CA; it was discarded. Point --crl-url at the monitoring port of the CA that issues "
                     + "this agent's certificates.")

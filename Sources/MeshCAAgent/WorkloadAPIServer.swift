@@ -62,7 +62,7 @@ public final class WorkloadAPIServer: Service, Sendable {
 
     /// Serves until graceful shutdown or cancellation, then removes the socket.
     ///
-    /// - Throws: ``WorkloadAPIError`` when the socket path or its directory is unusable, or the
+    /// - Throws: ``AgentError`` when the socket path or its directory is unusable, or the
     ///   transport's error when binding fails.
     public func run() async throws {
         let socket = WorkloadAPISocket(path: socketPath)

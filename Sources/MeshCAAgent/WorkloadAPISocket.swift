@@ -74,7 +74,7 @@ struct WorkloadAPISocket: Sendable {
     func prepare() throws {
         let stagingBytes = directory.utf8.count + 1 + Self.stagingTemplate.utf8.count + 1 + Self.stagingName.utf8.count
         guard path.utf8.count <= Self.maximumPathBytes, stagingBytes <= Self.maximumPathBytes else {
-            throw WorkloadAPIError(
+            throw AgentError(
                 .badSocketPath,
                 "The Workload API socket path \(path) is \(path.utf8.count) bytes; Unix sockets allow at most "
                     + "\(Self.maximumPathBytes), and the agent first binds in a private directory beside it, so its "
@@ -90,7 +90,7 @@ struct WorkloadAPISocket: Sendable {
                 attributes: [.posixPermissions: Self.directoryMode]
             )
         } catch {
-            throw WorkloadAPIError(
+            throw AgentError(
                 .socketSetupFailed,
                 "Cannot create \(directory) for the Workload API socket: \(FilePaths.reason(error)). Create it "
                     + "(mode 0755) or choose another --workload-api-socket."
@@ -101,10 +101,10 @@ struct WorkloadAPISocket: Sendable {
             risk: "another user could replace the socket with their own and answer the workloads",
             choose: "choose a --workload-api-socket")
         {
-            throw WorkloadAPIError(.unsafeDirectory, refusal)
+            throw AgentError(.unsafeDirectory, refusal)
         }
         if let entry = FilePaths.entry(at: path), !entry.isSocket {
-            throw WorkloadAPIError(
+            throw AgentError(
                 .badSocketPath,
                 "\(path) exists and is not a socket, so meshca will not replace it with the Workload API socket. "
                     + "Remove it or choose another --workload-api-socket."
@@ -137,7 +137,7 @@ struct WorkloadAPISocket: Sendable {
         guard rename(staging.socketPath, path) == 0 else { throw setupFailure("moving the new socket to \(path)") }
         let identity = Identity(device: entry.device, inode: entry.inode)
         guard currentIdentity() == identity else {
-            throw WorkloadAPIError(
+            throw AgentError(
                 .socketSetupFailed,
                 "The Workload API socket \(path) was replaced by another process as soon as it was created. "
                     + "Check that no other agent uses this path."
@@ -165,8 +165,8 @@ struct WorkloadAPISocket: Sendable {
         return Identity(device: entry.device, inode: entry.inode)
     }
 
-    private func setupFailure(_ what: String) -> WorkloadAPIError {
-        WorkloadAPIError(
+    private func setupFailure(_ what: String) -> AgentError {
+        AgentError(
             .socketSetupFailed,
             "Cannot set up the Workload API socket \(path): \(what) failed (\(String(cString: strerror(errno)))). "
                 + "Check the directory's owner and mount options."

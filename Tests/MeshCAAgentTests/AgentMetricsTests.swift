@@ -80,8 +80,8 @@ struct AgentMetricsTests {
         #expect(reason(RPCError(code: .permissionDenied, message: "")) == .refused)
         #expect(reason(DaemonError(.writeFailed, "disk full")) == .writeFailed)
         #expect(reason(IssuanceError(.malformedCSR, "unreadable chain")) == .invalidAnswer)
-        #expect(reason(AgentFailure("another key", reason: .invalidAnswer)) == .invalidAnswer)
-        #expect(reason(AgentFailure("no token file", reason: .configuration)) == .configuration)
+        #expect(reason(AgentError(.bootstrapRefused, "refused twice")) == .bootstrapRefused)
+        #expect(reason(AgentError(.unusableSetting, "no token file")) == .configuration)
         #expect(reason(CAClientError(.badAddress, "not HOST:PORT")) == .configuration)
         #expect(reason(CocoaError(.fileReadUnknown)) == .other)
     }

@@ -160,7 +160,7 @@ struct WorkloadAPIServerTests {
             allowedUIDs: [WorkloadAPIFixture.ownUID],
             logger: .init(label: "test")
         )
-        let error = await #expect(throws: WorkloadAPIError.self) { try await server.run() }
+        let error = await #expect(throws: AgentError.self) { try await server.run() }
         #expect(error?.code == .badSocketPath)
         #expect(error?.message.contains("is not a socket") == true)
         #expect(try String(contentsOfFile: fixture.socketPath, encoding: .utf8) == "keep me")

@@ -114,13 +114,13 @@ struct WorkloadAPISocketSafetyTests {
     }
 
     /// The error a server on the fixture's socket fails to start with.
-    private func refusal(_ fixture: WorkloadAPIFixture) async throws -> WorkloadAPIError {
+    private func refusal(_ fixture: WorkloadAPIFixture) async throws -> AgentError {
         let server = WorkloadAPIServer(
             socketPath: fixture.socketPath, credentials: fixture.broadcast, allowedUIDs: [WorkloadAPIFixture.ownUID],
             logger: .init(label: "test"))
         do {
             try await server.run()
-        } catch let error as WorkloadAPIError {
+        } catch let error as AgentError {
             return error
         }
         throw WorkloadAPIFixtureError("the server started in an unsafe directory")

@@ -14,7 +14,7 @@ struct ErrorCodeTests {
     @Test("Each code is kebab-case and unique within its type")
     func shape() {
         for list in [
-            names(IssuanceError.Code.self), names(DaemonError.Code.self), names(LedgerError.Code.self), names(WorkloadAPIError.Code.self),
+            names(IssuanceError.Code.self), names(DaemonError.Code.self), names(LedgerError.Code.self), names(AgentError.Code.self),
         ] {
             #expect(Set(list).count == list.count, "\(list)")
             for name in list {
