@@ -296,7 +296,7 @@ let package = Package(
             name: "MeshCADaemonTests",
             dependencies: [
                 "MeshCADaemon", "MeshCAAgent", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATestSupport", "MeshCAErrors",
-                "MeshCATransport",
+                "MeshCATransport", "MeshCAHarness", "MeshCAPKCS11",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -1,4 +1,5 @@
 import MeshCACore
+import MeshCAErrors
 import MeshCALedger
 
 /// Who a request comes from, once authenticated: the identity its certificate will carry, the
@@ -21,7 +22,11 @@ public struct AuthenticatedCaller: Sendable {
 
 /// Why a request could not be authenticated. The message goes to the caller (gRPC `UNAUTHENTICATED`,
 /// which Istio's agent does not retry), so it names the credential and what to do, never a secret.
-public struct AuthenticationFailure: Error, Sendable, CustomStringConvertible {
+///
+/// Not a ``CAError``: it also carries the method tried, for the ledger's rejection row.
+public struct AuthenticationFailure: CodedError {
+    /// `unauthenticated`, or `token-rejected` when the join token was used up as its use was recorded.
+    public let code: CAError.Code
     /// Which method was tried: `token`, `jwt`, `mtls`, or `none`.
     public let method: String
     /// The sentence for the caller, with control characters escaped (it may quote the credential's claims,
@@ -32,7 +37,8 @@ public struct AuthenticationFailure: Error, Sendable, CustomStringConvertible {
     public let noIdentity: Bool
 
     /// Creates a failure.
-    public init(method: String, _ message: String, noIdentity: Bool = false) {
+    public init(_ code: CAError.Code = .unauthenticated, method: String, _ message: String, noIdentity: Bool = false) {
+        self.code = code
         self.method = method
         self.message = message.escapedForLog
         self.noIdentity = noIdentity

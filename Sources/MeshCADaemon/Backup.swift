@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAErrors
 import MeshCAIO
 import MeshCALedger
 import X509
@@ -75,7 +76,11 @@ public enum StateBackup {
     }
 
     /// A copy whose ledger does not verify; the copy has been removed. `report` says what is wrong.
-    public struct VerificationFailure: Error, Sendable, CustomStringConvertible {
+    ///
+    /// Not a ``CAError``: it carries the verification report, which `meshca backup` and `restore` print.
+    public struct VerificationFailure: CodedError {
+        /// Always `backup-unverified`.
+        public var code: CAError.Code { .backupUnverified }
         /// The verification of the copy's ledger.
         public let report: LedgerChainReport
         /// The sentence for a person: what was checked, what happened to the copy, what to do.

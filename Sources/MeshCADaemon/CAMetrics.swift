@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAErrors
 import Prometheus
 import Synchronization
 import X509
@@ -35,7 +36,9 @@ public final class CAMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
 
     /// The rejection reasons that also count as CSR parsing errors in Istio's terms.
-    public static let parsingReasons: Set<String> = ["malformed-csr", "bad-csr-signature"]
+    public static let parsingReasons: Set<String> = [
+        IssuanceError.Code.malformedCSR.rawValue, IssuanceError.Code.badCSRSignature.rawValue,
+    ]
 
     /// Histogram bounds for ``issued(duration:)``: 0.5 ms to 5 s in 1-2.5-5 steps. A signature takes
     /// well under a millisecond; the ledger's fsync and a busy writer make up the rest.
@@ -152,14 +155,12 @@ public final class CAMetrics: Sendable {
         authenticationFailures.increment()
     }
 
-    /// Counts a refused request in `meshca_rejections_total` under `reason`, a stable kebab-case code
-    /// such as `ttl-too-long`, `identity-mismatch`, `rate-limited` or `unauthenticated`.
-    ///
-    /// The reasons in ``parsingReasons`` also move `citadel_server_csr_parsing_err_count`. Each distinct
-    /// reason is a time series, so pass codes from a fixed set, never messages or caller input.
-    /// Characters other than `a-z 0-9 - _` are replaced by `_`.
-    public func rejected(reason: String) {
-        let label = Self.labelValue(reason)
+    /// Counts a refused request in `meshca_rejections_total` under `reason`: an `IssuanceError` code (the CA's rules,
+    /// such as `ttl-too-long`) or a ``CAError`` code (the daemon's, such as `rate-limited` or `unauthenticated`), the
+    /// same code as the ledger's rejection row. The reasons in ``parsingReasons`` also move
+    /// `citadel_server_csr_parsing_err_count`.
+    public func rejected(reason: some ErrorCode) {
+        let label = Self.labelValue(reason.rawValue)
         registry.makeCounter(descriptor: Self.rejectionsDescriptor, labels: [("reason", label)]).increment()
         if Self.parsingReasons.contains(label) { parsingErrors.increment() }
     }

@@ -70,14 +70,14 @@ public struct CreateCertificateHandler: CertificateSigner {
             }
             if let rateLimiter, !rateLimiter.allow(caller.identity.uri, at: now) {
                 try await refuse(
-                    call, caller: caller, at: now, reason: "rate-limited",
-                    RPCError(code: .resourceExhausted, message: "Too many certificate requests for \(caller.identity.uri); slow down and retry later (--rate-limit).")
+                    call, caller: caller, at: now,
+                    CAError(.rateLimited, "Too many certificate requests for \(caller.identity.uri); slow down and retry later (--rate-limit).")
                 )
             }
             if let signer = call.metadata["CertSigner"], !signer.isEmpty {
                 try await refuse(
-                    call, caller: caller, at: now, reason: "unknown-signer",
-                    RPCError(code: .invalidArgument, message: "meshca has no signer named \"\(signer.escapedForLog)\"; unset ISTIO_META_CERT_SIGNER to use the CA's default signer.")
+                    call, caller: caller, at: now,
+                    CAError(.unknownSigner, "meshca has no signer named \"\(signer.escapedForLog)\"; unset ISTIO_META_CERT_SIGNER to use the CA's default signer.")
                 )
             }
             let issuance = try await service.issue(
@@ -114,12 +114,13 @@ public struct CreateCertificateHandler: CertificateSigner {
         let peer = Self.peerHost(call.remotePeer)
         if let failedAuthentications, !failedAuthentications.hasCapacity(peer, at: now) {
             metrics.authenticationFailed()
-            metrics.rejected(reason: "auth-rate-limited")
-            throw RPCError(
-                code: .resourceExhausted,
-                message: "Too many failed authentications from \(peer) (more than the auth-failure-limit of "
-                    + "\(failedAuthentications.limit)); requests from it are refused for now. Fix the client's credential "
-                    + "(see `meshca audit rejections`), then retry later.")
+            metrics.rejected(reason: CAError.Code.authRateLimited)
+            throw rpcError(
+                for: CAError(
+                    .authRateLimited,
+                    "Too many failed authentications from \(peer) (more than the auth-failure-limit of "
+                        + "\(failedAuthentications.limit)); requests from it are refused for now. Fix the client's credential "
+                        + "(see `meshca audit rejections`), then retry later."))
         }
         do {
             return try await authenticator.authenticate(call, at: now)
@@ -127,17 +128,17 @@ public struct CreateCertificateHandler: CertificateSigner {
             _ = failedAuthentications?.allow(peer, at: now)
             metrics.authenticationFailed()
             if failure.noIdentity { metrics.identityExtractionFailed() }
-            metrics.rejected(reason: "unauthenticated")
+            metrics.rejected(reason: failure.code)
             try? await service.ledger.record(
                 RejectionRecord(
                     occurredAt: now, requester: "unauthenticated", authMethod: failure.method, requestedIdentity: "",
-                    reasonCode: "unauthenticated", message: failure.message, peer: call.remotePeer.escapedForLog
+                    reasonCode: failure.code.rawValue, message: failure.message, peer: call.remotePeer.escapedForLog
                 )
             )
             logger.notice(
                 "authentication failed",
                 metadata: ["peer": "\(call.remotePeer.escapedForLog)", "method": "\(failure.method)", "reason": "\(failure.message.escapedForLog)"])
-            throw RPCError(code: .unauthenticated, message: failure.message)
+            throw rpcError(for: failure)
         }
     }
 
@@ -174,43 +175,43 @@ public struct CreateCertificateHandler: CertificateSigner {
                 "peer": "\(call.remotePeer.escapedForLog)", "caller": "\(caller.identity.uri.escapedForLog)",
                 "impersonated": "\(impersonated.escapedForLog)", "reason": "\(why)",
             ])
-        metrics.rejected(reason: "impersonation")
+        metrics.rejected(reason: CAError.Code.impersonation)
         try? await service.ledger.record(
             RejectionRecord(
                 occurredAt: now, requester: caller.requester.name, authMethod: caller.requester.authMethod,
-                requestedIdentity: impersonated.escapedForLog, reasonCode: "impersonation",
+                requestedIdentity: impersonated.escapedForLog, reasonCode: CAError.Code.impersonation.rawValue,
                 message: "Refused to issue for \(impersonated.escapedForLog) on behalf of \(caller.identity.uri.escapedForLog): \(why).",
                 peer: call.remotePeer.escapedForLog
             )
         )
-        throw RPCError(code: .unauthenticated, message: Self.impersonationRefused)
+        throw rpcError(for: CAError(.impersonation, Self.impersonationRefused))
     }
 
-    /// Records a refusal decided here (not by the core) and throws it.
-    private func refuse(_ call: CertificateCall, caller: AuthenticatedCaller, at now: Date, reason: String, _ error: RPCError) async throws -> Never {
-        metrics.rejected(reason: reason)
+    /// Records a refusal decided here (not by the core) and throws it as its gRPC status.
+    private func refuse(_ call: CertificateCall, caller: AuthenticatedCaller, at now: Date, _ refusal: CAError) async throws -> Never {
+        metrics.rejected(reason: refusal.code)
         try? await service.ledger.record(
             RejectionRecord(
                 occurredAt: now, requester: caller.requester.name, authMethod: caller.requester.authMethod,
-                requestedIdentity: caller.identity.uri.escapedForLog, reasonCode: reason, message: error.message.escapedForLog,
-                peer: call.remotePeer.escapedForLog
+                requestedIdentity: caller.identity.uri.escapedForLog, reasonCode: refusal.code.rawValue,
+                message: refusal.message.escapedForLog, peer: call.remotePeer.escapedForLog
             )
         )
-        throw error
+        throw rpcError(for: refusal)
     }
 
     /// Counts and logs an error from the issuance path (the core and service already recorded it).
     private func record(_ error: any Error, _ mapped: RPCError, call: CertificateCall) {
         switch error {
         case let refusal as IssuanceError:
-            metrics.rejected(reason: refusal.code.rawValue)
+            metrics.rejected(reason: refusal.code)
             if mapped.code == .internalError || mapped.code == .unavailable { metrics.signingFailed(error: refusal.code.rawValue) }
             logger.notice(
                 "refused",
                 metadata: ["peer": "\(call.remotePeer.escapedForLog)", "reason": "\(refusal.code)", "message": "\(refusal.message.escapedForLog)"])
-        case is AuthenticationFailure:
+        case let failure as AuthenticationFailure:
             metrics.authenticationFailed()
-            metrics.rejected(reason: "token-rejected")
+            metrics.rejected(reason: failure.code)
         default:
             metrics.signingFailed(error: (error as? DaemonError)?.code.rawValue ?? "internal")
             logger.error("issuance failed", metadata: ["peer": "\(call.remotePeer.escapedForLog)", "error": "\(String(describing: error).escapedForLog)"])
@@ -237,7 +238,10 @@ func rpcError(for error: any Error) -> RPCError {
             return RPCError(code: .invalidArgument, message: refusal.message)
         }
     case let failure as AuthenticationFailure:
-        return RPCError(code: .unauthenticated, message: failure.message)
+        return RPCError(code: failure.code.rpcCode ?? .unauthenticated, message: failure.message)
+    case let refusal as CAError:
+        guard let code = refusal.code.rpcCode else { return RPCError(code: .internalError, message: "internal error") }
+        return RPCError(code: code, message: refusal.message)
     case let failure as DaemonError where failure.code == .notRecorded:
         return RPCError(code: .unavailable, message: "The CA could not record the certificate in its ledger, so none was issued; retry shortly.")
     case let failure as LedgerError where failure.isTransient:

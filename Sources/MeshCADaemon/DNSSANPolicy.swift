@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAErrors
 
 /// Which identities may ask for which DNS names as DNS SANs (`meshca serve --allow-dns-sans 'ns/sa=pattern,...'`).
 /// Everything not listed keeps the X509-SVID profile of a single URI SAN, and any DNS SAN is refused.
@@ -55,9 +56,15 @@ public struct DNSSANPolicy: Sendable, Equatable {
     }
 
     /// Why an `allow-dns-sans` item is not usable.
-    public struct PolicyProblem: Error, Sendable, CustomStringConvertible {
+    ///
+    /// Not a ``CAError``: a clause the configuration loader puts into its sentence, with the key and the source.
+    public struct PolicyProblem: CodedError {
         public let why: String
         init(_ why: String) { self.why = why }
+        /// Always `invalid-dns-san-rule`.
+        public var code: CAError.Code { .invalidDNSSANRule }
+        /// The clause.
+        public var message: String { why }
         public var description: String { why }
     }
 }

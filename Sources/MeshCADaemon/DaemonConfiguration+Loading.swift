@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCACore
+import MeshCAErrors
 import MeshCAIO
 import Yams
 
@@ -8,7 +9,9 @@ import Yams
 ///
 /// Each problem is one sentence naming the key, where the value came from (`flag --max-ttl`,
 /// `environment MESHCA_MAX_TTL`, `config file PATH`), the bad value, the accepted values and an example.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+///
+/// Not a ``CAError``: one report of several problems at once.
+public struct ConfigurationError: CodedError {
     /// The problems, one sentence each: the config file's first, then flags', then each key in ``DaemonConfiguration/keys`` order.
     public let problems: [String]
 
@@ -17,8 +20,13 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
         self.problems = problems
     }
 
+    /// Always `invalid-configuration`.
+    public var code: CAError.Code { .invalidConfiguration }
+
+    public var description: String { message }
+
     /// The only problem, or a count followed by one problem per line.
-    public var description: String {
+    public var message: String {
         if problems.count == 1 { return problems[0] }
         return "The configuration has \(problems.count) problems:\n"
             + problems.map { "  - \($0)" }.joined(separator: "\n")
@@ -26,9 +34,15 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Why a value breaks its key's rule, before the loader adds the key and source.
-struct ValueProblem: Error {
+///
+/// Not a ``CAError``: a clause the loader puts into its sentence, with the key, the source and an example.
+struct ValueProblem: CodedError {
     let why: String
     init(_ why: String) { self.why = why }
+    /// Always `invalid-value`.
+    var code: CAError.Code { .invalidValue }
+    /// The clause.
+    var message: String { why }
 }
 
 extension DaemonConfiguration {

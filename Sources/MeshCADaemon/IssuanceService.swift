@@ -77,12 +77,12 @@ public struct IssuanceService: Sendable {
                     requester: requester.name,
                     authMethod: requester.authMethod,
                     requestedIdentity: request.identity.uri,
-                    reasonCode: "token-rejected",
+                    reasonCode: CAError.Code.tokenRejected.rawValue,
                     message: error.message,
                     peer: peer
                 )
             )
-            throw AuthenticationFailure(method: "token", error.message)
+            throw AuthenticationFailure(.tokenRejected, method: "token", error.message)
         } catch {
             throw DaemonError(
                 .notRecorded,
@@ -111,7 +111,7 @@ public struct IssuanceService: Sendable {
             requester: requester.name,
             authMethod: requester.authMethod,
             requestedIdentity: request.identity.uri,
-            reasonCode: "repeated-request",
+            reasonCode: CAError.Code.repeatedRequest.rawValue,
             message: "A repeat of the request answered at \(record.issuedAt.formatted(.iso8601)) (same credential, same "
                 + "public key, within the retry-window) got the same certificate again, serial \(record.serial); "
                 + "nothing new was signed.",

@@ -142,19 +142,19 @@ public final class RemoteJWTKeys: Service, Sendable {
             guard let object = try? JSONSerialization.jsonObject(with: Data(document)) as? [String: Any],
                 let jwksURI = object["jwks_uri"] as? String
             else {
-                throw RemoteJWTKeysError("\(url) is not an OIDC discovery document with a jwks_uri")
+                throw CAError(.jwtKeysUnavailable, "\(url) is not an OIDC discovery document with a jwks_uri")
             }
             url = jwksURI
         }
         let body = try await get(url, what: "a JWKS document")
         guard let jwks = try? JSONDecoder().decode(JWKS.self, from: Data(body)), !jwks.keys.isEmpty else {
-            throw RemoteJWTKeysError("\(url) did not answer with a JWKS document (a JSON object with a non-empty \"keys\" list)")
+            throw CAError(.jwtKeysUnavailable, "\(url) did not answer with a JWKS document (a JSON object with a non-empty \"keys\" list)")
         }
         let keys = JWTKeyCollection()
         do {
             try await keys.add(jwks: jwks)
         } catch {
-            throw RemoteJWTKeysError("the JWKS document from \(url) holds a key meshca cannot use (\(error))")
+            throw CAError(.jwtKeysUnavailable, "the JWKS document from \(url) holds a key meshca cannot use (\(error))")
         }
         return KeySet(keys: keys, keyIDs: Set(jwks.keys.compactMap { $0.keyIdentifier?.string }), fetchedAt: time.now())
     }
@@ -165,7 +165,7 @@ public final class RemoteJWTKeys: Service, Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         if let tokenFile = source.tokenFile {
             guard let data = FileManager.default.contents(atPath: tokenFile) else {
-                throw RemoteJWTKeysError("cannot read jwks-token-file \(tokenFile); check the path and that this user may read it")
+                throw CAError(.jwtKeysUnavailable, "cannot read jwks-token-file \(tokenFile); check the path and that this user may read it")
             }
             request.headers.add(name: "Authorization", value: "Bearer " + String(decoding: data, as: UTF8.self).trimmed)
         }
@@ -174,21 +174,15 @@ public final class RemoteJWTKeys: Service, Sendable {
             // AsyncHTTPClient's process-wide client: nothing to shut down, whatever way the daemon stops.
             response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(source.timeout.seconds * 1000)))
         } catch {
-            throw RemoteJWTKeysError("cannot fetch \(what) from \(url): \(error)")
+            throw CAError(.jwtKeysUnavailable, "cannot fetch \(what) from \(url): \(error)")
         }
         guard response.status == .ok else {
             let hint =
                 response.status == .unauthorized || response.status == .forbidden
                 ? " (give jwks-token-file a token allowed to read it; the API server lets service accounts read /openid/v1/jwks "
                     + "when the system:service-account-issuer-discovery ClusterRole is bound)" : ""
-            throw RemoteJWTKeysError("\(url) answered \(response.status.code) \(response.status.reasonPhrase) to the request for \(what)\(hint)")
+            throw CAError(.jwtKeysUnavailable, "\(url) answered \(response.status.code) \(response.status.reasonPhrase) to the request for \(what)\(hint)")
         }
         return Array(try await response.body.collect(upTo: 1 << 20).readableBytesView)
     }
-}
-
-/// Why the JWT keys could not be fetched.
-public struct RemoteJWTKeysError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

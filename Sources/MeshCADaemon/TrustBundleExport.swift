@@ -36,14 +36,14 @@ public struct TrustBundleExport: Sendable {
     /// A ConfigMap named `name` holding ``pem`` under `root-cert.pem`, as YAML for `kubectl apply -f -`. Without
     /// `namespace` the object names none, so `kubectl apply -n NS` places it.
     ///
-    /// Throws ``ExportProblem`` when `name` or `namespace` is not a Kubernetes name (an RFC 1123 label for the
-    /// namespace, a subdomain for the name).
-    public func configMap(name: String = TrustBundleExport.istioConfigMapName, namespace: String? = nil) throws(ExportProblem) -> String {
+    /// Throws ``CAError`` `invalid-kubernetes-name` when `name` or `namespace` is not a Kubernetes name (an RFC 1123
+    /// label for the namespace, a subdomain for the name).
+    public func configMap(name: String = TrustBundleExport.istioConfigMapName, namespace: String? = nil) throws(CAError) -> String {
         if let why = Self.labelProblem(namespace ?? "default") {
-            throw ExportProblem("\"\(namespace ?? "")\" is not a Kubernetes namespace name: \(why). Example: --namespace istio-system")
+            throw CAError(.invalidKubernetesName, "\"\(namespace ?? "")\" is not a Kubernetes namespace name: \(why). Example: --namespace istio-system")
         }
         if let why = Self.subdomainProblem(name) {
-            throw ExportProblem("\"\(name)\" is not a ConfigMap name: \(why). Example: --name \(Self.istioConfigMapName)")
+            throw CAError(.invalidKubernetesName, "\"\(name)\" is not a ConfigMap name: \(why). Example: --name \(Self.istioConfigMapName)")
         }
         var lines = [
             "apiVersion: v1",
@@ -91,13 +91,5 @@ public struct TrustBundleExport: Sendable {
         }
         if text.hasPrefix("-") || text.hasSuffix("-") { return "it starts or ends with \"-\"" }
         return nil
-    }
-
-    /// A name given to ``configMap(name:namespace:)`` that Kubernetes would refuse; the message names it, the rule
-    /// and an example.
-    public struct ExportProblem: Error, Sendable, CustomStringConvertible {
-        public let message: String
-        init(_ message: String) { self.message = message }
-        public var description: String { message }
     }
 }

@@ -1,8 +1,12 @@
 import MeshCAAgent
 import MeshCACore
+import MeshCADaemon
 import MeshCAErrors
+import MeshCAHarness
 import MeshCAIO
 import MeshCALedger
+import MeshCAPKCS11
+import MeshCATransport
 import Testing
 
 /// Every target's error codes: a closed list of kebab-case names that the ledger stores, metrics label and
@@ -15,6 +19,7 @@ struct ErrorCodeTests {
     func shape() {
         for list in [
             names(IssuanceError.Code.self), names(DaemonError.Code.self), names(LedgerError.Code.self), names(AgentError.Code.self),
+            names(HandshakeFailure.Code.self), names(CAClientError.Code.self), names(PKCS11Error.Code.self), names(CAError.Code.self),
         ] {
             #expect(Set(list).count == list.count, "\(list)")
             for name in list {
@@ -38,6 +43,11 @@ struct ErrorCodeTests {
         let daemon = Set(names(DaemonError.Code.self))
         for code in ["no-ca", "ca-exists", "not-recorded", "rotation-stage", "rotation-refused", "signer-unavailable", "unknown-serial"] {
             #expect(daemon.contains(code), "\(code)")
+        }
+        // The daemon's own refusals, in the same rejection rows and in meshca_rejections_total.
+        let refusals = Set(names(CAError.Code.self))
+        for code in ["unauthenticated", "impersonation", "token-rejected", "repeated-request", "rate-limited", "auth-rate-limited", "unknown-signer"] {
+            #expect(refusals.contains(code), "\(code)")
         }
         let ledger = Set(names(LedgerError.Code.self))
         for code in ["cannot-open", "not-a-ledger", "locked", "newer-schema", "disk-full", "token-rejected", "ledger-key", "unavailable", "other"] {

@@ -88,7 +88,7 @@ struct MonitoringServerTests {
         metrics.csrReceived()
         metrics.csrReceived()
         metrics.issued(duration: .milliseconds(3))
-        metrics.rejected(reason: "malformed-csr")
+        metrics.rejected(reason: IssuanceError.Code.malformedCSR)
         metrics.setRootExpiry(Date(timeIntervalSince1970: 2_000_000_000))
         try await withServer(metrics: metrics) { port in
             let response = try RawHTTP.send("GET /metrics HTTP/1.1", port: port)

@@ -29,6 +29,20 @@ struct RPCErrorMappingTests {
         #expect(mapped.message.contains("why and what to do"))
     }
 
+    @Test(
+        "Each refusal the daemon decides itself gets its status from its code; a CAError that is no refusal is INTERNAL without details",
+        arguments: [
+            (CAError.Code.unauthenticated, RPCError.Code.unauthenticated), (.impersonation, .unauthenticated),
+            (.tokenRejected, .unauthenticated), (.rateLimited, .resourceExhausted), (.authRateLimited, .resourceExhausted),
+            (.unknownSigner, .invalidArgument), (.jwtKeysUnavailable, .internalError),
+        ]
+    )
+    func daemonRefusals(code: CAError.Code, expected: RPCError.Code) {
+        let mapped = rpcError(for: CAError(code, "why and what to do"))
+        #expect(mapped.code == expected)
+        #expect(mapped.message.contains("why and what to do") == (expected != .internalError))
+    }
+
     @Test("A ledger that cannot commit and a CA key whose HSM cannot sign are UNAVAILABLE (retried), anything unexpected INTERNAL without details")
     func otherErrors() {
         #expect(rpcError(for: DaemonError(.notRecorded, "disk full at /var/lib/meshca")).code == .unavailable)
