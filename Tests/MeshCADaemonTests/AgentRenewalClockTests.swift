@@ -100,6 +100,11 @@ struct AgentRenewalClockTests {
         clock.advance(to: try #require(first.nextRenewal).addingTimeInterval(0.001))
         let second = try await agent.waitForStatus("a certificate from the token after the refusal") { $0.renewals == 2 }
         #expect(second.obtainedBy == "token")
+        #expect(second.state == "ok")
         _ = try await agent.log.waitForLine(containing: "the CA refused the current certificate; bootstrapping again")
+        // The refused renewal is in the ledger, over mTLS, saying why.
+        let rejections = try await daemon.meshca(["audit", "rejections", "--json"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(rejections.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.contains { $0["auth_method"] as? String == "mtls" && ($0["message"] as? String)?.contains("revoked") == true }, "\(rows)")
     }
 }

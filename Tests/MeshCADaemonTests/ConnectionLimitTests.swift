@@ -15,7 +15,7 @@ import Testing
 
 /// Issue 12, defect 4: connections that never finish their handshake, or sit idle, are closed; at the connection
 /// cap the listeners shed them (with a log line) so that legitimate calls and `/healthz` still get through.
-@Suite("Handshake and idle timeouts and the connection cap, on the gRPC and monitoring ports", .serialized, .timeLimit(.minutes(3)))
+@Suite("Handshake and idle timeouts and the connection cap, on the gRPC and monitoring ports", .timeLimit(.minutes(3)))
 struct ConnectionLimitTests {
     @Test("A connection that sends nothing, or half a TLS ClientHello, is closed after handshake-timeout, and logged")
     func handshakeTimeout() async throws {

@@ -15,7 +15,7 @@ import X509
 /// (BDP estimation). swift-nio-http2 cut such a connection off after 200 PINGs in 30 s with `GOAWAY
 /// ENHANCE_YOUR_CALM`, last stream 0, and nothing logged; a well-behaved client must keep its connection, and a
 /// flood must still be cut off, with a log line.
-@Suite("A client that pings after every response keeps its connection; a PING flood is cut off and logged", .serialized, .timeLimit(.minutes(3)))
+@Suite("A client that pings after every response keeps its connection; a PING flood is cut off and logged", .timeLimit(.minutes(3)))
 struct HTTP2PingTests {
     @Test("600 calls on one connection, a PING after each response (as gRPC-Go's BDP estimator does): all succeed, every PING is answered, no GOAWAY")
     func pingAfterEveryResponse() async throws {

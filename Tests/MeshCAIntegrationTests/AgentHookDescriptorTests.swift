@@ -3,7 +3,7 @@ import MeshCATestSupport
 import Testing
 
 /// `--on-rotate` hooks start with the agent's standard streams only (issue 12, defect 6).
-@Suite("meshca agent's --on-rotate hook inherits no descriptor beyond 0-2", .serialized)
+@Suite("meshca agent's --on-rotate hook inherits no descriptor beyond 0-2")
 struct AgentHookDescriptorTests {
     @Test("While the agent listens on its status port and Workload API socket, its hook sees only fds 0, 1 and 2")
     func hookStartsWithStandardStreamsOnly() async throws {

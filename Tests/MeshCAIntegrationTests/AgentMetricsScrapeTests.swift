@@ -5,7 +5,7 @@ import Testing
 
 /// The agent's `/metrics` on its status address, scraped from a real `meshca-agent` against a real `meshca serve`;
 /// and every metric the Grafana dashboard and the alert rules in deploy/monitoring query, found in real scrapes.
-@Suite("Agent metrics and the monitoring assets, scraped from real processes", .serialized)
+@Suite("Agent metrics and the monitoring assets, scraped from real processes")
 struct AgentMetricsScrapeTests {
     /// A daemon and an agent (with `--crl-url` and a Workload API socket) that has its first certificate and CRL.
     static func withAgent(_ body: (TestDaemon, TestAgent) async throws -> Void) async throws {

@@ -2,7 +2,7 @@ import Foundation
 import MeshCATestSupport
 import Testing
 
-@Suite("meshca-agent --combined-pem: chain and key in one file, swapped with the others", .serialized)
+@Suite("meshca-agent --combined-pem: chain and key in one file, swapped with the others")
 struct CombinedPEMTests {
     @Test("Across renewals the combined file is the current cert-chain.pem followed by the current key.pem; OpenSSL reads both")
     func combined() async throws {

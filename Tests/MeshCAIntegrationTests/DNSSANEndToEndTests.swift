@@ -6,7 +6,7 @@ import MeshCATransport
 import Testing
 import X509
 
-@Suite("meshca agent --dns-name against meshca serve --allow-dns-sans", .serialized)
+@Suite("meshca agent --dns-name against meshca serve --allow-dns-sans")
 struct DNSSANEndToEndTests {
     @Test("The agent's certificate carries the allowed DNS names (OpenSSL verifies the host name); a name outside the policy is refused")
     func agentDNSNames() async throws {

@@ -7,7 +7,7 @@ import Synchronization
 import Testing
 import X509
 
-@Suite("Running meshca serve: monitoring, configuration errors, graceful shutdown", .serialized)
+@Suite("Running meshca serve: monitoring, configuration errors, graceful shutdown")
 struct DaemonOperationTests {
     /// GET over plain HTTP with curl (an independent client).
     func get(_ url: String) async throws -> (status: String, body: String) {

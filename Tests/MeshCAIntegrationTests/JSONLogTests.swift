@@ -7,7 +7,7 @@ import X509
 
 /// `--log-format json` on the real binaries: every line `meshca serve` and `meshca-agent` write to stderr is one
 /// JSON object with time (RFC 3339, UTC), level and message, plus the event's fields; request text stays escaped.
-@Suite("--log-format json on meshca serve and meshca-agent", .serialized)
+@Suite("--log-format json on meshca serve and meshca-agent")
 struct JSONLogTests {
     static let levels: Set<String> = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 

@@ -8,7 +8,7 @@ import SwiftASN1
 import Testing
 import X509
 
-@Suite("meshca serve with client certificates and service-account JWTs", .serialized)
+@Suite("meshca serve with client certificates and service-account JWTs")
 struct MTLSAndJWTTests {
     @Test("A workload renews over mTLS with its current certificate, without a token")
     func mtlsRenewal() async throws {

@@ -10,7 +10,7 @@ import X509
 /// The renewal hole of issue 12: a chain that verifies to the bundle is not enough to renew over mTLS. A leaf
 /// minted with the key of an intermediate from `meshca intermediate create` verifies, but this CA never
 /// issued it, so it gets nothing; a leaf the CA issued renews until it is revoked.
-@Suite("meshca serve: mTLS renewal only for certificates this CA issued", .serialized)
+@Suite("meshca serve: mTLS renewal only for certificates this CA issued")
 struct RenewalTrustTests {
     /// A leaf for `spiffe://cluster.local/ns/kube-system/sa/admin` signed with the key of the intermediate in
     /// `directory` (as written by `meshca intermediate create`), presented as [leaf, intermediate].

@@ -8,7 +8,7 @@ import X509
 
 /// A client that lost the answer to CreateCertificate (its connection closed after the CA had issued) retries
 /// with the same single-use token and CSR: it gets the certificate already issued, not "has been used 1 of 1".
-@Suite("meshca serve: a repeated request gets the certificate already issued", .serialized)
+@Suite("meshca serve: a repeated request gets the certificate already issued")
 struct RepeatedRequestEndToEndTests {
     @Test("Same single-use token and CSR again: same certificate, one issuance, recorded as a repeat; another key is refused")
     func singleUseTokenRetry() async throws {

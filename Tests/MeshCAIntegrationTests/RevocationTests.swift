@@ -7,7 +7,7 @@ import SwiftASN1
 import Testing
 import X509
 
-@Suite("Revocation against a running meshca serve", .serialized)
+@Suite("Revocation against a running meshca serve")
 struct RevocationTests {
     /// GETs `url` with curl into `file` and returns the HTTP status and content type.
     private func download(_ url: String, to file: String) async throws -> (status: String, contentType: String) {
@@ -64,7 +64,7 @@ struct RevocationTests {
     }
 }
 
-@Suite("meshca agent --crl-url against a running meshca serve", .serialized)
+@Suite("meshca agent --crl-url against a running meshca serve")
 struct AgentCRLTests {
     @Test("The agent writes the CA's CRL next to its files and follows a revocation made with the CLI")
     func agentFetchesCRL() async throws {

@@ -14,7 +14,7 @@ private func credentials(_ out: String) -> (leaf: Certificate, roots: [Certifica
     return (leaf, bundle)
 }
 
-@Suite("Root rotation under traffic: two agents, a handshake loop, prepare → activate → retire", .serialized)
+@Suite("Root rotation under traffic: two agents, a handshake loop, prepare → activate → retire")
 struct RootRotationEndToEndTests {
     @Test("Every handshake between the two workloads succeeds through the whole rotation, and the daemon's own certificate follows the active root")
     func zeroFailedHandshakes() async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// `meshca serve` offers TLS 1.2 clients only the ECDHE + AEAD suites Istio's listeners use (issue 12, defect 7),
 /// checked with the system `openssl s_client` as an independent client.
-@Suite("meshca serve offers only AEAD suites over TLS 1.2", .serialized)
+@Suite("meshca serve offers only AEAD suites over TLS 1.2")
 struct TLSCipherSuiteTests {
     private func connect(_ daemon: TestDaemon, _ extra: [String]) async throws -> Command.Result {
         try await Command.run(

@@ -6,7 +6,7 @@ import MeshCATransport
 import Testing
 import X509
 
-@Suite("meshca serve with join tokens", .serialized)
+@Suite("meshca serve with join tokens")
 struct TokenAuthenticationTests {
     @Test("A join token gets a certificate whose chain OpenSSL verifies, recorded with peer and auth method")
     func tokenIssuance() async throws {
