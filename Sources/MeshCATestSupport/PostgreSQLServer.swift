@@ -139,12 +139,13 @@ public final class PostgreSQLServer: Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Creates a fresh database (owned by ``passwordUser`` too can connect) and returns its name.
+    /// Creates a fresh database owned by ``passwordUser`` (so that role can connect and create tables too) and returns
+    /// its name.
     public func createDatabase() async throws -> String {
         let name = "meshca_test_\(getpid())_\(counter.withLock { $0 += 1; return $0 })"
-        try await psql("CREATE DATABASE \(name)", database: "postgres")
-        try await psql("GRANT ALL ON DATABASE \(name) TO \(passwordUser)", database: "postgres")
-        try await psql("GRANT ALL ON SCHEMA public TO \(passwordUser)", database: name)
+        // Owned by passwordUser: all rights on the database and (PostgreSQL 15 and later, where `public` belongs to
+        // pg_database_owner) on its public schema, in one statement and one connection instead of three.
+        try await psql("CREATE DATABASE \(name) OWNER \(passwordUser)", database: "postgres")
         return name
     }
 
