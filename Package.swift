@@ -239,7 +239,7 @@ let package = Package(
         .executableTarget(
             name: "MeshCABench",
             dependencies: [
-                "MeshCACore", "MeshCALedger", "MeshCATransport", "MeshCATestSupport",
+                "MeshCACore", "MeshCAErrors", "MeshCALedger", "MeshCATransport", "MeshCATestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),

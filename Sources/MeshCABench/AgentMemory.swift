@@ -44,7 +44,7 @@ enum AgentMemory {
             try await Task.sleep(for: .milliseconds(100))
         }
         if let lagging = versions.min(by: { $0.count < $1.count }), lagging.count <= renewals {
-            throw BenchError("an agent renewed \(max(lagging.count - 1, 0)) times, expected \(renewals)")
+            throw BenchError(.countMismatch, "an agent renewed \(max(lagging.count - 1, 0)) times, expected \(renewals)")
         }
         let pids = agents.map(\.process.pid)
         return Figures(

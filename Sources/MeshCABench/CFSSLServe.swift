@@ -46,7 +46,7 @@ final class CFSSLServe: Sendable {
             attempt = try Command.runBlocking("apt-get", ["install", "-y", "-qq", "golang-cfssl"], environment: ["DEBIAN_FRONTEND": "noninteractive", "PATH": path])
         }
         guard attempt.status == 0, let found = which("cfssl") else {
-            throw BenchError("Could not install golang-cfssl (apt-get said: \(attempt.stderr.suffix(300))). Install it as root, pass --cfssl PATH, or run with --skip-cfssl.")
+            throw BenchError(.missingTool, "Could not install golang-cfssl (apt-get said: \(attempt.stderr.suffix(300))). Install it as root, pass --cfssl PATH, or run with --skip-cfssl.")
         }
         return found
     }
@@ -67,7 +67,7 @@ final class CFSSLServe: Sendable {
         while (try? HTTPConnection(host: "127.0.0.1", port: port)) == nil {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 process.terminate()
-                throw BenchError("cfssl serve did not start listening on 127.0.0.1:\(port): \(process.errorOutput.suffix(500))")
+                throw BenchError(.toolFailed, "cfssl serve did not start listening on 127.0.0.1:\(port): \(process.errorOutput.suffix(500))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -80,7 +80,7 @@ final class CFSSLServe: Sendable {
         let made = try Command.runBlocking(binary, ["gencert", "-initca", "-loglevel", "5", directory.file("ca-csr.json")])
         guard made.status == 0, let output = try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: Any],
             let cert = output["cert"] as? String, let key = output["key"] as? String
-        else { throw BenchError("cfssl gencert -initca failed: \(made.stderr.suffix(500))") }
+        else { throw BenchError(.toolFailed, "cfssl gencert -initca failed: \(made.stderr.suffix(500))") }
         try directory.write("ca.pem", cert)
         try directory.write("ca-key.pem", key)
         try directory.write(
@@ -111,7 +111,7 @@ final class CFSSLServe: Sendable {
             CREATE INDEX certificates_revoked_at ON certificates (revoked_at);
             """
         let created = try SQLiteShell.run(database: path, schema)
-        guard created.contains("wal") else { throw BenchError("could not put cfssl's database in WAL mode: \(created)") }
+        guard created.contains("wal") else { throw BenchError(.toolFailed, "could not put cfssl's database in WAL mode: \(created)") }
     }
 
     /// Sends each CSR (JSON-encoded before timing starts) with `level` requests in flight, one HTTP/1.1
@@ -126,7 +126,7 @@ final class CFSSLServe: Sendable {
                 do {
                     connection = try HTTPConnection(host: "127.0.0.1", port: port)
                 } catch {
-                    return [.failure(error as? BenchError ?? BenchError("\(error)"))]
+                    return [.failure(error as? BenchError ?? BenchError(.requestFailed, "\(error)"))]
                 }
                 for index in stride(from: worker, to: bodies.count, by: level) {
                     done.append(Self.sign(bodies[index], on: connection))
@@ -149,10 +149,10 @@ final class CFSSLServe: Sendable {
         do {
             let (status, response) = try connection.post("/api/v1/cfssl/sign", json: body)
             let elapsed = ContinuousClock.now - begin
-            guard status == 200 else { return .failure(BenchError("HTTP \(status): \(String(decoding: response.prefix(300), as: UTF8.self))")) }
+            guard status == 200 else { return .failure(BenchError(.badResponse, "HTTP \(status): \(String(decoding: response.prefix(300), as: UTF8.self))")) }
             return .success((String(decoding: response, as: UTF8.self), elapsed.milliseconds))
         } catch {
-            return .failure(error as? BenchError ?? BenchError("\(error)"))
+            return .failure(error as? BenchError ?? BenchError(.requestFailed, "\(error)"))
         }
     }
 
@@ -161,7 +161,7 @@ final class CFSSLServe: Sendable {
         let object = try JSONSerialization.jsonObject(with: Data(response.utf8)) as? [String: Any]
         guard let result = object?["result"] as? [String: Any], let pem = result["certificate"] as? String,
             let certificate = try Certificate.parseAll(pem: pem).first
-        else { throw BenchError("no certificate in the response: \(response.prefix(300))") }
+        else { throw BenchError(.badResponse, "no certificate in the response: \(response.prefix(300))") }
         return certificate.serialHex
     }
 
@@ -187,7 +187,7 @@ final class CFSSLServe: Sendable {
     /// The rows in cfssl's certificate database.
     func rowCount() throws -> Int {
         let text = try SQLiteShell.run(database: database, "SELECT count(*) FROM certificates;").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let count = Int(text) else { throw BenchError("sqlite3 answered \(text) to a row count of cfssl's database") }
+        guard let count = Int(text) else { throw BenchError(.badResponse, "sqlite3 answered \(text) to a row count of cfssl's database") }
         return count
     }
 
@@ -217,7 +217,7 @@ final class CFSSLServe: Sendable {
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
         }
-        guard bound else { throw BenchError("could not find a free TCP port: errno \(errno)") }
+        guard bound else { throw BenchError(.setupFailed, "could not find a free TCP port: errno \(errno)") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }

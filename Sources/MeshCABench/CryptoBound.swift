@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import MeshCACore
+import MeshCAErrors
 import Synchronization
 import X509
 
@@ -45,7 +46,7 @@ struct CryptoBound: Sendable {
         let tbs = (0..<420).map { UInt8(truncatingIfNeeded: $0 &* 131) }
         let sign: @Sendable () -> Bool = { (try? caKey.sign(bytes: tbs, signatureAlgorithm: .ecdsaWithSHA256)) != nil }
         let verify: @Sendable () -> Bool = { csr.publicKey.isValidSignature(csr.signature, for: csr) }
-        guard sign(), verify() else { throw BenchError("the crypto self-test failed: a fresh CSR does not verify, or signing fails") }
+        guard sign(), verify() else { throw BenchError(.setupFailed, "the crypto self-test failed: a fresh CSR does not verify, or signing fails") }
         return CryptoBound(
             signOneCore: rate(of: sign, threads: 1, seconds: seconds),
             verifyOneCore: rate(of: verify, threads: 1, seconds: seconds),
@@ -79,7 +80,28 @@ extension Duration {
 }
 
 /// A benchmark step that could not run; the message says what to do.
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+struct BenchError: CodedError {
+    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
+    enum Code: String, ErrorCode {
+        /// A tool the benchmark needs (sqlite3, cfssl) is not installed and could not be.
+        case missingTool = "missing-tool"
+        /// A tool the benchmark runs (meshca, sqlite3, cfssl, h2load) failed or did not start.
+        case toolFailed = "tool-failed"
+        /// The machine or server is not fit to measure on (fsync off, no free port, a failed self-test).
+        case setupFailed = "setup-failed"
+        /// A request could not be sent or its connection failed.
+        case requestFailed = "request-failed"
+        /// An answer that cannot be read or is not what was asked for.
+        case badResponse = "bad-response"
+        /// A ledger, database or agent counted other than what was sent.
+        case countMismatch = "count-mismatch"
+    }
+
+    let code: Code
+    let message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
 }

@@ -108,7 +108,7 @@ struct H2Load {
         let run = try Command.runBlocking(binary, ["-n", String(requests), "-c", String(level), "-m", "1", "-t", "1", "--log-file", log] + arguments)
         let serverAfter = ProcessStats.cpuSeconds(pid: serverPID)
         let childrenAfter = ProcessStats.childrenCPUSeconds
-        guard run.status == 0 else { throw BenchError("h2load exited \(run.status): \(run.stderr.suffix(500))\(run.stdout.suffix(500))") }
+        guard run.status == 0 else { throw BenchError(.toolFailed, "h2load exited \(run.status): \(run.stderr.suffix(500))\(run.stdout.suffix(500))") }
         let counts = try Self.counts(run.stdout)
         let latencies = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap { line -> Double? in
             let fields = line.split(separator: "\t")
@@ -135,13 +135,13 @@ struct H2Load {
         guard let finished = lines.first(where: { $0.hasPrefix("finished in ") }),
             let duration = finished.dropFirst("finished in ".count).split(separator: ",").first.flatMap(seconds),
             let requests = lines.first(where: { $0.hasPrefix("requests: ") })
-        else { throw BenchError("h2load printed no summary: \(output.suffix(500))") }
+        else { throw BenchError(.badResponse, "h2load printed no summary: \(output.suffix(500))") }
         var counts: [String: Int] = [:]
         for part in requests.dropFirst("requests: ".count).split(separator: ",") {
             let words = part.split(separator: " ")
             if words.count == 2, let value = Int(words[0]) { counts[String(words[1])] = value }
         }
-        guard let succeeded = counts["succeeded"] else { throw BenchError("h2load's summary has no succeeded count: \(requests)") }
+        guard let succeeded = counts["succeeded"] else { throw BenchError(.badResponse, "h2load's summary has no succeeded count: \(requests)") }
         return (succeeded, counts["failed"] ?? 0, counts["errored"] ?? 0, counts["timeout"] ?? 0, duration)
     }
 

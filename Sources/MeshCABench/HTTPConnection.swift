@@ -16,13 +16,13 @@ final class HTTPConnection {
     /// Connects to `host` (dotted IPv4) on `port`.
     init(host: String, port: Int) throws {
         let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket() failed: errno \(errno)") }
+        guard fd >= 0 else { throw BenchError(.requestFailed, "socket() failed: errno \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
             close(fd)
-            throw BenchError("\(host) is not an IPv4 address")
+            throw BenchError(.requestFailed, "\(host) is not an IPv4 address")
         }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -30,7 +30,7 @@ final class HTTPConnection {
         guard connected == 0 else {
             let code = errno
             close(fd)
-            throw BenchError("could not connect to \(host):\(port): errno \(code)")
+            throw BenchError(.requestFailed, "could not connect to \(host):\(port): errno \(code)")
         }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -49,7 +49,7 @@ final class HTTPConnection {
         buffer.removeFirst(headerEnd + 4)
         let lines = header.split(separator: "\r\n")
         guard let statusLine = lines.first, let status = statusLine.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
-            throw BenchError("malformed HTTP response: \(header.prefix(80))")
+            throw BenchError(.badResponse, "malformed HTTP response: \(header.prefix(80))")
         }
         var contentLength: Int?
         var chunked = false
@@ -62,7 +62,7 @@ final class HTTPConnection {
             if name == "transfer-encoding", value.lowercased().contains("chunked") { chunked = true }
         }
         if chunked { return (status, try readChunked()) }
-        guard let contentLength else { throw BenchError("HTTP response without Content-Length or chunked coding") }
+        guard let contentLength else { throw BenchError(.badResponse, "HTTP response without Content-Length or chunked coding") }
         return (status, try take(contentLength))
     }
 
@@ -70,7 +70,7 @@ final class HTTPConnection {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw BenchError("send failed: errno \(errno)") }
+            guard n > 0 else { throw BenchError(.requestFailed, "send failed: errno \(errno)") }
             sent += n
         }
     }
@@ -79,7 +79,7 @@ final class HTTPConnection {
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 16_384)
         let n = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { throw BenchError(n == 0 ? "the server closed the connection" : "recv failed: errno \(errno)") }
+        guard n > 0 else { throw BenchError(.requestFailed, n == 0 ? "the server closed the connection" : "recv failed: errno \(errno)") }
         buffer.append(contentsOf: chunk[..<n])
     }
 
@@ -111,7 +111,7 @@ final class HTTPConnection {
             let end = try readUntil([13, 10])
             let sizeText = String(decoding: buffer[..<end], as: UTF8.self).split(separator: ";").first ?? ""
             buffer.removeFirst(end + 2)
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw BenchError("malformed chunk size") }
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw BenchError(.badResponse, "malformed chunk size") }
             if size == 0 {
                 _ = try readUntil([13, 10])  // the (empty) trailer
                 buffer.removeFirst(2)

@@ -132,7 +132,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                 print(Self.describe("meshca serve", result))
                 meshcaLevels.append(result)
                 guard result.recordedExactly else {
-                    throw BenchError("meshca's ledger does not hold exactly the \(result.serials.count) issued serials at concurrency \(level) (\(result.failures) failed: \(result.firstFailure ?? "-"))")
+                    throw BenchError(.countMismatch, "meshca's ledger does not hold exactly the \(result.serials.count) issued serials at concurrency \(level) (\(result.failures) failed: \(result.firstFailure ?? "-"))")
                 }
             }
             daemonRSS = daemon.peakRSS
@@ -176,7 +176,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                     print(Self.describe("meshca serve, h2load", result))
                     h2loadMeshca.append(result)
                     guard result.recordedExactly else {
-                        throw BenchError("h2load at c=\(level): \(result.succeeded) of \(result.requests) requests answered HTTP 2xx but meshca's ledger gained \(result.recorded) rows (a gRPC failure is HTTP 200 with grpc-status in the trailers, which h2load does not read)")
+                        throw BenchError(.countMismatch, "h2load at c=\(level): \(result.succeeded) of \(result.requests) requests answered HTTP 2xx but meshca's ledger gained \(result.recorded) rows (a gRPC failure is HTTP 200 with grpc-status in the trailers, which h2load does not read)")
                     }
                 }
             } catch {
@@ -201,7 +201,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                     let result = try await hsmDaemon.run(level: level, csrs: csrs[index], serviceAccount: identities[index].workload?.serviceAccount ?? "")
                     print(Self.describe("meshca serve, key in SoftHSM", result))
                     guard result.recordedExactly else {
-                        throw BenchError("the HSM daemon's ledger does not hold exactly the \(result.serials.count) issued serials at concurrency \(level)")
+                        throw BenchError(.countMismatch, "the HSM daemon's ledger does not hold exactly the \(result.serials.count) issued serials at concurrency \(level)")
                     }
                     let file = meshcaLevels[index]
                     hsmNotes.append(
@@ -244,7 +244,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                         print(Self.describe("cfssl serve, h2load --h1", result))
                         h2loadCFSSL.append(result)
                         guard result.recordedExactly else {
-                            throw BenchError("h2load at c=\(level): \(result.succeeded) of \(result.requests) requests answered HTTP 2xx but cfssl's database gained \(result.recorded) rows")
+                            throw BenchError(.countMismatch, "h2load at c=\(level): \(result.succeeded) of \(result.requests) requests answered HTTP 2xx but cfssl's database gained \(result.recorded) rows")
                         }
                     }
                 }

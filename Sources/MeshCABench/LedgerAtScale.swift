@@ -118,7 +118,7 @@ struct LedgerAtScale {
             PRAGMA journal_mode = WAL;
             """
         let output = try SQLiteShell.run(database: ledger, sql)
-        guard output.contains("wal") else { throw BenchError("the filled ledger did not return to WAL mode: \(output)") }
+        guard output.contains("wal") else { throw BenchError(.toolFailed, "the filled ledger did not return to WAL mode: \(output)") }
         return chained
     }
 
@@ -126,17 +126,17 @@ struct LedgerAtScale {
     static func time(_ query: inout Query, binary: String, runs: Int) throws {
         let warm = try Command.runBlocking(binary, query.arguments)
         guard warm.status == 0, let listed = try JSONSerialization.jsonObject(with: Data(warm.stdout.utf8)) as? [Any] else {
-            throw BenchError("meshca \(query.arguments.joined(separator: " ")) failed: \(warm.stderr.suffix(500))")
+            throw BenchError(.toolFailed, "meshca \(query.arguments.joined(separator: " ")) failed: \(warm.stderr.suffix(500))")
         }
         query.resultCount = listed.count
         guard query.expectedCount.map({ $0 == listed.count }) ?? true else {
-            throw BenchError("\(query.name) listed \(listed.count) certificates, expected \(query.expectedCount ?? 0)")
+            throw BenchError(.countMismatch, "\(query.name) listed \(listed.count) certificates, expected \(query.expectedCount ?? 0)")
         }
         for _ in 0..<runs { query.samples.append(try OneShot.timed(binary, query.arguments)) }
     }
 
     private static func checked(_ binary: String, _ arguments: [String]) throws {
         let result = try Command.runBlocking(binary, arguments)
-        guard result.status == 0 else { throw BenchError("meshca \(arguments.joined(separator: " ")) failed: \(result.stderr.suffix(500))") }
+        guard result.status == 0 else { throw BenchError(.toolFailed, "meshca \(arguments.joined(separator: " ")) failed: \(result.stderr.suffix(500))") }
     }
 }

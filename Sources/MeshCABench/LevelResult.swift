@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAErrors
 
 /// What one concurrency level of closed-loop load produced against one CA: every request's latency,
 /// the serials handed out, failures, and the CPU time the server and this load generator used meanwhile.
@@ -88,7 +89,7 @@ struct LevelResult: Sendable {
                     serials.append(try serial(done.response))
                     latencies.append(done.milliseconds)
                 } catch {
-                    failures.append(error as? BenchError ?? BenchError("unreadable response: \(error)"))
+                    failures.append(error as? BenchError ?? BenchError(.badResponse, "unreadable response: \(error)"))
                 }
             case .failure(let error):
                 failures.append(error)

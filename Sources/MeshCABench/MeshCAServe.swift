@@ -41,7 +41,7 @@ struct MeshCAServe {
         if let postgres { environment["MESHCA_LEDGER"] = postgres.server.url(database: postgres.database) }
         if let initArguments {
             let created = try Command.meshcaBlocking(["init"] + initArguments + ["--state-dir", state], environment: environment)
-            guard created.status == 0 else { throw BenchError("meshca init \(initArguments.joined(separator: " ")) failed: \(created.stderr)") }
+            guard created.status == 0 else { throw BenchError(.toolFailed, "meshca init \(initArguments.joined(separator: " ")) failed: \(created.stderr)") }
         }
         let command = prefix + [binary] + [
             "serve", "--listen", "127.0.0.1:0", "--monitoring", "127.0.0.1:0", "--state-dir", state, "--init-if-missing",
@@ -68,7 +68,7 @@ struct MeshCAServe {
     /// A join token for `serviceAccount` good for `uses` issuances, made with `meshca token create`.
     func token(for serviceAccount: String, uses: Int) throws -> String {
         let token = try Command.meshcaBlocking(["token", "create", "--sa", serviceAccount, "--uses", String(uses), "--ttl", "1h", "--state-dir", state], environment: environment)
-        guard token.status == 0 else { throw BenchError("meshca token create failed: \(token.stderr)") }
+        guard token.status == 0 else { throw BenchError(.toolFailed, "meshca token create failed: \(token.stderr)") }
         return token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -84,7 +84,7 @@ struct MeshCAServe {
     /// one-daemon load. The server CPU is that of every replica. After the level the ledger must hold exactly the
     /// serials handed out.
     static func run(replicas: [MeshCAServe], level: Int, csrs: [String], serviceAccount: String) async throws -> LevelResult {
-        guard let first = replicas.first else { throw BenchError("no daemon to send requests to") }
+        guard let first = replicas.first else { throw BenchError(.setupFailed, "no daemon to send requests to") }
         let headers: Metadata = ["authorization": "Bearer \(try first.token(for: serviceAccount, uses: csrs.count))"]
         let connections = min(level, 8)
         let clients = replicas.map(\.client)
@@ -109,7 +109,7 @@ struct MeshCAServe {
                                 }
                             }
                         } catch {
-                            return [.failure(BenchError("connection failed: \(error)"))]
+                            return [.failure(BenchError(.requestFailed, "connection failed: \(error)"))]
                         }
                     }
                 }
@@ -138,16 +138,16 @@ struct MeshCAServe {
         do {
             let chain = try await connection.createCertificate(csrPEM: csr, ttl: nil, headers: headers)
             let elapsed = ContinuousClock.now - begin
-            guard let leaf = chain.first else { return .failure(BenchError("the response carries no certificate")) }
+            guard let leaf = chain.first else { return .failure(BenchError(.badResponse, "the response carries no certificate")) }
             return .success((leaf, elapsed.milliseconds))
         } catch {
-            return .failure(BenchError("\(error)"))
+            return .failure(BenchError(.requestFailed, "\(error)"))
         }
     }
 
     /// The serial of the leaf certificate in `pem`.
     static func serial(ofLeaf pem: String) throws -> String {
-        guard let certificate = try Certificate.parseAll(pem: pem).first else { throw BenchError("the response carries no certificate") }
+        guard let certificate = try Certificate.parseAll(pem: pem).first else { throw BenchError(.badResponse, "the response carries no certificate") }
         return certificate.serialHex
     }
 
@@ -184,7 +184,7 @@ enum BenchLedger: Sendable {
             return Set(try await ledger.issuances(matching: IssuanceQuery(serviceAccount: serviceAccount)).map(\.serial))
         case .postgres(let server, let database):
             guard serviceAccount.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }) else {
-                throw BenchError("unexpected service account name \(serviceAccount)")
+                throw BenchError(.badResponse, "unexpected service account name \(serviceAccount)")
             }
             let output = try await server.psql("SELECT serial FROM issuances WHERE service_account = '\(serviceAccount)'", database: database)
             return Set(output.split(separator: "\n").map { String($0) })

@@ -47,7 +47,7 @@ struct OneShot {
         let result = try Command.runBlocking(executable, arguments)
         let elapsed = ContinuousClock.now - begin
         guard result.status == 0 else {
-            throw BenchError("\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr.suffix(500))")
+            throw BenchError(.toolFailed, "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr.suffix(500))")
         }
         return elapsed.milliseconds
     }

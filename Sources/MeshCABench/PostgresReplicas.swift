@@ -62,7 +62,7 @@ struct PostgresReplicas {
             for name in ["fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "commit_delay", "shared_buffers", "max_connections"] {
                 results.settings[name] = try await server.psql("SHOW \(name)", database: "postgres")
             }
-            guard results.settings["fsync"] == "on" else { throw BenchError("the benchmark's PostgreSQL server runs with fsync=\(results.settings["fsync"] ?? "?"); it must be on") }
+            guard results.settings["fsync"] == "on" else { throw BenchError(.setupFailed, "the benchmark's PostgreSQL server runs with fsync=\(results.settings["fsync"] ?? "?"); it must be on") }
             print("postgres: \(results.serverVersion.split(separator: ",").first ?? ""), fsync=\(results.settings["fsync"] ?? "?"), wal_sync_method=\(results.settings["wal_sync_method"] ?? "?"), port \(server.port)")
             for (round, count) in (0..<max(rounds, 1)).flatMap({ round in (round % 2 == 0 ? replicaCounts : replicaCounts.reversed()).map { (round, $0) } }) {
                 let database = try await server.createDatabase()
@@ -96,6 +96,7 @@ struct PostgresReplicas {
                         }
                         guard result.recordedExactly else {
                             throw BenchError(
+                                .countMismatch,
                                 "PostgreSQL with \(count) replica(s), concurrency \(level): the ledger holds \(result.recorded.map(String.init) ?? "?") rows for \(serviceAccounts[index]), "
                                     + "not exactly the \(result.serials.count) serials issued of \(csrs[index].count) sent (\(result.failures) failed: \(result.firstFailure ?? "-"))")
                         }

@@ -1,7 +1,8 @@
 import GRPCCore
 import MeshCAErrors
 
-/// Why the daemon refused a request before or beside the CA's own rules, or could not use its settings.
+/// Why the daemon refused a request before or beside the CA's own rules, could not use its settings, or a use case
+/// of `meshca` could not do what it was asked (a flag value, a remote CA, a ledger lookup).
 ///
 /// The refusal codes are the reason codes of the ledger's rejection rows, of `meshca_rejections_total` and of
 /// `meshca audit`; their raw values are stored in existing ledgers and never change. The CA's own rules refuse with
@@ -35,6 +36,18 @@ public struct CAError: CodedError {
         case jwtKeysUnavailable = "jwt-keys-unavailable"
         /// A backup's ledger does not verify (``StateBackup/VerificationFailure``).
         case backupUnverified = "backup-unverified"
+        /// A flag or argument value a command cannot use (the command shows it as a usage error).
+        case invalidArgument = "invalid-argument"
+        /// `meshca version --server` could not read a running daemon's build from its monitoring endpoint.
+        case versionUnavailable = "version-unavailable"
+        /// A remote CA answered `meshca issue --server` with a refusal.
+        case remoteRefusal = "remote-refusal"
+        /// No address of a remote CA answered `meshca issue --server`.
+        case caUnreachable = "ca-unreachable"
+        /// A serial prefix matches more than one certificate in the ledger.
+        case ambiguousSerial = "ambiguous-serial"
+        /// No active join token has the id given.
+        case unknownToken = "unknown-token"
     }
 
     /// The machine-readable reason.
@@ -60,7 +73,8 @@ extension CAError.Code {
         case .rateLimited, .authRateLimited: .resourceExhausted
         case .unknownSigner: .invalidArgument
         case .repeatedRequest, .invalidConfiguration, .invalidValue, .invalidDNSSANRule, .invalidKubernetesName,
-            .jwtKeysUnavailable, .backupUnverified:
+            .jwtKeysUnavailable, .backupUnverified, .invalidArgument, .versionUnavailable, .remoteRefusal, .caUnreachable,
+            .ambiguousSerial, .unknownToken:
             nil
         }
     }

@@ -3,11 +3,12 @@
 ///
 /// Each target has one such error type with its own ``ErrorCode`` enum: `IssuanceError` (MeshCACore: the CA's
 /// rules), `DaemonError` (MeshCAIO: files, the state directory, listening, HTTP fetches), `LedgerError`,
-/// `CAClientError` (MeshCATransport), `PKCS11Error`, `AgentError`, `HandshakeFailure` (MeshCAHarness) and
-/// `CAError` (MeshCADaemon: its refusals and settings). A few other types conform with a code from their target's
-/// enum because they carry more than a sentence: a report of several problems, a clause for a larger sentence, or
-/// the attempts behind it. Codes are what the ledger stores as a rejection's reason, what metric labels and
-/// `--json` carry; they are never renamed. Messages may be reworded.
+/// `CAClientError` (MeshCATransport), `PKCS11Error`, `AgentError`, `HandshakeFailure` (MeshCAHarness),
+/// `CAError` (MeshCADaemon: its refusals, its settings and the use cases' own failures) and `BenchError`
+/// (`meshca-bench`). A few other types conform with a code from their target's enum because they carry more than
+/// a sentence: a report of several problems, a clause for a larger sentence, or the attempts behind it. Codes are
+/// what the ledger stores as a rejection's reason, what metric labels and `--json` carry; they are never renamed.
+/// Messages may be reworded.
 public protocol CodedError: Error, Sendable, CustomStringConvertible {
     associatedtype Code: ErrorCode
     /// The machine-readable reason.

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCACore
+import MeshCAIO
 import MeshCALedger
 import SwiftASN1
 
@@ -110,6 +111,25 @@ public struct AuditLedger: Sendable {
         query.serialPrefix = filter.serialPrefix
         let records = try await ledger.withExistingLedger(in: directory) { try await $0.issuances(matching: query) }
         return records.map { AuditEntry($0, now: now) }
+    }
+
+    /// The one certificate whose serial starts with `prefix` (lowercase hex digits), with its state as of `now`;
+    /// `serial` is the text it came from, for the message.
+    /// - Throws: ``DaemonError`` `unknown-serial` when none does, ``CAError`` `ambiguous-serial` when several do.
+    public func issuance(serialPrefix prefix: String, given serial: String, now: Date) async throws -> AuditEntry {
+        var filter = Filter()
+        filter.serialPrefix = prefix
+        let matches = try await issuances(filter, now: now)
+        guard let entry = matches.first else {
+            throw DaemonError(
+                .unknownSerial, "No certificate with serial \(serial) in the ledger. List what was issued with `meshca audit list`.")
+        }
+        guard matches.count == 1 else {
+            throw CAError(
+                .ambiguousSerial,
+                "\(matches.count) certificates have serials starting with \(prefix): \(matches.map(\.serial).joined(separator: ", ")). Give more digits.")
+        }
+        return entry
     }
 
     /// Refused requests since `since` (all when nil), at most the newest `limit`, oldest first.

@@ -4,15 +4,9 @@ import MeshCAIO
 import MeshCAPKCS11
 
 /// The values `meshca`'s flags and arguments name, read and checked for the use cases, so the executable parses
-/// them without the modules that define them. A value that cannot be used throws ``Invalid``;
+/// them without the modules that define them. A value that cannot be used throws ``CAError`` `invalid-argument`;
 /// other errors (none expected) pass through.
 public enum CommandInput {
-    /// A flag value that cannot be used; `message` says why (the command shows it as a usage error).
-    public struct Invalid: Error, CustomStringConvertible {
-        public let message: String
-        public var description: String { message }
-        init(_ message: String) { self.message = message }
-    }
 
     /// A duration such as `90s`, `24h` or `7d`.
     public static func duration(_ text: String) throws -> Duration {
@@ -31,9 +25,9 @@ public enum CommandInput {
     public static var defaultKeyType: String { KeyType.ecP256.rawValue }
 
     /// An HSM key's PKCS#11 URI (`--key`); nil for none.
-    public static func hsmKey(_ text: String?) throws(Invalid) -> PKCS11URI? {
+    public static func hsmKey(_ text: String?) throws(CAError) -> PKCS11URI? {
         guard let text else { return nil }
-        do { return try PKCS11URI(parsing: text) } catch { throw Invalid(error.message) }
+        do { return try PKCS11URI(parsing: text) } catch { throw invalidArgument(error.message) }
     }
 
     /// A Kubernetes namespace and service account name.
@@ -60,17 +54,22 @@ public enum CommandInput {
         do {
             return try LedgerLocation.resolve(explicit: url, passwordFile: passwordFile)
         } catch let error as DaemonError {
-            throw Invalid(error.message)
+            throw invalidArgument(error.message)
         }
     }
 
-    /// `body`'s value; its ``IssuanceError`` (a value the CA does not accept) becomes ``Invalid``.
+    /// `body`'s value; its ``IssuanceError`` (a value the CA does not accept) becomes ``CAError`` `invalid-argument`.
     private static func invalid<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as IssuanceError {
-            throw Invalid(error.message)
+            throw invalidArgument(error.message)
         }
+    }
+
+    /// A ``CAError`` `invalid-argument` saying `message`.
+    static func invalidArgument(_ message: String) -> CAError {
+        CAError(.invalidArgument, message)
     }
 
     /// Whether `text` is `HOST:PORT` (`[v6]:PORT`).

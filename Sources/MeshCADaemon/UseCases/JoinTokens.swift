@@ -38,8 +38,11 @@ public struct JoinTokens: Sendable {
         }
     }
 
-    /// Revokes the active token with `id` (lowercase hex) as of `now`; false when there is no such active token.
-    public func revoke(id: String, now: Date) async throws -> Bool {
-        try await ledger.withExistingLedger(in: directory) { try await $0.revokeToken(id: id, at: now) }
+    /// Revokes the active token with `id` (hex, either case) as of `now`.
+    /// - Throws: ``CAError`` `unknown-token` when there is no such active token.
+    public func revoke(id: String, now: Date) async throws {
+        guard try await ledger.withExistingLedger(in: directory, { try await $0.revokeToken(id: id.lowercased(), at: now) }) else {
+            throw CAError(.unknownToken, "No active token with id \(id). See `meshca token list`.")
+        }
     }
 }

@@ -40,8 +40,8 @@ public struct RemoteIssue: Sendable {
     }
 
     /// Checks `--server` values; the message follows `--server `.
-    public static func checkServers(_ servers: [String]) throws(CommandInput.Invalid) {
-        do { _ = try CAAddresses(servers) } catch { throw CommandInput.Invalid(error.description) }
+    public static func checkServers(_ servers: [String]) throws(CAError) {
+        do { _ = try CAAddresses(servers) } catch { throw CommandInput.invalidArgument(error.description) }
     }
 
     /// The join token in the file at `path` without surrounding whitespace; nil when it cannot be read.
@@ -50,21 +50,21 @@ public struct RemoteIssue: Sendable {
     }
 
     /// Issues. `notice` hears each address that gave no answer before the next is asked. A token, `rootCertFile`
-    /// or identity that cannot be used throws ``CommandInput/Invalid``; a refusal or no answer ``RemoteIssueError``.
+    /// or identity that cannot be used throws ``CAError`` `invalid-argument`; a refusal `remote-refusal`, no answer `ca-unreachable`.
     public func run(notice: (String) -> Void) async throws -> IssuedCredentials {
         let servers = try CAAddresses(servers)
         let token: JoinToken
         do {
             token = try JoinToken(parsing: self.token)
         } catch let error as IssuanceError {
-            throw CommandInput.Invalid("\(tokenSource): \(error.message)")
+            throw CommandInput.invalidArgument("\(tokenSource): \(error.message)")
         }
         let trust: CAClient.Trust
         if let rootCertFile {
             guard let data = FileManager.default.contents(atPath: rootCertFile),
                 let roots = try? Certificate.parseAll(pem: String(decoding: data, as: UTF8.self)), !roots.isEmpty
             else {
-                throw CommandInput.Invalid("--root-cert: \(rootCertFile) is not a readable PEM file of root certificates.")
+                throw CommandInput.invalidArgument("--root-cert: \(rootCertFile) is not a readable PEM file of root certificates.")
             }
             trust = .roots(roots)
         } else {
@@ -74,7 +74,7 @@ public struct RemoteIssue: Sendable {
         do {
             identity = try SPIFFEID(trustDomain: TrustDomain(trustDomain), namespace: namespace, serviceAccount: serviceAccount)
         } catch let error as IssuanceError {
-            throw CommandInput.Invalid(error.message)
+            throw CommandInput.invalidArgument(error.message)
         }
         let key = try keyType.generate()
         let csr = try WorkloadCSR.pem(WorkloadCSR.make(for: identity, key: key))
@@ -89,11 +89,13 @@ public struct RemoteIssue: Sendable {
                         .createCertificate(csrPEM: csr, ttl: ttl, headers: ["authorization": "Bearer \(token.encoded)"])
                 } catch let error as RPCError where error.code != .unavailable && error.code != .deadlineExceeded {
                     // An answer: said with the address that gave it, and not asked of the next.
-                    throw RemoteIssueError(refusal: error, from: endpoint)
+                    throw CAError(.remoteRefusal, "The CA at \(endpoint) answered \(error.code): \(error.message)")
                 }
             }
         } catch let error as CAUnreachableError {
-            throw RemoteIssueError(error, trust: rootCertFile == nil ? "the token's pinned root (or --root-cert)" : "--root-cert \(rootCertFile ?? "")")
+            let trust = rootCertFile == nil ? "the token's pinned root (or --root-cert)" : "--root-cert \(rootCertFile ?? "")"
+            // One address: one sentence. Several: one line each, then the advice on a line of its own.
+            throw CAError(.caUnreachable, "\(error)\(error.attempts.count == 1 ? ". " : "\n")\(error.advice(trust: trust))")
         }
         let credentials = try CredentialBundle.accepted(
             istioChain: chain, from: server.description, for: identity, key: key.publicKey, pinnedRootSHA256: trust.pinnedRootSHA256)
@@ -105,21 +107,5 @@ public struct RemoteIssue: Sendable {
             bundlePEM: credentials.bundlePEM
         )
         return IssuedCredentials(leaf: credentials.leaf, keyType: keyType, directory: outDirectory)
-    }
-}
-
-/// A refusal from a remote CA, or no answer from any of its addresses, shown with what to do.
-public struct RemoteIssueError: Error, CustomStringConvertible {
-    public let description: String
-
-    /// The CA's answer: a gRPC status other than `UNAVAILABLE` or `DEADLINE_EXCEEDED`.
-    init(refusal error: RPCError, from endpoint: CAEndpoint) {
-        description = "The CA at \(endpoint) answered \(error.code): \(error.message)"
-    }
-
-    /// No address answered; `trust` names the roots the CA's certificate was checked against.
-    init(_ error: CAUnreachableError, trust: String) {
-        // One address: one sentence. Several: one line each, then the advice on a line of its own.
-        description = "\(error)\(error.attempts.count == 1 ? ". " : "\n")\(error.advice(trust: trust))"
     }
 }

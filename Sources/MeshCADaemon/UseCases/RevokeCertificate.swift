@@ -60,12 +60,12 @@ public struct RevokeCertificate: Sendable {
     /// The RFC 5280 CRLReason names `run` takes.
     public static var reasonNames: [String] { RevocationReason.allCases.map(\.rawValue) }
 
-    /// Checks a `--reason`; throws ``CommandInput/Invalid`` for a name that is not a CRLReason.
+    /// Checks a `--reason`; throws ``CAError`` `invalid-argument` for a name that is not a CRLReason.
     public static func checkReason(_ text: String) throws {
         do {
             _ = try RevocationReason(parsing: text)
         } catch let error as IssuanceError {
-            throw CommandInput.Invalid(error.message)
+            throw CommandInput.invalidArgument(error.message)
         }
     }
 

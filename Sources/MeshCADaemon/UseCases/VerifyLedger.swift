@@ -88,7 +88,7 @@ public struct VerifyLedger: Sendable {
         self.ledger = ledger
     }
 
-    /// Verifies. An unreadable `publicKeyFile` throws ``CommandInput/Invalid``.
+    /// Verifies. An unreadable `publicKeyFile` throws ``CAError`` `invalid-argument`.
     public func run() async throws -> Verified {
         let keyPath = FileCheckpointSigner.path(besideLedgerAt: directory.ledgerPath)
         let signer = checkpoint ? try FileCheckpointSigner(path: keyPath) : nil
@@ -105,7 +105,7 @@ public struct VerifyLedger: Sendable {
 
     private static func readPublicKey(_ path: String) throws -> CheckpointPublicKey {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CommandInput.Invalid("--public-key: cannot read \(path). Give the ledger key's public half (ledger-key.pub.pem).")
+            throw CommandInput.invalidArgument("--public-key: cannot read \(path). Give the ledger key's public half (ledger-key.pub.pem).")
         }
         return try CheckpointPublicKey(pemRepresentation: String(decoding: data, as: UTF8.self), source: path)
     }

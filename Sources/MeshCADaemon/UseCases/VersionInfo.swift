@@ -28,13 +28,15 @@ public struct VersionInfo: Sendable {
         do {
             answer = try await HTTPFetch.get(url, maximumBodyBytes: 8 * 1024 * 1024, what: "a metrics page")
         } catch {
-            throw VersionError(
+            throw CAError(
+                .versionUnavailable,
                 "Cannot ask the daemon at \(address): \(error). Give --server the monitoring address of `meshca serve` "
                     + "(its --monitoring, default 127.0.0.1:15014), not the gRPC one.")
         }
         let page = String(decoding: answer.body, as: UTF8.self)
         guard answer.status == 200, let line = page.split(separator: "\n").first(where: { $0.hasPrefix("meshca_build_info{") }) else {
-            throw VersionError(
+            throw CAError(
+                .versionUnavailable,
                 "The server at \(address) answered HTTP \(answer.status) without a meshca_build_info line on /metrics: it is not "
                     + "the monitoring endpoint of a meshca serve, or one too old to report its build.")
         }
@@ -45,10 +47,4 @@ public struct VersionInfo: Sendable {
         }
         return (label("version"), label("commit"))
     }
-}
-
-/// A failure of `meshca version --server`, printed as `Error: <description>` with exit status 1.
-public struct VersionError: Error, CustomStringConvertible {
-    public let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -112,15 +112,8 @@ struct AuditShow: AsyncParsableCommand {
             throw ValidationError("\"\(serial)\" is not a serial number: give its hex digits (at least 6), as `meshca audit list` prints them.")
         }
         let now = Date()
-        var filter = AuditLedger.Filter()
-        filter.serialPrefix = prefix
-        let matches = try await AuditLedger(directory: state.directory, ledger: try ledger.location()).issuances(filter, now: now)
-        guard let record = matches.first else {
-            throw AuditError("No certificate with serial \(serial) in the ledger. List what was issued with `meshca audit list`.")
-        }
-        guard matches.count == 1 else {
-            throw AuditError("\(matches.count) certificates have serials starting with \(prefix): \(matches.map(\.serial).joined(separator: ", ")). Give more digits.")
-        }
+        let record = try await AuditLedger(directory: state.directory, ledger: try ledger.location())
+            .issuance(serialPrefix: prefix, given: serial, now: now)
         if json {
             print(try JSONOutput.render(AuditJSON.Issuance(record)))
             return
@@ -188,10 +181,4 @@ struct AuditRejections: AsyncParsableCommand {
         }
         print(table.render(), terminator: "")
     }
-}
-
-/// A ledger lookup that found nothing usable (exit status 1).
-struct AuditError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

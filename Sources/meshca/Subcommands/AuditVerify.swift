@@ -41,7 +41,7 @@ struct AuditVerify: AsyncParsableCommand {
         let verified: VerifyLedger.Verified
         do {
             verified = try await verify.run()
-        } catch let error as CommandInput.Invalid {
+        } catch let error as CAError where error.code == .invalidArgument {
             throw ValidationError(error.message)
         }
         let report = verified.report

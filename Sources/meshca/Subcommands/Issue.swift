@@ -86,7 +86,7 @@ struct Issue: AsyncParsableCommand {
             let issued: IssuedCredentials
             do {
                 issued = try await issue.run { printError("meshca: " + $0) }
-            } catch let error as CommandInput.Invalid {
+            } catch let error as CAError where error.code == .invalidArgument {
                 throw ValidationError(error.message)
             }
             try report(issued)

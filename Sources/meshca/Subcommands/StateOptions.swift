@@ -48,12 +48,12 @@ func parseDuration(_ text: String, flag: String) throws -> Duration {
     try usage("\(flag): ") { try CommandInput.duration(text) }
 }
 
-/// `body`'s value; a flag value it cannot use (`CommandInput.Invalid`) is a usage error (exit 64): its message
+/// `body`'s value; a flag value it cannot use (`CAError` `invalid-argument`) is a usage error (exit 64): its message
 /// after `prefix`.
 func usage<T>(_ prefix: String = "", _ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let error as CommandInput.Invalid {
+    } catch let error as CAError where error.code == .invalidArgument {
         throw ValidationError(prefix + error.message)
     }
 }

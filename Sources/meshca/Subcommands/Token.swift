@@ -113,9 +113,7 @@ struct TokenRevoke: AsyncParsableCommand {
 
     func run() async throws {
         let tokens = JoinTokens(directory: state.directory, ledger: try ledger.location())
-        guard try await tokens.revoke(id: id.lowercased(), now: Date()) else {
-            throw AuditError("No active token with id \(id). See `meshca token list`.")
-        }
+        try await tokens.revoke(id: id, now: Date())
         if json { return print(try JSONOutput.render(object: ["revoked": id.lowercased()])) }
         print("revoked token \(id.lowercased())")
     }
