@@ -50,11 +50,60 @@ package struct LedgerChain: Sendable {
         return LedgerChainField.sha256(bytes)
     }
 
+    /// Selects the last event's `seq` and `hash`.
+    package static let headSQL = "SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
+    /// Inserts an event; the values are ``Link/values``.
+    package static let insertSQL =
+        "INSERT INTO ledger_events (seq, kind, subject, payload, content_sha256, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+    /// An event placed after a head: its `seq`, its `hash` and the values ``insertSQL`` stores.
+    package struct Link {
+        package let seq: Int64
+        package let hash: [UInt8]
+        package let values: [SQLiteStatement.Value]
+    }
+
+    /// `event` placed after `head` (`(0, genesis)` for an empty chain).
+    package static func link(_ event: LedgerChainEvent, after head: (seq: Int64, hash: [UInt8])) -> Link {
+        let seq = head.seq + 1
+        let content = event.content
+        let contentSHA256 = LedgerChainField.sha256(content)
+        let hash = link(
+            seq: seq, previous: head.hash, kind: event.kind.rawValue, subject: event.subject, contentSHA256: contentSHA256)
+        return Link(
+            seq: seq, hash: hash,
+            values: [
+                .integer(seq), .text(event.kind.rawValue), .text(event.subject),
+                event.kind.isRowBacked ? .null : .blob(content), .blob(contentSHA256), .blob(head.hash), .blob(hash),
+            ])
+    }
+
+    /// The error for `appendCurrent` when `subject` has no row of `kind` in the ledger at `location`.
+    package static func noRow(_ kind: LedgerChainEvent.Kind, subject: String, operation: String, location: String) -> LedgerError {
+        LedgerError(
+            code: .other,
+            message: "Could not \(operation): there is no row for \(kind) '\(subject)' in the ledger at "
+                + "\(location) to record in the chain. Nothing was recorded; this is a meshca bug, "
+                + "report it to the maintainers.")
+    }
+
+    /// The event `appendEvent` records: one of a kind with no table row of its own; throws for a row-backed kind.
+    package static func standaloneEvent(
+        kind: LedgerChainEvent.Kind, subject: String, fields: [LedgerChainField], operation: String
+    ) throws -> LedgerChainEvent {
+        guard LedgerChainColumns.source(for: kind) == nil else {
+            throw LedgerError(
+                code: .other,
+                message: "Could not \(operation): \(kind) events are recorded together with their row (by record, "
+                    + "createToken, revokeToken), not on their own. Nothing was recorded; fix the caller.")
+        }
+        return LedgerChainEvent(kind: kind, subject: subject, fields: fields)
+    }
+
     /// The last event's `seq` and `hash`, or `(0, genesis)` for an empty chain. Runs inside the caller's write
     /// transaction, so no other connection can append between this read and the caller's insert.
     static func head(on connection: SQLiteConnection, operation: String) throws -> (seq: Int64, hash: [UInt8]) {
-        let statement = try connection.prepare(
-            "SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1", operation: operation)
+        let statement = try connection.prepare(headSQL, operation: operation)
         guard try statement.step() else { return (0, genesis) }
         let hash = statement.blob(1)
         guard hash.count == 32 else {
@@ -74,24 +123,10 @@ package struct LedgerChain: Sendable {
     /// or roll back together and the chain never has a gap.
     func append(_ event: LedgerChainEvent, on connection: SQLiteConnection, operation: String) throws {
         guard isEnabled else { return }
-        let head = try Self.head(on: connection, operation: operation)
-        let seq = head.seq + 1
-        let content = event.content
-        let contentSHA256 = LedgerChainField.sha256(content)
-        let hash = Self.link(
-            seq: seq, previous: head.hash, kind: event.kind.rawValue, subject: event.subject,
-            contentSHA256: contentSHA256)
-        try connection.prepare(
-            "INSERT INTO ledger_events (seq, kind, subject, payload, content_sha256, prev_hash, hash) "
-                + "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                .integer(seq), .text(event.kind.rawValue), .text(event.subject),
-                event.kind.isRowBacked ? .null : .blob(content), .blob(contentSHA256), .blob(head.hash), .blob(hash),
-            ],
-            operation: operation
-        ).run()
-        if let signer, seq % Int64(max(checkpointInterval, 1)) == 0 {
-            try checkpointQuietly(seq: seq, head: hash, signer: signer, on: connection, operation: operation)
+        let link = Self.link(event, after: try Self.head(on: connection, operation: operation))
+        try connection.prepare(Self.insertSQL, link.values, operation: operation).run()
+        if let signer, link.seq % Int64(max(checkpointInterval, 1)) == 0 {
+            try checkpointQuietly(seq: link.seq, head: link.hash, signer: signer, on: connection, operation: operation)
         }
     }
 
@@ -105,11 +140,7 @@ package struct LedgerChain: Sendable {
             let event = try LedgerChainColumns.currentEvent(
                 kind: kind, subject: subject, on: connection, operation: operation)
         else {
-            throw LedgerError(
-                code: .other,
-                message: "Could not \(operation): there is no row for \(kind) '\(subject)' in the ledger at "
-                    + "\(connection.path) to record in the chain. Nothing was recorded; this is a meshca bug, "
-                    + "report it to the maintainers.")
+            throw Self.noRow(kind, subject: subject, operation: operation, location: connection.path)
         }
         try append(event, on: connection, operation: operation)
     }

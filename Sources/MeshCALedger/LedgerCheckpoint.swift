@@ -50,6 +50,21 @@ public struct LedgerCheckpoint: Sendable, Equatable {
         self.signature = signature
     }
 
+    /// Selects every column a checkpoint is read from, in ``init(row:)``'s order.
+    package static let selectSQL = "SELECT id, event_count, head_hash, created_at, key_id, signature FROM ledger_checkpoints"
+
+    /// Reads a row of ``selectSQL``.
+    package init(row: some LedgerRow) {
+        self.init(
+            id: row.integer(0), eventCount: row.integer(1), headHash: Hex.encode(row.blob(2)),
+            createdAt: UnixTime.date(row.integer(3)), keyID: row.text(4), signature: row.blob(5))
+    }
+
+    /// Whether this checkpoint already covers a head at `seq` with `signer`'s key, so a new one would repeat it.
+    package func covers(_ seq: Int64, signedBy signer: any CheckpointSigner) -> Bool {
+        eventCount == seq && keyID == signer.publicKey.id
+    }
+
     /// Signs `(eventCount, head)` and stores the checkpoint, inside the caller's write transaction.
     static func write(
         eventCount: Int64, head: [UInt8], signer: any CheckpointSigner, at date: Date,
@@ -84,13 +99,6 @@ public struct LedgerCheckpoint: Sendable, Equatable {
     private static func select(
         _ order: String, on connection: SQLiteConnection, operation: String
     ) throws -> [LedgerCheckpoint] {
-        try connection.prepare(
-            "SELECT id, event_count, head_hash, created_at, key_id, signature FROM ledger_checkpoints \(order)",
-            operation: operation
-        ).rows { row in
-            LedgerCheckpoint(
-                id: row.integer(0), eventCount: row.integer(1), headHash: Hex.encode(row.blob(2)),
-                createdAt: UnixTime.date(row.integer(3)), keyID: row.text(4), signature: row.blob(5))
-        }
+        try connection.prepare(selectSQL + " \(order)", operation: operation).rows(LedgerCheckpoint.init(row:))
     }
 }

@@ -21,7 +21,7 @@ extension SQLiteLedger {
                 let head = try LedgerChain.head(on: connection, operation: operation)
                 guard head.seq > 0 else { return nil }
                 if let latest = try LedgerCheckpoint.latest(on: connection, operation: operation),
-                    latest.eventCount == head.seq, latest.keyID == signer.publicKey.id
+                    latest.covers(head.seq, signedBy: signer)
                 {
                     return latest
                 }
@@ -55,17 +55,11 @@ extension SQLiteLedger {
     /// the row and its event commit together.
     package func appendEvent(kind: LedgerChainEvent.Kind, subject: String, fields: [LedgerChainField]) async throws {
         let operation = "record \(kind) \(subject)"
-        guard LedgerChainColumns.source(for: kind) == nil else {
-            throw LedgerError(
-                code: .other,
-                message: "Could not \(operation): \(kind) events are recorded together with their row (by record, "
-                    + "createToken, revokeToken), not on their own. Nothing was recorded; fix the caller.")
-        }
+        let event = try LedgerChain.standaloneEvent(kind: kind, subject: subject, fields: fields, operation: operation)
         try requireChain(operation)
         let chain = self.chain
         try await write(operation) { connection in
-            try chain.append(
-                LedgerChainEvent(kind: kind, subject: subject, fields: fields), on: connection, operation: operation)
+            try chain.append(event, on: connection, operation: operation)
         }
     }
 

@@ -53,30 +53,11 @@ extension SQLiteLedger {
     public func expiringIdentities(now: Date, within window: Duration, limit: Int) async throws -> (
         identities: [ExpiringIdentity], total: Int
     ) {
-        let seconds = UnixTime.seconds(window)
-        let parameters: [SQLiteStatement.Value] = [
-            .integer(UnixTime.floor(now)), .integer(UnixTime.ceiling(now.addingTimeInterval(-seconds))),
-            .integer(UnixTime.floor(now.addingTimeInterval(seconds))),
-        ]
+        let query = LedgerQueries.expiringIdentities(now: now, within: window)
         return try await perform { connection in
-            let statement = try connection.prepare(
-                Self.expiringIdentitiesSQL, parameters, operation: "list identities with overdue renewals")
-            var identities: [ExpiringIdentity] = []
-            var seen = Set<String>()
-            var total = 0
-            while try statement.step() {
-                // Two certificates issued in the same second for one identity are both "newest".
-                guard seen.insert(statement.text(0)).inserted else { continue }
-                total += 1
-                if identities.count < limit {
-                    identities.append(
-                        ExpiringIdentity(
-                            spiffeID: statement.text(0), serial: statement.text(1),
-                            issuedAt: UnixTime.date(statement.integer(2)), notAfter: UnixTime.date(statement.integer(3))
-                        ))
-                }
-            }
-            return (identities, total)
+            let rows = try connection.prepare(query.sql, query.parameters, operation: "list identities with overdue renewals")
+                .rows(ExpiringIdentity.init(row:))
+            return LedgerQueries.newestPerIdentity(rows, limit: limit)
         }
     }
 
@@ -87,15 +68,11 @@ extension SQLiteLedger {
     /// them and this stays fast on a ledger of millions of workload certificates.
     public func newestCertificateWithoutSPIFFEID(requester: String, authMethod: String) async throws -> IssuanceRecord?
     {
-        let sql =
-            IssuanceRecord.selectSQL
-            + " WHERE spiffe_id = '' AND requester = ? AND auth_method = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1"
+        let query = LedgerQueries.newestCertificateWithoutSPIFFEID(requester: requester, authMethod: authMethod)
         let path = self.path
         return try await perform { connection in
-            try connection.prepare(
-                sql, [.text(requester), .text(authMethod)], operation: "find the newest \(requester) certificate"
-            )
-            .rows { try IssuanceRecord(row: $0, path: path) }.first
+            try connection.prepare(query.sql, query.parameters, operation: "find the newest \(requester) certificate")
+                .rows { try IssuanceRecord(row: $0, path: path) }.first
         }
     }
 }

@@ -56,19 +56,10 @@ extension SQLiteLedger {
     /// One pass over the live part of `issuances_by_not_after`, so the cost follows the number of live
     /// certificates, not the ledger's size.
     public func identityContacts(since: Date, now: Date) async throws -> [IdentityContact] {
-        let sql = """
-            SELECT spiffe_id, max(issued_at), max(not_after), max(issued_at >= ?)
-            FROM issuances
-            WHERE not_after > ? AND revoked_at IS NULL AND auth_method <> 'internal' AND spiffe_id LIKE 'spiffe://%'
-            GROUP BY spiffe_id ORDER BY spiffe_id
-            """
-        let parameters: [SQLiteStatement.Value] = [.integer(UnixTime.ceiling(since)), .integer(UnixTime.floor(now))]
+        let query = LedgerQueries.identityContacts(since: since, now: now)
         return try await perform { connection in
-            try connection.prepare(sql, parameters, operation: "list the identities holding live certificates").rows {
-                IdentityContact(
-                    spiffeID: $0.text(0), lastIssuedAt: UnixTime.date($0.integer(1)),
-                    notAfter: UnixTime.date($0.integer(2)), contactedSince: $0.integer(3) != 0)
-            }
+            try connection.prepare(query.sql, query.parameters, operation: "list the identities holding live certificates")
+                .rows(IdentityContact.init(row:))
         }
     }
 
@@ -87,29 +78,15 @@ extension SQLiteLedger {
     public func certificatesInUse(
         issuedBy issuerFingerprint: String, excluding: [String] = [], now: Date
     ) async throws -> (inUse: [CertificateInUse], renewed: Int) {
-        let condition = "issuer_fingerprint = ? AND not_after > ? AND revoked_at IS NULL"
-            + String(repeating: " AND serial <> ?", count: excluding.count)
-        let parameters: [SQLiteStatement.Value] =
-            [.text(issuerFingerprint.lowercased()), .integer(UnixTime.floor(now))] + excluding.map { .text($0.lowercased()) }
+        let query = LedgerQueries.liveCertificates(issuedBy: issuerFingerprint, excluding: excluding, now: now)
         return try await perform { connection in
-            let live = try connection.prepare(
-                "SELECT serial, spiffe_id, requester, auth_method, issued_at, not_after FROM issuances WHERE \(condition) "
-                    + "ORDER BY not_after DESC, serial",
-                parameters, operation: "list the live certificates of a root"
-            ).rows {
-                CertificateInUse(
-                    serial: $0.text(0), spiffeID: $0.text(1), requester: $0.text(2), authMethod: $0.text(3),
-                    issuedAt: UnixTime.date($0.integer(4)), notAfter: UnixTime.date($0.integer(5)))
-            }
-            // Only workload certificates can be presented for an mTLS renewal.
-            guard let oldest = live.filter({ !$0.spiffeID.isEmpty }).map(\.issuedAt).min() else { return (live, 0) }
-            let renewals = Set(
-                try connection.prepare(
-                    "SELECT requester FROM issuances WHERE issued_at >= ? AND auth_method = 'mtls'",
-                    [.integer(UnixTime.floor(oldest))], operation: "list the renewals of a root's certificates"
-                ).rows { $0.text(0) })
-            let inUse = live.filter { !renewals.contains("mtls:" + $0.serial) }
-            return (inUse, live.count - inUse.count)
+            let live = try connection.prepare(query.sql, query.parameters, operation: "list the live certificates of a root")
+                .rows(CertificateInUse.init(row:))
+            guard let renewals = LedgerQueries.renewals(of: live) else { return (live, 0) }
+            let requesters = try connection.prepare(
+                renewals.sql, renewals.parameters, operation: "list the renewals of a root's certificates"
+            ).rows { $0.text(0) }
+            return LedgerQueries.inUse(live, renewedBy: Set(requesters))
         }
     }
 
@@ -119,12 +96,9 @@ extension SQLiteLedger {
     public func revokedCount(
         issuedBy issuerFingerprint: String, requester: String, reason: String, now: Date
     ) async throws -> Int {
-        try await perform { connection in
-            let statement = try connection.prepare(
-                "SELECT count(*) FROM issuances WHERE not_after > ? AND issuer_fingerprint = ? AND requester = ? "
-                    + "AND revocation_reason = ? AND revoked_at IS NOT NULL",
-                [.integer(UnixTime.floor(now)), .text(issuerFingerprint.lowercased()), .text(requester), .text(reason)],
-                operation: "count revoked certificates of a root")
+        let query = LedgerQueries.revokedCount(issuedBy: issuerFingerprint, requester: requester, reason: reason, now: now)
+        return try await perform { connection in
+            let statement = try connection.prepare(query.sql, query.parameters, operation: "count revoked certificates of a root")
             _ = try statement.step()
             return Int(statement.integer(0))
         }

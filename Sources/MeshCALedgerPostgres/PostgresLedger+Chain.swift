@@ -9,23 +9,10 @@ extension PostgresLedger {
     /// lock, so no other replica can append between this read of the head and the insert); on a checkpoint
     /// interval also signs a checkpoint.
     func append(_ event: LedgerChainEvent, on connection: PostgresConnection, operation: String) async throws {
-        let head = try await self.head(on: connection)
-        let seq = head.seq + 1
-        let content = event.content
-        let contentSHA256 = LedgerChainField.sha256(content)
-        let hash = LedgerChain.link(
-            seq: seq, previous: head.hash, kind: event.kind.rawValue, subject: event.subject,
-            contentSHA256: contentSHA256)
-        try await run(
-            "INSERT INTO ledger_events (seq, kind, subject, payload, content_sha256, prev_hash, hash) "
-                + "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                .integer(seq), .text(event.kind.rawValue), .text(event.subject),
-                event.kind.isRowBacked ? .null : .blob(content), .blob(contentSHA256), .blob(head.hash), .blob(hash),
-            ],
-            on: connection)
-        if let signer, seq % Int64(max(configuration.checkpointInterval, 1)) == 0 {
-            try await checkpointQuietly(seq: seq, head: hash, signer: signer, on: connection)
+        let link = LedgerChain.link(event, after: try await head(on: connection))
+        try await run(LedgerChain.insertSQL, link.values, on: connection)
+        if let signer, link.seq % Int64(max(configuration.checkpointInterval, 1)) == 0 {
+            try await checkpointQuietly(seq: link.seq, head: link.hash, signer: signer, on: connection)
         }
     }
 
@@ -34,11 +21,7 @@ extension PostgresLedger {
         _ kind: LedgerChainEvent.Kind, subject: String, on connection: PostgresConnection, operation: String
     ) async throws {
         guard let event = try await currentEvent(kind: kind, subject: subject, on: connection) else {
-            throw LedgerError(
-                code: .other,
-                message: "Could not \(operation): there is no row for \(kind) '\(subject)' in the ledger at "
-                    + "\(location) to record in the chain. Nothing was recorded; this is a meshca bug, report it to "
-                    + "the maintainers.")
+            throw LedgerChain.noRow(kind, subject: subject, operation: operation, location: location)
         }
         try await append(event, on: connection, operation: operation)
     }
@@ -61,7 +44,7 @@ extension PostgresLedger {
 
     /// The last event's `seq` and `hash`, or `(0, genesis)` for an empty chain.
     func head(on connection: PostgresConnection) async throws -> (seq: Int64, hash: [UInt8]) {
-        guard let row = try await rows("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1", on: connection).first
+        guard let row = try await rows(LedgerChain.headSQL, on: connection).first
         else { return (0, LedgerChain.genesis) }
         return (row.integer(0), row.blob(1))
     }
@@ -112,13 +95,10 @@ extension PostgresLedger {
         return try await writeTransaction(operation) { connection -> LedgerCheckpoint? in
             let head = try await self.head(on: connection)
             guard head.seq > 0 else { return nil }
-            if let row = try await self.rows(
-                "SELECT id, event_count, head_hash, created_at, key_id, signature FROM ledger_checkpoints "
-                    + "ORDER BY id DESC LIMIT 1", on: connection
-            ).first, row.integer(1) == head.seq, row.text(4) == signer.publicKey.id {
-                return LedgerCheckpoint(
-                    id: row.integer(0), eventCount: row.integer(1), headHash: Hex.encode(row.blob(2)),
-                    createdAt: UnixTime.date(row.integer(3)), keyID: row.text(4), signature: row.blob(5))
+            if let latest = try await self.rows(LedgerCheckpoint.selectSQL + " ORDER BY id DESC LIMIT 1", on: connection)
+                .first.map(LedgerCheckpoint.init(row:)), latest.covers(head.seq, signedBy: signer)
+            {
+                return latest
             }
             return try await self.writeCheckpoint(eventCount: head.seq, head: head.hash, signer: signer, on: connection)
         }
@@ -185,15 +165,9 @@ extension PostgresLedger {
     /// Durably records an event with no table row of its own (see `SQLiteLedger.appendEvent`).
     package func appendEvent(kind: LedgerChainEvent.Kind, subject: String, fields: [LedgerChainField]) async throws {
         let operation = "record \(kind) \(subject)"
-        guard LedgerChainColumns.source(for: kind) == nil else {
-            throw LedgerError(
-                code: .other,
-                message: "Could not \(operation): \(kind) events are recorded together with their row (by record, "
-                    + "createToken, revokeToken), not on their own. Nothing was recorded; fix the caller.")
-        }
+        let event = try LedgerChain.standaloneEvent(kind: kind, subject: subject, fields: fields, operation: operation)
         try await write(operation) { connection in
-            try await self.append(
-                LedgerChainEvent(kind: kind, subject: subject, fields: fields), on: connection, operation: operation)
+            try await self.append(event, on: connection, operation: operation)
         }
     }
 }

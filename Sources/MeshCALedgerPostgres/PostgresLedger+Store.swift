@@ -211,93 +211,45 @@ extension PostgresLedger {
     public func expiringIdentities(now: Date, within window: Duration, limit: Int) async throws -> (
         identities: [ExpiringIdentity], total: Int
     ) {
-        let seconds = UnixTime.seconds(window)
-        let parameters: [SQLiteStatement.Value] = [
-            .integer(UnixTime.floor(now)), .integer(UnixTime.ceiling(now.addingTimeInterval(-seconds))),
-            .integer(UnixTime.floor(now.addingTimeInterval(seconds))),
-        ]
+        let query = LedgerQueries.expiringIdentities(now: now, within: window)
         return try await read("list identities with overdue renewals") { connection in
-            var identities: [ExpiringIdentity] = []
-            var seen = Set<String>()
-            var total = 0
-            for row in try await self.rows(SQLiteLedger.expiringIdentitiesSQL, parameters, on: connection) {
-                guard seen.insert(row.text(0)).inserted else { continue }
-                total += 1
-                if identities.count < limit {
-                    identities.append(
-                        ExpiringIdentity(
-                            spiffeID: row.text(0), serial: row.text(1), issuedAt: UnixTime.date(row.integer(2)),
-                            notAfter: UnixTime.date(row.integer(3))))
-                }
-            }
-            return (identities, total)
+            let rows = try await self.rows(query.sql, query.parameters, on: connection).map(ExpiringIdentity.init(row:))
+            return LedgerQueries.newestPerIdentity(rows, limit: limit)
         }
     }
 
     public func newestCertificateWithoutSPIFFEID(requester: String, authMethod: String) async throws -> IssuanceRecord? {
-        let sql = IssuanceRecord.selectSQL
-            + " WHERE spiffe_id = '' AND requester = ? AND auth_method = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1"
+        let query = LedgerQueries.newestCertificateWithoutSPIFFEID(requester: requester, authMethod: authMethod)
         let location = self.location
         return try await read("find the newest \(requester) certificate") { connection in
-            try await self.rows(sql, [.text(requester), .text(authMethod)], on: connection)
+            try await self.rows(query.sql, query.parameters, on: connection)
                 .first.map { try IssuanceRecord(row: $0, path: location) }
         }
     }
 
     public func identityContacts(since: Date, now: Date) async throws -> [IdentityContact] {
-        // SQLite's max(issued_at >= ?) is bool_or here.
-        let sql = """
-            SELECT spiffe_id, max(issued_at), max(not_after), bool_or(issued_at >= ?)
-            FROM issuances
-            WHERE not_after > ? AND revoked_at IS NULL AND auth_method <> 'internal' AND spiffe_id LIKE 'spiffe://%'
-            GROUP BY spiffe_id ORDER BY spiffe_id
-            """
-        let parameters: [SQLiteStatement.Value] = [.integer(UnixTime.ceiling(since)), .integer(UnixTime.floor(now))]
+        let query = LedgerQueries.identityContacts(since: since, now: now)
         return try await read("list the identities holding live certificates") { connection in
-            try await self.rows(sql, parameters, on: connection).map {
-                IdentityContact(
-                    spiffeID: $0.text(0), lastIssuedAt: UnixTime.date($0.integer(1)),
-                    notAfter: UnixTime.date($0.integer(2)), contactedSince: $0.integer(3) != 0)
-            }
+            try await self.rows(query.sql, query.parameters, on: connection).map(IdentityContact.init(row:))
         }
     }
 
     public func certificatesInUse(
         issuedBy issuerFingerprint: String, excluding: [String], now: Date
     ) async throws -> (inUse: [CertificateInUse], renewed: Int) {
-        let condition = "issuer_fingerprint = ? AND not_after > ? AND revoked_at IS NULL"
-            + String(repeating: " AND serial <> ?", count: excluding.count)
-        let parameters: [SQLiteStatement.Value] =
-            [.text(issuerFingerprint.lowercased()), .integer(UnixTime.floor(now))] + excluding.map { .text($0.lowercased()) }
+        let query = LedgerQueries.liveCertificates(issuedBy: issuerFingerprint, excluding: excluding, now: now)
         return try await read("list the live certificates of a root") { connection in
-            let live = try await self.rows(
-                "SELECT serial, spiffe_id, requester, auth_method, issued_at, not_after FROM issuances WHERE \(condition) "
-                    + "ORDER BY not_after DESC, serial", parameters, on: connection
-            ).map {
-                CertificateInUse(
-                    serial: $0.text(0), spiffeID: $0.text(1), requester: $0.text(2), authMethod: $0.text(3),
-                    issuedAt: UnixTime.date($0.integer(4)), notAfter: UnixTime.date($0.integer(5)))
-            }
-            guard let oldest = live.filter({ !$0.spiffeID.isEmpty }).map(\.issuedAt).min() else { return (live, 0) }
-            let renewals = Set(
-                try await self.rows(
-                    "SELECT requester FROM issuances WHERE issued_at >= ? AND auth_method = 'mtls'",
-                    [.integer(UnixTime.floor(oldest))], on: connection
-                ).map { $0.text(0) })
-            let inUse = live.filter { !renewals.contains("mtls:" + $0.serial) }
-            return (inUse, live.count - inUse.count)
+            let live = try await self.rows(query.sql, query.parameters, on: connection).map(CertificateInUse.init(row:))
+            guard let renewals = LedgerQueries.renewals(of: live) else { return (live, 0) }
+            let requesters = try await self.rows(renewals.sql, renewals.parameters, on: connection).map { $0.text(0) }
+            return LedgerQueries.inUse(live, renewedBy: Set(requesters))
         }
     }
 
     public func revokedCount(issuedBy issuerFingerprint: String, requester: String, reason: String, now: Date) async throws -> Int {
-        try await read("count revoked certificates of a root") { connection in
-            Int(
-                try await self.rows(
-                    "SELECT count(*) FROM issuances WHERE not_after > ? AND issuer_fingerprint = ? AND requester = ? "
-                        + "AND revocation_reason = ? AND revoked_at IS NOT NULL",
-                    [.integer(UnixTime.floor(now)), .text(issuerFingerprint.lowercased()), .text(requester), .text(reason)],
-                    on: connection
-                ).first?.integer(0) ?? 0)
+        let query = LedgerQueries.revokedCount(issuedBy: issuerFingerprint, requester: requester, reason: reason, now: now)
+        return try await read("count revoked certificates of a root") { connection in
+            Int(try await self.rows(query.sql, query.parameters, on: connection).first?.integer(0) ?? 0)
         }
     }
 
