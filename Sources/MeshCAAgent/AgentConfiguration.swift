@@ -121,8 +121,6 @@ public struct AgentConfigurationError: CodedError {
     /// Always `invalid-configuration`.
     public var code: AgentError.Code { .invalidConfiguration }
 
-    public var description: String { message }
-
     /// The only problem, or a count followed by one problem per line.
     public var message: String {
         if problems.count == 1 { return problems[0] }

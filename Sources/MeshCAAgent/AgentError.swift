@@ -1,54 +1,43 @@
-import MeshCAErrors
+@_exported import MeshCAErrors
 
 /// Why the agent could not do something: its Workload API socket, a setting it cannot use, a refused bootstrap,
 /// a CRL it will not publish, or an agent that `meshca agent status` cannot ask.
 ///
 /// `message` is the sentence an operator reads: the value, the rule it broke and what to do next.
-public struct AgentError: CodedError {
-    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
-    public enum Code: String, ErrorCode {
-        /// The socket path is unusable: too long for a Unix socket, or taken by something that is not a socket.
-        case badSocketPath = "bad-socket-path"
-        /// The socket's directory could not be created, or the socket's mode could not be set.
-        case socketSetupFailed = "socket-setup-failed"
-        /// The socket's directory, or one above it, can be written by every user and has no sticky bit.
-        case unsafeDirectory = "unsafe-directory"
-        /// The settings break their rules (``AgentConfigurationError``, which lists every problem).
-        case invalidConfiguration = "invalid-configuration"
-        /// One setting's value breaks its key's rule (a clause of ``AgentConfigurationError``).
-        case invalidValue = "invalid-value"
-        /// A file named by a setting cannot be read or used (`--root-cert`, `--token-file`, `--jwt-file`), or no
-        /// setting says how to verify the CA.
-        case unusableSetting = "unusable-setting"
-        /// The CA refused the current certificate and then the bootstrap credential.
-        case bootstrapRefused = "bootstrap-refused"
-        /// `--crl-url` answered with an HTTP status other than 200.
-        case crlUnavailable = "crl-unavailable"
-        /// A fetched CRL is past its nextUpdate.
-        case crlExpired = "crl-expired"
-        /// A fetched CRL has a lower number than the one held (an older CRL served again).
-        case crlRolledBack = "crl-rolled-back"
-        /// The fetched CRLs are not signed by this workload's CA.
-        case crlForeign = "crl-foreign"
-        /// No agent answers at `--status-addr`.
-        case noAgent = "no-agent"
-        /// The server at `--status-addr` answered with something that is not an agent's status.
-        case notAnAgent = "not-an-agent"
-    }
+public typealias AgentError = CodedFailure<AgentErrorCode>
 
-    /// The machine-readable reason.
-    public let code: Code
-    /// The sentence for a person.
-    public let message: String
+/// The closed list of reasons for an ``AgentError``; each `rawValue` is a stable kebab-case name.
+public enum AgentErrorCode: String, ErrorCode {
+    /// The socket path is unusable: too long for a Unix socket, or taken by something that is not a socket.
+    case badSocketPath = "bad-socket-path"
+    /// The socket's directory could not be created, or the socket's mode could not be set.
+    case socketSetupFailed = "socket-setup-failed"
+    /// The socket's directory, or one above it, can be written by every user and has no sticky bit.
+    case unsafeDirectory = "unsafe-directory"
+    /// The settings break their rules (``AgentConfigurationError``, which lists every problem).
+    case invalidConfiguration = "invalid-configuration"
+    /// One setting's value breaks its key's rule (a clause of ``AgentConfigurationError``).
+    case invalidValue = "invalid-value"
+    /// A file named by a setting cannot be read or used (`--root-cert`, `--token-file`, `--jwt-file`), or no
+    /// setting says how to verify the CA.
+    case unusableSetting = "unusable-setting"
+    /// The CA refused the current certificate and then the bootstrap credential.
+    case bootstrapRefused = "bootstrap-refused"
+    /// `--crl-url` answered with an HTTP status other than 200.
+    case crlUnavailable = "crl-unavailable"
+    /// A fetched CRL is past its nextUpdate.
+    case crlExpired = "crl-expired"
+    /// A fetched CRL has a lower number than the one held (an older CRL served again).
+    case crlRolledBack = "crl-rolled-back"
+    /// The fetched CRLs are not signed by this workload's CA.
+    case crlForeign = "crl-foreign"
+    /// No agent answers at `--status-addr`.
+    case noAgent = "no-agent"
+    /// The server at `--status-addr` answered with something that is not an agent's status.
+    case notAnAgent = "not-an-agent"
+}
 
-    /// Creates an error.
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
-
+extension CodedFailure where Code == AgentErrorCode {
     /// The `reason` label of `meshca_agent_renewal_failures_total` for a round that failed with this error.
     var failureReason: AgentFailureReason {
         switch code {

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAErrors
 import MeshCATestSupport
 
 /// Phase 5 (second half): `meshca-agent` (the agent's own small executable, what a sidecar runs) with the

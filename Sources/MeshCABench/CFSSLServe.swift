@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import MeshCACore
+import MeshCAErrors
 import MeshCATestSupport
 import Synchronization
 import X509

@@ -80,28 +80,20 @@ extension Duration {
 }
 
 /// A benchmark step that could not run; the message says what to do.
-struct BenchError: CodedError {
-    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
-    enum Code: String, ErrorCode {
-        /// A tool the benchmark needs (sqlite3, cfssl) is not installed and could not be.
-        case missingTool = "missing-tool"
-        /// A tool the benchmark runs (meshca, sqlite3, cfssl, h2load) failed or did not start.
-        case toolFailed = "tool-failed"
-        /// The machine or server is not fit to measure on (fsync off, no free port, a failed self-test).
-        case setupFailed = "setup-failed"
-        /// A request could not be sent or its connection failed.
-        case requestFailed = "request-failed"
-        /// An answer that cannot be read or is not what was asked for.
-        case badResponse = "bad-response"
-        /// A ledger, database or agent counted other than what was sent.
-        case countMismatch = "count-mismatch"
-    }
+typealias BenchError = CodedFailure<BenchErrorCode>
 
-    let code: Code
-    let message: String
-
-    init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
+/// The closed list of reasons for a ``BenchError``; each `rawValue` is a stable kebab-case name.
+enum BenchErrorCode: String, ErrorCode {
+    /// A tool the benchmark needs (sqlite3, cfssl) is not installed and could not be.
+    case missingTool = "missing-tool"
+    /// A tool the benchmark runs (meshca, sqlite3, cfssl, h2load) failed or did not start.
+    case toolFailed = "tool-failed"
+    /// The machine or server is not fit to measure on (fsync off, no free port, a failed self-test).
+    case setupFailed = "setup-failed"
+    /// A request could not be sent or its connection failed.
+    case requestFailed = "request-failed"
+    /// An answer that cannot be read or is not what was asked for.
+    case badResponse = "bad-response"
+    /// A ledger, database or agent counted other than what was sent.
+    case countMismatch = "count-mismatch"
 }

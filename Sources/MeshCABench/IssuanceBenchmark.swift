@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshCACore
+import MeshCAErrors
 import MeshCALedger
 import MeshCATestSupport
 import X509

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAErrors
 import MeshCATestSupport
 
 /// Phase 6: a ledger holding many issuances, queried with `meshca audit list` as a whole process.

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import MeshCACore
+import MeshCAErrors
 import MeshCALedger
 import MeshCATestSupport
 import MeshCATransport

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAErrors
 import MeshCATestSupport
 
 /// Phase 4: one certificate from a cold process, the way a person at a shell gets one: `meshca issue --sa

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAErrors
 import MeshCATestSupport
 
 /// Phase 2c (issue 14): the ledger in PostgreSQL, one `meshca serve` replica and then two on one database, given

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCAErrors
 import MeshCATestSupport
 
 /// The `sqlite3` command-line shell (Debian package sqlite3), for the databases the benchmark creates or

@@ -6,7 +6,7 @@ public struct DNSNamePattern: Sendable, Hashable, CustomStringConvertible {
     /// The pattern, lowercased: a DNS name, or `*.` and a DNS name of at least two labels.
     public let text: String
 
-    /// Parses a pattern; throws ``IssuanceError/Code/invalidName`` naming the text, the rule and an example.
+    /// Parses a pattern; throws ``IssuanceErrorCode/invalidName`` naming the text, the rule and an example.
     public init(_ text: String) throws {
         let lowered = text.lowercased()
         let wildcard = lowered.hasPrefix("*.")

@@ -7,7 +7,7 @@ import Foundation
 /// Durations as people type them on the command line: `90s`, `30m`, `24h`, `7d`, or combinations
 /// such as `1h30m`. Units: `s`, `m`, `h`, `d` (24 hours).
 public enum HumanDuration {
-    /// Parses `text`, throwing ``IssuanceError/Code/invalidDuration`` with an example when it cannot.
+    /// Parses `text`, throwing ``IssuanceErrorCode/invalidDuration`` with an example when it cannot.
     public static func parse(_ text: String) throws -> Duration {
         func fail(_ why: String) -> IssuanceError {
             IssuanceError(

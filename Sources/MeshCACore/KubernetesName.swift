@@ -10,7 +10,7 @@ public enum KubernetesName {
         case serviceAccount = "Service account"
     }
 
-    /// Throws ``IssuanceError/Code/invalidName`` naming the first offending character and its position.
+    /// Throws ``IssuanceErrorCode/invalidName`` naming the first offending character and its position.
     public static func validate(_ value: String, as kind: Kind) throws {
         let maxLength = kind == .namespace ? 63 : 253
         func fail(_ rule: String) -> IssuanceError {

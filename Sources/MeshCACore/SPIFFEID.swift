@@ -16,7 +16,7 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible {
         self.path = "/ns/\(namespace)/sa/\(serviceAccount)"
     }
 
-    /// Parses and validates a SPIFFE ID string; throws ``IssuanceError/Code/invalidSPIFFEID`` saying what is wrong.
+    /// Parses and validates a SPIFFE ID string; throws ``IssuanceErrorCode/invalidSPIFFEID`` saying what is wrong.
     public init(parsing string: String) throws {
         func fail(_ rule: String) -> IssuanceError {
             IssuanceError(.invalidSPIFFEID, "\"\(string)\" is not a valid SPIFFE ID: \(rule).")

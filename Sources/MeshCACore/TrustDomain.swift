@@ -7,7 +7,7 @@ public struct TrustDomain: Hashable, Sendable, CustomStringConvertible {
     /// The trust domain name, e.g. `cluster.local`.
     public let name: String
 
-    /// Validates `name`, throwing ``IssuanceError/Code/invalidTrustDomain`` with the offending character.
+    /// Validates `name`, throwing ``IssuanceErrorCode/invalidTrustDomain`` with the offending character.
     public init(_ name: String) throws {
         try Self.validate(name)
         self.name = name

@@ -43,6 +43,4 @@ public struct AuthenticationFailure: CodedError {
         self.message = message.escapedForLog
         self.noIdentity = noIdentity
     }
-
-    public var description: String { message }
 }

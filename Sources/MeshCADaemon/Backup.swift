@@ -85,7 +85,6 @@ public enum StateBackup {
         public let report: LedgerChainReport
         /// The sentence for a person: what was checked, what happened to the copy, what to do.
         public let message: String
-        public var description: String { message }
     }
 
     // MARK: backup

@@ -217,7 +217,7 @@ public struct Daemon: Sendable {
 }
 
 extension Daemon {
-    /// The CA in `directory`. Without `init-if-missing` a directory with no CA is refused (``DaemonError/Code/noCA``,
+    /// The CA in `directory`. Without `init-if-missing` a directory with no CA is refused (``DaemonErrorCode/noCA``,
     /// saying how to create or restore one); with it a new CA is created and its root's fingerprint logged as a warning.
     func loadCA(in directory: StateDirectory) throws -> CAState {
         guard configuration.initIfMissing else {

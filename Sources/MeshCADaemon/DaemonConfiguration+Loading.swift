@@ -23,8 +23,6 @@ public struct ConfigurationError: CodedError {
     /// Always `invalid-configuration`.
     public var code: CAError.Code { .invalidConfiguration }
 
-    public var description: String { message }
-
     /// The only problem, or a count followed by one problem per line.
     public var message: String {
         if problems.count == 1 { return problems[0] }

@@ -9,7 +9,7 @@ import X509
 /// authorize and sign in the core, record in the ledger, and only then hand the certificate out.
 ///
 /// Refused requests are recorded as rejections. When the ledger cannot commit the issuance, the signed
-/// certificate is dropped and ``DaemonError/Code/notRecorded`` is thrown: a certificate the ledger does
+/// certificate is dropped and ``DaemonErrorCode/notRecorded`` is thrown: a certificate the ledger does
 /// not know about never leaves the CA.
 ///
 /// With a retry window (the daemon's `retry-window`), a request repeated after its answer was lost gets the

@@ -1,4 +1,4 @@
-import MeshCAErrors
+@_exported import MeshCAErrors
 
 /// Why a handshake failed, said for a person: one line naming the cause, one naming the fix, and the
 /// raw OpenSSL (or system) reason for someone who wants to look it up.

@@ -24,7 +24,6 @@ final class TCPSocket: Sendable {
             if operation == "resolve" { return "cannot resolve \(address)" }
             return "\(operation) \(address): \(OpenSSLLibrary.systemErrorText(systemError)) (errno \(systemError))"
         }
-        var description: String { message }
     }
 
     /// The file descriptor, handed to OpenSSL with `SSL_set_fd`.

@@ -1,4 +1,4 @@
-import MeshCAErrors
+@_exported import MeshCAErrors
 import CSQLite
 import Foundation
 
@@ -58,7 +58,6 @@ public struct LedgerError: CodedError, LocalizedError {
     }
 
     /// The message.
-    public var description: String { message }
 
     /// The message, so `localizedDescription` shows it rather than a generic Foundation text.
     public var errorDescription: String? { message }

@@ -1,6 +1,6 @@
 import CPKCS11
 import MeshCACore
-import MeshCAErrors
+@_exported import MeshCAErrors
 
 /// A failure of the PKCS#11 key backend: a bad URI, a missing PIN, a module or token that cannot be used, or a call
 /// that failed (with its CK_RV).
@@ -38,8 +38,6 @@ public struct PKCS11Error: CodedError {
         self.message = message
         self.returnValue = returnValue
     }
-
-    public var description: String { message }
 
     /// Whether closing the sessions (and, if needed, initializing the module again) may fix it: the token was reset or
     /// removed, a session or handle went stale, the module was finalized.

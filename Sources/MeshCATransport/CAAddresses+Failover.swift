@@ -119,8 +119,6 @@ public struct CAUnreachableError: CodedError {
     /// "Cannot reach a CA at A: FAILURE", or with several endpoints one line each after "at any of N addresses".
     public var message: String { summary(separator: "\n  - ") }
 
-    public var description: String { message }
-
     /// The summary with the endpoints joined by `separator` (a line break and indent for a terminal, "; " for a
     /// log line).
     public func summary(separator: String) -> String {

@@ -6,7 +6,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import MeshCACore
-import MeshCAErrors
+@_exported import MeshCAErrors
 import NIOCore
 import NIOSSL
 import SwiftASN1
@@ -190,29 +190,16 @@ struct ServerVerification: Sendable {
 
 /// A client-side problem: an address that is not `HOST:PORT`, none given, a host name that does not resolve, or
 /// (as ``CAUnreachableError``) no CA answering.
-public struct CAClientError: CodedError {
-    /// The closed list of reasons; each `rawValue` is a stable kebab-case name.
-    public enum Code: String, ErrorCode {
-        /// An address that is not `HOST:PORT`, or has port 0.
-        case badAddress = "bad-address"
-        /// No CA address was given.
-        case noAddress = "no-address"
-        /// A host name that did not resolve to an address.
-        case unresolvedHost = "unresolved-host"
-        /// No endpoint of the CA answered (``CAUnreachableError``).
-        case caUnreachable = "ca-unreachable"
-    }
+public typealias CAClientError = CodedFailure<CAClientErrorCode>
 
-    /// The machine-readable reason.
-    public let code: Code
-    /// The sentence for a person.
-    public let message: String
-
-    /// Creates an error.
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
+/// The closed list of reasons for a ``CAClientError``; each `rawValue` is a stable kebab-case name.
+public enum CAClientErrorCode: String, ErrorCode {
+    /// An address that is not `HOST:PORT`, or has port 0.
+    case badAddress = "bad-address"
+    /// No CA address was given.
+    case noAddress = "no-address"
+    /// A host name that did not resolve to an address.
+    case unresolvedHost = "unresolved-host"
+    /// No endpoint of the CA answered (``CAUnreachableError``).
+    case caUnreachable = "ca-unreachable"
 }
