@@ -34,6 +34,21 @@ swift build -c release --package-path .build/checkouts/swift-argument-parser --s
 export GENERATE_MANUAL="$(swift build -c release --package-path .build/checkouts/swift-argument-parser --scratch-path "$tools" --show-bin-path)/generate-manual"
 # Keep the benchmark from rotting: a few issuances through the debug build (no timing claims).
 "$(swift build --show-bin-path)/meshca-bench" --requests 10 --concurrency 1,4 --agent-renewals 1
+# The tests run the binaries users run: the release builds scripts/quickstart.sh makes (static Swift runtime, no
+# ICU data, so some Foundation calls behave differently from the debug build). They also start in a quarter of
+# the debug binary's time, and the suite starts some 600 meshca processes (docs/development.md). With a test
+# filter, the debug binaries built above stand in, so a focused run needs no release build.
+if [ $# -eq 0 ]; then
+    swift build -c release --static-swift-stdlib --product meshca
+    swift build -c release --static-swift-stdlib --product meshca-agent
+    release="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+    export MESHCA_BIN="${MESHCA_BIN:-$release/meshca}"
+fi
+# Test files on tmpfs when it has room (4 GiB free): PostgreSQL's per-test databases and the SQLite ledgers'
+# fsyncs then cost no disk work. An explicit TMPDIR is kept.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt 4194304 ]; then
+    export TMPDIR=/dev/shm
+fi
 # At most 4 tests per core at once: all 440-odd starting together starve each other's set-up on a small, busy
 # machine (docs/development.md, "The test kit"). Swift Testing reads this variable.
 export SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH:-$((4 * $(nproc)))}"
@@ -41,12 +56,8 @@ swift test --skip-build "$@"
 scripts/check-deploy.sh
 # The nginx, HAProxy and curl recipes of docs/recipes.md, across certificate renewals.
 ensure_system_packages nginx-light haproxy curl || true
-scripts/check-recipes.sh "$(swift build --show-bin-path)"
-# The release binaries scripts/quickstart.sh builds (static Swift runtime, no ICU data) behave differently
-# from the debug build in places; run them end to end too. Skipped when a test filter was given.
+scripts/check-recipes.sh "${release:-$(swift build --show-bin-path)}"
 if [ $# -eq 0 ]; then
-    swift build -c release --static-swift-stdlib --product meshca
-    swift build -c release --static-swift-stdlib --product meshca-agent
-    scripts/smoke-release.sh "$(swift build -c release --static-swift-stdlib --show-bin-path)"
-    scripts/check-container.sh "$(swift build -c release --static-swift-stdlib --show-bin-path)"
+    scripts/smoke-release.sh "$release"
+    scripts/check-container.sh "$release"
 fi

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Runs programs for tests: the built `meshca` binary and independent tools such as `openssl`.
 public enum Command {
@@ -45,13 +46,8 @@ public enum Command {
         stdin: String? = nil
     ) throws -> Result {
         let process = Process()
-        if executable.contains("/") {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [executable] + arguments
-        }
+        process.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : path(of: executable))
+        process.arguments = arguments
         if let environment { process.environment = environment }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe()
@@ -80,6 +76,18 @@ public enum Command {
             stderr: String(decoding: errData, as: UTF8.self)
         )
     }
+
+    /// Where `name` is on `PATH` (the first executable file of that name), looked up once per name; `name` itself
+    /// when it is nowhere, so that running it fails naming it. Spares each run of a tool an `env` process.
+    public static func path(of name: String) -> String {
+        if let known = paths.withLock({ $0[name] }) { return known }
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        let found = directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? name
+        paths.withLock { $0[name] = found }
+        return found
+    }
+
+    private static let paths = Mutex<[String: String]>([:])
 
     /// The `meshca` executable built next to the running test bundle (or `$MESHCA_BIN`).
     public static var meshcaBinary: String {

@@ -143,11 +143,14 @@ struct AgentTests {
     func caOutages() async throws {
         let first = try await TestDaemon.start()
         let address = first.address
-        let token = try await first.token(uses: 1)
+        // Two uses: when the certificate expires before the third daemon answers (starting it may wait for a
+        // daemon slot on a busy machine), the agent bootstraps again with the token, which is also a recovery.
+        let token = try await first.token(uses: 2)
         try await first.shutdown(keepDirectory: true)
 
         let out = first.directory.file("was")
-        let agent = try await TestAgent.start(daemonAddress: address, token: token, out: out, extra: ["--ttl", "8s"])
+        // 20 s: renewal at 9 to 11 s, so the CA's absence at renewal is seen well before the certificate expires.
+        let agent = try await TestAgent.start(daemonAddress: address, token: token, out: out, extra: ["--ttl", "20s"])
         defer { agent.stop() }
         let failing = try await agent.waitUntil { ($0["consecutive_failures"] as? Int ?? 0) >= 1 }
         #expect((failing["last_error"] as? String)?.contains("unreachable") == true, "\(failing)")
