@@ -47,12 +47,10 @@ public struct AgentRuntime: Sendable {
         }
         var onNewCertificate: (@Sendable () async -> Void)?
         if let crls { onNewCertificate = { _ = await crls.fetch(at: time.now()) } }
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(
-                service: Agent(
-                    configuration: configuration, broadcast: broadcast, status: status, logger: logger, time: time,
-                    onNewCertificate: onNewCertificate))
-        ]
+        let agent = Agent(
+            configuration: configuration, broadcast: broadcast, status: status, logger: logger, time: time,
+            onNewCertificate: onNewCertificate)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let crls { services.append(.init(service: crls)) }
         let workloadAPI = configuration.workloadAPISocket.map {
             WorkloadAPIServer(socketPath: $0, credentials: broadcast, allowedUIDs: configuration.workloadUIDs, logger: logger)
@@ -80,10 +78,27 @@ public struct AgentRuntime: Sendable {
             )
             services.append(.init(service: server))
             services.append(.init(service: StatusAnnouncement(server: server, announce: onStatusReady), successTerminationBehavior: .ignore))
+            // The first request to the CA waits until the status port is bound: a port that is taken then stops the
+            // agent before any call is in flight. (A gRPC call to an unreachable CA that was cancelled by the group's
+            // shutdown could leave the release build waiting forever, the process never exiting.)
+            services.append(.init(service: AfterListening(server: server, service: agent)))
+        } else {
+            services.append(.init(service: agent))
         }
         if let workloadAPI { services.append(.init(service: workloadAPI)) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// Runs `service` once `server` is listening; when it cannot bind, throws its bind error instead.
+struct AfterListening: Service {
+    let server: MonitoringServer
+    let service: any Service
+
+    func run() async throws {
+        _ = try await server.boundAddress
+        try await service.run()
     }
 }
 

@@ -57,6 +57,13 @@ public enum Command {
         process.standardError = err
         process.standardInput = input
         try process.run()
+        // A hang guard, not a speed expectation: a child that never exits becomes a failure naming it.
+        let killed = Atomic<Bool>(false)
+        let guardTimer = DispatchWorkItem {
+            if process.isRunning, !killed.exchange(true, ordering: .relaxed) { kill(process.processIdentifier, SIGKILL) }
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(hangGuardSeconds), execute: guardTimer)
+        defer { guardTimer.cancel() }
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
@@ -70,6 +77,11 @@ public enum Command {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
+        if killed.load(ordering: .relaxed) {
+            throw BackgroundProcessError(
+                "\(executable) \(arguments.joined(separator: " ")) did not exit within \(hangGuardSeconds) s and was killed; "
+                    + "stderr:\n\(String(decoding: errData, as: UTF8.self))")
+        }
         return Result(
             status: process.terminationStatus,
             stdout: String(decoding: outData, as: UTF8.self),
@@ -88,6 +100,9 @@ public enum Command {
     }
 
     private static let paths = Mutex<[String: String]>([:])
+
+    /// How long a run may take before it is killed and reported (a hang guard).
+    static let hangGuardSeconds = 180
 
     /// The `meshca` executable built next to the running test bundle (or `$MESHCA_BIN`).
     public static var meshcaBinary: String {

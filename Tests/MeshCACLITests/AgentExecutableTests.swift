@@ -44,9 +44,14 @@ struct AgentExecutableTests {
         let line = try await first.waitForLine(containing: "status on http://")
         let address = String(line.split(separator: "/").last ?? "")
 
-        let second = try await Command.run(Command.agentBinary, arguments + ["--out", directory.file("second"), "--status-addr", address])
-        #expect(second.status == 1)
-        #expect(second.stderr.contains("--status-addr: cannot listen on \(address)"), "\(second.stderr)")
-        #expect(second.stderr.contains("or --status-addr off"))
+        // Several times: the release agent once stayed up (about one start in five) when its first call to the CA
+        // was cancelled by the failed bind; now it asks the CA only once the port is bound.
+        for _ in 0..<5 {
+            let second = try await Command.run(Command.agentBinary, arguments + ["--out", directory.file("second"), "--status-addr", address])
+            #expect(second.status == 1)
+            #expect(second.stderr.contains("--status-addr: cannot listen on \(address)"), "\(second.stderr)")
+            #expect(second.stderr.contains("or --status-addr off"))
+            #expect(!second.stderr.contains("could not obtain a certificate"), "no call to the CA before the port is bound")
+        }
     }
 }
