@@ -68,7 +68,10 @@ struct ReplicaTests {
     @Test("Both replicas issuing at once: every certificate handed out has its row, and audit verify proves one chain")
     func concurrentIssuanceOneChain() async throws {
         let (replicas, token) = try await self.replicas(tokenUses: 40)
-        let clients = [try replicas.first.client(), try replicas.second.client()]
+        // All 40 calls start at once and queue behind each other in this process: each one's deadline is a hang
+        // guard for the whole batch, not the 15 s a single call gets (a busy machine took longer than that).
+        var clients = [try replicas.first.client(), try replicas.second.client()]
+        for index in clients.indices { clients[index].timeout = .seconds(120) }
         let serials = try await withThrowingTaskGroup(of: String.self) { group in
             for index in 0..<40 {
                 let client = clients[index % 2]

@@ -79,7 +79,9 @@ extension InProcessSoftHSM {
             #expect(FileManager.default.fileExists(atPath: daemon.stateDir + "/ca-key.pkcs11"))
             let roots = try daemon.roots()
             #expect(roots.first?.publicKey == key.publicKey, "init used the key already in the token")
-            let client = try daemon.client()
+            var client = try daemon.client()
+            // The 64 calls queue behind each other: each deadline is a hang guard for the batch, not one call's 15 s.
+            client.timeout = .seconds(120)
             let chains = try await client.withConnection { connection in
                 try await withThrowingTaskGroup(of: [String].self) { group in
                     for _ in 0..<64 {
