@@ -77,11 +77,10 @@ public struct AgentRuntime: Sendable {
                 logger: logger
             )
             services.append(.init(service: server))
-            services.append(.init(service: StatusAnnouncement(server: server, announce: onStatusReady), successTerminationBehavior: .ignore))
             // The first request to the CA waits until the status port is bound: a port that is taken then stops the
             // agent before any call is in flight. (A gRPC call to an unreachable CA that was cancelled by the group's
             // shutdown could leave the release build waiting forever, the process never exiting.)
-            services.append(.init(service: AfterListening(server: server, service: agent)))
+            services.append(.init(service: AfterListening(server: server, announce: onStatusReady, service: agent)))
         } else {
             services.append(.init(service: agent))
         }
@@ -91,24 +90,16 @@ public struct AgentRuntime: Sendable {
     }
 }
 
-/// Runs `service` once `server` is listening; when it cannot bind, throws its bind error instead.
+/// Reports the status endpoint's bound address once it is listening, then runs `service`; when the endpoint cannot
+/// bind, throws its bind error instead.
 struct AfterListening: Service {
     let server: MonitoringServer
-    let service: any Service
-
-    func run() async throws {
-        _ = try await server.boundAddress
-        try await service.run()
-    }
-}
-
-/// Reports the status endpoint's bound address once it is listening.
-struct StatusAnnouncement: Service {
-    let server: MonitoringServer
     let announce: @Sendable (String) -> Void
+    let service: any Service
 
     func run() async throws {
         let address = try await server.boundAddress
         announce(HostPort(host: address.host, port: address.port).description)
+        try await service.run()
     }
 }
