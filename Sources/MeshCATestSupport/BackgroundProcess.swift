@@ -113,11 +113,10 @@ public final class BackgroundProcess: Sendable {
     public func terminate(then cleanup: @escaping @Sendable () -> Void = {}) {
         let process = process
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
+        let hang = HangGuard(pid: process.processIdentifier, after: .seconds(60))
         Thread.detachNewThread {
             process.waitUntilExit()
+            _ = hang.exited()
             cleanup()
         }
     }

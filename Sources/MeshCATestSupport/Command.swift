@@ -46,7 +46,9 @@ public enum Command {
         stdin: String? = nil
     ) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : path(of: executable))
+        process.executableURL = URL(
+            fileURLWithPath: executable.contains("/")
+                ? executable : path(of: executable, searching: environment?["PATH"] ?? ProcessInfo.processInfo.environment["PATH"]))
         process.arguments = arguments
         if let environment { process.environment = environment }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
@@ -57,13 +59,8 @@ public enum Command {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        // A hang guard, not a speed expectation: a child that never exits becomes a failure naming it. The timer
-        // holds only the process id and two flags: holding the Process would keep its pipes open until the timer
-        // fires, and a few hundred runs later the test process had over 1,024 descriptors open.
-        let hang = HangGuard(pid: process.processIdentifier)
-        let guardTimer = DispatchWorkItem { hang.fire() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(hangGuardSeconds), execute: guardTimer)
-        defer { guardTimer.cancel() }
+        // A hang guard, not a speed expectation: a child that never exits becomes a failure naming it.
+        let hang = HangGuard(pid: process.processIdentifier, after: .seconds(hangGuardSeconds))
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
@@ -77,8 +74,7 @@ public enum Command {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        hang.done.store(true, ordering: .releasing)
-        if hang.killed.load(ordering: .acquiring) {
+        if hang.exited() {
             throw BackgroundProcessError(
                 "\(executable) \(arguments.joined(separator: " ")) did not exit within \(hangGuardSeconds) s and was killed; "
                     + "stderr:\n\(String(decoding: errData, as: UTF8.self))")
@@ -90,31 +86,19 @@ public enum Command {
         )
     }
 
-    /// Where `name` is on `PATH` (the first executable file of that name), looked up once per name; `name` itself
-    /// when it is nowhere, so that running it fails naming it. Spares each run of a tool an `env` process.
-    public static func path(of name: String) -> String {
-        if let known = paths.withLock({ $0[name] }) { return known }
-        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        let found = directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? name
-        paths.withLock { $0[name] = found }
+    /// Where `name` is in `searchPath` (a `PATH` value: the child's, as `env` would search it; the first executable
+    /// file of that name), looked up once per name and path; `name` itself when it is nowhere, so that running it
+    /// fails naming it. Spares each run of a tool an `env` process.
+    public static func path(of name: String, searching searchPath: String?) -> String {
+        let directories = searchPath ?? "/usr/bin:/bin"
+        let key = directories + "\u{0}" + name
+        if let known = paths.withLock({ $0[key] }) { return known }
+        let found = directories.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? name
+        paths.withLock { $0[key] = found }
         return found
     }
 
     private static let paths = Mutex<[String: String]>([:])
-
-    /// Kills a child that is still running when its time is up, once.
-    private final class HangGuard: Sendable {
-        let pid: Int32
-        let done = Atomic<Bool>(false)
-        let killed = Atomic<Bool>(false)
-
-        init(pid: Int32) { self.pid = pid }
-
-        func fire() {
-            guard !done.load(ordering: .acquiring), !killed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            kill(pid, SIGKILL)
-        }
-    }
 
     /// How long a run may take before it is killed and reported (a hang guard).
     static let hangGuardSeconds = 180
@@ -153,5 +137,29 @@ public enum Command {
         env.removeValue(forKey: "MESHCA_STATE_DIR")
         env.merge(overrides) { _, new in new }
         return env
+    }
+}
+
+/// Kills a child with SIGKILL when it is still running after a time (a hang guard), once. It holds only the
+/// process id: holding the `Process` would keep its pipes open until the timer fires, and a few hundred runs later
+/// the test process had over 1,024 descriptors open.
+final class HangGuard: Sendable {
+    private let pid: Int32
+    private let done = Atomic<Bool>(false)
+    private let killed = Atomic<Bool>(false)
+
+    /// Arms the guard for the child `pid`.
+    init(pid: Int32, after delay: DispatchTimeInterval) {
+        self.pid = pid
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+            guard !done.load(ordering: .acquiring), !killed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            kill(pid, SIGKILL)
+        }
+    }
+
+    /// Call once the child has been waited for; true when the guard killed it.
+    func exited() -> Bool {
+        done.store(true, ordering: .releasing)
+        return killed.load(ordering: .acquiring)
     }
 }
