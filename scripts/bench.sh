@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_swift
+export_build_commit
 # sqlite3: the shell that creates cfssl's certificate database and bulk-fills the large ledger.
 # nghttp2-client: h2load, the independent load generator that drives both servers with one connection per client.
 # postgresql: the server the PostgreSQL-ledger phase starts (initdb and pg_ctl from /usr/lib/postgresql/*/bin, and psql).

@@ -27,6 +27,18 @@ ensure_swift() {
     fi
 }
 
+# The commit `meshca version` reports. Package.swift reads it from the checkout, but SwiftPM keeps its evaluated
+# manifest until Package.swift or the environment changes, so after a commit an incremental build would still
+# report the previous one (and meshca and meshca-agent could disagree). Passing it in the environment makes a new
+# commit a new manifest. An explicit $MESHCA_BUILD_COMMIT is kept; outside a git checkout Package.swift decides.
+export_build_commit() {
+    [ -n "${MESHCA_BUILD_COMMIT:-}" ] && return 0
+    local head
+    head=$(git rev-parse --short=12 HEAD 2>/dev/null) || return 0
+    [ -z "$(git status --porcelain 2>/dev/null)" ] || head="$head-dirty"
+    export MESHCA_BUILD_COMMIT="$head"
+}
+
 # For scripts that start processes (smoke-release.sh, check-recipes.sh): `scratch NAME` makes the work directory
 # $work, empties the list $pids (add each process started in the background), and on exit stops them (and calls
 # scratch_stop when the script defines it), prints the tail of every $work/*.log when the script failed, and

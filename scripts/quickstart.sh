@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_swift
+export_build_commit
 ensure_system_packages libssl-dev libsqlite3-dev libp11-kit-dev pkg-config openssl
 # --static-swift-stdlib: the binaries carry the Swift runtime, so they run on hosts and in images without it.
 swift build -c release --static-swift-stdlib --product meshca

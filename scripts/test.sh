@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_swift
+export_build_commit
 # postgresql: the server the PostgreSQL ledger tests start (initdb and pg_ctl from /usr/lib/postgresql/*/bin).
 ensure_system_packages libssl-dev libsqlite3-dev libp11-kit-dev pkg-config openssl python3 python3-pip softhsm2 postgresql
 if ! python3 -c "import cryptography" 2>/dev/null; then
