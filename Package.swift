@@ -147,6 +147,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The settings of `meshca serve` and `meshca agent`: YAML file, environment and flags, every problem at once.
+        .target(
+            name: "MeshCASettings",
+            dependencies: ["MeshCACore", "MeshCAIO", "MeshCAErrors", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // The standard PKCS#11 header (p11-kit's, apt: libp11-kit-dev) and a dlopen loader; nothing is linked from p11-kit.
         .target(name: "CPKCS11", linkerSettings: [.linkedLibrary("dl")]),
         // CA keys in a hardware security module over PKCS#11 (RFC 7512 URIs, a session pool, keys generated in the token).
@@ -165,7 +171,7 @@ let package = Package(
         .target(
             name: "MeshCADaemon",
             dependencies: [
-                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCALedgerPostgres", "MeshCATransport", "MeshCAPKCS11",
+                "MeshCACore", "MeshCAIO", "MeshCASettings", "MeshCALedger", "MeshCALedgerPostgres", "MeshCATransport", "MeshCAPKCS11",
                 // `meshca version`: the SQLite library version and the newest ledger migration.
                 "CSQLite", "MeshCAMigrations",
                 .product(name: "X509", package: "swift-certificates"),
@@ -181,7 +187,6 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
@@ -199,12 +204,12 @@ let package = Package(
             linkerSettings: executableLinkerSettings
         ),
         // `meshca agent`: keeps a workload's files fresh and serves the SPIFFE Workload API on a Unix socket.
-        // It must not depend on MeshCADaemon (the CA, ledger, JWT): `meshca-agent` links only this. Yams reads its
-        // --config file.
+        // It must not depend on MeshCADaemon (the CA, ledger, JWT): `meshca-agent` links only this. Its --config
+        // file is read by MeshCASettings, as `meshca serve`'s is.
         .target(
             name: "MeshCAAgent",
             dependencies: [
-                "MeshCACore", "MeshCATransport", "MeshCAIO", "MeshCAErrors",
+                "MeshCACore", "MeshCATransport", "MeshCAIO", "MeshCASettings", "MeshCAErrors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -220,7 +225,6 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

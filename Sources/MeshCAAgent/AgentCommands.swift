@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import MeshCACore
 import MeshCAIO
+import MeshCASettings
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -104,7 +105,7 @@ public struct AgentOptions: ParsableArguments {
         do {
             let loaded = try AgentConfiguration.load(flags: flags, environment: environment, configFile: config)
             return (loaded.configuration, Logger.Level(rawValue: loaded.logLevel) ?? .info)
-        } catch let error as AgentConfigurationError {
+        } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
     }
@@ -126,10 +127,9 @@ public struct AgentOptions: ParsableArguments {
         if let statusAddr { return statusAddr }
         if let text = environment[AgentConfiguration.environmentName("status-addr")] { return text }
         if let path = config ?? environment["MESHCA_AGENT_CONFIG"] {
-            var settings: [String: AgentConfiguration.Setting] = [:]
-            var problems: [String] = []
-            AgentConfiguration.readFile(path, namedBy: "--config", into: &settings, problems: &problems)
-            if let setting = settings["status-addr"] { return setting.text }
+            var reader = AgentConfiguration.reader()
+            reader.readFile(path, namedBy: "--config")
+            if let setting = reader.settings["status-addr"] { return setting.text }
         }
         return "127.0.0.1:15020"
     }

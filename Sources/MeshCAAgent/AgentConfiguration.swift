@@ -6,7 +6,7 @@ import Foundation
 import MeshCACore
 import MeshCAErrors
 import MeshCAIO
-import Yams
+@_exported import MeshCASettings
 
 #if canImport(Glibc)
 import Glibc
@@ -109,92 +109,7 @@ public struct AgentConfiguration: Sendable {
     }
 }
 
-/// Every problem found in the agent's settings, reported together so one edit fixes them all (the same report
-/// as `meshca serve`'s configuration). Each problem names the key, where the value came from (`flag --ttl`,
-/// `environment MESHCA_AGENT_TTL`, `config file PATH`), the bad value, what is accepted and an example.
-///
-/// Not an ``AgentError``: one report of several problems at once.
-public struct AgentConfigurationError: CodedError {
-    /// One sentence per problem: the config file's first, then each key in ``AgentConfiguration/keys`` order.
-    public let problems: [String]
-
-    /// Always `invalid-configuration`.
-    public var code: AgentError.Code { .invalidConfiguration }
-
-    /// The only problem, or a count followed by one problem per line.
-    public var message: String {
-        if problems.count == 1 { return problems[0] }
-        return "The configuration has \(problems.count) problems:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
-    }
-}
-
 extension AgentConfiguration {
-    /// Where a setting came from, so a message can say where to fix it.
-    enum Source: Sendable {
-        case flag, environment, file(String)
-
-        func describe(_ key: String) -> String {
-            switch self {
-            case .flag: "flag --\(key)"
-            case .environment: "environment \(AgentConfiguration.environmentName(key))"
-            case .file(let path): "config file \(path)"
-            }
-        }
-
-        /// How to write `value` for `key` where the bad value came from.
-        func example(_ key: String, _ value: String) -> String {
-            switch self {
-            case .flag: "--\(key) \(value)"
-            case .environment: "\(AgentConfiguration.environmentName(key))=\(value)"
-            case .file: "\(key): \(value)"
-            }
-        }
-    }
-
-    /// One raw value and its origin.
-    struct Setting: Sendable {
-        let text: String
-        /// For list keys: the items (split at commas, trimmed, empty ones dropped).
-        let items: [String]
-        let source: Source
-
-        init(_ text: String, items: [String]? = nil, source: Source) {
-            self.text = text
-            self.items = (items ?? [text]).flatMap { $0.split(separator: ",") }.map { $0.trimmed }
-                .filter { !$0.isEmpty }
-            self.source = source
-        }
-    }
-
-    /// One key: what it accepts, an example, and how its text sets a field.
-    struct Key: Sendable {
-        let name: String
-        let isList: Bool
-        let accepts: String
-        let example: String
-        let apply: @Sendable (Setting, inout Draft) throws -> Void
-
-        init(_ name: String, list: Bool = false, accepts: String, example: String, apply: @escaping @Sendable (Setting, inout Draft) throws -> Void) {
-            self.name = name
-            self.isList = list
-            self.accepts = accepts
-            self.example = example
-            self.apply = apply
-        }
-    }
-
-    /// Why a value breaks its key's rule.
-    ///
-    /// Not an ``AgentError``: a clause the loader puts into its sentence, with the key, the source and an example.
-    struct Problem: CodedError {
-        let why: String
-        init(_ why: String) { self.why = why }
-        /// Always `invalid-value`.
-        var code: AgentError.Code { .invalidValue }
-        /// The clause.
-        var message: String { why }
-    }
-
     /// The settings while they are read; required ones are nil until set.
     struct Draft {
         var ca: [String] = []
@@ -228,7 +143,7 @@ extension AgentConfiguration {
 
     /// `MESHCA_AGENT_<KEY>`, upper case, `-` as `_`.
     public static func environmentName(_ key: String) -> String {
-        "MESHCA_AGENT_" + String(key.uppercased().map { $0 == "-" ? "_" : $0 })
+        reader().environmentName(key)
     }
 
     /// The log levels `log-level` accepts.
@@ -236,43 +151,24 @@ extension AgentConfiguration {
 
     /// Reads the agent's settings: each key from `flags` (kebab keys without `--`; list keys comma-separated),
     /// else `MESHCA_AGENT_<KEY>` in `environment`, else the YAML mapping in `configFile` (or
-    /// `MESHCA_AGENT_CONFIG`), else its default. Checks every value and throws one ``AgentConfigurationError``
+    /// `MESHCA_AGENT_CONFIG`), else its default. Checks every value and throws one ``ConfigurationError``
     /// listing every problem. `MESHCA_AGENT_*` variables that are not keys are ignored; unknown file keys are
     /// problems. Also returns the `log-level` text (checked).
     public static func load(
         flags: [String: String], environment: [String: String], configFile: String?
     ) throws -> (configuration: AgentConfiguration, logLevel: String) {
-        var settings: [String: Setting] = [:]
-        var problems: [String] = []
+        var reader = Self.reader()
         if let path = configFile {
-            readFile(path, namedBy: "--config", into: &settings, problems: &problems)
+            reader.readFile(path, namedBy: "--config")
         } else if let path = environment["MESHCA_AGENT_CONFIG"] {
-            readFile(path, namedBy: "MESHCA_AGENT_CONFIG", into: &settings, problems: &problems)
+            reader.readFile(path, namedBy: "MESHCA_AGENT_CONFIG")
         }
-        for key in keys {
-            if let text = environment[environmentName(key)] { settings[key] = Setting(text, source: .environment) }
-        }
-        for (key, text) in flags.sorted(by: { $0.key < $1.key }) {
-            guard keys.contains(key) else {
-                problems.append("--\(key) is not a meshca agent option. Known options: \(keys.map { "--" + $0 }.joined(separator: ", ")).")
-                continue
-            }
-            settings[key] = Setting(text, source: .flag)
-        }
-
+        reader.readEnvironment(environment)
+        reader.readFlags(flags)
         var draft = Draft()
-        for spec in specs {
-            guard let setting = settings[spec.name] else { continue }
-            do {
-                try spec.apply(setting, &draft)
-            } catch {
-                var why = (error as? Problem)?.why ?? (error as? HostPort.Problem)?.why ?? rule(from: error)
-                while why.hasSuffix(".") { why.removeLast() }
-                problems.append(
-                    "\(spec.name) (\(setting.source.describe(spec.name))) = \"\(setting.text.escapedForLog)\": \(why). "
-                        + "Accepted: \(spec.accepts). Example: \(setting.source.example(spec.name, spec.example))")
-            }
-        }
+        reader.apply(to: &draft)
+        let settings = reader.settings
+        var problems = reader.problems
         func missing(_ key: String, _ what: String) -> String {
             let example = specs.first { $0.name == key }?.example ?? "VALUE"
             return "\(key) is not set: \(what). Give --\(key) \(example), \(environmentName(key))=\(example), or \(key): \(example) in the --config file."
@@ -295,17 +191,17 @@ extension AgentConfiguration {
         do {
             schedule = try RenewalSchedule(graceRatio: draft.graceRatio, jitter: draft.jitter)
         } catch {
-            problems.append(rule(from: error, whole: true))
+            problems.append(whole(error))
         }
         if let serviceAccount = draft.serviceAccount {
             do {
                 identity = try SPIFFEID(trustDomain: TrustDomain(draft.trustDomain), namespace: draft.namespace, serviceAccount: serviceAccount)
             } catch {
-                problems.append(rule(from: error, whole: true))
+                problems.append(whole(error))
             }
         }
         guard problems.isEmpty, let ca = draft.ca.first, let out = draft.out, let identity, let schedule, let bootstrap = draft.bootstraps.first?.bootstrap else {
-            throw AgentConfigurationError(problems: problems)
+            throw ConfigurationError(problems: problems)
         }
         var configuration = AgentConfiguration(
             caAddress: ca, identity: identity, outDirectory: FilePaths.absolute(out), bootstrap: bootstrap, rootCertFile: draft.rootCert,
@@ -321,193 +217,144 @@ extension AgentConfiguration {
         return (configuration, draft.logLevel)
     }
 
-    /// Reads the YAML mapping at `path` into `settings`; `option` is how the user named the file, for messages.
-    static func readFile(_ path: String, namedBy option: String, into settings: inout [String: Setting], problems: inout [String]) {
-        let origin = "config file \(path) (from \(option))"
-        let fix = "Fix the path, or drop \(option) to use only flags, environment and defaults."
-        guard FileManager.default.fileExists(atPath: path) else {
-            return problems.append("\(origin) does not exist. \(fix)")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return problems.append("\(origin) cannot be read: it is a directory, or this user may not read it. \(fix)")
-        }
-        guard !data.isEmpty else { return }  // An empty file sets nothing.
-        guard let text = String(validating: data, as: UTF8.self) else { return problems.append("\(origin) is not UTF-8 text. \(fix)") }
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            return problems.append("\(origin) is not valid YAML; write one key: value per line. Yams says: \(error)")
-        }
-        guard let root else { return }
-        guard let mapping = root.mapping else {
-            return problems.append("\(origin) must be a mapping of keys to values, one per line, e.g. ttl: 24h.")
-        }
-        let source = Source.file(path)
-        for (keyNode, value) in mapping {
-            let key = keyNode.string ?? "\(keyNode)"
-            guard let spec = specs.first(where: { $0.name == key }) else {
-                let normalized = String(key.lowercased().map { $0 == "_" ? "-" : $0 })
-                let hint = keys.first { normalized == $0 || normalized == $0 + "s" }.map { " Did you mean \($0)?" } ?? ""
-                problems.append("config file \(path): unknown key \"\(key.escapedForLog)\".\(hint) Known keys: \(keys.joined(separator: ", ")).")
-                continue
-            }
-            let accepted = "Accepted: \(spec.accepts). Example: \(source.example(key, spec.example))"
-            if value.null != nil {
-                problems.append("\(key) (config file \(path)) has no value. Give one or remove the line. \(accepted)")
-            } else if let scalar = value.scalar {
-                settings[key] = Setting(scalar.string, source: source)
-            } else if let list = value.sequence, spec.isList, list.allSatisfy({ $0.scalar != nil }) {
-                let items = list.compactMap { $0.scalar?.string }
-                settings[key] = Setting(items.joined(separator: ","), items: items, source: source)
-            } else {
-                let shape = spec.isList ? "a value or a list of values" : "a single value"
-                problems.append("\(key) (config file \(path)) must be \(shape), not a nested structure. \(accepted)")
-            }
-        }
+    /// The reader of the agent's keys (`MESHCA_AGENT_` variables).
+    static func reader() -> SettingsReader<Draft> {
+        SettingsReader(command: "meshca agent", environmentPrefix: "MESHCA_AGENT_", keys: specs)
     }
 
-    /// The rule from a MeshCACore message ("<value> is not valid: RULE. What to do."), or the whole message.
-    private static func rule(from error: any Error, whole: Bool = false) -> String {
-        let message = (error as? IssuanceError)?.message ?? "\(error)"
-        guard !whole, let colon = message.firstRange(of: ": ") else { return message }
-        let rest = message[colon.upperBound...]
-        return String(rest[..<(rest.firstRange(of: ". ")?.lowerBound ?? rest.endIndex)])
-    }
-
-    private static func nonEmpty(_ setting: Setting) throws -> String {
-        guard !setting.text.trimmed.isEmpty else { throw Problem("it is empty") }
-        return setting.text
+    /// The whole message of a MeshCACore error about settings together (the schedule, the identity).
+    private static func whole(_ error: any Error) -> String {
+        (error as? IssuanceError)?.message ?? "\(error)"
     }
 
     private static let durationRule = "a duration such as 90s, 30m, 24h or 7d"
 
     /// Every key, in the order of `--help` and of reported problems.
-    static let specs: [Key] = [
-        Key(
+    static let specs: [SettingKey<Draft>] = [
+        SettingKey(
             "ca", list: true,
             accepts: "the CA daemon's HOST:PORT; several for replicas, comma-separated (a YAML list in the file), each "
                 + "tried when the one before gives no answer", example: "meshca.example:15012"
         ) { setting, draft in
-            guard !setting.items.isEmpty else { throw Problem("it lists nothing") }
+            guard !setting.items.isEmpty else { throw SettingProblem("it lists nothing") }
             for item in setting.items {
                 let address: HostPort
                 do throws(HostPort.Problem) {
                     address = try HostPort.parse(item)
                 } catch {
-                    throw Problem("\"\(item)\": \(error.why)")
+                    throw SettingProblem("\"\(item)\": \(error.why)")
                 }
-                guard address.port > 0 else { throw Problem("\"\(item)\": the CA's port cannot be 0") }
+                guard address.port > 0 else { throw SettingProblem("\"\(item)\": the CA's port cannot be 0") }
                 if !draft.ca.contains(item) { draft.ca.append(item) }
             }
         },
-        Key("sa", accepts: "a Kubernetes service account name", example: "web") { setting, draft in
+        SettingKey("sa", accepts: "a Kubernetes service account name", example: "web") { setting, draft in
             try KubernetesName.validate(setting.text, as: .serviceAccount)
             draft.serviceAccount = setting.text
         },
-        Key("ns", accepts: "a Kubernetes namespace name", example: "default") { setting, draft in
+        SettingKey("ns", accepts: "a Kubernetes namespace name", example: "default") { setting, draft in
             try KubernetesName.validate(setting.text, as: .namespace)
             draft.namespace = setting.text
         },
-        Key("trust-domain", accepts: "a lowercase DNS-style name", example: "cluster.local") { setting, draft in
+        SettingKey("trust-domain", accepts: "a lowercase DNS-style name", example: "cluster.local") { setting, draft in
             draft.trustDomain = try TrustDomain(setting.text).name
         },
-        Key(
+        SettingKey(
             "dns-name", list: true,
             accepts: "DNS names for the certificate besides the SPIFFE ID, comma-separated (a YAML list in the file); the CA "
                 + "grants them only by its allow-dns-sans policy", example: "web.example.internal"
         ) { setting, draft in
-            guard !setting.items.isEmpty else { throw Problem("it lists nothing") }
+            guard !setting.items.isEmpty else { throw SettingProblem("it lists nothing") }
             for item in setting.items {
                 let name = item.lowercased()
-                if let why = DNSNamePattern.nameProblem(name) { throw Problem("\"\(item)\": \(why)") }
+                if let why = DNSNamePattern.nameProblem(name) { throw SettingProblem("\"\(item)\": \(why)") }
                 if !draft.dnsNames.contains(name) { draft.dnsNames.append(name) }
             }
         },
-        Key("out", accepts: "a directory path", example: "/var/run/secrets/workload") { setting, draft in
-            draft.out = try nonEmpty(setting)
+        SettingKey("out", accepts: "a directory path", example: "/var/run/secrets/workload") { setting, draft in
+            draft.out = try setting.nonEmpty()
         },
-        Key(
+        SettingKey(
             "combined-pem", accepts: "a file name (no directory) for the chain and key in one file, written in --out",
             example: "combined.pem"
         ) { setting, draft in
             let name = setting.text.trimmed
-            if let why = CredentialDirectory.combinedNameProblem(name) { throw Problem(why) }
+            if let why = CredentialDirectory.combinedNameProblem(name) { throw SettingProblem(why) }
             draft.combinedPEM = name
         },
-        Key("token", accepts: "a join token from `meshca token create`", example: "mct1.…") { setting, draft in
+        SettingKey("token", accepts: "a join token from `meshca token create`", example: "mct1.…") { setting, draft in
             _ = try JoinToken(parsing: setting.text.trimmed)
             draft.bootstraps.append(("token", .token(setting.text.trimmed)))
         },
-        Key("token-file", accepts: "the path of a file holding a join token", example: "/etc/meshca/web.token") { setting, draft in
-            draft.bootstraps.append(("token-file", .tokenFile(try nonEmpty(setting))))
+        SettingKey("token-file", accepts: "the path of a file holding a join token", example: "/etc/meshca/web.token") { setting, draft in
+            draft.bootstraps.append(("token-file", .tokenFile(try setting.nonEmpty())))
         },
-        Key("jwt-file", accepts: "the path of a Kubernetes service-account token file", example: "/var/run/secrets/tokens/istio-token") {
+        SettingKey("jwt-file", accepts: "the path of a Kubernetes service-account token file", example: "/var/run/secrets/tokens/istio-token") {
             setting, draft in
-            draft.bootstraps.append(("jwt-file", .jwtFile(try nonEmpty(setting))))
+            draft.bootstraps.append(("jwt-file", .jwtFile(try setting.nonEmpty())))
         },
-        Key("root-cert", accepts: "the path of a PEM file of root certificates", example: "/etc/meshca/root-cert.pem") { setting, draft in
-            draft.rootCert = try nonEmpty(setting)
+        SettingKey("root-cert", accepts: "the path of a PEM file of root certificates", example: "/etc/meshca/root-cert.pem") { setting, draft in
+            draft.rootCert = try setting.nonEmpty()
         },
-        Key("ttl", accepts: durationRule, example: "24h") { setting, draft in
+        SettingKey("ttl", accepts: durationRule, example: "24h") { setting, draft in
             draft.ttl = try HumanDuration.parse(setting.text)
         },
-        Key("key-type", accepts: KeyType.allCases.map(\.rawValue).joined(separator: ", "), example: "ec-p256") { setting, draft in
+        SettingKey("key-type", accepts: KeyType.allCases.map(\.rawValue).joined(separator: ", "), example: "ec-p256") { setting, draft in
             draft.keyType = try KeyType(parsing: setting.text)
         },
-        Key("grace-ratio", accepts: "a fraction between 0 and 1 (0.5 renews at half-life)", example: "0.5") { setting, draft in
-            guard let value = Double(setting.text.trimmed) else { throw Problem("it is not a number") }
+        SettingKey("grace-ratio", accepts: "a fraction between 0 and 1 (0.5 renews at half-life)", example: "0.5") { setting, draft in
+            guard let value = Double(setting.text.trimmed) else { throw SettingProblem("it is not a number") }
             draft.graceRatio = value
         },
-        Key("jitter", accepts: "a fraction from 0 up to 1", example: "0.1") { setting, draft in
-            guard let value = Double(setting.text.trimmed) else { throw Problem("it is not a number") }
+        SettingKey("jitter", accepts: "a fraction from 0 up to 1", example: "0.1") { setting, draft in
+            guard let value = Double(setting.text.trimmed) else { throw SettingProblem("it is not a number") }
             draft.jitter = value
         },
-        Key("workload-api-socket", accepts: "the path of a Unix socket", example: "/run/meshca/agent.sock") { setting, draft in
-            draft.workloadAPISocket = try nonEmpty(setting)
+        SettingKey("workload-api-socket", accepts: "the path of a Unix socket", example: "/run/meshca/agent.sock") { setting, draft in
+            draft.workloadAPISocket = try setting.nonEmpty()
         },
-        Key("workload-uid", list: true, accepts: "numeric uids, comma-separated (a YAML list in the file)", example: "1000,1001") {
+        SettingKey("workload-uid", list: true, accepts: "numeric uids, comma-separated (a YAML list in the file)", example: "1000,1001") {
             setting, draft in
-            guard !setting.items.isEmpty else { throw Problem("it lists nothing") }
+            guard !setting.items.isEmpty else { throw SettingProblem("it lists nothing") }
             for item in setting.items {
-                guard let uid = UInt32(item) else { throw Problem("\"\(item)\" is not a numeric uid") }
+                guard let uid = UInt32(item) else { throw SettingProblem("\"\(item)\" is not a numeric uid") }
                 draft.workloadUIDs.insert(uid)
             }
         },
-        Key("on-rotate", accepts: "a shell command", example: "'nginx -s reload'") { setting, draft in
-            draft.onRotate = try nonEmpty(setting)
+        SettingKey("on-rotate", accepts: "a shell command", example: "'nginx -s reload'") { setting, draft in
+            draft.onRotate = try setting.nonEmpty()
         },
-        Key("file-mode", accepts: "an octal file mode the owner can read", example: "0600") { setting, draft in
+        SettingKey("file-mode", accepts: "an octal file mode the owner can read", example: "0600") { setting, draft in
             guard let mode = mode_t(setting.text, radix: 8), mode & ~0o777 == 0, mode & 0o400 != 0 else {
-                throw Problem("it is not an octal file mode the owner can read")
+                throw SettingProblem("it is not an octal file mode the owner can read")
             }
             draft.keyMode = mode
         },
-        Key("file-owner", accepts: "numeric uid:gid", example: "1000:1000") { setting, draft in
+        SettingKey("file-owner", accepts: "numeric uid:gid", example: "1000:1000") { setting, draft in
             let parts = setting.text.split(separator: ":")
-            guard parts.count == 2, let uid = uid_t(parts[0]), let gid = gid_t(parts[1]) else { throw Problem("it is not numeric uid:gid") }
+            guard parts.count == 2, let uid = uid_t(parts[0]), let gid = gid_t(parts[1]) else { throw SettingProblem("it is not numeric uid:gid") }
             draft.fileOwner = (uid, gid)
         },
-        Key("status-addr", accepts: "HOST:PORT or [IPv6]:PORT, or off", example: "127.0.0.1:15020") { setting, draft in
+        SettingKey("status-addr", accepts: "HOST:PORT or [IPv6]:PORT, or off", example: "127.0.0.1:15020") { setting, draft in
             if setting.text == "off" { return draft.statusAddress = nil }
             let address = try HostPort.parse(setting.text)
             draft.statusAddress = (address.host, address.port)
         },
-        Key("crl-url", accepts: "a plain http:// URL (meshca serve's http://MONITORING/crl; the CRL is signed, so no TLS is needed)",
+        SettingKey("crl-url", accepts: "a plain http:// URL (meshca serve's http://MONITORING/crl; the CRL is signed, so no TLS is needed)",
             example: "http://127.0.0.1:15014/crl") { setting, draft in
-            guard let url = URL(string: setting.text), url.scheme == "http", url.host != nil else { throw Problem("it is not a plain http:// URL") }
+            guard let url = URL(string: setting.text), url.scheme == "http", url.host != nil else { throw SettingProblem("it is not a plain http:// URL") }
             draft.crlURL = url
         },
-        Key("crl-refresh", accepts: durationRule, example: "1m") { setting, draft in
+        SettingKey("crl-refresh", accepts: durationRule, example: "1m") { setting, draft in
             draft.crlRefresh = try HumanDuration.parse(setting.text)
         },
-        Key("log-level", accepts: logLevels.joined(separator: ", "), example: "info") { setting, draft in
+        SettingKey("log-level", accepts: logLevels.joined(separator: ", "), example: "info") { setting, draft in
             let level = setting.text.trimmed.lowercased()
-            guard logLevels.contains(level) else { throw Problem("it is not a log level") }
+            guard logLevels.contains(level) else { throw SettingProblem("it is not a log level") }
             draft.logLevel = level
         },
-        Key("log-format", accepts: "text or json (one JSON object per line)", example: "json") { setting, draft in
-            guard let format = LogFormat(rawValue: setting.text.trimmed.lowercased()) else { throw Problem("it is not a log format") }
+        SettingKey("log-format", accepts: "text or json (one JSON object per line)", example: "json") { setting, draft in
+            guard let format = LogFormat(rawValue: setting.text.trimmed.lowercased()) else { throw SettingProblem("it is not a log format") }
             draft.logFormat = format
         },
     ]

@@ -14,10 +14,6 @@ public enum AgentErrorCode: String, ErrorCode {
     case socketSetupFailed = "socket-setup-failed"
     /// The socket's directory, or one above it, can be written by every user and has no sticky bit.
     case unsafeDirectory = "unsafe-directory"
-    /// The settings break their rules (``AgentConfigurationError``, which lists every problem).
-    case invalidConfiguration = "invalid-configuration"
-    /// One setting's value breaks its key's rule (a clause of ``AgentConfigurationError``).
-    case invalidValue = "invalid-value"
     /// A file named by a setting cannot be read or used (`--root-cert`, `--token-file`, `--jwt-file`), or no
     /// setting says how to verify the CA.
     case unusableSetting = "unusable-setting"
@@ -42,7 +38,7 @@ extension CodedFailure where Code == AgentErrorCode {
     var failureReason: AgentFailureReason {
         switch code {
         case .bootstrapRefused: .bootstrapRefused
-        case .unusableSetting, .invalidConfiguration, .invalidValue: .configuration
+        case .unusableSetting: .configuration
         default: .other
         }
     }

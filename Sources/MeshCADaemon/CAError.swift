@@ -25,10 +25,6 @@ public enum CAErrorCode: String, ErrorCode {
     case authRateLimited = "auth-rate-limited"
     /// The request names a signer (`CertSigner`) this CA does not have.
     case unknownSigner = "unknown-signer"
-    /// The settings break their rules (``ConfigurationError``, which lists every problem).
-    case invalidConfiguration = "invalid-configuration"
-    /// One setting's value breaks its key's rule (a clause of ``ConfigurationError``).
-    case invalidValue = "invalid-value"
     /// An `allow-dns-sans` item is not usable (``DNSSANPolicy/PolicyProblem``).
     case invalidDNSSANRule = "invalid-dns-san-rule"
     /// A ConfigMap or namespace name that Kubernetes would refuse.
@@ -60,7 +56,7 @@ extension CAErrorCode {
         case .unauthenticated, .impersonation, .tokenRejected: .unauthenticated
         case .rateLimited, .authRateLimited: .resourceExhausted
         case .unknownSigner: .invalidArgument
-        case .repeatedRequest, .invalidConfiguration, .invalidValue, .invalidDNSSANRule, .invalidKubernetesName,
+        case .repeatedRequest, .invalidDNSSANRule, .invalidKubernetesName,
             .jwtKeysUnavailable, .backupUnverified, .invalidArgument, .versionUnavailable, .remoteRefusal, .caUnreachable,
             .ambiguousSerial, .unknownToken:
             nil

@@ -14,7 +14,7 @@ public struct DNSSANPolicy: Sendable, Equatable {
     /// No DNS SANs for anyone.
     public init() {}
 
-    /// Parses `ns/sa=pattern` items (an account may appear in several); throws a ``ValueProblem``-style message
+    /// Parses `ns/sa=pattern` items (an account may appear in several); throws a ``SettingProblem``-style message
     /// naming the first bad item.
     public init(parsing items: [String]) throws(PolicyProblem) {
         for item in items {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MeshCACore
 import MeshCAIO
+import MeshCASettings
 
 #if canImport(Glibc)
     import Glibc
@@ -234,20 +235,20 @@ extension DaemonConfiguration {
         }
 
         /// The parser behind ``parse(_:)``, for the loader, which adds the key and source itself.
-        static func parseValue(_ text: String) throws(ValueProblem) -> RateLimit? {
+        static func parseValue(_ text: String) throws(SettingProblem) -> RateLimit? {
             let text = text.trimmingCharacters(in: .whitespaces).lowercased()
             if text == "off" || text == "0" { return nil }
             let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 2 else { throw ValueProblem("it is not COUNT/UNIT") }
+            guard parts.count == 2 else { throw SettingProblem("it is not COUNT/UNIT") }
             guard parts[0].allSatisfy(\.isASCII), let count = Int(parts[0]), count >= 0 else {
-                throw ValueProblem("the count \"\(parts[0])\" is not a whole number")
+                throw SettingProblem("the count \"\(parts[0])\" is not a whole number")
             }
             let period: Duration
             switch parts[1] {
             case "s": period = .seconds(1)
             case "m": period = .seconds(60)
             case "h": period = .seconds(3600)
-            default: throw ValueProblem("the unit \"\(parts[1])\" is not s, m or h")
+            default: throw SettingProblem("the unit \"\(parts[1])\" is not s, m or h")
             }
             return count == 0 ? nil : RateLimit(count: count, per: period)
         }

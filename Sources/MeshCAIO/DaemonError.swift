@@ -42,6 +42,11 @@ public enum DaemonErrorCode: String, ErrorCode {
     case ledgerUnusable = "ledger-unusable"
     /// A listener could not bind its address (the port is taken, or the address is not local).
     case listenFailed = "listen-failed"
+    /// The settings of `meshca serve` or `meshca agent` break their rules (``ConfigurationError``, which lists
+    /// every problem).
+    case invalidConfiguration = "invalid-configuration"
+    /// One setting's value breaks its key's rule (``SettingProblem``, a clause of ``ConfigurationError``).
+    case invalidValue = "invalid-value"
     /// A plain-HTTP GET failed: not an http:// URL, no connection, no answer in time, or a body too large.
     case fetchFailed = "fetch-failed"
 }

@@ -38,7 +38,7 @@ struct AgentCAAddressConfigurationTests {
                 flags: required.merging(["ca": "10.0.0.1:15012,ca-2.example"]) { $1 }, environment: [:], configFile: nil
             )
             Issue.record("loaded")
-        } catch let error as AgentConfigurationError {
+        } catch let error as ConfigurationError {
             #expect(error.problems.count == 1)
             let problem = error.problems.first ?? ""
             #expect(

@@ -28,7 +28,7 @@ struct AgentDNSNameConfigurationTests {
         do {
             _ = try AgentConfiguration.load(flags: required.merging(["dns-name": "web.example.internal,10.0.0.1"]) { $1 }, environment: [:], configFile: nil)
             Issue.record("loaded")
-        } catch let error as AgentConfigurationError {
+        } catch let error as ConfigurationError {
             #expect(error.problems.count == 1)
             #expect(error.problems.first?.hasPrefix("dns-name (flag --dns-name) = \"web.example.internal,10.0.0.1\": \"10.0.0.1\": it looks like an IP address") == true, "\(error.problems)")
         } catch {
