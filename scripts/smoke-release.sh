@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke suite for the release binaries scripts/quickstart.sh builds (static Swift runtime, no ICU data):
 # a daemon, a join token, a remote issue, meshca-agent with --crl-url and the Workload API, a handshake,
-# root status, doctor and audit verify, each through the real executables on loopback.
+# root status, doctor and audit verify, each through the real executables on loopback; then two replicas on one
+# PostgreSQL ledger (a throwaway server from the distribution's postgresql package, skipped when it is not
+# installed) with `issue --server` and an agent failing over from a stopped replica (docs/replicas.md).
 #
 #   scripts/smoke-release.sh [BIN_DIR]
 #
@@ -86,4 +88,77 @@ wait "$agent_pid" || fail "meshca-agent did not exit 0 on SIGTERM"
 wait "$serve_pid" || fail "meshca serve did not exit 0 on SIGTERM"
 pids=()
 [ ! -e "$work/run/agent.sock" ] || fail "the agent left its socket behind"
+
+# Two replicas on one PostgreSQL ledger, as docs/replicas.md's steps do it: a database and a password user, the CA
+# and a token with MESHCA_LEDGER exported, two `meshca serve` on the same state directory, `issue --server` through
+# each, then an agent given a stopped replica first and the live one second.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+    echo "smoke: skipping the PostgreSQL replicas: the postgresql package is not installed (scripts/test.sh installs it)"
+    echo "smoke: release binaries OK"
+    exit 0
+fi
+step "PostgreSQL ledger: a throwaway server ($pg_bin)"
+# PostgreSQL refuses to run as root: then its tools run as the postgres user, in a directory that user owns.
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/meshca-smoke-pg.XXXXXX")
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then as_pg=(runuser -u postgres --); chown postgres "$pg_dir"; fi
+scratch_stop() {
+    "${as_pg[@]}" "$pg_bin/pg_ctl" stop -m immediate -D "$pg_dir/data" >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+}
+pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust --encoding=UTF8 --locale=C --no-sync >"$work/initdb.log"
+printf 'host all meshca 127.0.0.1/32 scram-sha-256\nlocal all postgres trust\n' >"$pg_dir/data/pg_hba.conf"
+"${as_pg[@]}" "$pg_bin/pg_ctl" start -w -D "$pg_dir/data" -l "$pg_dir/server.log" \
+    -o "-p $pg_port -k $pg_dir/data -c listen_addresses=127.0.0.1" >"$work/pg_ctl.log" || fail "PostgreSQL did not start: $(tail -n 5 "$pg_dir/server.log")"
+password=$(openssl rand -hex 16)
+"$pg_bin/psql" -h "$pg_dir/data" -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+    -c "CREATE ROLE meshca LOGIN PASSWORD '$password'" -c "CREATE DATABASE meshca OWNER meshca" >/dev/null
+install -m 0600 /dev/null "$work/ledger-password"
+echo "$password" >"$work/ledger-password"
+export MESHCA_LEDGER="postgres://meshca@127.0.0.1:$pg_port/meshca?sslmode=disable"
+export MESHCA_LEDGER_PASSWORD_FILE="$work/ledger-password"
+
+step "two replicas on one ledger"
+shared="$work/shared-state"
+"$meshca" init --state-dir "$shared" --trust-domain smoke.test >/dev/null
+[ ! -e "$shared/ledger.db" ] || fail "init made an SQLite ledger although MESHCA_LEDGER names PostgreSQL"
+"$meshca" token create --state-dir "$shared" --sa web --uses 2 >"$work/web.token"
+for replica in 1 2; do
+    "$meshca" serve --state-dir "$shared" --listen 127.0.0.1:0 --monitoring 127.0.0.1:0 >"$work/replica$replica.out" 2>"$work/replica$replica.log" &
+    pids+=($!); eval "replica${replica}_pid=$!"
+done
+for replica in 1 2; do
+    wait_for "replica $replica to listen" grep -q "listening on" "$work/replica$replica.out"
+    eval "replica${replica}=\$(sed -n 's/^meshca serve: listening on \([^ ]*\) (gRPC.*/\1/p' \"$work/replica$replica.out\")"
+done
+"$meshca" issue --sa db --server "$replica1" --token "$("$meshca" token create --state-dir "$shared" --sa db)" \
+    --trust-domain smoke.test --out "$work/db" >/dev/null || fail "issue through replica 1"
+"$meshca" issue --sa cache --server "$replica2" --token "$("$meshca" token create --state-dir "$shared" --sa cache)" \
+    --trust-domain smoke.test --out "$work/cache" >/dev/null || fail "issue through replica 2"
+
+step "failover: replica 1 stopped, issue --server and an agent move to replica 2"
+kill -TERM "$replica1_pid"
+wait "$replica1_pid" || fail "replica 1 did not exit 0 on SIGTERM"
+pids=("$replica2_pid")
+"$meshca" issue --sa web --server "$replica1" --server "$replica2" --token "$(cat "$work/web.token")" \
+    --trust-domain smoke.test --out "$work/web" >/dev/null || fail "issue --server did not fail over to replica 2"
+"$agent" --ca "$replica1" --ca "$replica2" --sa web --trust-domain smoke.test --token-file "$work/web.token" \
+    --out "$work/web-agent" --status-addr 127.0.0.1:0 >"$work/replica-agent.out" 2>"$work/replica-agent.log" &
+pids+=($!); replica_agent_pid=$!
+wait_for "the agent's files from replica 2" test -s "$work/web-agent/cert-chain.pem"
+status_addr=$(sed -n 's|.*status on http://\([^ ]*\).*|\1|p' "$work/replica-agent.out")
+"$agent" status --status-addr "$status_addr" | grep -q "^ca  *$replica2 " || fail "the agent's status does not name replica 2"
+
+step "the shared ledger: audit list and verify"
+"$meshca" audit list --state-dir "$shared" >"$work/replica-audit.txt"
+for sa in db cache web; do
+    grep -q "spiffe://smoke.test/ns/default/sa/$sa" "$work/replica-audit.txt" || fail "audit list misses sa $sa"
+done
+"$meshca" audit verify --state-dir "$shared" >/dev/null || fail "audit verify of the PostgreSQL ledger"
+kill -TERM "$replica_agent_pid" "$replica2_pid"
+wait "$replica_agent_pid" || fail "the replicas' agent did not exit 0 on SIGTERM"
+wait "$replica2_pid" || fail "replica 2 did not exit 0 on SIGTERM"
+pids=()
 echo "smoke: release binaries OK"
