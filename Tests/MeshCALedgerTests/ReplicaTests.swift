@@ -125,25 +125,27 @@ struct PostgresLedgerTests {
         let ledger = try await PostgresLedger.open(
             try postgresConfiguration(server, database: database), checkpointSigner: nil, logger: testLogger)
         let (high, low) = PostgresLedger.chainLock
-        let chainLock = "locktype = 'advisory' AND classid = \(high) AND objid = \(low)"
+        func chainLock(_ table: String) -> String {
+            "\(table).locktype = 'advisory' AND \(table).classid = \(high) AND \(table).objid = \(low)"
+        }
         // Another replica in the middle of its commit: a session that takes the chain lock and keeps it (the sleep
         // is that session's work, not a wait of this test, which ends the session below).
         let holder = Task {
             try? await server.psql("SELECT pg_advisory_lock(\(high), \(low)); SELECT pg_sleep(120)", database: database)
         }
         try await Wait.until("the other session holds the chain lock") {
-            try await server.psql("SELECT count(*) FROM pg_locks WHERE \(chainLock) AND granted", database: database) == "1"
+            try await server.psql("SELECT count(*) FROM pg_locks WHERE \(chainLock("pg_locks")) AND granted", database: database) == "1"
         }
         let write = Task { try await ledger.record(.fixture(serial: "1a01")) }
         try await Wait.until("the write has inserted its row and waits for the chain lock") {
             try await server.psql(
                 """
                 SELECT count(*) FROM pg_locks waiting JOIN pg_locks held ON held.pid = waiting.pid
-                WHERE waiting.\(chainLock) AND NOT waiting.granted AND held.locktype = 'relation' AND held.granted
+                WHERE \(chainLock("waiting")) AND NOT waiting.granted AND held.locktype = 'relation' AND held.granted
                   AND held.relation = 'issuances'::regclass AND held.mode = 'RowExclusiveLock'
                 """, database: database) == "1"
         }
-        try await server.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE \(chainLock) AND granted", database: database)
+        try await server.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE \(chainLock("pg_locks")) AND granted", database: database)
         try await write.value
         await holder.value
         #expect(try await ledger.allIssuances().map(\.serial) == ["1a01"])
