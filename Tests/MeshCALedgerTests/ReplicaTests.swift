@@ -125,8 +125,11 @@ struct PostgresLedgerTests {
         let ledger = try await PostgresLedger.open(
             try postgresConfiguration(server, database: database), checkpointSigner: nil, logger: testLogger)
         let (high, low) = PostgresLedger.chainLock
+        // This database's chain lock only: advisory locks are per database, and other tests' ledgers on the same
+        // server hold theirs.
         func chainLock(_ table: String) -> String {
-            "\(table).locktype = 'advisory' AND \(table).classid = \(high) AND \(table).objid = \(low)"
+            "\(table).locktype = 'advisory' AND \(table).classid = \(high) AND \(table).objid = \(low) "
+                + "AND \(table).database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         }
         // Another replica in the middle of its commit: a session that takes the chain lock and keeps it (the sleep
         // is that session's work, not a wait of this test, which ends the session below).
