@@ -53,13 +53,8 @@ package struct LedgerChain: Sendable {
     /// Selects the last event's `seq` and `hash`.
     package static let headSQL = "SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
     /// Inserts an event; the values are ``Link/values``.
-    package static let insertSQL = insertSQL(rows: 1)
-
-    /// Inserts `rows` events in one statement; the values are their ``Link/values``, one event after another.
-    package static func insertSQL(rows: Int) -> String {
-        "INSERT INTO ledger_events (seq, kind, subject, payload, content_sha256, prev_hash, hash) VALUES "
-            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
-    }
+    package static let insertSQL =
+        "INSERT INTO ledger_events (seq, kind, subject, payload, content_sha256, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
     /// An event placed after a head: its `seq`, its `hash` and the values ``insertSQL`` stores.
     package struct Link {

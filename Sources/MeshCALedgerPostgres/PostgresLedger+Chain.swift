@@ -1,66 +1,19 @@
 import Foundation
 import MeshCALedger
 import PostgresNIO
-import Synchronization
-
-/// The events a writing transaction appends, held back until its row changes are made: the transaction then takes
-/// the chain lock, reads the head once and inserts them all (``PostgresLedger/lockChainAndAppend(_:on:)``). A
-/// replica's group of writes thus holds the lock, which every replica's appends wait for, only for the appends and
-/// the commit, not for the round trips of its inserts and token updates; and since no transaction takes a row lock
-/// after the chain lock, the two cannot deadlock. The event of a row is read from the row inside the transaction
-/// (`appendCurrent`), as before, so the chain holds the same bytes in the same order.
-final class DeferredAppends: Sendable {
-    /// The collector of the write running in this task, if any.
-    @TaskLocal static var current: DeferredAppends?
-
-    private let collected = Mutex<[LedgerChainEvent]>([])
-
-    /// The events, in the order they were appended.
-    var events: [LedgerChainEvent] { collected.withLock { $0 } }
-
-    func add(_ event: LedgerChainEvent) { collected.withLock { $0.append(event) } }
-}
 
 /// The hash chain on PostgreSQL: events appended exactly as `LedgerChain` appends them on SQLite (same encoding,
 /// same hashes, computed by MeshCALedger's code), checkpoints, and verification.
 extension PostgresLedger {
-    /// Appends `event` to the chain in the caller's writing transaction: deferred to its end (see
-    /// ``DeferredAppends``).
+    /// Appends `event` after the current head, inside the caller's writing transaction (which holds the chain
+    /// lock, so no other replica can append between this read of the head and the insert); on a checkpoint
+    /// interval also signs a checkpoint.
     func append(_ event: LedgerChainEvent, on connection: PostgresConnection, operation: String) async throws {
-        guard let deferred = DeferredAppends.current else {
-            preconditionFailure("\(operation): chain appends happen in a write or writeTransaction")
+        let link = LedgerChain.link(event, after: try await head(on: connection))
+        try await run(LedgerChain.insertSQL, link.values, on: connection)
+        if let signer, link.seq % Int64(max(configuration.checkpointInterval, 1)) == 0 {
+            try await checkpointQuietly(seq: link.seq, head: link.hash, signer: signer, on: connection)
         }
-        deferred.add(event)
-    }
-
-    /// Takes the chain lock for the rest of the transaction, then appends `events` after the head in one insert per
-    /// run of events between checkpoints (no other replica can append between this read of the head and the
-    /// commit); on a checkpoint interval also signs a checkpoint.
-    func lockChainAndAppend(_ events: [LedgerChainEvent], on connection: PostgresConnection) async throws {
-        try await Self.lockChain(on: connection, logger: logger)
-        guard !events.isEmpty else { return }
-        var last = try await head(on: connection)
-        var values: [SQLiteStatement.Value] = []
-        var rows = 0
-        func insert() async throws {
-            guard rows > 0 else { return }
-            try await run(LedgerChain.insertSQL(rows: rows), values, on: connection)
-            values = []
-            rows = 0
-        }
-        for event in events {
-            let link = LedgerChain.link(event, after: last)
-            last = (link.seq, link.hash)
-            values += link.values
-            rows += 1
-            if let signer, link.seq % Int64(max(configuration.checkpointInterval, 1)) == 0 {
-                try await insert()
-                try await checkpointQuietly(seq: link.seq, head: link.hash, signer: signer, on: connection)
-            } else if rows == 1000 {
-                try await insert()
-            }
-        }
-        try await insert()
     }
 
     /// Appends a state event holding what the row of `subject` says now (after the change, same transaction).

@@ -4,8 +4,8 @@ import PostgresNIO
 import Synchronization
 
 /// Group commit, per replica, as on SQLite (`SQLiteLedger+GroupCommit.swift`): writes that arrive while a commit is
-/// in progress are committed together by the next one, in one transaction with a savepoint per write; the writes'
-/// events are appended together at the end, under the chain lock (see ``DeferredAppends``). A call returns only after the COMMIT of the transaction holding its row (with
+/// in progress are committed together by the next one, in one transaction (which takes the chain lock first) with a
+/// savepoint per write. A call returns only after the COMMIT of the transaction holding its row (with
 /// `synchronous_commit=on`, durable on the server). A write's own failure (a duplicate serial, a rejected token) is
 /// rolled back to its savepoint and thrown to that caller alone; a failure of the transaction or the connection is
 /// thrown to every write of the batch, and none of them is recorded.
@@ -67,15 +67,13 @@ extension PostgresLedger {
             let outcomes = try await withLease(batch[0].operation, answerWithin: configuration.answerTimeout) { connection -> [Result<Void, any Error>] in
                 try await connection.query("BEGIN", logger: logger)
                 do {
+                    try await Self.lockChain(on: connection, logger: logger)
                     var outcomes: [Result<Void, any Error>] = []
-                    var events: [LedgerChainEvent] = []
                     for write in batch {
                         try await connection.query("SAVEPOINT meshca_write", logger: logger)
                         do {
-                            let deferred = DeferredAppends()
-                            try await DeferredAppends.$current.withValue(deferred) { try await write.apply(connection) }
+                            try await write.apply(connection)
                             try await connection.query("RELEASE SAVEPOINT meshca_write", logger: logger)
-                            events += deferred.events
                             outcomes.append(.success(()))
                         } catch {
                             // A failed connection ends the batch; a refused statement ends this write alone.
@@ -85,7 +83,6 @@ extension PostgresLedger {
                             outcomes.append(.failure(Self.failure(error, operation: write.operation, location: location, database: database)))
                         }
                     }
-                    try await self.lockChainAndAppend(events, on: connection)
                     try await connection.query("COMMIT", logger: logger)
                     return outcomes
                 } catch {

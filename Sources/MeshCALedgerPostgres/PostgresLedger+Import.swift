@@ -11,8 +11,8 @@ extension PostgresLedger: LedgerImporting {
         }
     }
 
-    /// Inserts `rows` in one transaction that takes the chain lock before it commits, several rows per statement.
-    /// `row_id` is left to its identity, which numbers the rows in the order they come, as the
+    /// Inserts `rows` in one transaction holding the chain lock (so no replica appends in between), several rows
+    /// per statement. `row_id` is left to its identity, which numbers the rows in the order they come, as the
     /// source's rowids did.
     package func importRows(_ rows: [[SQLiteStatement.Value]], into table: LedgerExport.Table) async throws {
         guard !rows.isEmpty else { return }

@@ -14,14 +14,11 @@ import Synchronization
 /// the SQLite engine's verifier over a copy of the tables.
 ///
 /// Across replicas:
-/// - every writing transaction makes its row changes first and then, just before its commit, takes one
-///   transaction-level advisory lock (``chainLock``) and appends its events to the chain, so events are appended
-///   one transaction at a time: `seq` has no gaps, follows commit order, and each event links to the one committed
-///   before it, whichever replica wrote it. Only the appends and the commit are serialized across replicas; the
-///   rows, and their round trips to the server, are not (`PostgresLedger+Chain.swift`, "deferred appends");
-/// - a join token use is the same guarded `UPDATE` as on SQLite: under READ COMMITTED a concurrent use of the same
-///   row waits for the first transaction's end and re-checks, so a single-use token yields one certificate however
-///   many replicas receive it;
+/// - every writing transaction first takes one transaction-level advisory lock (``chainLock``), so events are
+///   appended one transaction at a time: `seq` has no gaps, follows commit order, and each event links to the
+///   one committed before it, whichever replica wrote it;
+/// - a join token use is the same guarded `UPDATE` as on SQLite, inside that lock, so a single-use token yields
+///   one certificate however many replicas receive it;
 /// - `synchronous_commit` is `on` for the ledger's sessions: ``record(_:consuming:)`` returns only after the
 ///   commit is durable on the server.
 ///
@@ -40,8 +37,8 @@ public final class PostgresLedger: LedgerStore {
     /// Writes waiting for the next group commit; see `PostgresLedger+GroupCommit.swift`.
     let groupCommit = Mutex(GroupCommit())
 
-    /// The advisory lock every writing transaction takes before it appends to the chain: it serializes appends.
-    package static let chainLock: (Int32, Int32) = (0x6d65_7368, 1)  // "mesh", 1
+    /// The advisory lock every writing transaction takes first: it serializes appends to the chain.
+    static let chainLock: (Int32, Int32) = (0x6d65_7368, 1)  // "mesh", 1
     /// The advisory lock the schema migration takes, so replicas starting at once migrate once.
     static let migrationLock: (Int32, Int32) = (0x6d65_7368, 2)
 
@@ -195,8 +192,8 @@ public final class PostgresLedger: LedgerStore {
         }
     }
 
-    /// Runs `body` in one transaction, then takes the chain lock and appends the events `body` appended (deferred,
-    /// see ``DeferredAppends``); commits when it returns, rolls back when it throws.
+    /// Runs `body` in one transaction that first takes the chain lock; commits when it returns, rolls back when it
+    /// throws.
     func writeTransaction<Result: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
@@ -204,9 +201,8 @@ public final class PostgresLedger: LedgerStore {
         return try await perform(operation) { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
-                let deferred = DeferredAppends()
-                let result = try await DeferredAppends.$current.withValue(deferred) { try await body(connection) }
-                try await self.lockChainAndAppend(deferred.events, on: connection)
+                try await Self.lockChain(on: connection, logger: logger)
+                let result = try await body(connection)
                 try await connection.query("COMMIT", logger: logger)
                 return result
             } catch {

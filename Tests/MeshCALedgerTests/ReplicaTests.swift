@@ -118,44 +118,6 @@ struct PostgresLedgerTests {
         #expect(Set(heads).count == 1, "\(heads)")
     }
 
-    @Test("A group takes the chain lock only to append and commit: its rows are written while another replica holds it")
-    func chainLockOnlyForAppends() async throws {
-        let server = try await PostgreSQLServer.shared
-        let database = try await server.createDatabase()
-        let ledger = try await PostgresLedger.open(
-            try postgresConfiguration(server, database: database), checkpointSigner: nil, logger: testLogger)
-        let (high, low) = PostgresLedger.chainLock
-        // This database's chain lock only: advisory locks are per database, and other tests' ledgers on the same
-        // server hold theirs.
-        func chainLock(_ table: String) -> String {
-            "\(table).locktype = 'advisory' AND \(table).classid = \(high) AND \(table).objid = \(low) "
-                + "AND \(table).database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        }
-        // Another replica in the middle of its commit: a session that takes the chain lock and keeps it (the sleep
-        // is that session's work, not a wait of this test, which ends the session below).
-        let holder = Task {
-            try? await server.psql("SELECT pg_advisory_lock(\(high), \(low)); SELECT pg_sleep(120)", database: database)
-        }
-        try await Wait.until("the other session holds the chain lock") {
-            try await server.psql("SELECT count(*) FROM pg_locks WHERE \(chainLock("pg_locks")) AND granted", database: database) == "1"
-        }
-        let write = Task { try await ledger.record(.fixture(serial: "1a01")) }
-        try await Wait.until("the write has inserted its row and waits for the chain lock") {
-            try await server.psql(
-                """
-                SELECT count(*) FROM pg_locks waiting JOIN pg_locks held ON held.pid = waiting.pid
-                WHERE \(chainLock("waiting")) AND NOT waiting.granted AND held.locktype = 'relation' AND held.granted
-                  AND held.relation = 'issuances'::regclass AND held.mode = 'RowExclusiveLock'
-                """, database: database) == "1"
-        }
-        try await server.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE \(chainLock("pg_locks")) AND granted", database: database)
-        try await write.value
-        await holder.value
-        #expect(try await ledger.allIssuances().map(\.serial) == ["1a01"])
-        #expect(try await ledger.verifyChain().problems.isEmpty)
-        await ledger.close()
-    }
-
     @Test("A database at a newer schema version is refused, naming both versions")
     func newerSchema() async throws {
         let server = try await PostgreSQLServer.shared
