@@ -4,8 +4,8 @@ import PostgresNIO
 import Synchronization
 
 /// Group commit, per replica, as on SQLite (`SQLiteLedger+GroupCommit.swift`): writes that arrive while a commit is
-/// in progress are committed together by the next one, in one transaction (which takes the chain lock first, and its
-/// writes only once it holds it) with a savepoint per write. A call returns only after the COMMIT of the transaction holding its row (with
+/// in progress are committed together by the next one, in one transaction (which takes the chain lock first) with a
+/// savepoint per write. A call returns only after the COMMIT of the transaction holding its row (with
 /// `synchronous_commit=on`, durable on the server). A write's own failure (a duplicate serial, a rejected token) is
 /// rolled back to its savepoint and thrown to that caller alone; a failure of the transaction or the connection is
 /// thrown to every write of the batch, and none of them is recorded.
@@ -41,80 +41,46 @@ extension PostgresLedger {
         }
     }
 
-    /// Commits groups until no write is pending.
+    /// Commits batches until no write is pending.
     private func flush() async {
         while true {
-            let next = groupCommit.withLock { state -> String? in
+            let batch = groupCommit.withLock { state in
+                defer { state.pending = [] }
                 if state.pending.isEmpty { state.isFlushing = false }
-                return state.pending.first?.operation
+                return state.pending
             }
-            guard let operation = next else { return }
-            let (committed, outcomes) = await commitGroup(operation)
+            guard !batch.isEmpty else { return }
+            let (committed, outcomes) = await commit(batch)
             if committed { groupCommit.withLock { $0.commits += 1 } }
-            for (write, outcome) in outcomes {
+            for (write, outcome) in zip(batch, outcomes) {
                 write.continuation.resume(with: outcome)
             }
         }
     }
 
-    /// The writes one group transaction took from the queue, so that exactly one side answers them: the transaction,
-    /// or (when it failed or was given up) `commitGroup`'s error path.
-    private final class GroupWrites: Sendable {
-        private let state = Mutex<(writes: [PendingWrite], closed: Bool)>(([], false))
-
-        /// Moves the waiting writes into this group; none once the group was closed.
-        func take(from ledger: PostgresLedger) -> [PendingWrite] {
-            state.withLock { state in
-                guard !state.closed else { return [] }
-                state.writes = ledger.groupCommit.withLock { queue in
-                    defer { queue.pending = [] }
-                    return queue.pending
-                }
-                return state.writes
-            }
-        }
-
-        /// Closes the group and returns its writes; when it had taken none, the writes waiting now instead.
-        func close(taking ledger: PostgresLedger) -> [PendingWrite] {
-            state.withLock { state in
-                state.closed = true
-                if state.writes.isEmpty {
-                    state.writes = ledger.groupCommit.withLock { queue in
-                        defer { queue.pending = [] }
-                        return queue.pending
-                    }
-                }
-                return state.writes
-            }
-        }
-    }
-
-    /// Commits one group in one transaction: it takes the chain lock, and only then the writes waiting, so the
-    /// writes that arrived while it waited for the lock (another replica committing) join this group instead of
-    /// the next. Whether it committed, and each write's outcome in order.
-    private func commitGroup(_ operation: String) async -> (committed: Bool, outcomes: [(PendingWrite, Result<Void, any Error>)]) {
+    /// Applies `batch` in one transaction; whether it committed, and each write's outcome in order.
+    private func commit(_ batch: [PendingWrite]) async -> (committed: Bool, outcomes: [Result<Void, any Error>]) {
         let logger = self.logger
         let location = self.location
         let database = configuration.database
-        let group = GroupWrites()
         do {
-            let outcomes = try await withLease(operation, answerWithin: configuration.answerTimeout) { connection -> [(PendingWrite, Result<Void, any Error>)] in
+            let outcomes = try await withLease(batch[0].operation, answerWithin: configuration.answerTimeout) { connection -> [Result<Void, any Error>] in
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     try await Self.lockChain(on: connection, logger: logger)
-                    var outcomes: [(PendingWrite, Result<Void, any Error>)] = []
-                    for write in group.take(from: self) {
+                    var outcomes: [Result<Void, any Error>] = []
+                    for write in batch {
                         try await connection.query("SAVEPOINT meshca_write", logger: logger)
                         do {
                             try await write.apply(connection)
                             try await connection.query("RELEASE SAVEPOINT meshca_write", logger: logger)
-                            outcomes.append((write, .success(())))
+                            outcomes.append(.success(()))
                         } catch {
-                            // A failed connection ends the group; a refused statement ends this write alone.
+                            // A failed connection ends the batch; a refused statement ends this write alone.
                             guard Self.isStatementFailure(error) else { throw error }
                             try await connection.query("ROLLBACK TO SAVEPOINT meshca_write", logger: logger)
                             try await connection.query("RELEASE SAVEPOINT meshca_write", logger: logger)
-                            outcomes.append((write, .failure(Self.failure(error, operation: write.operation, location: location, database: database))))
+                            outcomes.append(.failure(Self.failure(error, operation: write.operation, location: location, database: database)))
                         }
                     }
                     try await connection.query("COMMIT", logger: logger)
@@ -126,8 +92,10 @@ extension PostgresLedger {
             }
             return (true, outcomes)
         } catch {
-            let writes = group.close(taking: self)
-            return (false, writes.map { ($0, .failure(Self.failure(error, operation: $0.operation, location: location, database: database))) })
+            return (
+                false,
+                batch.map { .failure(Self.failure(error, operation: $0.operation, location: location, database: database)) }
+            )
         }
     }
 }
