@@ -158,13 +158,7 @@ extension AgentConfiguration {
         flags: [String: String], environment: [String: String], configFile: String?
     ) throws -> (configuration: AgentConfiguration, logLevel: String) {
         var reader = Self.reader()
-        if let path = configFile {
-            reader.readFile(path, namedBy: "--config")
-        } else if let path = environment["MESHCA_AGENT_CONFIG"] {
-            reader.readFile(path, namedBy: "MESHCA_AGENT_CONFIG")
-        }
-        reader.readEnvironment(environment)
-        reader.readFlags(flags)
+        reader.read(configFile: configFile, configVariable: "MESHCA_AGENT_CONFIG", environment: environment, flags: flags)
         var draft = Draft()
         reader.apply(to: &draft)
         let settings = reader.settings

@@ -27,13 +27,8 @@ extension DaemonConfiguration {
         configFile: String?
     ) throws -> DaemonConfiguration {
         var reader = SettingsReader(command: "meshca serve", environmentPrefix: "MESHCA_", keys: specs)
-        if let path = configFile ?? flags["config"] {
-            reader.readFile(path, namedBy: "--config")
-        } else if let path = environment["MESHCA_CONFIG"] {
-            reader.readFile(path, namedBy: "MESHCA_CONFIG")
-        }
-        reader.readEnvironment(environment)
-        reader.readFlags(flags)
+        reader.read(
+            configFile: configFile ?? flags["config"], configVariable: "MESHCA_CONFIG", environment: environment, flags: flags)
         var configuration = DaemonConfiguration()
         let failed = reader.apply(to: &configuration)
         reader.problems += crossKeyProblems(configuration, reader: reader, failed: failed)

@@ -202,6 +202,20 @@ public struct SettingsReader<Draft>: Sendable {
         }
     }
 
+    /// Reads every source, each over the one before: the YAML file (`configFile` from `--config`, else the one the
+    /// `configVariable` environment variable names, else none), the environment, then `flags`.
+    public mutating func read(
+        configFile: String?, configVariable: String, environment: [String: String], flags: [String: String]
+    ) {
+        if let path = configFile {
+            readFile(path, namedBy: "--config")
+        } else if let path = environment[configVariable] {
+            readFile(path, namedBy: configVariable)
+        }
+        readEnvironment(environment)
+        readFlags(flags)
+    }
+
     /// Reads the YAML mapping at `path`; `option` is how the user named the file, for messages.
     public mutating func readFile(_ path: String, namedBy option: String) {
         let origin = "config file \(path) (from \(option))"
