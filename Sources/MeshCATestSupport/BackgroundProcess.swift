@@ -110,16 +110,28 @@ public final class BackgroundProcess: Sendable {
     /// Sends SIGTERM and returns at once; a thread of its own waits for the exit (killing the process after 60 s, a
     /// hang guard) and then runs `cleanup`. For `defer` blocks, which cannot await: blocking there would hold one of
     /// the cooperative pool's threads (two on a 2-core machine) for the whole shutdown, stalling every other test.
+    ///
+    /// The test process waits for these threads as it exits (up to 30 s), so a daemon stopped by the last test to
+    /// finish still has its directory removed.
     public func terminate(then cleanup: @escaping @Sendable () -> Void = {}) {
         let process = process
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
         let hang = HangGuard(pid: process.processIdentifier, after: .seconds(60))
+        let pending = Self.pendingCleanups
+        pending.enter()
         Thread.detachNewThread {
             process.waitUntilExit()
             _ = hang.exited()
             cleanup()
+            pending.leave()
         }
     }
+
+    /// The threads of ``terminate(then:)`` still running; waited for at exit.
+    private static let pendingCleanups: DispatchGroup = {
+        atexit { _ = BackgroundProcess.pendingCleanups.wait(timeout: .now() + 30) }
+        return DispatchGroup()
+    }()
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }

@@ -113,7 +113,12 @@ public final class InProcessDaemon: Sendable {
             ["token", "create", "--sa", "was", "--uses", String(tokenUses), "--state-dir", state], environment: environment)
         guard created.status == 0 else { throw BackgroundProcessError("token create failed: \(created.stderr)") }
         let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        return (try await launch(directory: directory, state: state, environment: environment, time: time, configure), token)
+        do {
+            return (try await launch(directory: directory, state: state, environment: environment, time: time, configure), token)
+        } catch {
+            directory.remove()
+            throw error
+        }
     }
 
     /// Another daemon on this one's state directory, so on the same CA files and ledger: a replica that can renew
@@ -122,7 +127,13 @@ public final class InProcessDaemon: Sendable {
     public func replica(
         time: ServiceTime = .system, _ configure: (inout DaemonConfiguration) -> Void = { _ in }
     ) async throws -> InProcessDaemon {
-        try await Self.launch(directory: try TemporaryDirectory("replica"), state: stateDir, environment: environment, time: time, configure)
+        let directory = try TemporaryDirectory("replica")
+        do {
+            return try await Self.launch(directory: directory, state: stateDir, environment: environment, time: time, configure)
+        } catch {
+            directory.remove()
+            throw error
+        }
     }
 
     /// Starts a daemon on the CA in `state` and returns once both listeners are bound.
@@ -204,6 +215,12 @@ public final class InProcessDaemon: Sendable {
     public func stop() async {
         task.cancel()
         _ = try? await task.value
+        directory.remove()
+    }
+
+    /// A test that ended before ``stop()`` (an expectation that threw) leaves no directory behind either.
+    deinit {
+        task.cancel()
         directory.remove()
     }
 }

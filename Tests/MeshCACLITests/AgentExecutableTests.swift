@@ -40,7 +40,7 @@ struct AgentExecutableTests {
         let token = "mct1." + String(repeating: "a", count: 12) + "." + String(repeating: "b", count: 43) + "." + String(repeating: "c", count: 64)
         let arguments = ["--ca", "127.0.0.1:1", "--sa", "was", "--token", token, "--log-level", "error"]
         let first = try BackgroundProcess(Command.agentBinary, arguments + ["--out", directory.file("first"), "--status-addr", "127.0.0.1:0"])
-        defer { first.terminate() }
+        defer { first.terminate { directory.remove() } }
         let line = try await first.waitForLine(containing: "status on http://")
         let address = String(line.split(separator: "/").last ?? "")
 

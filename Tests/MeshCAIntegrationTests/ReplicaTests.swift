@@ -141,7 +141,8 @@ struct LedgerOutageTests {
     func databaseStopsAndReturns() async throws {
         let server = try await PostgreSQLServer.start()
         let database = try await server.createDatabase()
-        let url = server.url(database: database)
+        // A request waits at most 2 s for a database connection (5 s by default) before it is refused.
+        let url = server.url(database: database, options: "sslmode=disable&connect_timeout=2")
         let (daemon, token) = try await InProcessDaemon.start(tokenUses: 12, environment: ["MESHCA_LEDGER": url]) {
             $0.ledgerURL = url
         }

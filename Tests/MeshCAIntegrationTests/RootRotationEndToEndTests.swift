@@ -20,10 +20,12 @@ struct RootRotationEndToEndTests {
     func zeroFailedHandshakes() async throws {
         let daemon = try await TestDaemon.start(["--serving-cert-ttl", "8s"])
         defer { daemon.stop() }
-        let web = try await TestAgent.start(daemonAddress: daemon.address, token: try daemon.token(), out: daemon.directory.file("web"), extra: ["--ttl", "6s"])
+        // Each agent renews with 80 % of its 8 s left: a new certificate (and bundle) every 1.6 s, 6.4 s before expiry.
+        let renewFast = ["--ttl", "8s", "--grace-ratio", "0.8"]
+        let web = try await TestAgent.start(daemonAddress: daemon.address, token: try daemon.token(), out: daemon.directory.file("web"), extra: renewFast)
         defer { web.stop() }
         let db = try await TestAgent.start(
-            daemonAddress: daemon.address, token: try daemon.token(sa: "db"), out: daemon.directory.file("db"), sa: "db", extra: ["--ttl", "6s"])
+            daemonAddress: daemon.address, token: try daemon.token(sa: "db"), out: daemon.directory.file("db"), sa: "db", extra: renewFast)
         defer { db.stop() }
         _ = try await web.waitUntil { $0["state"] as? String == "ok" }
         _ = try await db.waitUntil { $0["state"] as? String == "ok" }
@@ -50,8 +52,9 @@ struct RootRotationEndToEndTests {
             agents.allSatisfy { credentials($0).map { check($0.leaf, $0.roots) } ?? false }
         }
 
-        // Prepare: the agents pick up the two-root bundle at their next renewal.
-        #expect(try await daemon.meshca("root", "prepare").status == 0)
+        // Prepare: the agents pick up the two-root bundle at their next renewal. Issuances count as carrying it from
+        // 2 s after prepare (5 s by default), twice the daemon's 1 s state poll.
+        #expect(try await daemon.meshca("root", "prepare", "--pick-up-margin", "2s").status == 0)
         let newRoot = try #require(try daemon.roots().last)
         #expect(newRoot != oldRoot)
         try await handshakeUntil("both agents hold both roots") {

@@ -1,6 +1,8 @@
 """What the interop scripts share: gRPC stubs generated at run time from meshca's own ca.proto (grpcio-tools),
 and a CSR as Istio's agents build it (a new P-256 key, the SPIFFE ID as the only SAN, an empty subject)."""
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -13,6 +15,7 @@ from grpc_tools import protoc
 
 def load_stubs(proto_dir):
     out = tempfile.mkdtemp(prefix="meshca-stubs-")
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     status = protoc.main(["protoc", f"-I{proto_dir}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}", "ca.proto"])
     if status != 0:
