@@ -206,13 +206,16 @@ struct RemoteJWTKeysTests {
             $0.jwtIssuer = "https://kubernetes.default.svc"
         }
         let csr = try TestPKI.csr(for: try TestPKI.identity("was"))
-        let chain = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: ["authorization": "Bearer \(try a.token(at: Date()))"])
-        let leaf = try Certificate(pemEncoded: try #require(chain.first))
-        #expect(leaf.uriSANs == [try TestPKI.identity("was").uri])
-        // The cluster rotates its key; the daemon follows on the first token signed with the new one.
-        let b = SigningKey(kid: "b")
-        try server.serve([b])
-        _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: ["authorization": "Bearer \(try b.token(at: Date()))"])
+        // A failure shows the daemon's warnings and errors (a JWKS fetch that failed or hung, for instance).
+        try await daemon.log.explainingFailure {
+            let chain = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: ["authorization": "Bearer \(try a.token(at: Date()))"])
+            let leaf = try Certificate(pemEncoded: try #require(chain.first))
+            #expect(leaf.uriSANs == [try TestPKI.identity("was").uri])
+            // The cluster rotates its key; the daemon follows on the first token signed with the new one.
+            let b = SigningKey(kid: "b")
+            try server.serve([b])
+            _ = try await daemon.client().createCertificate(csrPEM: csr, ttl: nil, headers: ["authorization": "Bearer \(try b.token(at: Date()))"])
+        }
         #expect(server.requests("/openid/v1/jwks") == 2)
         await daemon.stop()
         await server.stop()

@@ -46,9 +46,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    """Each connection's TLS handshake runs on that connection's own thread, under a timeout: a client that
+    connects and sends nothing (or is not speaking TLS) cannot hold up the next one, as it would if the handshake
+    ran inside accept() on the serving thread."""
+
+    daemon_threads = True
+
+    def finish_request(self, request, client_address):
+        request.settimeout(10)
+        try:
+            request = context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            request.close()
+            return
+        super().finish_request(request, client_address)
+
+
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(chain, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
+server = Server(("127.0.0.1", 0), Handler)
 print("PORT", server.server_address[1], flush=True)
 server.serve_forever()
