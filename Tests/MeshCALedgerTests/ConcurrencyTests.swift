@@ -8,10 +8,10 @@ import Testing
 
 @Suite("Several connections on one ledger file")
 struct ConcurrencyTests {
-    @Test("Two ledgers on the same database writing 200 records each at once lose nothing", arguments: LedgerEngine.all)
+    @Test("Two ledgers on the same database writing 100 records each at once lose nothing", arguments: LedgerEngine.all)
     func concurrentWriters(_ engine: LedgerEngine) async throws {
         try await withLedgers(engine, count: 2) { writers async throws in
-            let perWriter = 200
+            let perWriter = 100
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (writer, ledger) in writers.enumerated() {
