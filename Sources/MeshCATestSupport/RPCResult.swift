@@ -19,4 +19,18 @@ public enum RPCResult {
     public static func code(_ body: () async throws -> Void) async -> RPCError.Code? {
         await failure(body)?.code
     }
+
+    /// What `body` returns, calling it again while it fails with UNAVAILABLE (`attempts` calls in all), as Istio's
+    /// agent and meshca's own clients retry: UNAVAILABLE says nothing was handed out, and on a busy machine a
+    /// handshake or a wait for a database connection can run out. Any other error ends the call.
+    public static func retryingUnavailable<T>(attempts: Int = 5, _ body: () async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch let error as RPCError where error.code == .unavailable && attempt < attempts {
+                attempt += 1
+            }
+        }
+    }
 }

@@ -81,16 +81,10 @@ struct ReplicaTests {
                     // UNAVAILABLE says nothing was handed out and asks for a retry, which Istio's agent and meshca's
                     // make: on a machine busy with other work, a replica's wait for a database connection can run
                     // out (seen beside two `yes` processes). Every other answer ends the call.
-                    var attempts = 0
-                    while true {
-                        attempts += 1
-                        do {
-                            let chain = try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
-                            return try Certificate(pemEncoded: chain[0]).serialHex
-                        } catch let error as RPCError where error.code == .unavailable && attempts < 5 {
-                            continue
-                        }
+                    let chain = try await RPCResult.retryingUnavailable {
+                        try await client.createCertificate(csrPEM: csr, ttl: nil, headers: bearer(token))
                     }
+                    return try Certificate(pemEncoded: chain[0]).serialHex
                 }
             }
             return try await group.reduce(into: Set<String>()) { $0.insert($1) }
