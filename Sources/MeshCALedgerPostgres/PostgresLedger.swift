@@ -134,8 +134,9 @@ public final class PostgresLedger: LedgerStore {
     /// The lease and `body` run in a task of their own that is never cancelled: cancelling a query half-way would
     /// hand a connection back to the pool inside its transaction (holding the chain lock). When no connection came
     /// within `connectTimeout`, the caller gets `.unavailable` and the lease, should it still come, runs nothing.
-    /// With `answerWithin`, the caller gets `.unavailable` as soon as the connection closes under `body` (postgres-nio
-    /// does not always fail a query sent as its connection closes), and when `body` is still running that long after
+    /// The caller gets `.unavailable` as soon as the connection closes under `body`: postgres-nio does not always
+    /// fail a query sent as its connection closes, and a read waiting on such a query held its gRPC call, and the
+    /// daemon's shutdown behind it, for ever. With `answerWithin`, also when `body` is still running that long after
     /// it got its connection (a server that stopped answering without closing it); then the connection is closed,
     /// which ends its transaction on the server.
     func withLease<Result: Sendable>(
@@ -155,6 +156,9 @@ public final class PostgresLedger: LedgerStore {
                 // closeFuture instead would stay registered for the connection's whole life, one per lease), or
                 // when `answerWithin` has passed since the lease, closing the connection.
                 let connectBy = ContinuousClock.now + timeout
+                // A closed connection is acted on at the second tick that sees it, so that postgres-nio's own error
+                // (which `read` retries on another connection) comes first whenever it comes at all.
+                var closedTicks = 0
                 while true {
                     try await Task.sleep(for: .milliseconds(100))
                     guard let leasedAt = lease.leasedAt else {
@@ -164,12 +168,12 @@ public final class PostgresLedger: LedgerStore {
                         }
                         continue
                     }
-                    guard let answerWithin else { return }
-                    if lease.connection?.isClosed == true {
-                        answer.resume(.failure(Self.unanswered(operation: operation, location: location, timeout: answerWithin).lost))
+                    closedTicks = lease.connection?.isClosed == true ? closedTicks + 1 : 0
+                    if closedTicks >= 2 {
+                        answer.resume(.failure(Self.unanswered(operation: operation, location: location, timeout: answerWithin ?? timeout).lost))
                         return
                     }
-                    if ContinuousClock.now >= leasedAt + answerWithin {
+                    if let answerWithin, ContinuousClock.now >= leasedAt + answerWithin {
                         answer.resume(.failure(Self.unanswered(operation: operation, location: location, timeout: answerWithin).late))
                         try? await lease.connection?.close()
                         return

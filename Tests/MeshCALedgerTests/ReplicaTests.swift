@@ -237,6 +237,49 @@ struct PostgresLedgerTests {
         }
     }
 
+    @Test("A server lost under reads: every reader keeps getting answers, the row or .unavailable, and none waits for ever")
+    func serverLostUnderReads() async throws {
+        try await withPrivateServer { server, configuration in
+            let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
+            try await ledger.record(.fixture(serial: "0c01"))
+            let log = ReadLog(readers: 4)
+            let readers = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for reader in 0..<4 {
+                        group.addTask {
+                            while !Task.isCancelled {
+                                do {
+                                    _ = try await ledger.issuance(serial: "0c01")
+                                    log.answered(reader, failure: nil)
+                                } catch {
+                                    log.answered(reader, failure: error)
+                                    await Task.yield()
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            try await Wait.until("every reader read the row before the server stops") { log.counts.allSatisfy { $0 >= 5 } }
+            try await server.stop()
+            // A read whose query was sent as the connection closed must still end (postgres-nio may never answer it).
+            let atStop = log.counts
+            try await Wait.until("every reader answered twice more after the server stopped (\(log.counts) from \(atStop))") {
+                zip(log.counts, atStop).allSatisfy { $0 >= $1 + 2 }
+            }
+            try await server.startServer()
+            let atStart = log.counts
+            try await Wait.until("every reader answered after the server came back") { zip(log.counts, atStart).allSatisfy { $0 > $1 } }
+            readers.cancel()
+            await readers.value
+            for failure in log.failures {
+                #expect(failure.code == .unavailable, "\(failure.message)")
+            }
+            #expect(try await ledger.issuance(serial: "0c01") != nil)
+            await ledger.close()
+        }
+    }
+
     /// Runs `body` with a PostgreSQL server of its own (the test stops it, so it must not be the shared one) and the
     /// configuration of a fresh database on it with a 2 s connect timeout; removes the server afterwards, first
     /// letting it run again if the test had stopped its processes (SIGSTOP).
@@ -292,4 +335,24 @@ private final class OutageLog: Sendable {
     var failures: [(String, any Error)] { state.withLock { $0.failures } }
     var successesSinceMark: Int { state.withLock { $0.successes.count - $0.markedSuccesses } }
     var failuresSinceMark: [(String, any Error)] { state.withLock { Array($0.failures.dropFirst($0.markedFailures)) } }
+}
+
+/// What each reader of `serverLostUnderReads` got: how many answers, and the errors among them.
+private final class ReadLog: Sendable {
+    private let state: Mutex<(counts: [Int], failures: [LedgerError])>
+
+    init(readers: Int) { state = Mutex((counts: [Int](repeating: 0, count: readers), failures: [])) }
+
+    /// Counts an answer of `reader`; an error that is no LedgerError is kept as one with code `.other`, so the test
+    /// fails showing it.
+    func answered(_ reader: Int, failure: (any Error)?) {
+        let failure = failure.map { $0 as? LedgerError ?? LedgerError(code: .other, message: "not a LedgerError: \($0)") }
+        state.withLock { state in
+            state.counts[reader] += 1
+            if let failure { state.failures.append(failure) }
+        }
+    }
+
+    var counts: [Int] { state.withLock { $0.counts } }
+    var failures: [LedgerError] { state.withLock { $0.failures } }
 }
