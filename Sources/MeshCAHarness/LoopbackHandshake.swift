@@ -1,3 +1,4 @@
+import COpenSSL
 import Foundation
 import MeshCACore
 import Synchronization
@@ -122,6 +123,9 @@ public struct LoopbackHandshake: Sendable {
             } else {
                 observation.timedOut = true
             }
+            // This thread's OpenSSL state (its error queue among it) is freed here, before the caller has the
+            // report and can exit, not by the thread's destructor racing with the process's exit.
+            OPENSSL_thread_stop()
             mailbox.deliver(observation)
         }
         thread.start()

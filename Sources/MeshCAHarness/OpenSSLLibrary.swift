@@ -20,9 +20,14 @@ public enum OpenSSLLibrary {
     /// Run once before the first socket write: a peer that closes early must turn OpenSSL's `write(2)`
     /// into an EPIPE error, not a SIGPIPE that kills the process. (OpenSSL's socket BIO cannot pass
     /// MSG_NOSIGNAL, so the signal is ignored process-wide, as servers built on OpenSSL usually do.)
+    ///
+    /// OpenSSL is initialized without its clean-up at exit (`OPENSSL_INIT_NO_ATEXIT`): that clean-up frees every
+    /// thread's OpenSSL state, and a thread ending at the same moment frees its own, so `meshca handshake` sometimes
+    /// died in `exit` with "double free or corruption" after printing its report. The process is ending; the
+    /// kernel takes the memory back.
     static let prepared: Void = {
         _ = signal(SIGPIPE, SIG_IGN)
-        _ = OPENSSL_init_ssl(0, nil)
+        _ = OPENSSL_init_ssl(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
     }()
 
     /// Parses DER into a new `X509` (owned by the caller, release with `X509_free`); `nil` when OpenSSL cannot.
