@@ -122,16 +122,11 @@ public struct AgentOptions: ParsableArguments {
     }
 
     /// The status endpoint `meshca agent status` asks: --status-addr, else MESHCA_AGENT_STATUS_ADDR, else the
-    /// --config file's status-addr, else 127.0.0.1:15020.
+    /// status-addr of the --config file (else of the file MESHCA_AGENT_CONFIG names), else 127.0.0.1:15020.
     func statusAddress(environment: [String: String]) -> String {
-        if let statusAddr { return statusAddr }
-        if let text = environment[AgentConfiguration.environmentName("status-addr")] { return text }
-        if let path = config ?? environment["MESHCA_AGENT_CONFIG"] {
-            var reader = AgentConfiguration.reader()
-            reader.readFile(path, namedBy: "--config")
-            if let setting = reader.settings["status-addr"] { return setting.text }
-        }
-        return "127.0.0.1:15020"
+        var reader = AgentConfiguration.reader()
+        reader.read(configFile: config, configVariable: "MESHCA_AGENT_CONFIG", environment: environment, flags: flags)
+        return reader.settings["status-addr"]?.text ?? "127.0.0.1:15020"
     }
 }
 
