@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "MeshCALedgerPostgres",
             dependencies: [
-                "MeshCALedger", "MeshCAMigrations", "MeshCAErrors",
+                "MeshCALedger", "MeshCAMigrations", "MeshCAErrors", "MeshCAIO",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshCAIO
 import MeshCALedger
 import MeshCAMigrations
 import NIOCore
@@ -184,7 +185,10 @@ public final class PostgresLedger: LedgerStore {
                 do {
                     let result = try await client.withConnection { connection -> Result? in
                         guard lease.take(connection) else { return nil }
-                        return try await body(connection)
+                        // Each query's answer resumes `body` on the connection's event loop, which writes the next.
+                        return try await withTaskExecutorPreference(PinnedEventLoopExecutor(loop: connection.eventLoop)) {
+                            try await body(connection)
+                        }
                     }
                     deadline.cancel()
                     if let result { answer.resume(.success(result)) }

@@ -4,6 +4,7 @@ import MeshCALedger
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// The SQL the ledger shares with SQLite, in PostgreSQL's dialect, and values in and out of postgres-nio.
 ///
@@ -12,8 +13,23 @@ import PostgresNIO
 /// implicit `rowid` becomes the `row_id` column that stands in for it. Only fixed SQL fragments pass through here;
 /// every value is a bound parameter.
 enum PostgresSQL {
-    /// `sql` with SQLite placeholders and `rowid` translated.
+    /// `sql` with SQLite placeholders and `rowid` translated. The ledger's statements are a fixed set of texts, so
+    /// each is translated once and remembered (an issuance runs about ten of them).
     static func translate(_ sql: String) -> String {
+        if let known = translated.withLock({ $0[sql] }) { return known }
+        let result = translating(sql)
+        translated.withLock { cache in
+            // A bound, should a caller ever build statement texts from values: start over rather than grow.
+            if cache.count >= 512 { cache.removeAll() }
+            cache[sql] = result
+        }
+        return result
+    }
+
+    /// What ``translate(_:)`` returned for each statement text so far.
+    private static let translated = Mutex<[String: String]>([:])
+
+    private static func translating(_ sql: String) -> String {
         var out = ""
         var next = 1
         var characters = Array(sql)[...]

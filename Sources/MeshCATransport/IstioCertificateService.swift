@@ -1,3 +1,4 @@
+import MeshCAIO
 import GRPCCore
 import SwiftProtobuf
 import X509

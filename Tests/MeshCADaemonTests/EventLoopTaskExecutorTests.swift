@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import MeshCADaemon
+import MeshCAIO
 import MeshCATestSupport
 import MeshCATransport
 import Testing
