@@ -250,8 +250,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The system OpenSSL (apt: libssl-dev), used only by the handshake harness as an independent TLS stack.
-        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // The system OpenSSL (apt: libssl-dev for the headers), used only by the handshake harness as an independent
+        // TLS stack; opened with dlopen on first use, so no other command loads it (see include/COpenSSL.h).
+        .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("dl")]),
         // `meshca handshake`: mTLS between two workloads' credential files on system OpenSSL, with explanations.
         .target(
             name: "MeshCAHarness",

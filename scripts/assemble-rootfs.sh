@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Assembles the container image's root file system: `meshca` and `meshca-agent` (stripped) under /usr/local/bin,
-# exactly the shared libraries they load (as ldd resolves them here) and the dynamic loader, an /etc/passwd and
-# /etc/group naming the unprivileged user meshca (65532), and an empty, writable /var/lib/meshca. No shell, no
-# package manager: nothing else. deploy/container/Containerfile runs this in its build stage and copies the result
-# into a `FROM scratch` image; scripts/check-container.sh runs the binaries inside it with chroot.
+# exactly the shared libraries they load (as ldd resolves them here, and the libssl `meshca` opens itself) and the
+# dynamic loader, an /etc/passwd and /etc/group naming the unprivileged user meshca (65532), and an empty, writable
+# /var/lib/meshca. No shell, no package manager: nothing else. deploy/container/Containerfile runs this in its build
+# stage and copies the result into a `FROM scratch` image; scripts/check-container.sh runs the binaries inside it
+# with chroot.
 #
 #   scripts/assemble-rootfs.sh BIN_DIR OUT_DIR
 set -euo pipefail
@@ -22,6 +23,14 @@ for exe in meshca meshca-agent; do
         mkdir -p "$out$(dirname "$lib")"
         cp -L "$lib" "$out$lib"
     done
+done
+# The system OpenSSL that `meshca handshake` (and `meshca version`, for its version) opens on first use rather than
+# at start-up, so ldd does not list it: libssl.so.3 and what it loads.
+libssl=$(ldconfig -p | awk '$1 == "libssl.so.3" { print $NF; exit }')
+[ -n "$libssl" ] || { echo "assemble-rootfs: libssl.so.3 not found (apt-get install libssl3)" >&2; exit 1; }
+for lib in "$libssl" $(ldd "$libssl" | awk '/=> \// { print $3 }'); do
+    mkdir -p "$out$(dirname "$lib")"
+    cp -L "$lib" "$out$lib"
 done
 printf 'root:x:0:0:root:/:/nonexistent\nmeshca:x:65532:65532:meshca:/var/lib/meshca:/nonexistent\n' > "$out/etc/passwd"
 printf 'root:x:0:\nmeshca:x:65532:\n' > "$out/etc/group"

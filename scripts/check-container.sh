@@ -30,6 +30,7 @@ if ! mount -t proc proc "$root/proc" 2>/dev/null; then
 fi
 run() { chroot --userspec=65532:65532 "$root" "$@"; }
 run /usr/local/bin/meshca --version | grep -q '^meshca ' || { echo "check-container: meshca --version failed in the image" >&2; exit 1; }
+run /usr/local/bin/meshca version | grep -q '^openssl  *OpenSSL 3' || { echo "check-container: meshca version finds no OpenSSL in the image (meshca handshake would not run)" >&2; exit 1; }
 run /usr/local/bin/meshca-agent --version | grep -q '^meshca-agent ' || { echo "check-container: meshca-agent --version failed" >&2; exit 1; }
 run /usr/local/bin/meshca init --state-dir /var/lib/meshca/state >/dev/null
 run /usr/local/bin/meshca issue --sa web --state-dir /var/lib/meshca/state --out /var/lib/meshca/web >/dev/null

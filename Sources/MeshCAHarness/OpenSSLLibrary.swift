@@ -12,9 +12,16 @@ public enum OpenSSLLibrary {
     ///
     /// This is the system library, not the BoringSSL that swift-nio-ssl vendors under prefixed symbols;
     /// both can live in one process.
+    /// The library is opened here, on first use, not when `meshca` starts; without it this names what is missing.
     public static var version: String {
+        if let failure = loadFailure { return "OpenSSL not loaded (\(failure))" }
         guard let text = OpenSSL_version(Int32(OPENSSL_VERSION)) else { return "OpenSSL (unknown version)" }
         return String(cString: text)
+    }
+
+    /// Why the system libssl could not be opened (the dynamic loader's words, naming the file), or nil once it is.
+    static var loadFailure: String? {
+        meshca_openssl_load().map { String(cString: $0) }
     }
 
     /// Run once before the first socket write: a peer that closes early must turn OpenSSL's `write(2)`
@@ -25,7 +32,16 @@ public enum OpenSSLLibrary {
     /// thread's OpenSSL state, and a thread ending at the same moment frees its own, so `meshca handshake` sometimes
     /// died in `exit` with "double free or corruption" after printing its report. The process is ending; the
     /// kernel takes the memory back.
+    ///
+    /// The handshake harness cannot run without the system OpenSSL: when it cannot be opened, the process says so
+    /// and exits with status 1 before anything else is done.
     static let prepared: Void = {
+        if let failure = loadFailure {
+            let library = String(cString: meshca_openssl_library_name())
+            FileHandle.standardError.write(Data(
+                "meshca: the handshake harness runs on the system OpenSSL, and \(library) cannot be loaded: \(failure). Install it (Debian/Ubuntu: apt-get install libssl3) and retry.\n".utf8))
+            exit(1)
+        }
         _ = signal(SIGPIPE, SIG_IGN)
         _ = OPENSSL_init_ssl(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
     }()

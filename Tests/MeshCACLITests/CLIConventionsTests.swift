@@ -10,6 +10,24 @@ struct CLIConventionsTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
+    /// Issue 16 (start-up): loading libssl and libcrypto cost every command about 3.5 million instructions before
+    /// `main`; only the handshake harness and the version report use them, so they are opened on first use.
+    @Test("Only the commands that use the system OpenSSL load it: --help, init and audit list do not, version does")
+    func openSSLOnFirstUse() async throws {
+        try await TemporaryDirectory.with("openssl") { state in
+            for arguments in [["--help"], ["init", "--state-dir", state.path], ["audit", "list", "--state-dir", state.path]] {
+                let result = try await Command.meshca(arguments, environment: ["LD_DEBUG": "files"])
+                expectSuccess(result)
+                // LD_DEBUG=files names every library the dynamic loader opens (the control: libsqlite3, linked).
+                #expect(result.stderr.contains("file=libsqlite3"), "LD_DEBUG had no effect: \(result.stderr.prefix(300))")
+                #expect(!result.stderr.contains("libssl"), "meshca \(arguments.joined(separator: " ")) loaded libssl")
+            }
+        }
+        let version = try await Command.meshca(["version"], environment: ["LD_DEBUG": "files"])
+        expectSuccess(version)
+        #expect(version.stderr.contains("file=libssl.so"), "meshca version reports OpenSSL's version, so it opens libssl")
+    }
+
     @Test("meshca version and --version print the version, commit, ledger schema, OpenSSL and SQLite; --json too")
     func version() async throws {
         let text = try await Command.meshca(["version"])

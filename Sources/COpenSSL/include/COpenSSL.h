@@ -6,6 +6,19 @@
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 
+// The system OpenSSL, loaded on first use rather than by the dynamic loader at every start: only
+// `meshca handshake` and `meshca version` use it, and loading libssl and libcrypto cost every other
+// command about 3.5 million instructions, 140 page faults and 1.8 MB before `main`. openssl_loader.c
+// defines each OpenSSL function the harness calls as a forwarder to the library it opens.
+
+/// Opens the system libssl (libssl.so.3 for OpenSSL 3 headers), once per process. Returns NULL when it is
+/// loaded, else why it could not be (dlerror's text). Calling an OpenSSL function without a loaded library
+/// ends the process with that message.
+const char *meshca_openssl_load(void);
+
+/// The file name the loader opens, e.g. "libssl.so.3".
+const char *meshca_openssl_library_name(void);
+
 // Swift does not import function-like macros, so the few the handshake harness needs are wrapped
 // here as real (static inline) functions. Each one only forwards to the OpenSSL macro it is named after.
 
