@@ -116,8 +116,14 @@ public final class RemoteJWTKeys: Service, Sendable {
         }
     }
 
+    /// How long a request waits for the fetch its token started (by ``ServiceTime``'s clock). The fetch itself goes
+    /// on, up to `source.timeout`, and serves the requests after it: a key server that hangs costs a request this
+    /// much, and its caller an UNAUTHENTICATED answer rather than running into its own deadline.
+    public static let requestWait: Duration = .seconds(2)
+
     /// For a token naming a key id the set does not hold: fetches again unless that was done for an unknown key id
-    /// within the last 15 s (by ``ServiceTime``'s clock). Returns whether it fetched a new set.
+    /// within the last 15 s (by ``ServiceTime``'s clock), and waits for that fetch at most ``requestWait``. Returns
+    /// whether a new set was fetched within that time.
     public func refreshForUnknownKey(_ keyID: String) async -> Bool {
         let now = time.now()
         let allowed = state.withLock { state -> Bool in
@@ -127,7 +133,32 @@ public final class RemoteJWTKeys: Service, Sendable {
         }
         guard allowed else { return false }
         logger.notice("a token names an unknown JWT key id; fetching the keys again", metadata: ["kid": "\(keyID.escapedForLog)"])
-        return await refresh()
+        let fetch = Task { await self.refresh() }
+        let time = self.time
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let answer = FirstAnswer(continuation)
+            let timer = Task {
+                _ = await time.sleep(for: Self.requestWait)
+                answer.resume(false)
+            }
+            Task {
+                answer.resume(await fetch.value)
+                timer.cancel()
+            }
+        }
+    }
+
+    /// Resumes a continuation with the first of several answers; the later ones are dropped.
+    private final class FirstAnswer: Sendable {
+        private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
+
+        init(_ continuation: CheckedContinuation<Bool, Never>) {
+            self.continuation = Mutex(continuation)
+        }
+
+        func resume(_ value: Bool) {
+            continuation.withLock { $0.take() }?.resume(returning: value)
+        }
     }
 
     /// Refreshes every `source.refresh` until graceful shutdown.

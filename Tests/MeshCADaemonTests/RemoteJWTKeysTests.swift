@@ -1,6 +1,9 @@
 import Crypto
 import Foundation
 import GRPCCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import MeshCACore
 @testable import MeshCADaemon
@@ -125,6 +128,39 @@ struct RemoteJWTKeysTests {
         #expect(server.requests("/openid/v1/jwks") == 3)
         #expect(await verifies(jwt, try b.token()))
         await server.stop()
+    }
+
+    @Test("A key server that never answers holds a request for 2 s of the daemon's clock, not for the fetch's 15 s")
+    func unansweredFetch() async throws {
+        // A port whose connections the kernel completes into the backlog and nobody answers: the TLS handshake of
+        // the fetch waits until its 15 s timeout (real time), like an API server that stopped responding.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+
+        let clock = TestClock(start: Self.now)
+        let keys = try RemoteJWTKeys(
+            source: .init(url: "https://127.0.0.1:\(port)/openid/v1/jwks"), time: ServiceTime(clock: clock, now: { clock.date }),
+            logger: Logger(label: "test"))
+        let jwt = try authenticator(keys)
+        let token = try SigningKey(kid: "a").token()
+        let verdict = Task { await verifies(jwt, token) }
+        // The request waits on the clock (its fetch on the network): 2 s of the clock answer it.
+        let patience = ContinuousClock.now + .seconds(30)
+        while clock.sleepers == 0 && ContinuousClock.now < patience { await Task.yield() }
+        #expect(clock.pendingDeadlines == [RemoteJWTKeys.requestWait])
+        clock.advance(by: RemoteJWTKeys.requestWait)
+        #expect(await verdict.value == false, "no keys: the token is refused")
+        #expect(keys.current == nil)
     }
 
     @Test("When the server fails, the last good keys stay in use, the failure is counted and the keys' age grows")
