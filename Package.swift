@@ -55,6 +55,8 @@ let package = Package(
     targets: [
         // The one shape of every target's error type: a closed list of stable codes and a sentence for a person.
         .target(name: "MeshCAErrors", swiftSettings: swiftSettings),
+        // The platform's C library (glibc, musl or Darwin), chosen in one place for the files that make system calls.
+        .target(name: "MeshCAPlatform", swiftSettings: swiftSettings),
         // The CA as values: SPIFFE IDs, CSR checks, certificate profile, signing. No I/O, no clock.
         .target(
             name: "MeshCACore",
@@ -89,7 +91,7 @@ let package = Package(
         .target(
             name: "MeshCALedger",
             dependencies: [
-                "CSQLite", "MeshCAMigrations", "MeshCAErrors",
+                "MeshCAPlatform", "CSQLite", "MeshCAMigrations", "MeshCAErrors",
                 // SHA-256 for the event chain, Ed25519 (with PEM files) for signed checkpoints.
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -114,7 +116,7 @@ let package = Package(
         .target(
             name: "MeshCATransport",
             dependencies: [
-                "MeshCACore", "MeshCAIO", "MeshCAErrors",
+                "MeshCAPlatform", "MeshCACore", "MeshCAIO", "MeshCAErrors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -138,7 +140,7 @@ let package = Package(
         .target(
             name: "MeshCAIO",
             dependencies: [
-                "CMeshCABuildInfo", "MeshCAErrors",
+                "MeshCAPlatform", "CMeshCABuildInfo", "MeshCAErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -159,7 +161,7 @@ let package = Package(
         .target(
             name: "MeshCAPKCS11",
             dependencies: [
-                "CPKCS11", "MeshCACore", "MeshCAErrors",
+                "MeshCAPlatform", "CPKCS11", "MeshCACore", "MeshCAErrors",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -171,7 +173,7 @@ let package = Package(
         .target(
             name: "MeshCADaemon",
             dependencies: [
-                "MeshCACore", "MeshCAIO", "MeshCASettings", "MeshCALedger", "MeshCALedgerPostgres", "MeshCATransport", "MeshCAPKCS11",
+                "MeshCAPlatform", "MeshCACore", "MeshCAIO", "MeshCASettings", "MeshCALedger", "MeshCALedgerPostgres", "MeshCATransport", "MeshCAPKCS11",
                 // `meshca version`: the SQLite library version and the newest ledger migration.
                 "CSQLite", "MeshCAMigrations",
                 .product(name: "X509", package: "swift-certificates"),
@@ -209,7 +211,7 @@ let package = Package(
         .target(
             name: "MeshCAAgent",
             dependencies: [
-                "MeshCACore", "MeshCATransport", "MeshCAIO", "MeshCASettings", "MeshCAErrors",
+                "MeshCAPlatform", "MeshCACore", "MeshCATransport", "MeshCAIO", "MeshCASettings", "MeshCAErrors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -243,7 +245,7 @@ let package = Package(
         .executableTarget(
             name: "MeshCABench",
             dependencies: [
-                "MeshCACore", "MeshCAErrors", "MeshCALedger", "MeshCATransport", "MeshCATestSupport",
+                "MeshCAPlatform", "MeshCACore", "MeshCAErrors", "MeshCALedger", "MeshCATransport", "MeshCATestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -257,7 +259,7 @@ let package = Package(
         .target(
             name: "MeshCAHarness",
             dependencies: [
-                "COpenSSL", "MeshCACore", "MeshCAIO", "MeshCAErrors",
+                "MeshCAPlatform", "COpenSSL", "MeshCACore", "MeshCAIO", "MeshCAErrors",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
@@ -269,7 +271,7 @@ let package = Package(
         .target(
             name: "MeshCATestSupport",
             dependencies: [
-                "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATransport", "MeshCADaemon", "MeshCAAgent",
+                "MeshCAPlatform", "MeshCACore", "MeshCAIO", "MeshCALedger", "MeshCATransport", "MeshCADaemon", "MeshCAAgent",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),

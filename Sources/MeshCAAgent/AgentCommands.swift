@@ -10,9 +10,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// The agent's command line, shared by `meshca agent` and the small `meshca-agent` executable.
 public enum AgentCommandLine {

@@ -8,9 +8,7 @@ import MeshCAErrors
 import MeshCAIO
 @_exported import MeshCASettings
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// Everything `meshca agent` needs, validated before it starts.
 public struct AgentConfiguration: Sendable {

@@ -1,11 +1,7 @@
 import GRPCCore
 import NIOCore
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import MeshCAPlatform
 
 /// Who is on the other end of a Unix socket, as the kernel recorded it when the peer called `connect()`.
 ///

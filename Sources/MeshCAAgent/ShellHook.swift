@@ -1,12 +1,6 @@
 import Dispatch
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// Runs `--on-rotate` through `/bin/sh -c` with posix_spawn (Foundation's `Process` is not in
 /// FoundationEssentials, which is all `meshca-agent` links). The hook inherits the agent's standard streams and

@@ -5,13 +5,7 @@ import Foundation
 #endif
 import MeshCAIO
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import MeshCAPlatform
 
 /// The Workload API's socket file: its directory before binding, its creation with its final mode, its removal
 /// at exit.

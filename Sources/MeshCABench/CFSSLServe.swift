@@ -6,9 +6,7 @@ import MeshCATestSupport
 import Synchronization
 import X509
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// Phase 3: the peer a user could install instead, `cfssl serve` (Debian's golang-cfssl,
 /// 1.2.0+git20160825), with its SQLite certificate database, given the same CSRs at the same

@@ -2,9 +2,7 @@ import Foundation
 import MeshCAErrors
 import MeshCATestSupport
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// Phase 7: an independent load generator, `h2load` (nghttp2's benchmarking client, Debian's
 /// `nghttp2-client`), driving both servers with one connection per client and one request in flight per

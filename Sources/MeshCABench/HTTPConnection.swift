@@ -1,9 +1,7 @@
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
 import MeshCAErrors
-#endif
+import MeshCAPlatform
 
 /// A minimal blocking HTTP/1.1 client on one keep-alive TCP connection, enough to POST JSON to `cfssl serve`.
 ///

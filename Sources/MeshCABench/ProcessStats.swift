@@ -1,8 +1,6 @@
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// What Linux's /proc says about a process (all its threads): resident memory and CPU time used.
 enum ProcessStats {

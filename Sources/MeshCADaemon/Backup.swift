@@ -5,9 +5,7 @@ import MeshCAIO
 import MeshCALedger
 import X509
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// `meshca backup` and `meshca restore` as a library: a consistent copy of a state directory, taken while
 /// `meshca serve` runs, checked before anyone relies on it, and put back in one rename.

@@ -4,13 +4,7 @@ import MeshCACore
 import MeshCAIO
 import MeshCASettings
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import MeshCAPlatform
 
 /// Everything `meshca serve` can be told, with safe defaults: loopback only, 24h certificates, a rate limit.
 ///

@@ -3,9 +3,7 @@ import MeshCAIO
 import SwiftASN1
 import X509
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// The directory holding one CA's state: its certificate and key, its trust bundle and its ledger.
 ///

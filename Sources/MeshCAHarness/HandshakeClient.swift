@@ -1,9 +1,7 @@
 import COpenSSL
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import MeshCAPlatform
 
 /// The client side of one connection: a TLS client on OpenSSL (with or without a certificate), or a
 /// plaintext client sending an HTTP request, as a workload without a sidecar would. It never throws;
@@ -58,16 +56,7 @@ struct HandshakeClient: Sendable {
             observation.setupFailure = error as? HandshakeFailure
             return observation
         }
-        let step = connection.connect()
-        observation.verdict = connection.peerVerdict
-        observation.peerSentCertificate = observation.verdict != nil
-        guard step.succeeded else {
-            observation.record(step)
-            return observation
-        }
-        observation.handshakeCompleted = true
-        observation.tlsVersion = connection.version
-        observation.cipher = connection.cipher
+        guard observation.recordHandshake(connection.connect(), on: connection) else { return observation }
         try? socket.setTimeouts(settle)
         let (greeting, read) = connection.read()
         observation.firstBytes = Array(greeting.prefix(64))

@@ -4,9 +4,7 @@ import MeshCAIO
 import SwiftASN1
 import X509
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import MeshCAPlatform
 
 /// One workload's credential files, read and checked: `cert-chain.pem` (leaf, intermediates, roots),
 /// `key.pem` and `root-cert.pem`, as istio-agent and `meshca issue` write them.

@@ -1,9 +1,7 @@
 import Foundation
 import MeshCACore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import MeshCAPlatform
 
 /// The server side of one connection: a TLS server on OpenSSL in STRICT or PERMISSIVE mode, or a
 /// plaintext server (a workload without a sidecar). It never throws; what happened is in the
@@ -68,21 +66,13 @@ struct HandshakeServer: Sendable {
             observation.setupFailure = error as? HandshakeFailure
             return observation
         }
-        let step = connection.accept()
-        let verdict = connection.peerVerdict
-        observation.verdict = verdict
-        observation.peerSentCertificate = verdict != nil
-        guard step.succeeded else {
+        guard observation.recordHandshake(connection.accept(), on: connection) else {
             // Whatever the client sent after the failure stays unread, so closing resets the connection,
             // exactly as a real TLS server's close does.
-            observation.record(step)
             return observation
         }
-        observation.handshakeCompleted = true
-        observation.tlsVersion = connection.version
-        observation.cipher = connection.cipher
         observation.peerSentCertificate = connection.peerSentCertificate
-        let peer = verdict?.peerID?.uri ?? "a client without certificate"
+        let peer = observation.verdict?.peerID?.uri ?? "a client without certificate"
         connection.write(Array("meshca handshake: mTLS ok, you are \(peer)\n".utf8))
         connection.shutdown()
         return observation

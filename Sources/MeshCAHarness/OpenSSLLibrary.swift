@@ -1,9 +1,7 @@
 import COpenSSL
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import MeshCAPlatform
 
 /// The system OpenSSL the harness runs its handshakes on, and the few conversions between its
 /// objects and bytes that the rest of the harness needs. Nothing outside MeshCAHarness sees OpenSSL types.

@@ -44,6 +44,21 @@ struct SideObservation: Sendable {
         peerClosed = peerClosed || step.peerClosed
     }
 
+    /// Records this side's handshake call, `step` on `connection`: what the verifier decided, and the failure or
+    /// what was negotiated. Returns whether the handshake completed.
+    mutating func recordHandshake(_ step: TLSConnection.Step, on connection: TLSConnection) -> Bool {
+        verdict = connection.peerVerdict
+        peerSentCertificate = verdict != nil
+        guard step.succeeded else {
+            record(step)
+            return false
+        }
+        handshakeCompleted = true
+        tlsVersion = connection.version
+        cipher = connection.cipher
+        return true
+    }
+
     /// Whether the first bytes look like a TLS handshake record (content type 22, version 3.x).
     var firstBytesAreTLS: Bool { firstBytes.count >= 2 && firstBytes[0] == 0x16 && firstBytes[1] == 0x03 }
 

@@ -1,9 +1,7 @@
 import Foundation
 import MeshCAErrors
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import MeshCAPlatform
 
 /// A blocking TCP socket with send and receive timeouts (SO_SNDTIMEO / SO_RCVTIMEO), so no read or write
 /// in the harness can wait forever. Closed on deinit.

@@ -1,9 +1,7 @@
 import COpenSSL
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import MeshCAPlatform
 
 /// One OpenSSL `SSL` over a ``TCPSocket``, freed on deinit. Blocking; every call is bounded by the
 /// socket's timeouts. Used only on the thread that created it.

@@ -4,13 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// Whole-file writes that never leave a half-written file behind: the bytes go to a temporary file in
 /// the same directory, created with the final mode, are fsynced, and are renamed over the target; then

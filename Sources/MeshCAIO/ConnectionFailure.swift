@@ -6,9 +6,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// Why a connection could not be made, in words for a person: "connection refused: nothing listens on that port"
 /// rather than `SingleConnectionFailure(...)`. Used by the CLI's network errors (`meshca agent status`,

@@ -2,13 +2,7 @@ import Logging
 import NIOCore
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import MeshCAPlatform
 
 /// What a listener allows a connection before closing it, so that connections that never finish their
 /// handshake, or sit idle, cannot use up the process's file descriptors.

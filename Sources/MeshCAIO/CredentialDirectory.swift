@@ -4,9 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-#if canImport(Glibc)
-import Glibc
-#endif
+import MeshCAPlatform
 
 /// The agent's output directory, updated so that no reader ever pairs a key with the wrong chain.
 ///

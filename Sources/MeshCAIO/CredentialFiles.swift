@@ -1,10 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// The three files Istio's agent and meshca write for a workload, in one directory:
 /// `cert-chain.pem` (leaf, intermediates, roots), `key.pem` (the private key, 0600 by default) and

@@ -4,13 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// Path strings and file-error reasons, without `NSString`, so that the agent links FoundationEssentials
 /// alone (no ICU, no libstdc++) and stays small.

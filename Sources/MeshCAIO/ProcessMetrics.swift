@@ -1,10 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// The standard `process_*` metrics Prometheus' client libraries export, read from `/proc/self` at each scrape
 /// (Linux; elsewhere only the open-file limit): resident memory, open file descriptors and their limit, CPU time

@@ -3,13 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 import Synchronization
 
 /// Progress of a long operation (`audit verify`, `doctor`, backup's verification) on stderr: one line rewritten in

@@ -4,13 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// Refuses directories other users may rearrange: a directory (or any directory above it) that is writable by
 /// others and lacks the sticky bit lets any local user rename or replace what the agent puts there (swap the

@@ -1,12 +1,6 @@
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import MeshCAPlatform
 
 /// The ledger key in a PEM file, by default `ledger-key.pem` in the state directory beside `ledger.db`.
 ///

@@ -1,13 +1,7 @@
 import CSQLite
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// One open `sqlite3*` handle configured for durability, plus the error mapping every call shares.
 ///

@@ -2,13 +2,7 @@ import CSQLite
 import Foundation
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 extension SQLiteLedger {
     /// Copies the ledger at `source` into a new file at `destination` with SQLite's online backup API

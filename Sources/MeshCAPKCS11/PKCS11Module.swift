@@ -1,11 +1,7 @@
 import CPKCS11
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import MeshCAPlatform
 
 /// A PKCS#11 module (shared library) loaded once per process with `dlopen` and initialized with OS locking.
 ///

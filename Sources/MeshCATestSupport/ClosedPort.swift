@@ -1,10 +1,6 @@
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import MeshCAPlatform
 
 /// A loopback TCP port that refuses connections for as long as this value lives: bound (so no other process
 /// gets it) but never listening, so a connection to it fails at once with "connection refused", the way a CA

@@ -1,11 +1,7 @@
 import Foundation
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import MeshCAPlatform
 
 /// A PostgreSQL server for tests: the distribution's server binaries (`/usr/lib/postgresql/*/bin`, package
 /// `postgresql`), `initdb` into a temporary directory and `pg_ctl start` on a free loopback port, with `trust`

@@ -7,11 +7,7 @@ import NIOPosix
     import Foundation
 #endif
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import MeshCAPlatform
 
 /// The addresses of a CA run as several replicas (`meshca agent --ca`, `meshca issue --server`, each repeated),
 /// and the endpoints they lead to: an IP literal is one endpoint, a host name one per address it resolves to.
