@@ -1,6 +1,5 @@
 import GRPCCore
 import NIOCore
-
 import MeshCAPlatform
 
 /// Who is on the other end of a Unix socket, as the kernel recorded it when the peer called `connect()`.

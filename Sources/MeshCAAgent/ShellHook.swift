@@ -1,5 +1,4 @@
 import Dispatch
-
 import MeshCAPlatform
 
 /// Runs `--on-rotate` through `/bin/sh -c` with posix_spawn (Foundation's `Process` is not in

@@ -4,7 +4,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import MeshCAIO
-
 import MeshCAPlatform
 
 /// The Workload API's socket file: its directory before binding, its creation with its final mode, its removal

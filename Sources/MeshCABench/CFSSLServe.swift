@@ -5,7 +5,6 @@ import MeshCAErrors
 import MeshCATestSupport
 import Synchronization
 import X509
-
 import MeshCAPlatform
 
 /// Phase 3: the peer a user could install instead, `cfssl serve` (Debian's golang-cfssl,

@@ -1,7 +1,6 @@
 import Foundation
 import MeshCAErrors
 import MeshCATestSupport
-
 import MeshCAPlatform
 
 /// Phase 7: an independent load generator, `h2load` (nghttp2's benchmarking client, Debian's

@@ -1,5 +1,4 @@
 import Foundation
-
 import MeshCAPlatform
 
 /// What Linux's /proc says about a process (all its threads): resident memory and CPU time used.

@@ -4,7 +4,6 @@ import MeshCAErrors
 import MeshCAIO
 import MeshCALedger
 import X509
-
 import MeshCAPlatform
 
 /// `meshca backup` and `meshca restore` as a library: a consistent copy of a state directory, taken while

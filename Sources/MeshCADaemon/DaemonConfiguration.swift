@@ -3,7 +3,6 @@ import Logging
 import MeshCACore
 import MeshCAIO
 import MeshCASettings
-
 import MeshCAPlatform
 
 /// Everything `meshca serve` can be told, with safe defaults: loopback only, 24h certificates, a rate limit.

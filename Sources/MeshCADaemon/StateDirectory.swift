@@ -2,7 +2,6 @@ import Foundation
 import MeshCAIO
 import SwiftASN1
 import X509
-
 import MeshCAPlatform
 
 /// The directory holding one CA's state: its certificate and key, its trust bundle and its ledger.

@@ -1,6 +1,5 @@
 import COpenSSL
 import Foundation
-
 import MeshCAPlatform
 
 /// The client side of one connection: a TLS client on OpenSSL (with or without a certificate), or a

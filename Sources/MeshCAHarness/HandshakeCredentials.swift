@@ -3,7 +3,6 @@ import MeshCACore
 import MeshCAIO
 import SwiftASN1
 import X509
-
 import MeshCAPlatform
 
 /// One workload's credential files, read and checked: `cert-chain.pem` (leaf, intermediates, roots),

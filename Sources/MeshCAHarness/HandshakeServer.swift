@@ -1,6 +1,5 @@
 import Foundation
 import MeshCACore
-
 import MeshCAPlatform
 
 /// The server side of one connection: a TLS server on OpenSSL in STRICT or PERMISSIVE mode, or a

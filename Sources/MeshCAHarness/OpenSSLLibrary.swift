@@ -1,6 +1,5 @@
 import COpenSSL
 import Foundation
-
 import MeshCAPlatform
 
 /// The system OpenSSL the harness runs its handshakes on, and the few conversions between its
@@ -9,8 +8,8 @@ public enum OpenSSLLibrary {
     /// The version of the libssl this process loaded, e.g. `OpenSSL 3.0.19 27 Jan 2026`.
     ///
     /// This is the system library, not the BoringSSL that swift-nio-ssl vendors under prefixed symbols;
-    /// both can live in one process.
-    /// The library is opened here, on first use, not when `meshca` starts; without it this names what is missing.
+    /// both can live in one process. The library is opened here, on first use, not when `meshca` starts; without it
+    /// this names what is missing.
     public static var version: String {
         if let failure = loadFailure { return "OpenSSL not loaded (\(failure))" }
         guard let text = OpenSSL_version(Int32(OPENSSL_VERSION)) else { return "OpenSSL (unknown version)" }

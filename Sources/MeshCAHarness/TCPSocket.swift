@@ -1,6 +1,5 @@
 import Foundation
 import MeshCAErrors
-
 import MeshCAPlatform
 
 /// A blocking TCP socket with send and receive timeouts (SO_SNDTIMEO / SO_RCVTIMEO), so no read or write

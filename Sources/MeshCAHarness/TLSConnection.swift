@@ -1,6 +1,5 @@
 import COpenSSL
 import Foundation
-
 import MeshCAPlatform
 
 /// One OpenSSL `SSL` over a ``TCPSocket``, freed on deinit. Blocking; every call is bounded by the

@@ -5,7 +5,6 @@ import Foundation
 #endif
 import NIOCore
 import NIOPosix
-
 import MeshCAPlatform
 
 /// Why a connection could not be made, in words for a person: "connection refused: nothing listens on that port"

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import Synchronization
-
 import MeshCAPlatform
 
 /// What a listener allows a connection before closing it, so that connections that never finish their

@@ -1,5 +1,4 @@
 import Foundation
-
 import MeshCAPlatform
 
 /// The ledger key in a PEM file, by default `ledger-key.pem` in the state directory beside `ledger.db`.

@@ -1,6 +1,5 @@
 import CSQLite
 import Foundation
-
 import MeshCAPlatform
 
 /// One open `sqlite3*` handle configured for durability, plus the error mapping every call shares.

@@ -1,7 +1,6 @@
 import CSQLite
 import Foundation
 import Synchronization
-
 import MeshCAPlatform
 
 extension SQLiteLedger {

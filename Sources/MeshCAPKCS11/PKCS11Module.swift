@@ -1,6 +1,5 @@
 import CPKCS11
 import Synchronization
-
 import MeshCAPlatform
 
 /// A PKCS#11 module (shared library) loaded once per process with `dlopen` and initialized with OS locking.

@@ -1,5 +1,4 @@
 import Foundation
-
 import MeshCAPlatform
 
 /// A loopback TCP port that refuses connections for as long as this value lives: bound (so no other process

@@ -1,6 +1,5 @@
 import Foundation
 import Synchronization
-
 import MeshCAPlatform
 
 /// A PostgreSQL server for tests: the distribution's server binaries (`/usr/lib/postgresql/*/bin`, package
