@@ -128,7 +128,7 @@ extension PostgresLedger {
         defer { try? FileManager.default.removeItem(at: directory) }
         let copy = try SQLiteLedger(path: directory.appendingPathComponent("ledger.db").path)
         let logger = self.logger
-        try await perform(operation) { connection in
+        try await perform(operation, writing: false) { connection in
             try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
                 for table in LedgerExport.tables {

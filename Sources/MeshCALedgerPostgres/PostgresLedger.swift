@@ -104,14 +104,15 @@ public final class PostgresLedger: LedgerStore {
     // MARK: - Connections
 
     /// Runs `body` on a pooled connection (outside any transaction). Waiting for a connection longer than
-    /// `connectTimeout` throws `.unavailable`; every failure is a `LedgerError` naming `operation`.
+    /// `connectTimeout` throws `.unavailable`; every failure is a `LedgerError` naming `operation`. `writing: false`
+    /// for a `body` that only reads, so that a lost connection is not reported as a write that may have happened.
     func perform<Result: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+        _ operation: String, writing: Bool = true, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
-            return try await withLease(operation, body)
+            return try await withLease(operation, writing: writing, body)
         } catch {
-            throw Self.failure(error, operation: operation, location: location, database: configuration.database)
+            throw Self.failure(error, operation: operation, location: location, database: configuration.database, writing: writing)
         }
     }
 
@@ -122,11 +123,11 @@ public final class PostgresLedger: LedgerStore {
         _ operation: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
-            return try await withLease(operation, body)
+            return try await withLease(operation, writing: false, body)
         } catch let error as PSQLError where error.code == .clientClosedConnection || error.code == .serverClosedConnection {
-            return try await perform(operation, body)
+            return try await perform(operation, writing: false, body)
         } catch {
-            throw Self.failure(error, operation: operation, location: location, database: configuration.database)
+            throw Self.failure(error, operation: operation, location: location, database: configuration.database, writing: false)
         }
     }
 
@@ -139,9 +140,9 @@ public final class PostgresLedger: LedgerStore {
     /// fail a query sent as its connection closes, and a read waiting on such a query held its gRPC call, and the
     /// daemon's shutdown behind it, for ever. With `answerWithin`, also when `body` is still running that long after
     /// it got its connection (a server that stopped answering without closing it); then the connection is closed,
-    /// which ends its transaction on the server.
+    /// which ends its transaction on the server. `writing` chooses what those errors say about the ledger's state.
     func withLease<Result: Sendable>(
-        _ operation: String, answerWithin: Duration? = nil,
+        _ operation: String, writing: Bool = true, answerWithin: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let lease = LeaseState()
@@ -171,11 +172,11 @@ public final class PostgresLedger: LedgerStore {
                     }
                     closedTicks = lease.connection?.isClosed == true ? closedTicks + 1 : 0
                     if closedTicks >= 2 {
-                        answer.resume(.failure(Self.unanswered(operation: operation, location: location, timeout: answerWithin ?? timeout).lost))
+                        answer.resume(.failure(Self.lost(operation: operation, location: location, writing: writing)))
                         return
                     }
                     if let answerWithin, ContinuousClock.now >= leasedAt + answerWithin {
-                        answer.resume(.failure(Self.unanswered(operation: operation, location: location, timeout: answerWithin).late))
+                        answer.resume(.failure(Self.late(operation: operation, location: location, timeout: answerWithin)))
                         try? await lease.connection?.close()
                         return
                     }
@@ -264,32 +265,44 @@ public final class PostgresLedger: LedgerStore {
                 + "that the database server is running and reachable from this host, then retry.")
     }
 
-    /// The errors for a transaction the server did not finish within `timeout` of getting its connection, and for
-    /// one whose connection closed under it.
-    static func unanswered(operation: String, location: String, timeout: Duration) -> (late: LedgerError, lost: LedgerError) {
-        let rest = "No certificate was handed out, and the write may not have been recorded; check that the database "
-            + "server is running and reachable from this host, then retry."
-        return (
-            LedgerError(
-                code: .unavailable,
-                message: "Could not \(operation): the PostgreSQL ledger \(location) did not answer within "
-                    + "\(timeout.components.seconds)s. \(rest)"),
-            LedgerError(
-                code: .unavailable,
-                message: "Could not \(operation): the connection to the PostgreSQL ledger \(location) was lost. \(rest)")
-        )
+    /// What to do after an unanswered transaction; a write (a group commit) may have committed before its answer
+    /// was lost, a read changed nothing.
+    private static func unansweredAdvice(writing: Bool) -> String {
+        (writing
+            ? "No certificate was handed out, and the write may not have been recorded"
+            : "Nothing was handed out or changed")
+            + "; check that the database server is running and reachable from this host, then retry."
+    }
+
+    /// The error for a write the server did not finish within `timeout` of getting its connection.
+    static func late(operation: String, location: String, timeout: Duration) -> LedgerError {
+        LedgerError(
+            code: .unavailable,
+            message: "Could not \(operation): the PostgreSQL ledger \(location) did not answer within "
+                + "\(timeout.components.seconds)s. \(unansweredAdvice(writing: true))")
+    }
+
+    /// The error for a transaction whose connection closed under it.
+    package static func lost(operation: String, location: String, writing: Bool) -> LedgerError {
+        LedgerError(
+            code: .unavailable,
+            message: "Could not \(operation): the connection to the PostgreSQL ledger \(location) was lost. "
+                + unansweredAdvice(writing: writing))
     }
 
     /// Any error of a PostgreSQL operation as the `LedgerError` an operator can act on, naming `database` for
     /// callers of the CA.
-    static func failure(_ error: any Error, operation: String, location: String, database: String) -> LedgerError {
-        var failure = failure(error, operation: operation, location: location)
+    /// `writing: false` for an operation that only reads (a lost connection then changed nothing).
+    static func failure(
+        _ error: any Error, operation: String, location: String, database: String, writing: Bool = true
+    ) -> LedgerError {
+        var failure = failure(error, operation: operation, location: location, writing: writing)
         failure.database = "PostgreSQL database \"\(database)\""
         return failure
     }
 
     /// Any error of a PostgreSQL operation as the `LedgerError` an operator can act on.
-    private static func failure(_ error: any Error, operation: String, location: String) -> LedgerError {
+    private static func failure(_ error: any Error, operation: String, location: String, writing: Bool) -> LedgerError {
         if let error = error as? LedgerError { return error }
         let prefix = "Could not \(operation)"
         guard let psql = error as? PSQLError else {
@@ -315,8 +328,9 @@ public final class PostgresLedger: LedgerStore {
             return LedgerError(
                 code: .unavailable,
                 message: "\(prefix): the connection to the PostgreSQL ledger \(location) failed or was lost "
-                    + "(postgres: \(psql.code)). Nothing was handed out, and the last write may not have been "
-                    + "recorded; check that the database server is running and reachable, then retry.")
+                    + "(postgres: \(psql.code)). "
+                    + (writing ? "Nothing was handed out, and the last write may not have been recorded" : "Nothing was handed out or changed")
+                    + "; check that the database server is running and reachable, then retry.")
         }
         let state = info[.sqlState] ?? ""
         let detail = "(postgres \(state): \(info[.message] ?? "no message"))"

@@ -237,6 +237,16 @@ struct PostgresLedgerTests {
         }
     }
 
+    @Test("A lost connection: a read says nothing was changed, a write that it may have been recorded")
+    func lostConnectionMessages() {
+        let read = PostgresLedger.lost(operation: "read certificate 0c01", location: "postgres://meshca@db:5432/meshca", writing: false)
+        #expect(read.code == .unavailable)
+        #expect(read.message.contains("Nothing was handed out or changed") && !read.message.contains("write"), "\(read.message)")
+        let write = PostgresLedger.lost(operation: "record certificate 0c01", location: "postgres://meshca@db:5432/meshca", writing: true)
+        #expect(write.message.contains("the write may not have been recorded"), "\(write.message)")
+        #expect(write.message.contains("postgres://meshca@db:5432/meshca") && write.message.contains("retry"))
+    }
+
     @Test("A server lost under reads: every reader keeps getting answers, the row or .unavailable, and none waits for ever")
     func serverLostUnderReads() async throws {
         try await withPrivateServer { server, configuration in
@@ -274,6 +284,8 @@ struct PostgresLedgerTests {
             await readers.value
             for failure in log.failures {
                 #expect(failure.code == .unavailable, "\(failure.message)")
+                // A read changed nothing: its message must not send the operator looking for a half-done write.
+                #expect(!failure.message.contains("write"), "\(failure.message)")
             }
             #expect(try await ledger.issuance(serial: "0c01") != nil)
             await ledger.close()
