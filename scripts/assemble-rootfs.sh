@@ -15,23 +15,26 @@ for exe in meshca meshca-agent; do
 done
 mkdir -p "$out/usr/local/bin" "$out/etc" "$out/tmp" "$out/var/lib/meshca" "$out/var/run/meshca"
 chmod 1777 "$out/tmp"
-for exe in meshca meshca-agent; do
-    cp "$bin/$exe" "$out/usr/local/bin/$exe"
-    strip "$out/usr/local/bin/$exe" 2>/dev/null || true
-    # Every library the binary loads, at the path the loader looks for it, and the loader itself.
-    ldd "$bin/$exe" | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }' | while read -r lib; do
+# Copies every library FILE loads (as ldd resolves them here) and the loader itself into the tree, each at the path
+# the loader looks for it.
+copy_libraries_of() {
+    ldd "$1" | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }' | while read -r lib; do
         mkdir -p "$out$(dirname "$lib")"
         cp -L "$lib" "$out$lib"
     done
+}
+for exe in meshca meshca-agent; do
+    cp "$bin/$exe" "$out/usr/local/bin/$exe"
+    strip "$out/usr/local/bin/$exe" 2>/dev/null || true
+    copy_libraries_of "$bin/$exe"
 done
 # The system OpenSSL that `meshca handshake` (and `meshca version`, for its version) opens on first use rather than
 # at start-up, so ldd does not list it: libssl.so.3 and what it loads.
 libssl=$(ldconfig -p | awk '$1 == "libssl.so.3" { print $NF; exit }')
 [ -n "$libssl" ] || { echo "assemble-rootfs: libssl.so.3 not found (apt-get install libssl3)" >&2; exit 1; }
-for lib in "$libssl" $(ldd "$libssl" | awk '/=> \// { print $3 }'); do
-    mkdir -p "$out$(dirname "$lib")"
-    cp -L "$lib" "$out$lib"
-done
+mkdir -p "$out$(dirname "$libssl")"
+cp -L "$libssl" "$out$libssl"
+copy_libraries_of "$libssl"
 printf 'root:x:0:0:root:/:/nonexistent\nmeshca:x:65532:65532:meshca:/var/lib/meshca:/nonexistent\n' > "$out/etc/passwd"
 printf 'root:x:0:\nmeshca:x:65532:\n' > "$out/etc/group"
 chown -R 65532:65532 "$out/var/lib/meshca" "$out/var/run/meshca" 2>/dev/null || true

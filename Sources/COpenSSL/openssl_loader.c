@@ -33,43 +33,30 @@ const char *meshca_openssl_load(void) {
 
 const char *meshca_openssl_library_name(void) { return MESHCA_LIBSSL; }
 
-static void *resolve(const char *name) {
+// The library's function `name`, looked up the first time and kept in `slot`.
+static void *real(void **slot, const char *name) {
+    void *address = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (address != NULL) return address;
     const char *error = meshca_openssl_load();
     if (error != NULL) {
         fprintf(stderr, "meshca: the system OpenSSL (%s) cannot be loaded: %s. Install it (Debian/Ubuntu: apt-get install libssl3).\n",
                 MESHCA_LIBSSL, error);
         abort();
     }
-    void *address = dlsym(library, name);
+    address = dlsym(library, name);
     if (address == NULL) {
         fprintf(stderr, "meshca: the system OpenSSL (%s) has no function %s.\n", MESHCA_LIBSSL, name);
         abort();
     }
+    __atomic_store_n(slot, address, __ATOMIC_RELEASE);
     return address;
 }
 
-// One forwarder: a function with OpenSSL's name and prototype that calls the library's, found once.
-#define FORWARD(ret, name, params, args)                                          \
-    ret name params {                                                             \
-        static ret(*real) params;                                                 \
-        ret(*function) params = __atomic_load_n(&real, __ATOMIC_ACQUIRE);          \
-        if (function == NULL) {                                                   \
-            function = (ret(*) params)resolve(#name);                             \
-            __atomic_store_n(&real, function, __ATOMIC_RELEASE);                  \
-        }                                                                         \
-        return function args;                                                     \
-    }
-
-#define FORWARD_VOID(name, params, args)                                          \
-    void name params {                                                            \
-        static void(*real) params;                                                \
-        void(*function) params = __atomic_load_n(&real, __ATOMIC_ACQUIRE);         \
-        if (function == NULL) {                                                   \
-            function = (void(*) params)resolve(#name);                            \
-            __atomic_store_n(&real, function, __ATOMIC_RELEASE);                  \
-        }                                                                         \
-        function args;                                                            \
-    }
+// One forwarder: a function with OpenSSL's name and prototype that calls the library's.
+#define FORWARD(ret, name, params, args) \
+    ret name params { static void *slot; return ((ret(*) params)real(&slot, #name)) args; }
+#define FORWARD_VOID(name, params, args) \
+    void name params { static void *slot; ((void(*) params)real(&slot, #name)) args; }
 
 // libcrypto
 FORWARD(int, BIO_free, (BIO *a), (a))

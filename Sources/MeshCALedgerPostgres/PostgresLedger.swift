@@ -328,9 +328,7 @@ public final class PostgresLedger: LedgerStore {
             return LedgerError(
                 code: .unavailable,
                 message: "\(prefix): the connection to the PostgreSQL ledger \(location) failed or was lost "
-                    + "(postgres: \(psql.code)). "
-                    + (writing ? "Nothing was handed out, and the last write may not have been recorded" : "Nothing was handed out or changed")
-                    + "; check that the database server is running and reachable, then retry.")
+                    + "(postgres: \(psql.code)). \(unansweredAdvice(writing: writing))")
         }
         let state = info[.sqlState] ?? ""
         let detail = "(postgres \(state): \(info[.message] ?? "no message"))"
