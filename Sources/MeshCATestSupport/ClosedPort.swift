@@ -11,6 +11,34 @@ public final class ClosedPort: Sendable {
 
     /// Binds a fresh port on 127.0.0.1.
     public init() throws {
+        (socket, port) = try LoopbackSocket.make()
+    }
+
+    deinit { close(socket) }
+}
+
+/// A loopback TCP port whose connections the kernel completes into the listen backlog and nobody ever answers: a
+/// server that stopped responding, as a client sees it (its TLS handshake waits until its own timeout).
+public final class UnansweredPort: Sendable {
+    /// The port number.
+    public let port: Int
+    private let socket: Int32
+
+    /// Binds a fresh port on 127.0.0.1 and listens on it.
+    public init() throws {
+        (socket, port) = try LoopbackSocket.make()
+        guard listen(socket, 16) == 0 else {
+            close(socket)
+            throw BackgroundProcessError("cannot listen on a loopback port: errno \(errno)")
+        }
+    }
+
+    deinit { close(socket) }
+}
+
+/// A TCP socket bound to a fresh port on 127.0.0.1.
+enum LoopbackSocket {
+    static func make() throws -> (socket: Int32, port: Int) {
         #if canImport(Glibc)
             let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -31,9 +59,6 @@ public final class ClosedPort: Sendable {
             close(socket)
             throw BackgroundProcessError("cannot bind a loopback port: errno \(errno)")
         }
-        self.socket = socket
-        port = Int(UInt16(bigEndian: address.sin_port))
+        return (socket, Int(UInt16(bigEndian: address.sin_port)))
     }
-
-    deinit { close(socket) }
 }

@@ -1,9 +1,6 @@
 import Crypto
 import Foundation
 import GRPCCore
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import MeshCACore
 @testable import MeshCADaemon
@@ -132,24 +129,12 @@ struct RemoteJWTKeysTests {
 
     @Test("A key server that never answers holds a request for 2 s of the daemon's clock, not for the fetch's 15 s")
     func unansweredFetch() async throws {
-        // A port whose connections the kernel completes into the backlog and nobody answers: the TLS handshake of
-        // the fetch waits until its 15 s timeout (real time), like an API server that stopped responding.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(listener >= 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        #expect(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
-
+        // The TLS handshake of the fetch waits until its 15 s timeout (real time), like an API server that stopped
+        // responding.
+        let server = try UnansweredPort()
         let clock = TestClock(start: Self.now)
         let keys = try RemoteJWTKeys(
-            source: .init(url: "https://127.0.0.1:\(port)/openid/v1/jwks"), time: ServiceTime(clock: clock, now: { clock.date }),
+            source: .init(url: "https://127.0.0.1:\(server.port)/openid/v1/jwks"), time: ServiceTime(clock: clock, now: { clock.date }),
             logger: Logger(label: "test"))
         let jwt = try authenticator(keys)
         let token = try SigningKey(kid: "a").token()
@@ -161,6 +146,7 @@ struct RemoteJWTKeysTests {
         clock.advance(by: RemoteJWTKeys.requestWait)
         #expect(await verdict.value == false, "no keys: the token is refused")
         #expect(keys.current == nil)
+        withExtendedLifetime(server) {}
     }
 
     @Test("When the server fails, the last good keys stay in use, the failure is counted and the keys' age grows")
