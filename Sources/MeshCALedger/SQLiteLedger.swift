@@ -87,7 +87,7 @@ public final class SQLiteLedger: IssuanceLedger {
     /// The busy timeout the reader is opened with.
     let busyTimeout: Duration
     /// Writes waiting for the next group commit; see `SQLiteLedger+GroupCommit.swift`.
-    let groupCommit = Mutex(GroupCommit())
+    let groupCommit = GroupCommitQueue<ApplyWrite>()
     /// Appends every write's event to the hash chain; see `LedgerChain`.
     let chain: LedgerChain
 

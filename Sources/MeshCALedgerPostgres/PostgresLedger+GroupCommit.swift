@@ -1,7 +1,6 @@
 import Foundation
 import MeshCALedger
 import PostgresNIO
-import Synchronization
 
 /// Group commit, per replica, as on SQLite (`SQLiteLedger+GroupCommit.swift`): writes that arrive while a commit is
 /// in progress are committed together by the next one, in one transaction (which takes the chain lock first) with a
@@ -10,56 +9,29 @@ import Synchronization
 /// rolled back to its savepoint and thrown to that caller alone; a failure of the transaction or the connection is
 /// thrown to every write of the batch, and none of them is recorded.
 extension PostgresLedger {
-    /// The writes waiting for the next group commit, guarded by the `groupCommit` mutex.
-    struct GroupCommit: Sendable {
-        var pending: [PendingWrite] = []
-        /// Whether a flush task is running; there is never more than one per ledger.
-        var isFlushing = false
-        /// How many group transactions have committed.
-        var commits = 0
-    }
-
-    /// One write waiting to be committed, and its caller waiting for the outcome.
-    struct PendingWrite: Sendable {
-        let operation: String
-        let apply: @Sendable (PostgresConnection) async throws -> Void
-        let continuation: CheckedContinuation<Void, any Error>
-    }
+    /// A write of the group commit: run inside the group transaction and a savepoint of its own.
+    typealias ApplyWrite = @Sendable (PostgresConnection) async throws -> Void
 
     /// How many group transactions this ledger has committed since it was opened.
-    package var groupCommitCount: Int { groupCommit.withLock { $0.commits } }
+    package var groupCommitCount: Int { groupCommit.commits }
 
     /// Commits `apply` with the next group commit; returns once it is committed, or throws why it is not recorded.
-    func write(_ operation: String, _ apply: @escaping @Sendable (PostgresConnection) async throws -> Void) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let mustStart = groupCommit.withLock { state in
-                state.pending.append(PendingWrite(operation: operation, apply: apply, continuation: continuation))
-                defer { state.isFlushing = true }
-                return !state.isFlushing
-            }
-            if mustStart { Task { await self.flush() } }
-        }
+    func write(_ operation: String, _ apply: @escaping ApplyWrite) async throws {
+        try await groupCommit.submit(operation, apply) { Task { await self.flush() } }
     }
 
     /// Commits batches until no write is pending.
     private func flush() async {
-        while true {
-            let batch = groupCommit.withLock { state in
-                defer { state.pending = [] }
-                if state.pending.isEmpty { state.isFlushing = false }
-                return state.pending
-            }
-            guard !batch.isEmpty else { return }
+        var hasMore = true
+        while hasMore {
+            let batch = groupCommit.takeBatch()
             let (committed, outcomes) = await commit(batch)
-            if committed { groupCommit.withLock { $0.commits += 1 } }
-            for (write, outcome) in zip(batch, outcomes) {
-                write.continuation.resume(with: outcome)
-            }
+            hasMore = groupCommit.finish(batch, committed: committed, outcomes: outcomes)
         }
     }
 
     /// Applies `batch` in one transaction; whether it committed, and each write's outcome in order.
-    private func commit(_ batch: [PendingWrite]) async -> (committed: Bool, outcomes: [Result<Void, any Error>]) {
+    private func commit(_ batch: [GroupCommitQueue<ApplyWrite>.Write]) async -> (committed: Bool, outcomes: [Result<Void, any Error>]) {
         let logger = self.logger
         let location = self.location
         let database = configuration.database

@@ -36,7 +36,7 @@ public final class PostgresLedger: LedgerStore {
     let configuration: PostgresLedgerConfiguration
     let signer: (any CheckpointSigner)?
     /// Writes waiting for the next group commit; see `PostgresLedger+GroupCommit.swift`.
-    let groupCommit = Mutex(GroupCommit())
+    let groupCommit = GroupCommitQueue<ApplyWrite>()
 
     /// The advisory lock every writing transaction takes first: it serializes appends to the chain.
     static let chainLock: (Int32, Int32) = (0x6d65_7368, 1)  // "mesh", 1
