@@ -4,56 +4,11 @@ import MeshCADaemon
 /// The stable JSON shapes of `meshca audit ... --json`. Field names are snake_case and never renamed;
 /// new fields may be added. Times are RFC 3339 UTC strings.
 enum AuditJSON {
+    /// One certificate (`audit list`, `audit show`).
     struct Issuance: Encodable {
-        let serial: String
-        let spiffeID: String
-        let trustDomain: String
-        let namespace: String
-        let serviceAccount: String
-        let sans: [String]
-        let notBefore: String
-        let notAfter: String
-        let issuedAt: String
-        let requestedTTLSeconds: Int64?
-        let grantedTTLSeconds: Int64
-        let status: String
-        let keyType: String
-        let publicKeySHA256: String
-        let csrSHA256: String
-        let certificateSHA256: String
-        let issuerFingerprint: String
-        let requester: String
-        let authMethod: String
-        let peer: String
-        let revokedAt: String?
-        let revocationReason: String?
-        let certificatePEM: String
+        let entry: AuditEntry
 
-        init(_ record: AuditEntry) {
-            serial = record.serial
-            spiffeID = record.spiffeID
-            trustDomain = record.trustDomain
-            namespace = record.namespace
-            serviceAccount = record.serviceAccount
-            sans = record.sans
-            notBefore = record.notBefore.rfc3339
-            notAfter = record.notAfter.rfc3339
-            issuedAt = record.issuedAt.rfc3339
-            requestedTTLSeconds = record.requestedTTLSeconds
-            grantedTTLSeconds = record.grantedTTLSeconds
-            status = record.status
-            keyType = record.keyType
-            publicKeySHA256 = record.publicKeySHA256
-            csrSHA256 = record.csrSHA256
-            certificateSHA256 = record.certificateSHA256
-            issuerFingerprint = record.issuerFingerprint
-            requester = record.requester
-            authMethod = record.authMethod
-            peer = record.peer
-            revokedAt = record.revokedAt?.rfc3339
-            revocationReason = record.revocationReason
-            certificatePEM = record.certificatePEM
-        }
+        init(_ entry: AuditEntry) { self.entry = entry }
 
         enum CodingKeys: String, CodingKey {
             case serial, namespace, sans, status, requester
@@ -68,56 +23,54 @@ enum AuditJSON {
 
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(serial, forKey: .serial)
-            try c.encode(spiffeID, forKey: .spiffeID)
-            try c.encode(trustDomain, forKey: .trustDomain)
-            try c.encode(namespace, forKey: .namespace)
-            try c.encode(serviceAccount, forKey: .serviceAccount)
-            try c.encode(sans, forKey: .sans)
-            try c.encode(notBefore, forKey: .notBefore)
-            try c.encode(notAfter, forKey: .notAfter)
-            try c.encode(issuedAt, forKey: .issuedAt)
+            try c.encode(entry.serial, forKey: .serial)
+            try c.encode(entry.spiffeID, forKey: .spiffeID)
+            try c.encode(entry.trustDomain, forKey: .trustDomain)
+            try c.encode(entry.namespace, forKey: .namespace)
+            try c.encode(entry.serviceAccount, forKey: .serviceAccount)
+            try c.encode(entry.sans, forKey: .sans)
+            try c.encode(entry.notBefore.rfc3339, forKey: .notBefore)
+            try c.encode(entry.notAfter.rfc3339, forKey: .notAfter)
+            try c.encode(entry.issuedAt.rfc3339, forKey: .issuedAt)
             // Optional fields are written as null rather than left out, so the shape never changes.
-            try c.encode(requestedTTLSeconds, forKey: .requestedTTLSeconds)
-            try c.encode(grantedTTLSeconds, forKey: .grantedTTLSeconds)
-            try c.encode(status, forKey: .status)
-            try c.encode(keyType, forKey: .keyType)
-            try c.encode(publicKeySHA256, forKey: .publicKeySHA256)
-            try c.encode(csrSHA256, forKey: .csrSHA256)
-            try c.encode(certificateSHA256, forKey: .certificateSHA256)
-            try c.encode(issuerFingerprint, forKey: .issuerFingerprint)
-            try c.encode(requester, forKey: .requester)
-            try c.encode(authMethod, forKey: .authMethod)
-            try c.encode(peer, forKey: .peer)
-            try c.encode(revokedAt, forKey: .revokedAt)
-            try c.encode(revocationReason, forKey: .revocationReason)
-            try c.encode(certificatePEM, forKey: .certificatePEM)
+            try c.encode(entry.requestedTTLSeconds, forKey: .requestedTTLSeconds)
+            try c.encode(entry.grantedTTLSeconds, forKey: .grantedTTLSeconds)
+            try c.encode(entry.status, forKey: .status)
+            try c.encode(entry.keyType, forKey: .keyType)
+            try c.encode(entry.publicKeySHA256, forKey: .publicKeySHA256)
+            try c.encode(entry.csrSHA256, forKey: .csrSHA256)
+            try c.encode(entry.certificateSHA256, forKey: .certificateSHA256)
+            try c.encode(entry.issuerFingerprint, forKey: .issuerFingerprint)
+            try c.encode(entry.requester, forKey: .requester)
+            try c.encode(entry.authMethod, forKey: .authMethod)
+            try c.encode(entry.peer, forKey: .peer)
+            try c.encode(entry.revokedAt?.rfc3339, forKey: .revokedAt)
+            try c.encode(entry.revocationReason, forKey: .revocationReason)
+            try c.encode(entry.certificatePEM, forKey: .certificatePEM)
         }
     }
 
+    /// One refused request (`audit rejections`).
     struct Rejection: Encodable {
-        let occurredAt: String
-        let requester: String
-        let authMethod: String
-        let requestedIdentity: String
-        let reasonCode: String
-        let message: String
-        let peer: String
+        let entry: RefusalEntry
 
-        init(_ record: RefusalEntry) {
-            occurredAt = record.occurredAt.rfc3339
-            requester = record.requester
-            authMethod = record.authMethod
-            requestedIdentity = record.requestedIdentity
-            reasonCode = record.reasonCode
-            message = record.message
-            peer = record.peer
-        }
+        init(_ entry: RefusalEntry) { self.entry = entry }
 
         enum CodingKeys: String, CodingKey {
             case requester, message, peer
             case occurredAt = "occurred_at", authMethod = "auth_method"
             case requestedIdentity = "requested_identity", reasonCode = "reason_code"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(entry.occurredAt.rfc3339, forKey: .occurredAt)
+            try c.encode(entry.requester, forKey: .requester)
+            try c.encode(entry.authMethod, forKey: .authMethod)
+            try c.encode(entry.requestedIdentity, forKey: .requestedIdentity)
+            try c.encode(entry.reasonCode, forKey: .reasonCode)
+            try c.encode(entry.message, forKey: .message)
+            try c.encode(entry.peer, forKey: .peer)
         }
     }
 }
