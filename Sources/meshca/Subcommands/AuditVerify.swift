@@ -30,14 +30,13 @@ struct AuditVerify: AsyncParsableCommand {
             valueName: "file"))
     var publicKey: String?
 
-    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
-    var quiet = false
+    @OptionGroup var progress: ProgressOptions
 
     func run() async throws {
         var verify = VerifyLedger(directory: state.directory, ledger: try ledger.location())
         verify.checkpoint = checkpoint
         verify.publicKeyFile = publicKey
-        verify.quiet = quiet
+        verify.quiet = progress.quiet
         let verified: VerifyLedger.Verified
         do {
             verified = try await verify.run()

@@ -25,13 +25,12 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see docs/reference/json.md).")
     var json = false
 
-    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
-    var quiet = false
+    @OptionGroup var progress: ProgressOptions
 
     func run() async throws {
         let result: StateBackup.BackupResult
         do {
-            result = try await StateBackup.backUp(state.directory, ledger: try ledger.location(), to: destination, quiet: quiet)
+            result = try await StateBackup.backUp(state.directory, ledger: try ledger.location(), to: destination, quiet: progress.quiet)
         } catch let failure as StateBackup.VerificationFailure {
             printError(String(AuditVerify.text(failure.verification, written: nil, requestedCheckpoint: false).dropLast()))
             throw failure
@@ -71,13 +70,12 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON (one object: path, trust_domain, ca, ledger, files; see docs/reference/json.md).")
     var json = false
 
-    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
-    var quiet = false
+    @OptionGroup var progress: ProgressOptions
 
     func run() async throws {
         let result: StateBackup.RestoreResult
         do {
-            result = try await StateBackup.restore(from: source, into: state.directory, force: force, quiet: quiet)
+            result = try await StateBackup.restore(from: source, into: state.directory, force: force, quiet: progress.quiet)
         } catch let failure as StateBackup.VerificationFailure {
             printError(String(AuditVerify.text(failure.verification, written: nil, requestedCheckpoint: false).dropLast()))
             throw failure

@@ -40,14 +40,13 @@ struct DoctorCommand: AsyncParsableCommand {
         }
     }
 
-    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
-    var quiet = false
+    @OptionGroup var progress: ProgressOptions
 
     func run() async throws {
         var doctor = Doctor(directory: state.directory, window: try parseDuration(failWithin, flag: "--fail-within"))
         doctor.identityLimit = maxIdentities
         doctor.ledgerLocation = try ledger.location()
-        let report = await doctor.examine(now: Date(), quiet: quiet)
+        let report = await doctor.examine(now: Date(), quiet: progress.quiet)
         if json {
             print(try DoctorJSON.encode(report))
         } else {

@@ -41,8 +41,7 @@ struct LedgerMigrate: AsyncParsableCommand {
     @Flag(help: "Print JSON (one object: target, tables, events, head; see docs/reference/json.md).")
     var json = false
 
-    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
-    var quiet = false
+    @OptionGroup var progress: ProgressOptions
 
     func validate() throws {
         guard (try? LedgerLocation.parse(url)) != nil else {
@@ -54,7 +53,7 @@ struct LedgerMigrate: AsyncParsableCommand {
 
     func run() async throws {
         let target = try LedgerLocation.resolve(explicit: url, passwordFile: passwordFile)
-        let copied = try await LedgerCopy(directory: state.directory, target: target).run(quiet: quiet)
+        let copied = try await LedgerCopy(directory: state.directory, target: target).run(quiet: progress.quiet)
         if json {
             let object: [String: Any] = [
                 "target": copied.target, "events": copied.report.eventCount, "head": copied.report.headHash,

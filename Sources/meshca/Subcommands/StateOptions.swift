@@ -58,6 +58,12 @@ func usage<T>(_ prefix: String = "", _ body: () throws -> T) throws -> T {
     }
 }
 
+/// `--quiet`, on the commands that show progress while they work through a whole ledger.
+struct ProgressOptions: ParsableArguments {
+    @Flag(help: "Show no progress on stderr (shown only when stderr is a terminal).")
+    var quiet = false
+}
+
 /// Refuses a `--out` (or similar) path that exists and is not a directory, before anything is created.
 func requireDirectory(_ path: String, flag: String) throws {
     var isDirectory: ObjCBool = false
