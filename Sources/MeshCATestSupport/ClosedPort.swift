@@ -36,9 +36,9 @@ public final class UnansweredPort: Sendable {
     deinit { close(socket) }
 }
 
-/// A TCP socket bound to a fresh port on 127.0.0.1.
+/// A TCP socket bound on 127.0.0.1: to a fresh port the kernel chooses, or to `port`.
 enum LoopbackSocket {
-    static func make() throws -> (socket: Int32, port: Int) {
+    static func make(port: Int = 0) throws -> (socket: Int32, port: Int) {
         #if canImport(Glibc)
             let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -48,7 +48,7 @@ enum LoopbackSocket {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -56,8 +56,9 @@ enum LoopbackSocket {
             }
         }
         guard bound else {
+            let error = errno
             close(socket)
-            throw BackgroundProcessError("cannot bind a loopback port: errno \(errno)")
+            throw BackgroundProcessError("cannot bind loopback port \(port): errno \(error)")
         }
         return (socket, Int(UInt16(bigEndian: address.sin_port)))
     }

@@ -75,8 +75,7 @@ public final class PostgreSQLServer: Sendable {
         let template = try await templateData.value
         let directory = try directoryForServer(runAsPostgres: runAsPostgres)
         let data = directory.file("data")
-        // A port free now: bound by the OS, then released for the server to take.
-        let port = try ClosedPort().port
+        let port = try freePort()
         let server = PostgreSQLServer(
             port: port, directory: directory.path, binDirectory: bin, runAsPostgres: runAsPostgres, fsync: fsync)
         // `cp -a` keeps the owner (postgres) and the 0700 mode initdb gave the template.
@@ -93,6 +92,24 @@ public final class PostgreSQLServer: Sendable {
         try await server.psql(
             "CREATE ROLE \(server.passwordUser) LOGIN PASSWORD '\(server.password)'", database: "postgres")
         return server
+    }
+
+    /// The candidates ``freePort()`` hands out in turn, counted from a start chosen by the process id.
+    private static let portsTaken = Atomic<Int>(0)
+
+    /// A loopback port free now, below Linux's ephemeral range (32768-60999 by default): no socket whose port the
+    /// kernel chooses (a test's server on port 0, any client's connection) can take it, so a server a test stops
+    /// gets its port back when it starts again. Each call tries the next candidate, so two servers of one process
+    /// never get the same one.
+    static func freePort() throws -> Int {
+        let first = Int(getpid())
+        for _ in 0..<1000 {
+            let candidate = 20000 + (first + portsTaken.add(1, ordering: .relaxed).oldValue) % 12000
+            guard let (socket, _) = try? LoopbackSocket.make(port: candidate) else { continue }
+            close(socket)
+            return candidate
+        }
+        throw BackgroundProcessError("no free loopback port between 20000 and 31999 for a PostgreSQL server")
     }
 
     /// A new temporary directory for a server, owned by `postgres` when the tests run as root.
