@@ -50,11 +50,12 @@ package final class GroupCommitQueue<Apply: Sendable>: Sendable {
         }
     }
 
-    /// The flush's next batch: every waiting write, oldest first.
-    package func takeBatch() -> [Write] {
+    /// The flush's next batch: the oldest `limit` waiting writes (every one by default), oldest first.
+    package func takeBatch(limit: Int = .max) -> [Write] {
         state.withLock { state in
-            defer { state.pending = [] }
-            return state.pending
+            let batch = Array(state.pending.prefix(limit))
+            state.pending.removeFirst(batch.count)
+            return batch
         }
     }
 

@@ -15,16 +15,24 @@ extension PostgresLedger {
     /// How many group transactions this ledger has committed since it was opened.
     package var groupCommitCount: Int { groupCommit.commits }
 
+    /// How many writes wait for the next group commit, not counting a batch being committed right now.
+    package var pendingWriteCount: Int { groupCommit.pendingCount }
+
     /// Commits `apply` with the next group commit; returns once it is committed, or throws why it is not recorded.
     func write(_ operation: String, _ apply: @escaping ApplyWrite) async throws {
         try await groupCommit.submit(operation, apply) { Task { await self.flush() } }
     }
 
+    /// The most writes one group transaction takes. The chain lock is held for the whole transaction, and another
+    /// replica's group commit waits for it within its own `answerTimeout`: a bounded batch keeps that wait short
+    /// on a slow link (a write is some nine round trips), and costs one more commit per this many writes.
+    static let batchLimit = 32
+
     /// Commits batches until no write is pending.
     private func flush() async {
         var hasMore = true
         while hasMore {
-            let batch = groupCommit.takeBatch()
+            let batch = groupCommit.takeBatch(limit: Self.batchLimit)
             let (committed, outcomes) = await commit(batch)
             hasMore = groupCommit.finish(batch, committed: committed, outcomes: outcomes)
         }
@@ -35,13 +43,17 @@ extension PostgresLedger {
         let logger = self.logger
         let location = self.location
         let database = configuration.database
+        let progress = LeaseProgress()
         do {
-            let outcomes = try await withLease(batch[0].operation, answerWithin: configuration.answerTimeout) { connection -> [Result<Void, any Error>] in
+            let outcomes = try await withLease(
+                batch[0].operation, answerWithin: configuration.answerTimeout, progress: progress
+            ) { connection -> [Result<Void, any Error>] in
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     try await Self.lockChain(on: connection, logger: logger)
                     var outcomes: [Result<Void, any Error>] = []
                     for write in batch {
+                        progress.mark()
                         try await connection.query("SAVEPOINT meshca_write", logger: logger)
                         do {
                             try await write.apply(connection)

@@ -139,10 +139,11 @@ public final class PostgresLedger: LedgerStore {
     /// The caller gets `.unavailable` as soon as the connection closes under `body`: postgres-nio does not always
     /// fail a query sent as its connection closes, and a read waiting on such a query held its gRPC call, and the
     /// daemon's shutdown behind it, for ever. With `answerWithin`, also when `body` is still running that long after
-    /// it got its connection (a server that stopped answering without closing it); then the connection is closed,
-    /// which ends its transaction on the server. `writing` chooses what those errors say about the ledger's state.
+    /// it got its connection, or after the last time it marked `progress` (a server that stopped answering without
+    /// closing it); then the connection is closed, which ends its transaction on the server. `writing` chooses what
+    /// those errors say about the ledger's state.
     func withLease<Result: Sendable>(
-        _ operation: String, writing: Bool = true, answerWithin: Duration? = nil,
+        _ operation: String, writing: Bool = true, answerWithin: Duration? = nil, progress: LeaseProgress? = nil,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let lease = LeaseState()
@@ -156,7 +157,7 @@ public final class PostgresLedger: LedgerStore {
                 // come within `timeout`; once leased, answer when the connection has closed under `body`
                 // (postgres-nio may never answer a query sent as its connection closes; a callback on its
                 // closeFuture instead would stay registered for the connection's whole life, one per lease), or
-                // when `answerWithin` has passed since the lease, closing the connection.
+                // when `answerWithin` has passed since the lease or `body`'s last progress, closing the connection.
                 let connectBy = ContinuousClock.now + timeout
                 // A closed connection is acted on at the second tick that sees it, so that postgres-nio's own error
                 // (which `read` retries on another connection) comes first whenever it comes at all.
@@ -175,7 +176,7 @@ public final class PostgresLedger: LedgerStore {
                         answer.resume(.failure(Self.lost(operation: operation, location: location, writing: writing)))
                         return
                     }
-                    if let answerWithin, ContinuousClock.now >= leasedAt + answerWithin {
+                    if let answerWithin, ContinuousClock.now >= max(leasedAt, progress?.last ?? leasedAt) + answerWithin {
                         answer.resume(.failure(Self.late(operation: operation, location: location, timeout: answerWithin)))
                         try? await lease.connection?.close()
                         return
@@ -409,6 +410,18 @@ private final class LeaseState: Sendable {
     var connection: PostgresConnection? { state.withLock { $0.connection } }
     /// When the connection was taken, or nil before.
     var leasedAt: ContinuousClock.Instant? { state.withLock { $0.leasedAt } }
+}
+
+/// Where a long ``PostgresLedger/withLease(_:writing:answerWithin:progress:_:)`` body has got to: each mark restarts
+/// its `answerWithin`, so a group commit of many writes is bounded per write, not as a whole.
+final class LeaseProgress: Sendable {
+    private let marked = Mutex(ContinuousClock.Instant?.none)
+
+    /// Notes that the server has just answered.
+    func mark() { marked.withLock { $0 = .now } }
+
+    /// The last mark, nil before the first.
+    var last: ContinuousClock.Instant? { marked.withLock { $0 } }
 }
 
 /// Resumes a continuation once, from whichever task answers first.

@@ -40,7 +40,8 @@ public struct PostgresLedgerConfiguration: Sendable, Equatable {
     public var applicationName: String
     /// How long a query waits for a connection to the server before failing with `LedgerError.Code.unavailable`.
     public var connectTimeout: Duration
-    /// How long a group commit may take once it has its connection before its writes fail with
+    /// How long a group commit may wait, once it has its connection, for its transaction to begin (the chain lock,
+    /// which another replica may hold) or for one of its writes to complete, before its writes fail with
     /// `LedgerError.Code.unavailable` and the connection is closed (a server that stopped answering).
     public var answerTimeout: Duration
     /// Connections this ledger keeps to the server at most (one for its group commits, the rest for reads).

@@ -131,3 +131,15 @@ extension Result {
         return false
     }
 }
+
+extension [Result<Void, any Error>] {
+    /// How many failed and the first failure's error, for the comment of an expectation that all succeed.
+    var failures: String {
+        let errors = compactMap { outcome -> (any Error)? in
+            if case .failure(let error) = outcome { return error }
+            return nil
+        }
+        guard let first = errors.first else { return "no failures" }
+        return "\(errors.count) of \(count) failed, the first with: \(first)"
+    }
+}

@@ -14,7 +14,7 @@ struct GroupCommitTests {
                 try await ledger.record(.fixture(serial: String(format: "0c%04x", index), issuedAt: at(Double(index))))
             }
 
-            #expect(outcomes.allSatisfy { $0.succeeded })
+            #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
             let serials = try await ledger.allIssuances().map(\.serial)
             #expect(serials == (0..<count).map { String(format: "0c%04x", $0) })
             #expect(ledger.commitCount < count)
@@ -95,7 +95,7 @@ struct GroupCommitTests {
                 let serial = ["0e01", "0e02", "0e03"][index]
                 try await full.record(.fixture(serial: serial, issuedAt: at(10), certificateDER: [0x30, 0x00]))
             }
-            #expect(retried.allSatisfy { $0.succeeded })
+            #expect(retried.allSatisfy { $0.succeeded }, "\(retried.failures)")
             #expect(full.commitCount == 1)
             #expect(try RawDatabase(path: path).strings("PRAGMA integrity_check") == ["ok"])
         }

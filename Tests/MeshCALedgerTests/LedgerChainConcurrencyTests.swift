@@ -29,7 +29,7 @@ struct LedgerChainConcurrencyTests {
                     try await ledger.record(.fixture(serial: String(format: "0f%04x", index == 1 ? 2 : index)))
                 }
             }
-            #expect(batched.allSatisfy { $0.succeeded })
+            #expect(batched.allSatisfy { $0.succeeded }, "\(batched.failures)")
             #expect(
                 mixed.filter { $0.succeeded }.count == 79, "writes 1 and 2 record the same serial; one of them fails")
             let commits = (ledger as? SQLiteLedger)?.commitCount ?? (ledger as? PostgresLedger)?.groupCommitCount ?? 0
@@ -58,7 +58,7 @@ struct LedgerChainConcurrencyTests {
                     try await ledger.record(.fixture(serial: String(format: "0d%04x", index)))
                 }
             }
-            #expect(outcomes.allSatisfy { $0.succeeded })
+            #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
             let report = try await cli.verifyChain()
             #expect(report.isIntact, "\(report.problems)")
             #expect(report.eventCount == 60)

@@ -1,6 +1,6 @@
 import Foundation
 import MeshCALedger
-import MeshCALedgerPostgres
+@testable import MeshCALedgerPostgres
 import MeshCAMigrations
 import MeshCATestSupport
 import Synchronization
@@ -45,7 +45,7 @@ struct ReplicaTests {
                 }
                 if index % 7 == 0 { _ = try await replicas[1 - index % 2].revoke(serial: serial, reason: "superseded", at: at(500)) }
             }
-            #expect(outcomes.allSatisfy { $0.succeeded })
+            #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
             let report = try await replicas[1].verifyChain()
             #expect(report.problems.isEmpty, "\(report.problems)")
             // One event per issuance, rejection and revocation, whichever replica wrote it.
@@ -160,7 +160,7 @@ struct PostgresLedgerTests {
             let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
             await ledger.close()
         }
-        #expect(outcomes.allSatisfy { $0.succeeded })
+        #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
     }
 
     @Test("A server that stops answering but keeps its connections open: a write is .unavailable after answerTimeout, and the next ones go through once it answers again")
@@ -235,6 +235,46 @@ struct PostgresLedgerTests {
             #expect(try await ledger.verifyChain().problems.isEmpty)
             await ledger.close()
         }
+    }
+
+    @Test("A group commit longer than answerTimeout whose every write is answered in time commits: the bound is per write")
+    func longGroupCommit() async throws {
+        let server = try await PostgreSQLServer.shared
+        var configuration = try postgresConfiguration(server, database: try await server.createDatabase())
+        configuration.answerTimeout = .seconds(3)
+        let ledger = try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
+        // Each write takes a second on the server; the first one's flush runs while the other four queue, and
+        // those four (four seconds) then commit in one transaction.
+        let outcomes = await concurrently(5) { index in
+            try await ledger.write("slow write \(index)") { connection in
+                _ = try await ledger.rows("SELECT count(*) FROM (SELECT pg_sleep(1)) AS slept", on: connection)
+            }
+        }
+        #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
+        #expect(ledger.groupCommitCount <= 3, "the slow writes were committed in few transactions, so one was long")
+        await ledger.close()
+    }
+
+    @Test("A group transaction takes at most 32 writes, so a busy replica holds the chain lock only briefly")
+    func groupCommitLimit() async throws {
+        let server = try await PostgreSQLServer.shared
+        let ledger = try await PostgresLedger.open(
+            try postgresConfiguration(server, database: try await server.createDatabase()), checkpointSigner: nil, logger: testLogger)
+        // A first write holds the flush for two seconds while 40 more queue behind it.
+        let started = Atomic(false)
+        async let first: Void = ledger.write("hold the flush") { connection in
+            started.store(true, ordering: .relaxed)
+            _ = try await ledger.rows("SELECT count(*) FROM (SELECT pg_sleep(2)) AS slept", on: connection)
+        }
+        try await Wait.until("the first write is being committed") { started.load(ordering: .relaxed) }
+        let queued = Task { await concurrently(40) { index in try await ledger.record(.fixture(serial: String(format: "0d%02x", index))) } }
+        try await Wait.until("40 writes wait behind the first") { ledger.pendingWriteCount == 40 }
+        try await first
+        let outcomes = await queued.value
+        #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
+        #expect(ledger.groupCommitCount == 3, "one transaction for the first write, then 32 and 8")
+        #expect(try await ledger.allIssuances().count == 40)
+        await ledger.close()
     }
 
     @Test("A lost connection: a read says nothing was changed, a write that it may have been recorded")
