@@ -228,8 +228,7 @@ extension AgentConfiguration {
             accepts: "the CA daemon's HOST:PORT; several for replicas, comma-separated (a YAML list in the file), each "
                 + "tried when the one before gives no answer", example: "meshca.example:15012"
         ) { setting, draft in
-            guard !setting.items.isEmpty else { throw SettingProblem("it lists nothing") }
-            for item in setting.items {
+            for item in try setting.nonEmptyItems() {
                 let address: HostPort
                 do throws(HostPort.Problem) {
                     address = try HostPort.parse(item)
@@ -256,8 +255,7 @@ extension AgentConfiguration {
             accepts: "DNS names for the certificate besides the SPIFFE ID, comma-separated (a YAML list in the file); the CA "
                 + "grants them only by its allow-dns-sans policy", example: "web.example.internal"
         ) { setting, draft in
-            guard !setting.items.isEmpty else { throw SettingProblem("it lists nothing") }
-            for item in setting.items {
+            for item in try setting.nonEmptyItems() {
                 let name = item.lowercased()
                 if let why = DNSNamePattern.nameProblem(name) { throw SettingProblem("\"\(item)\": \(why)") }
                 if !draft.dnsNames.contains(name) { draft.dnsNames.append(name) }
@@ -307,8 +305,7 @@ extension AgentConfiguration {
         },
         SettingKey("workload-uid", list: true, accepts: "numeric uids, comma-separated (a YAML list in the file)", example: "1000,1001") {
             setting, draft in
-            guard !setting.items.isEmpty else { throw SettingProblem("it lists nothing") }
-            for item in setting.items {
+            for item in try setting.nonEmptyItems() {
                 guard let uid = UInt32(item) else { throw SettingProblem("\"\(item)\" is not a numeric uid") }
                 draft.workloadUIDs.insert(uid)
             }

@@ -127,7 +127,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         var daemonAnon: Int?
         var agent: AgentMemory.Figures?
         var agentsTogether: AgentMemory.Figures?
-        do {
+        try await whileRunning(daemon) {
             for (index, level) in levels.enumerated() {
                 let result = try await daemon.run(level: level, csrs: csrs[index], serviceAccount: identities[index].workload?.serviceAccount ?? "")
                 print(Self.describe("meshca serve", result))
@@ -146,11 +146,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                     agentsTogether = try await AgentMemory.measure(binary: agentBinary, daemon: daemon, directory: directory, renewals: renewals, count: count)
                 }
             }
-        } catch {
-            daemon.stop()
-            throw error
         }
-        daemon.stop()
 
         // 2c. The ledger in PostgreSQL: one replica, then two on one database, with the same CSRs and levels.
         var postgres: PostgresReplicas?
@@ -167,7 +163,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         // key) with the certificate it already issued, signing nothing (each request must be an issuance, as at cfssl).
         if let h2load {
             let h2loadDaemon = try await MeshCAServe.start(binary: binary, directory: directory, stateName: "state-h2load", serveArguments: ["--retry-window", "off"])
-            do {
+            try await whileRunning(h2loadDaemon) {
                 for (index, level) in levels.enumerated() {
                     let serviceAccount = h2loadIdentities[index].workload?.serviceAccount ?? ""
                     let result = try await h2load.meshca(
@@ -180,11 +176,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                         throw BenchError(.countMismatch, "h2load at c=\(level): \(result.succeeded) of \(result.requests) requests answered HTTP 2xx but meshca's ledger gained \(result.recorded) rows (a gRPC failure is HTTP 200 with grpc-status in the trailers, which h2load does not read)")
                     }
                 }
-            } catch {
-                h2loadDaemon.stop()
-                throw error
             }
-            h2loadDaemon.stop()
         }
 
         // 2b. The same issuance with the CA key in SoftHSM (PKCS#11), against the file key measured just above.
@@ -197,7 +189,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
             let hsmDaemon = try await MeshCAServe.start(
                 binary: binary, directory: directory, stateName: "state-hsm", initArguments: ["--key", hsm.uri(object: "bench-ca")],
                 environment: hsm.environment)
-            do {
+            try await whileRunning(hsmDaemon) {
                 for (index, level) in levels.enumerated() {
                     let result = try await hsmDaemon.run(level: level, csrs: csrs[index], serviceAccount: identities[index].workload?.serviceAccount ?? "")
                     print(Self.describe("meshca serve, key in SoftHSM", result))
@@ -210,11 +202,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                             format: "SoftHSM key at concurrency %d: %.0f issuances/s (p99 %.1f ms) against %.0f/s (p99 %.1f ms) with the file key, %.0f%%",
                             level, result.rate, result.percentile(0.99), file.rate, file.percentile(0.99), 100 * result.rate / file.rate))
                 }
-            } catch {
-                hsmDaemon.stop()
-                throw error
             }
-            hsmDaemon.stop()
         }
 
         // 3. cfssl serve with the same CSRs.
@@ -229,7 +217,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         var cfsslAnon: Int?
         if let cfssl {
             let peer = try await CFSSLServe.start(binary: cfssl, directory: directory)
-            do {
+            try await whileRunning(peer) {
                 for (index, level) in levels.enumerated() {
                     let result = try await peer.run(level: level, csrs: csrs[index])
                     print(Self.describe("cfssl serve", result))
@@ -249,11 +237,7 @@ struct IssuanceBenchmark: AsyncParsableCommand {
                         }
                     }
                 }
-            } catch {
-                peer.stop()
-                throw error
             }
-            peer.stop()
         }
 
         // 4. One-shot issuance.
@@ -502,4 +486,19 @@ struct IssuanceBenchmark: AsyncParsableCommand {
         }
         return lines
     }
+}
+
+/// A server the benchmark starts and must stop again.
+protocol BenchServer {
+    /// Ends the server's process.
+    func stop()
+}
+
+extension MeshCAServe: BenchServer {}
+extension CFSSLServe: BenchServer {}
+
+/// Runs `body` while `server` runs, then stops the server, also when `body` throws.
+func whileRunning<Server: BenchServer>(_ server: Server, _ body: () async throws -> Void) async throws {
+    defer { server.stop() }
+    try await body()
 }

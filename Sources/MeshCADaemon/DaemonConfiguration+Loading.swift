@@ -100,9 +100,9 @@ extension DaemonConfiguration {
         ) {
             let text = $0.text.trimmingCharacters(in: .whitespaces).lowercased()
             if text == "none" || text == "off" { return $1.allowDNSSANs = DNSSANPolicy() }
-            guard !$0.items.isEmpty else { throw SettingProblem("it lists nothing") }
+            let items = try $0.nonEmptyItems()
             do {
-                $1.allowDNSSANs = try DNSSANPolicy(parsing: $0.items)
+                $1.allowDNSSANs = try DNSSANPolicy(parsing: items)
             } catch let problem as DNSSANPolicy.PolicyProblem {
                 throw SettingProblem(problem.why)
             }

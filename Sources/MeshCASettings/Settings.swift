@@ -146,10 +146,15 @@ public struct Setting: Sendable {
         return text
     }
 
+    /// The items, at least one.
+    public func nonEmptyItems() throws(SettingProblem) -> [String] {
+        guard !items.isEmpty else { throw SettingProblem("it lists nothing") }
+        return items
+    }
+
     /// The items, at least one, each passing `check` (which returns why an item is bad).
     public func list(checking check: (String) -> String?) throws(SettingProblem) -> [String] {
-        guard !items.isEmpty else { throw SettingProblem("it lists nothing") }
-        for item in items {
+        for item in try nonEmptyItems() {
             if let why = check(item) { throw SettingProblem("\"\(item)\": \(why)") }
         }
         return items
