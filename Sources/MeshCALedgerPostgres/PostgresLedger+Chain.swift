@@ -1,6 +1,7 @@
 import Foundation
 import MeshCALedger
 import PostgresNIO
+import Synchronization
 
 /// The hash chain on PostgreSQL: events appended exactly as `LedgerChain` appends them on SQLite (same encoding,
 /// same hashes, computed by MeshCALedger's code), checkpoints, and verification.
@@ -9,8 +10,11 @@ extension PostgresLedger {
     /// lock, so no other replica can append between this read of the head and the insert); on a checkpoint
     /// interval also signs a checkpoint.
     func append(_ event: LedgerChainEvent, on connection: PostgresConnection, operation: String) async throws {
-        let link = LedgerChain.link(event, after: try await head(on: connection))
+        let cache = Self.transactionHead
+        let before = if let known = cache?.head { known } else { try await head(on: connection) }
+        let link = LedgerChain.link(event, after: before)
         try await run(LedgerChain.insertSQL, link.values, on: connection)
+        cache?.head = (link.seq, link.hash)
         if let signer, link.seq % Int64(max(configuration.checkpointInterval, 1)) == 0 {
             try await checkpointQuietly(seq: link.seq, head: link.hash, signer: signer, on: connection)
         }
@@ -41,6 +45,12 @@ extension PostgresLedger {
         return LedgerChainEvent(
             kind: kind, subject: subject, fields: source.startsWithSubject ? [.text(subject)] + fields : fields)
     }
+
+    /// The chain's head as the writing transaction's own appends left it, so that each append after the first in
+    /// the transaction needs no query for it: the transaction holds the chain lock, so nothing else appends
+    /// meanwhile. Set by `writeTransaction` and the group commit; the group commit forgets the head when a write is
+    /// rolled back to its savepoint.
+    @TaskLocal static var transactionHead: TransactionHead?
 
     /// The last event's `seq` and `hash`, or `(0, genesis)` for an empty chain.
     func head(on connection: PostgresConnection) async throws -> (seq: Int64, hash: [UInt8]) {
@@ -169,5 +179,15 @@ extension PostgresLedger {
         try await write(operation) { connection in
             try await self.append(event, on: connection, operation: operation)
         }
+    }
+}
+
+/// See ``PostgresLedger/transactionHead``: the head after the transaction's last append, nil when unknown.
+final class TransactionHead: Sendable {
+    private let known = Mutex<(seq: Int64, hash: [UInt8])?>(nil)
+
+    var head: (seq: Int64, hash: [UInt8])? {
+        get { known.withLock { $0 } }
+        set { known.withLock { $0 = newValue } }
     }
 }

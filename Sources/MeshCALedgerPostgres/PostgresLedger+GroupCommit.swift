@@ -52,16 +52,19 @@ extension PostgresLedger {
                 do {
                     try await Self.lockChain(on: connection, logger: logger)
                     var outcomes: [Result<Void, any Error>] = []
+                    let head = TransactionHead()
                     for write in batch {
                         progress.mark()
                         try await connection.query("SAVEPOINT meshca_write", logger: logger)
                         do {
-                            try await write.apply(connection)
+                            try await Self.$transactionHead.withValue(head) { try await write.apply(connection) }
                             try await connection.query("RELEASE SAVEPOINT meshca_write", logger: logger)
                             outcomes.append(.success(()))
                         } catch {
                             // A failed connection ends the batch; a refused statement ends this write alone.
                             guard Self.isStatementFailure(error) else { throw error }
+                            // Its events, if any, are undone with it: the next append reads the head again.
+                            head.head = nil
                             try await connection.query("ROLLBACK TO SAVEPOINT meshca_write", logger: logger)
                             try await connection.query("RELEASE SAVEPOINT meshca_write", logger: logger)
                             outcomes.append(.failure(Self.failure(error, operation: write.operation, location: location, database: database)))

@@ -212,7 +212,7 @@ public final class PostgresLedger: LedgerStore {
             try await connection.query("BEGIN", logger: logger)
             do {
                 try await Self.lockChain(on: connection, logger: logger)
-                let result = try await body(connection)
+                let result = try await Self.$transactionHead.withValue(TransactionHead()) { try await body(connection) }
                 try await connection.query("COMMIT", logger: logger)
                 return result
             } catch {

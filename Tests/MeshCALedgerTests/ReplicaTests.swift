@@ -277,6 +277,42 @@ struct PostgresLedgerTests {
         await ledger.close()
     }
 
+    @Test("A write rolled back after it appended to the chain (its token used, then a duplicate serial) leaves the rest of its group transaction on an intact chain")
+    func rolledBackAppendInGroup() async throws {
+        let server = try await PostgreSQLServer.shared
+        let ledger = try await PostgresLedger.open(
+            try postgresConfiguration(server, database: try await server.createDatabase()), checkpointSigner: nil, logger: testLogger)
+        try await ledger.record(.fixture(serial: "0e01"))
+        let token = JoinTokenRecord.fixture(id: "7e01", maxUses: 1)
+        try await ledger.createToken(token)
+        // A first write holds the flush while three queue behind it, so they share one transaction: the second
+        // uses the token (an event) and is then refused for its duplicate serial, which undoes that event.
+        let started = Atomic(false)
+        async let first: Void = ledger.write("hold the flush") { connection in
+            started.store(true, ordering: .relaxed)
+            _ = try await ledger.rows("SELECT count(*) FROM (SELECT pg_sleep(1)) AS slept", on: connection)
+        }
+        try await Wait.until("the first write is being committed") { started.load(ordering: .relaxed) }
+        let commitsBefore = ledger.groupCommitCount
+        async let before: Void = ledger.record(.fixture(serial: "0e02"))
+        try await Wait.until("the first queued write waits") { ledger.pendingWriteCount == 1 }
+        let duplicate = Task { try await ledger.record(.fixture(serial: "0e01"), consuming: token.use(at: at(60))) }
+        try await Wait.until("the duplicate waits") { ledger.pendingWriteCount == 2 }
+        async let after: Void = ledger.record(.fixture(serial: "0e03"))
+        try await Wait.until("all three wait") { ledger.pendingWriteCount == 3 }
+        try await first
+        try await before
+        let refused = await #expect(throws: LedgerError.self) { try await duplicate.value }
+        #expect(refused?.code == .duplicateSerial)
+        try await after
+        #expect(ledger.groupCommitCount == commitsBefore + 2, "the first write, then the three in one transaction")
+        #expect(try await ledger.token(id: token.id)?.uses == 0, "the refused write's token use was undone")
+        let report = try await ledger.verifyChain()
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        #expect(report.eventCount == 4, "three issuances and the token's creation")
+        await ledger.close()
+    }
+
     @Test("A lost connection: a read says nothing was changed, a write that it may have been recorded")
     func lostConnectionMessages() {
         let read = PostgresLedger.lost(operation: "read certificate 0c01", location: "postgres://meshca@db:5432/meshca", writing: false)
