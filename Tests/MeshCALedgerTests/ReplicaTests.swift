@@ -257,19 +257,12 @@ struct PostgresLedgerTests {
 
     @Test("A group transaction takes at most 32 writes, so a busy replica holds the chain lock only briefly")
     func groupCommitLimit() async throws {
-        let server = try await PostgreSQLServer.shared
-        let ledger = try await PostgresLedger.open(
-            try postgresConfiguration(server, database: try await server.createDatabase()), checkpointSigner: nil, logger: testLogger)
+        let ledger = try await freshLedger()
         // A first write holds the flush for two seconds while 40 more queue behind it.
-        let started = Atomic(false)
-        async let first: Void = ledger.write("hold the flush") { connection in
-            started.store(true, ordering: .relaxed)
-            _ = try await ledger.rows("SELECT count(*) FROM (SELECT pg_sleep(2)) AS slept", on: connection)
-        }
-        try await Wait.until("the first write is being committed") { started.load(ordering: .relaxed) }
+        let first = try await holdFlush(of: ledger, seconds: 2)
         let queued = Task { await concurrently(40) { index in try await ledger.record(.fixture(serial: String(format: "0d%02x", index))) } }
         try await Wait.until("40 writes wait behind the first") { ledger.pendingWriteCount == 40 }
-        try await first
+        try await first.value
         let outcomes = await queued.value
         #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
         #expect(ledger.groupCommitCount == 3, "one transaction for the first write, then 32 and 8")
@@ -279,20 +272,13 @@ struct PostgresLedgerTests {
 
     @Test("A write rolled back after it appended to the chain (its token used, then a duplicate serial) leaves the rest of its group transaction on an intact chain")
     func rolledBackAppendInGroup() async throws {
-        let server = try await PostgreSQLServer.shared
-        let ledger = try await PostgresLedger.open(
-            try postgresConfiguration(server, database: try await server.createDatabase()), checkpointSigner: nil, logger: testLogger)
+        let ledger = try await freshLedger()
         try await ledger.record(.fixture(serial: "0e01"))
         let token = JoinTokenRecord.fixture(id: "7e01", maxUses: 1)
         try await ledger.createToken(token)
         // A first write holds the flush while three queue behind it, so they share one transaction: the second
         // uses the token (an event) and is then refused for its duplicate serial, which undoes that event.
-        let started = Atomic(false)
-        async let first: Void = ledger.write("hold the flush") { connection in
-            started.store(true, ordering: .relaxed)
-            _ = try await ledger.rows("SELECT count(*) FROM (SELECT pg_sleep(1)) AS slept", on: connection)
-        }
-        try await Wait.until("the first write is being committed") { started.load(ordering: .relaxed) }
+        let first = try await holdFlush(of: ledger, seconds: 1)
         let commitsBefore = ledger.groupCommitCount
         async let before: Void = ledger.record(.fixture(serial: "0e02"))
         try await Wait.until("the first queued write waits") { ledger.pendingWriteCount == 1 }
@@ -300,7 +286,7 @@ struct PostgresLedgerTests {
         try await Wait.until("the duplicate waits") { ledger.pendingWriteCount == 2 }
         async let after: Void = ledger.record(.fixture(serial: "0e03"))
         try await Wait.until("all three wait") { ledger.pendingWriteCount == 3 }
-        try await first
+        try await first.value
         try await before
         let refused = await #expect(throws: LedgerError.self) { try await duplicate.value }
         #expect(refused?.code == .duplicateSerial)
@@ -366,6 +352,27 @@ struct PostgresLedgerTests {
             #expect(try await ledger.issuance(serial: "0c01") != nil)
             await ledger.close()
         }
+    }
+
+    /// A ledger on a fresh database of the shared server.
+    func freshLedger() async throws -> PostgresLedger {
+        let server = try await PostgreSQLServer.shared
+        let configuration = try postgresConfiguration(server, database: try await server.createDatabase())
+        return try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
+    }
+
+    /// Starts a write that keeps `ledger`'s group commit busy for `seconds` on the server, and returns once that
+    /// commit has begun: writes made next queue behind it and share the following transaction.
+    func holdFlush(of ledger: PostgresLedger, seconds: Int) async throws -> Task<Void, any Error> {
+        let started = Atomic(false)
+        let write = Task {
+            try await ledger.write("hold the flush") { connection in
+                started.store(true, ordering: .relaxed)
+                _ = try await ledger.rows("SELECT count(*) FROM (SELECT pg_sleep(\(seconds))) AS slept", on: connection)
+            }
+        }
+        try await Wait.until("the write holding the flush is being committed") { started.load(ordering: .relaxed) }
+        return write
     }
 
     /// Runs `body` with a PostgreSQL server of its own (the test stops it, so it must not be the shared one) and the
