@@ -1,8 +1,9 @@
 import Synchronization
 
 /// The writes waiting for a ledger's next group commit, shared by the SQLite and PostgreSQL ledgers: callers queue
-/// a write and wait; one flush at a time takes every waiting write as a batch, commits it in one transaction and
-/// hands each caller its outcome. Writes that arrive during a flush form the next batch.
+/// a write and wait; one flush at a time takes the waiting writes as a batch (all of them, or as many as the ledger
+/// allows), commits it in one transaction and hands each caller its outcome. Writes that arrive during a flush
+/// form the next batch.
 ///
 /// How a flush runs (a dispatch queue item, a task) and what a write is (`Apply`) belong to the ledger; this type
 /// only keeps the batches apart and the callers waiting.
@@ -38,7 +39,7 @@ package final class GroupCommitQueue<Apply: Sendable>: Sendable {
     package var pendingCount: Int { state.withLock { $0.pending.count } }
 
     /// Queues `apply` and returns once its batch has committed, or throws why it is not recorded. `startFlush` is
-    /// called, before waiting, when no flush is scheduled: it must arrange for ``takeBatch()`` to be called.
+    /// called, before waiting, when no flush is scheduled: it must arrange for ``takeBatch(limit:)`` to be called.
     package func submit(_ operation: String, _ apply: Apply, startFlush: () -> Void) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let mustStart = state.withLock { state in
@@ -60,7 +61,7 @@ package final class GroupCommitQueue<Apply: Sendable>: Sendable {
     }
 
     /// Ends the flush of `batch`: counts the commit, resumes each caller with its outcome (in `batch`'s order), and
-    /// says whether writes arrived meanwhile, in which case the flush must go on with the next ``takeBatch()``.
+    /// says whether writes arrived meanwhile, in which case the flush must go on with the next ``takeBatch(limit:)``.
     package func finish(_ batch: [Write], committed: Bool, outcomes: [Result<Void, any Error>]) -> Bool {
         let hasMore = state.withLock { state in
             if committed { state.commits += 1 }

@@ -3,11 +3,11 @@ import MeshCALedger
 import PostgresNIO
 
 /// Group commit, per replica, as on SQLite (`SQLiteLedger+GroupCommit.swift`): writes that arrive while a commit is
-/// in progress are committed together by the next one, in one transaction (which takes the chain lock first) with a
-/// savepoint per write. A call returns only after the COMMIT of the transaction holding its row (with
-/// `synchronous_commit=on`, durable on the server). A write's own failure (a duplicate serial, a rejected token) is
-/// rolled back to its savepoint and thrown to that caller alone; a failure of the transaction or the connection is
-/// thrown to every write of the batch, and none of them is recorded.
+/// in progress are committed together by the next one (at most ``batchLimit`` per transaction), in one transaction
+/// (which takes the chain lock first) with a savepoint per write. A call returns only after the COMMIT of the
+/// transaction holding its row (with `synchronous_commit=on`, durable on the server). A write's own failure (a
+/// duplicate serial, a rejected token) is rolled back to its savepoint and thrown to that caller alone; a failure of
+/// the transaction or the connection is thrown to every write of the batch, and none of them is recorded.
 extension PostgresLedger {
     /// A write of the group commit: run inside the group transaction and a savepoint of its own.
     typealias ApplyWrite = @Sendable (PostgresConnection) async throws -> Void
