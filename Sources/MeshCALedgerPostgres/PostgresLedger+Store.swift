@@ -112,12 +112,9 @@ extension PostgresLedger {
     public func revokeToken(id: String, at: Date) async throws -> Bool {
         let operation = "revoke join token \(id)"
         return try await writeTransaction(operation) { connection in
-            let changed = try await self.run(
-                "UPDATE join_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
-                [.integer(UnixTime.floor(at)), .text(id)], on: connection)
-            guard changed > 0 else { return false }
-            try await self.appendCurrent(.tokenRevocation, subject: id, on: connection, operation: operation)
-            return true
+            try await self.update(
+                "UPDATE join_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                [.integer(UnixTime.floor(at)), .text(id)], appending: .tokenRevocation, subject: id, on: connection, operation: operation)
         }
     }
 
@@ -126,13 +123,10 @@ extension PostgresLedger {
     /// and then re-checks `uses < max_uses` against the committed row.
     private func consume(_ use: TokenUse, for operation: String, on connection: PostgresConnection) async throws {
         let at = UnixTime.floor(use.at)
-        let changed = try await run(
-            SQLiteLedger.consumeSQL + " RETURNING id",
-            [.integer(at), .text(use.id), .text(use.secretSHA256.lowercased()), .integer(at)], on: connection)
-        if changed > 0 {
-            try await appendCurrent(.tokenUse, subject: use.id, on: connection, operation: operation)
-            return
-        }
+        let used = try await update(
+            SQLiteLedger.consumeSQL, [.integer(at), .text(use.id), .text(use.secretSHA256.lowercased()), .integer(at)],
+            appending: .tokenUse, subject: use.id, on: connection, operation: operation)
+        if used { return }
         let stored = try await storedToken(id: use.id, on: connection)
         throw LedgerError.tokenRejected(use, stored: stored, operation: operation, location: location)
     }
@@ -151,13 +145,10 @@ extension PostgresLedger {
         let operation = "revoke certificate \(serial)"
         let location = self.location
         return try await writeTransaction(operation) { connection in
-            let changed = try await self.run(
-                "UPDATE issuances SET revoked_at = ?, revocation_reason = ? WHERE serial = ? AND revoked_at IS NULL "
-                    + "RETURNING serial",
-                [.integer(UnixTime.floor(at)), .text(reason), .text(serial)], on: connection) > 0
-            if changed {
-                try await self.appendCurrent(.revocation, subject: serial, on: connection, operation: operation)
-            }
+            let changed = try await self.update(
+                "UPDATE issuances SET revoked_at = ?, revocation_reason = ? WHERE serial = ? AND revoked_at IS NULL",
+                [.integer(UnixTime.floor(at)), .text(reason), .text(serial)],
+                appending: .revocation, subject: serial, on: connection, operation: operation)
             guard
                 let record = try await self.rows(IssuanceRecord.selectSQL + " WHERE serial = ?", [.text(serial)], on: connection)
                     .first.map({ try IssuanceRecord(row: $0, path: location) })
