@@ -10,10 +10,24 @@ extension PostgresLedger {
     /// lock, so no other replica can append between this read of the head and the insert); on a checkpoint
     /// interval also signs a checkpoint.
     func append(_ event: LedgerChainEvent, on connection: PostgresConnection, operation: String) async throws {
+        try await insert(nil, appending: event, on: connection)
+    }
+
+    /// Appends `event` like ``append(_:on:operation:)``; with `row` (an INSERT of the row `event` describes,
+    /// without RETURNING), runs both in one statement, as a data-modifying WITH: one round trip for both, and
+    /// either both are stored or neither.
+    func insert(
+        _ row: (sql: String, values: [SQLiteStatement.Value])?, appending event: LedgerChainEvent,
+        on connection: PostgresConnection
+    ) async throws {
         let cache = Self.transactionHead
         let before = if let known = cache?.head { known } else { try await head(on: connection) }
         let link = LedgerChain.link(event, after: before)
-        try await run(LedgerChain.insertSQL, link.values, on: connection)
+        if let row {
+            try await run("WITH inserted AS (\(row.sql)) \(LedgerChain.insertSQL)", row.values + link.values, on: connection)
+        } else {
+            try await run(LedgerChain.insertSQL, link.values, on: connection)
+        }
         cache?.head = (link.seq, link.hash)
         if let signer, link.seq % Int64(max(configuration.checkpointInterval, 1)) == 0 {
             try await checkpointQuietly(seq: link.seq, head: link.hash, signer: signer, on: connection)

@@ -15,9 +15,9 @@ extension PostgresLedger {
         let revoked = issuance.revokedAt != nil
         try await write(operation) { connection in
             if let token { try await self.consume(token, for: operation, on: connection) }
-            try await self.run(IssuanceRecord.insertSQL, parameters, on: connection)
-            try await self.append(
-                .issuance(serial: issuance.serial, parameters: parameters), on: connection, operation: operation)
+            try await self.insert(
+                (IssuanceRecord.insertSQL, parameters), appending: .issuance(serial: issuance.serial, parameters: parameters),
+                on: connection)
             if revoked {
                 try await self.appendCurrent(.revocation, subject: issuance.serial, on: connection, operation: operation)
             }
@@ -75,9 +75,9 @@ extension PostgresLedger {
         let operation = "create join token \(token.id)"
         do {
             try await writeTransaction(operation) { connection in
-                try await self.run(token.insertSQL, parameters, on: connection)
-                try await self.append(
-                    .tokenCreation(id: token.id, parameters: parameters), on: connection, operation: operation)
+                try await self.insert(
+                    (token.insertSQL, parameters), appending: .tokenCreation(id: token.id, parameters: parameters),
+                    on: connection)
                 if token.pinnedRootSHA256 != nil {
                     try await self.appendCurrent(.tokenPin, subject: token.id, on: connection, operation: operation)
                 }
