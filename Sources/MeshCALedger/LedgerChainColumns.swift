@@ -32,6 +32,16 @@ package enum LedgerChainColumns {
             case .text, .blob: .text(subject)
             }
         }
+
+        /// The covered columns' names, comma-separated: a SELECT (or RETURNING) list reading them in order.
+        package var columnList: String { columns.map(\.name).joined(separator: ", ") }
+
+        /// The event of `kind` about `subject` from a row that holds `columns` in order, from its first column.
+        package func event(_ kind: LedgerChainEvent.Kind, subject: String, from row: some LedgerRow) -> LedgerChainEvent {
+            let fields = LedgerChainColumns.read(columns, from: row, startingAt: 0)
+            return LedgerChainEvent(
+                kind: kind, subject: subject, fields: startsWithSubject ? [.text(subject)] + fields : fields)
+        }
     }
 
     private static func text(_ name: String) -> Column { Column(name: name, type: .text) }
@@ -93,13 +103,11 @@ package enum LedgerChainColumns {
         kind: LedgerChainEvent.Kind, subject: String, on connection: SQLiteConnection, operation: String
     ) throws -> LedgerChainEvent? {
         guard let source = source(for: kind), let key = source.keyValue(subject) else { return nil }
-        let names = source.columns.map(\.name).joined(separator: ", ")
         let statement = try connection.prepare(
-            "SELECT \(names) FROM \(source.table) WHERE \(source.key.name) = ?", [key], operation: operation)
+            "SELECT \(source.columnList) FROM \(source.table) WHERE \(source.key.name) = ?", [key],
+            operation: operation)
         guard try statement.step() else { return nil }
-        let fields = read(source.columns, from: statement, startingAt: 0)
-        return LedgerChainEvent(
-            kind: kind, subject: subject, fields: source.startsWithSubject ? [.text(subject)] + fields : fields)
+        return source.event(kind, subject: subject, from: statement)
     }
 
     /// Reads `columns` from the current row of `statement`, the first one at column `offset`.

@@ -49,13 +49,12 @@ extension PostgresLedger {
         kind: LedgerChainEvent.Kind, subject: String, on connection: PostgresConnection
     ) async throws -> LedgerChainEvent? {
         guard let source = LedgerChainColumns.source(for: kind), let key = source.keyValue(subject) else { return nil }
-        let names = source.columns.map(\.name).joined(separator: ", ")
         guard
             let row = try await rows(
-                "SELECT \(names) FROM \(source.table) WHERE \(source.key.name) = ?", [key], on: connection
+                "SELECT \(source.columnList) FROM \(source.table) WHERE \(source.key.name) = ?", [key], on: connection
             ).first
         else { return nil }
-        return Self.event(kind, subject: subject, source: source, row: row)
+        return source.event(kind, subject: subject, from: row)
     }
 
     /// Runs `update` (an UPDATE of the one row `subject` names, without RETURNING) and, when it changed the row,
@@ -68,19 +67,11 @@ extension PostgresLedger {
         guard let source = LedgerChainColumns.source(for: kind) else {
             throw LedgerChain.noRow(kind, subject: subject, operation: operation, location: location)
         }
-        let names = source.columns.map(\.name).joined(separator: ", ")
-        guard let row = try await rows(update + " RETURNING \(names)", values, on: connection).first else { return false }
-        try await append(Self.event(kind, subject: subject, source: source, row: row), on: connection, operation: operation)
+        guard let row = try await rows(update + " RETURNING \(source.columnList)", values, on: connection).first else {
+            return false
+        }
+        try await append(source.event(kind, subject: subject, from: row), on: connection, operation: operation)
         return true
-    }
-
-    /// The event of `kind` about `subject` from a row holding `source`'s columns, in order.
-    private static func event(
-        _ kind: LedgerChainEvent.Kind, subject: String, source: LedgerChainColumns.Source, row: LedgerValueRow
-    ) -> LedgerChainEvent {
-        let fields = LedgerChainColumns.read(source.columns, from: row, startingAt: 0)
-        return LedgerChainEvent(
-            kind: kind, subject: subject, fields: source.startsWithSubject ? [.text(subject)] + fields : fields)
     }
 
     /// The chain's head as the writing transaction's own appends left it, so that each append after the first in
