@@ -8,16 +8,10 @@ import Synchronization
 extension PostgresLedger {
     /// Appends `event` after the current head, inside the caller's writing transaction (which holds the chain
     /// lock, so no other replica can append between this read of the head and the insert); on a checkpoint
-    /// interval also signs a checkpoint.
-    func append(_ event: LedgerChainEvent, on connection: PostgresConnection, operation: String) async throws {
-        try await insert(nil, appending: event, on: connection)
-    }
-
-    /// Appends `event` like ``append(_:on:operation:)``; with `row` (an INSERT of the row `event` describes,
-    /// without RETURNING), runs both in one statement, as a data-modifying WITH: one round trip for both, and
-    /// either both are stored or neither.
-    func insert(
-        _ row: (sql: String, values: [SQLiteStatement.Value])?, appending event: LedgerChainEvent,
+    /// interval also signs a checkpoint. With `row` (an INSERT of the row `event` describes, without RETURNING),
+    /// both are written by one statement, a data-modifying WITH: one round trip, and both are stored or neither.
+    func append(
+        _ event: LedgerChainEvent, inserting row: (sql: String, values: [SQLiteStatement.Value])? = nil,
         on connection: PostgresConnection
     ) async throws {
         let cache = Self.transactionHead
@@ -41,7 +35,7 @@ extension PostgresLedger {
         guard let event = try await currentEvent(kind: kind, subject: subject, on: connection) else {
             throw LedgerChain.noRow(kind, subject: subject, operation: operation, location: location)
         }
-        try await append(event, on: connection, operation: operation)
+        try await append(event, on: connection)
     }
 
     /// The event of `kind` about `subject` as its row holds it now (see `LedgerChainColumns.currentEvent`).
@@ -70,7 +64,7 @@ extension PostgresLedger {
         guard let row = try await rows(update + " RETURNING \(source.columnList)", values, on: connection).first else {
             return false
         }
-        try await append(source.event(kind, subject: subject, from: row), on: connection, operation: operation)
+        try await append(source.event(kind, subject: subject, from: row), on: connection)
         return true
     }
 
@@ -205,7 +199,7 @@ extension PostgresLedger {
         let operation = "record \(kind) \(subject)"
         let event = try LedgerChain.standaloneEvent(kind: kind, subject: subject, fields: fields, operation: operation)
         try await write(operation) { connection in
-            try await self.append(event, on: connection, operation: operation)
+            try await self.append(event, on: connection)
         }
     }
 }

@@ -15,8 +15,8 @@ extension PostgresLedger {
         let revoked = issuance.revokedAt != nil
         try await write(operation) { connection in
             if let token { try await self.consume(token, for: operation, on: connection) }
-            try await self.insert(
-                (IssuanceRecord.insertSQL, parameters), appending: .issuance(serial: issuance.serial, parameters: parameters),
+            try await self.append(
+                .issuance(serial: issuance.serial, parameters: parameters), inserting: (IssuanceRecord.insertSQL, parameters),
                 on: connection)
             if revoked {
                 try await self.appendCurrent(.revocation, subject: issuance.serial, on: connection, operation: operation)
@@ -30,7 +30,7 @@ extension PostgresLedger {
         try await write(operation) { connection in
             let id = try await self.rows(RejectionRecord.insertSQL + " RETURNING id", parameters, on: connection)
                 .first?.integer(0) ?? 0
-            try await self.append(.rejection(id: id, parameters: parameters), on: connection, operation: operation)
+            try await self.append(.rejection(id: id, parameters: parameters), on: connection)
         }
     }
 
@@ -75,8 +75,8 @@ extension PostgresLedger {
         let operation = "create join token \(token.id)"
         do {
             try await writeTransaction(operation) { connection in
-                try await self.insert(
-                    (token.insertSQL, parameters), appending: .tokenCreation(id: token.id, parameters: parameters),
+                try await self.append(
+                    .tokenCreation(id: token.id, parameters: parameters), inserting: (token.insertSQL, parameters),
                     on: connection)
                 if token.pinnedRootSHA256 != nil {
                     try await self.appendCurrent(.tokenPin, subject: token.id, on: connection, operation: operation)
