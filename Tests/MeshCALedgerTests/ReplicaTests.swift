@@ -257,46 +257,48 @@ struct PostgresLedgerTests {
 
     @Test("A group transaction takes at most 32 writes, so a busy replica holds the chain lock only briefly")
     func groupCommitLimit() async throws {
-        let ledger = try await freshLedger()
-        // A first write holds the flush for two seconds while 40 more queue behind it.
-        let first = try await holdFlush(of: ledger, seconds: 2)
-        let queued = Task { await concurrently(40) { index in try await ledger.record(.fixture(serial: String(format: "0d%02x", index))) } }
-        try await Wait.until("40 writes wait behind the first") { ledger.pendingWriteCount == 40 }
-        try await first.value
-        let outcomes = await queued.value
-        #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
-        #expect(ledger.groupCommitCount == 3, "one transaction for the first write, then 32 and 8")
-        #expect(try await ledger.allIssuances().count == 40)
-        await ledger.close()
+        try await withLedger(.postgres) { store in
+            let ledger = try #require(store as? PostgresLedger)
+            // A first write holds the flush while 40 more queue behind it.
+            let first = try await HeldFlush(of: ledger)
+            let queued = Task { await concurrently(40) { index in try await ledger.record(.fixture(serial: String(format: "0d%02x", index))) } }
+            try await Wait.until("40 writes wait behind the first") { ledger.pendingWriteCount == 40 }
+            try await first.release()
+            let outcomes = await queued.value
+            #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.failures)")
+            #expect(ledger.groupCommitCount == 3, "one transaction for the first write, then 32 and 8")
+            #expect(try await ledger.allIssuances().count == 40)
+        }
     }
 
     @Test("A write rolled back after it appended to the chain (its token used, then a duplicate serial) leaves the rest of its group transaction on an intact chain")
     func rolledBackAppendInGroup() async throws {
-        let ledger = try await freshLedger()
-        try await ledger.record(.fixture(serial: "0e01"))
-        let token = JoinTokenRecord.fixture(id: "7e01", maxUses: 1)
-        try await ledger.createToken(token)
-        // A first write holds the flush while three queue behind it, so they share one transaction: the second
-        // uses the token (an event) and is then refused for its duplicate serial, which undoes that event.
-        let first = try await holdFlush(of: ledger, seconds: 1)
-        let commitsBefore = ledger.groupCommitCount
-        async let before: Void = ledger.record(.fixture(serial: "0e02"))
-        try await Wait.until("the first queued write waits") { ledger.pendingWriteCount == 1 }
-        let duplicate = Task { try await ledger.record(.fixture(serial: "0e01"), consuming: token.use(at: at(60))) }
-        try await Wait.until("the duplicate waits") { ledger.pendingWriteCount == 2 }
-        async let after: Void = ledger.record(.fixture(serial: "0e03"))
-        try await Wait.until("all three wait") { ledger.pendingWriteCount == 3 }
-        try await first.value
-        try await before
-        let refused = await #expect(throws: LedgerError.self) { try await duplicate.value }
-        #expect(refused?.code == .duplicateSerial)
-        try await after
-        #expect(ledger.groupCommitCount == commitsBefore + 2, "the first write, then the three in one transaction")
-        #expect(try await ledger.token(id: token.id)?.uses == 0, "the refused write's token use was undone")
-        let report = try await ledger.verifyChain()
-        #expect(report.problems.isEmpty, "\(report.problems)")
-        #expect(report.eventCount == 4, "three issuances and the token's creation")
-        await ledger.close()
+        try await withLedger(.postgres) { store in
+            let ledger = try #require(store as? PostgresLedger)
+            try await ledger.record(.fixture(serial: "0e01"))
+            let token = JoinTokenRecord.fixture(id: "7e01", maxUses: 1)
+            try await ledger.createToken(token)
+            // A first write holds the flush while three queue behind it, so they share one transaction: the second
+            // uses the token (an event) and is then refused for its duplicate serial, which undoes that event.
+            let first = try await HeldFlush(of: ledger)
+            let commitsBefore = ledger.groupCommitCount
+            async let before: Void = ledger.record(.fixture(serial: "0e02"))
+            try await Wait.until("the first queued write waits") { ledger.pendingWriteCount == 1 }
+            let duplicate = Task { try await ledger.record(.fixture(serial: "0e01"), consuming: token.use(at: at(60))) }
+            try await Wait.until("the duplicate waits") { ledger.pendingWriteCount == 2 }
+            async let after: Void = ledger.record(.fixture(serial: "0e03"))
+            try await Wait.until("all three wait") { ledger.pendingWriteCount == 3 }
+            try await first.release()
+            try await before
+            let refused = await #expect(throws: LedgerError.self) { try await duplicate.value }
+            #expect(refused?.code == .duplicateSerial)
+            try await after
+            #expect(ledger.groupCommitCount == commitsBefore + 2, "the first write, then the three in one transaction")
+            #expect(try await ledger.token(id: token.id)?.uses == 0, "the refused write's token use was undone")
+            let report = try await ledger.verifyChain()
+            #expect(report.problems.isEmpty, "\(report.problems)")
+            #expect(report.eventCount == 4, "three issuances and the token's creation")
+        }
     }
 
     @Test("A lost connection: a read says nothing was changed, a write that it may have been recorded")
@@ -352,27 +354,6 @@ struct PostgresLedgerTests {
             #expect(try await ledger.issuance(serial: "0c01") != nil)
             await ledger.close()
         }
-    }
-
-    /// A ledger on a fresh database of the shared server.
-    func freshLedger() async throws -> PostgresLedger {
-        let server = try await PostgreSQLServer.shared
-        let configuration = try postgresConfiguration(server, database: try await server.createDatabase())
-        return try await PostgresLedger.open(configuration, checkpointSigner: nil, logger: testLogger)
-    }
-
-    /// Starts a write that keeps `ledger`'s group commit busy for `seconds` on the server, and returns once that
-    /// commit has begun: writes made next queue behind it and share the following transaction.
-    func holdFlush(of ledger: PostgresLedger, seconds: Int) async throws -> Task<Void, any Error> {
-        let started = Atomic(false)
-        let write = Task {
-            try await ledger.write("hold the flush") { connection in
-                started.store(true, ordering: .relaxed)
-                _ = try await ledger.rows("SELECT count(*) FROM (SELECT pg_sleep(\(seconds))) AS slept", on: connection)
-            }
-        }
-        try await Wait.until("the write holding the flush is being committed") { started.load(ordering: .relaxed) }
-        return write
     }
 
     /// Runs `body` with a PostgreSQL server of its own (the test stops it, so it must not be the shared one) and the
@@ -454,4 +435,31 @@ private final class ReadLog: Sendable {
 
     var counts: [Int] { state.withLock { $0.counts } }
     var failures: [LedgerError] { state.withLock { $0.failures } }
+}
+
+/// A group-commit write that keeps its ledger's flush busy, inside the group transaction, until ``release()``:
+/// writes made meanwhile queue behind it and share the next transaction.
+struct HeldFlush {
+    private let write: Task<Void, any Error>
+    private let gate: AsyncStream<Void>.Continuation
+
+    /// Starts the write and returns once its commit has begun.
+    init(of ledger: PostgresLedger) async throws {
+        let (opened, gate) = AsyncStream<Void>.makeStream()
+        let started = Atomic(false)
+        write = Task {
+            try await ledger.write("hold the flush") { _ in
+                started.store(true, ordering: .relaxed)
+                for await _ in opened {}
+            }
+        }
+        self.gate = gate
+        try await Wait.until("the write holding the flush is being committed") { started.load(ordering: .relaxed) }
+    }
+
+    /// Lets the write finish and waits until it has committed.
+    func release() async throws {
+        gate.finish()
+        try await write.value
+    }
 }
